@@ -1,0 +1,306 @@
+// Package storage defines Gatehouse's persistence contract: one interface per
+// aggregate, plain value types and sentinel errors. Backends (package
+// storage/sql for SQLite, PostgreSQL and MySQL/MariaDB) map their driver error
+// codes onto the sentinels, and run read-modify-write updates through an
+// updater func inside their own transaction, so callers never hold a
+// transaction themselves. Every backend runs the conformance suite in
+// storage/conformance.
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap driver errors so that errors.Is works.
+var (
+	// ErrNotFound: the row does not exist (or has expired where noted).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a unique key is taken (duplicate id, replayed jti, ...).
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrConflict: an updater lost a race and the change was not applied.
+	ErrConflict = errors.New("storage: conflict")
+)
+
+// Storage is everything the issuer persists.
+type Storage interface {
+	Clients() ClientStore
+	Keys() KeyStore
+	Tokens() TokenStore
+	Flows() FlowStore
+	LoginSessions() LoginSessionStore
+	ConsentSessions() ConsentSessionStore
+	Trust() TrustStore
+	Nonces() NonceStore
+
+	// Ping answers whether the database can be reached (used by /health/ready).
+	Ping(ctx context.Context) error
+	// Stats returns connection pool statistics for metrics; nil when unknown.
+	Stats() *PoolStats
+	Close() error
+}
+
+// PoolStats mirrors the parts of database/sql.DBStats exported as metrics.
+type PoolStats struct {
+	OpenConnections int
+	InUse           int
+	Idle            int
+	WaitCount       int64
+	WaitDuration    time.Duration
+}
+
+// ---------------------------------------------------------------- clients
+
+// Client is an OAuth 2.0 client as registered through the admin API or
+// dynamic client registration. Hydra's metadata names are kept in the JSON
+// form the API layer renders; this is the stored shape.
+type Client struct {
+	ID                  string
+	SecretHash          string   // hash of the current secret; empty for public clients
+	RotatedSecretHashes []string // hashes still accepted until rotation is finalised
+	Name                string
+	Owner               string
+	// Metadata holds every other client field (redirect_uris, grant_types,
+	// scope, jwks, lifespans, ...) as the API layer's JSON document. The
+	// storage layer does not interpret it.
+	Metadata json.RawMessage
+	// RegistrationAccessTokenHash is the hash of the RFC 7592 registration
+	// access token, when the client was registered dynamically.
+	RegistrationAccessTokenHash string
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
+}
+
+// ClientFilter selects clients for listing. Results are ordered by ID.
+type ClientFilter struct {
+	Name  string // exact client_name match when non-empty
+	Owner string // exact owner match when non-empty
+	After string // return clients with ID > After (keyset pagination)
+	Limit int    // maximum number of results; 0 means backend default (100)
+}
+
+type ClientStore interface {
+	Create(ctx context.Context, c Client) error // ErrAlreadyExists
+	Get(ctx context.Context, id string) (Client, error)
+	// Update loads the client, calls fn and stores the result in one
+	// transaction. The ID cannot be changed. fn's error aborts the update
+	// and is returned as is.
+	Update(ctx context.Context, id string, fn func(*Client) error) (Client, error)
+	Delete(ctx context.Context, id string) error
+	List(ctx context.Context, f ClientFilter) ([]Client, error)
+}
+
+// ---------------------------------------------------------------- keys
+
+// Key is one JSON Web Key of a named set. The private part is stored only as
+// ciphertext produced by the keys package (AES-256-GCM under the system
+// secret); the storage layer never sees a plaintext private key.
+type Key struct {
+	Set              string
+	KID              string
+	Alg              string
+	Use              string // "sig" or "enc"
+	PublicJWK        json.RawMessage
+	PrivateEncrypted []byte // nil for public-only keys (imported via PUT)
+	CreatedAt        time.Time
+}
+
+type KeyStore interface {
+	// Add stores keys in an existing or new set. ErrAlreadyExists if a
+	// (set, kid) pair is taken.
+	Add(ctx context.Context, keys ...Key) error
+	// Init stores keys as the initial content of set only if the set does
+	// not exist yet, atomically across replicas: of two processes calling
+	// Init at once on one database, exactly one returns created=true and
+	// the other created=false with no error.
+	Init(ctx context.Context, set string, keys []Key) (created bool, err error)
+	// List returns the keys of a set, newest first. ErrNotFound if the set
+	// has no keys.
+	List(ctx context.Context, set string) ([]Key, error)
+	Get(ctx context.Context, set, kid string) (Key, error)
+	// Replace atomically replaces the content of a set (PUT /admin/keys/{set}).
+	Replace(ctx context.Context, set string, keys []Key) error
+	Delete(ctx context.Context, set, kid string) error
+	DeleteSet(ctx context.Context, set string) error
+	Sets(ctx context.Context) ([]string, error)
+}
+
+// ---------------------------------------------------------------- tokens
+
+// TokenKind separates the token tables' namespaces.
+type TokenKind string
+
+const (
+	KindAccessToken       TokenKind = "access_token"
+	KindRefreshToken      TokenKind = "refresh_token"
+	KindAuthorizationCode TokenKind = "authorization_code"
+	KindOIDCSession       TokenKind = "oidc"
+	KindPKCE              TokenKind = "pkce"
+)
+
+// Token is an issued credential. Signature is the primary key: for opaque
+// tokens the HMAC signature part (the token itself is never stored), for JWT
+// access tokens a hash of the jti.
+type Token struct {
+	Kind      TokenKind
+	Signature string
+	// RequestID ties together every token issued from one grant (a code,
+	// its access and refresh tokens and every rotation), so that the whole
+	// chain can be revoked at once (RFC 6749 §4.1.2, §10.4).
+	RequestID string
+	ClientID  string
+	Subject   string
+	Active    bool
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// Data is the grant session owned by the oauth2 package (scopes,
+	// audience, extra claims, ...), stored as JSON.
+	Data json.RawMessage
+}
+
+type TokenStore interface {
+	Create(ctx context.Context, t Token) error // ErrAlreadyExists
+	Get(ctx context.Context, kind TokenKind, signature string) (Token, error)
+	// Update runs a read-modify-write of one token in a transaction (used
+	// to mark codes and refresh tokens used exactly once: concurrent
+	// callers are serialised, the loser sees the winner's change).
+	Update(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error) (Token, error)
+	Delete(ctx context.Context, kind TokenKind, signature string) error
+	// RevokeRequest deactivates every token of every kind with this request ID.
+	RevokeRequest(ctx context.Context, requestID string) error
+	// RevokeClient deactivates every token issued to a client.
+	RevokeClient(ctx context.Context, clientID string) (int64, error)
+	// FlushExpired deletes at most limit tokens that expired before
+	// `before` (or were revoked before it) and returns how many it deleted.
+	// Callers loop until it returns less than limit; each call is one short
+	// transaction so tables are never locked for long.
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ---------------------------------------------------------------- flows
+
+// FlowKind is the kind of a login, consent or logout challenge.
+type FlowKind string
+
+const (
+	FlowLogin   FlowKind = "login"
+	FlowConsent FlowKind = "consent"
+	FlowLogout  FlowKind = "logout"
+)
+
+// Flow is one challenge handed to the login/consent/logout app. Its ID is the
+// challenge. The flow package owns the meaning of Status and Data.
+type Flow struct {
+	Kind      FlowKind
+	ID        string
+	ClientID  string
+	Subject   string
+	SessionID string // login session id (sid)
+	Status    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	Data      json.RawMessage
+}
+
+type FlowStore interface {
+	Create(ctx context.Context, f Flow) error
+	// Get returns ErrNotFound for unknown challenges of that kind.
+	Get(ctx context.Context, kind FlowKind, id string) (Flow, error)
+	Update(ctx context.Context, kind FlowKind, id string, fn func(*Flow) error) (Flow, error)
+	Delete(ctx context.Context, kind FlowKind, id string) error
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ---------------------------------------------------------------- sessions
+
+// LoginSession is the browser's authentication session at the issuer (the
+// OpenID Connect "sid").
+type LoginSession struct {
+	ID              string
+	Subject         string
+	AuthenticatedAt time.Time
+	Remember        bool
+	ExpiresAt       time.Time
+	Data            json.RawMessage
+}
+
+type LoginSessionStore interface {
+	Create(ctx context.Context, s LoginSession) error
+	Get(ctx context.Context, id string) (LoginSession, error)
+	Update(ctx context.Context, id string, fn func(*LoginSession) error) (LoginSession, error)
+	Delete(ctx context.Context, id string) error
+	ListBySubject(ctx context.Context, subject string) ([]LoginSession, error)
+	DeleteBySubject(ctx context.Context, subject string) (int64, error)
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ConsentSession is a consent granted by a subject to a client.
+type ConsentSession struct {
+	ID              string // the consent challenge it was granted on
+	Subject         string
+	ClientID        string
+	LoginSessionID  string
+	Remember        bool
+	GrantedScope    []string
+	GrantedAudience []string
+	HandledAt       time.Time
+	ExpiresAt       time.Time // zero: never (remember_for=0)
+	Data            json.RawMessage
+}
+
+// ConsentFilter selects consent sessions; empty fields match anything.
+type ConsentFilter struct {
+	Subject        string
+	ClientID       string
+	LoginSessionID string
+}
+
+type ConsentSessionStore interface {
+	Create(ctx context.Context, c ConsentSession) error
+	Get(ctx context.Context, id string) (ConsentSession, error)
+	// List returns matching sessions, newest HandledAt first.
+	List(ctx context.Context, f ConsentFilter) ([]ConsentSession, error)
+	// Delete removes matching sessions and returns how many.
+	Delete(ctx context.Context, f ConsentFilter) (int64, error)
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ---------------------------------------------------------------- trust
+
+// TrustedIssuer is an RFC 7523 JWT bearer grant trust relationship (Hydra's
+// /admin/trust/grants/jwt-bearer/issuers).
+type TrustedIssuer struct {
+	ID              string
+	Issuer          string
+	Subject         string // empty when AllowAnySubject
+	AllowAnySubject bool
+	Scope           []string
+	KeySet          string
+	KeyID           string
+	PublicKey       json.RawMessage // the issuer's public JWK
+	ExpiresAt       time.Time
+	CreatedAt       time.Time
+}
+
+type TrustStore interface {
+	Create(ctx context.Context, t TrustedIssuer) error // ErrAlreadyExists on (issuer, subject, key id)
+	Get(ctx context.Context, id string) (TrustedIssuer, error)
+	List(ctx context.Context, issuer string) ([]TrustedIssuer, error) // issuer "" lists all
+	Delete(ctx context.Context, id string) error
+	// Find returns the unexpired grants for an assertion's issuer and subject
+	// (subject matches exactly or the grant allows any subject).
+	Find(ctx context.Context, issuer, subject string, now time.Time) ([]TrustedIssuer, error)
+}
+
+// ---------------------------------------------------------------- nonces
+
+// NonceStore remembers one-time values (JWT jti of client assertions and
+// jwt-bearer grants) until they expire, to reject replays.
+type NonceStore interface {
+	// Use records key until expiresAt. ErrAlreadyExists if the key was
+	// already used and has not expired.
+	Use(ctx context.Context, key string, expiresAt time.Time) error
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
