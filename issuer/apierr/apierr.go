@@ -1,0 +1,181 @@
+// Package apierr holds the error values of Gatehouse's HTTP APIs. An Error
+// carries the client-facing code and description separately from its
+// internal cause: the cause is logged, never sent. Errors are written to the
+// wire in exactly one place, httpx.WriteError.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// Error is an API error value. The zero Status means 400.
+type Error struct {
+	// Code is the protocol error code ("invalid_request", "invalid_client", ...).
+	Code string `json:"error"`
+	// Description is human-readable and safe to show to the client.
+	Description string `json:"error_description,omitempty"`
+	// Status is the HTTP status written with the error.
+	Status int `json:"-"`
+	// Header holds response headers to add (e.g. WWW-Authenticate).
+	Header http.Header `json:"-"`
+	// Cause is the internal reason, logged but never written to the wire.
+	Cause error `json:"-"`
+}
+
+func (e *Error) Error() string {
+	s := e.Code
+	if e.Description != "" {
+		s += ": " + e.Description
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// StatusCode returns the HTTP status, defaulting to 400.
+func (e *Error) StatusCode() int {
+	if e.Status == 0 {
+		return http.StatusBadRequest
+	}
+	return e.Status
+}
+
+// WithCause returns a copy of e carrying an internal cause.
+func (e *Error) WithCause(err error) *Error {
+	c := *e
+	c.Cause = err
+	return &c
+}
+
+// WithDescription returns a copy of e with a formatted client-facing description.
+func (e *Error) WithDescription(format string, args ...any) *Error {
+	c := *e
+	c.Description = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// WithHeader returns a copy of e that adds a response header.
+func (e *Error) WithHeader(key, value string) *Error {
+	c := *e
+	c.Header = e.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header.Set(key, value)
+	return &c
+}
+
+func newErr(code string, status int, format string, args ...any) *Error {
+	return &Error{Code: code, Status: status, Description: fmt.Sprintf(format, args...)}
+}
+
+// RFC 6749 §5.2 and §4.1.2.1, RFC 7009, RFC 7591 §3.2.2, RFC 6750 §3.1,
+// OpenID Connect Core §3.1.2.6 error constructors.
+
+func InvalidRequest(format string, args ...any) *Error {
+	return newErr("invalid_request", http.StatusBadRequest, format, args...)
+}
+func InvalidClient(format string, args ...any) *Error {
+	return newErr("invalid_client", http.StatusUnauthorized, format, args...)
+}
+func InvalidGrant(format string, args ...any) *Error {
+	return newErr("invalid_grant", http.StatusBadRequest, format, args...)
+}
+func UnauthorizedClient(format string, args ...any) *Error {
+	return newErr("unauthorized_client", http.StatusBadRequest, format, args...)
+}
+func UnsupportedGrantType(format string, args ...any) *Error {
+	return newErr("unsupported_grant_type", http.StatusBadRequest, format, args...)
+}
+func UnsupportedResponseType(format string, args ...any) *Error {
+	return newErr("unsupported_response_type", http.StatusBadRequest, format, args...)
+}
+func UnsupportedTokenType(format string, args ...any) *Error {
+	return newErr("unsupported_token_type", http.StatusBadRequest, format, args...)
+}
+func InvalidScope(format string, args ...any) *Error {
+	return newErr("invalid_scope", http.StatusBadRequest, format, args...)
+}
+func AccessDenied(format string, args ...any) *Error {
+	return newErr("access_denied", http.StatusForbidden, format, args...)
+}
+func InvalidToken(format string, args ...any) *Error {
+	return newErr("invalid_token", http.StatusUnauthorized, format, args...)
+}
+func InsufficientScope(format string, args ...any) *Error {
+	return newErr("insufficient_scope", http.StatusForbidden, format, args...)
+}
+func InvalidRedirectURI(format string, args ...any) *Error {
+	return newErr("invalid_redirect_uri", http.StatusBadRequest, format, args...)
+}
+func InvalidClientMetadata(format string, args ...any) *Error {
+	return newErr("invalid_client_metadata", http.StatusBadRequest, format, args...)
+}
+func LoginRequired(format string, args ...any) *Error {
+	return newErr("login_required", http.StatusBadRequest, format, args...)
+}
+func ConsentRequired(format string, args ...any) *Error {
+	return newErr("consent_required", http.StatusBadRequest, format, args...)
+}
+func InteractionRequired(format string, args ...any) *Error {
+	return newErr("interaction_required", http.StatusBadRequest, format, args...)
+}
+func RequestNotSupported(format string, args ...any) *Error {
+	return newErr("request_not_supported", http.StatusBadRequest, format, args...)
+}
+func InvalidRequestObject(format string, args ...any) *Error {
+	return newErr("invalid_request_object", http.StatusBadRequest, format, args...)
+}
+func NotFound(format string, args ...any) *Error {
+	return newErr("not_found", http.StatusNotFound, format, args...)
+}
+func Conflict(format string, args ...any) *Error {
+	return newErr("conflict", http.StatusConflict, format, args...)
+}
+func MethodNotAllowed(format string, args ...any) *Error {
+	return newErr("method_not_allowed", http.StatusMethodNotAllowed, format, args...)
+}
+func Unauthorized(format string, args ...any) *Error {
+	return newErr("unauthorized", http.StatusUnauthorized, format, args...)
+}
+func Forbidden(format string, args ...any) *Error {
+	return newErr("forbidden", http.StatusForbidden, format, args...)
+}
+func RequestTooLarge(format string, args ...any) *Error {
+	return newErr("request_too_large", http.StatusRequestEntityTooLarge, format, args...)
+}
+func Unavailable(format string, args ...any) *Error {
+	return newErr("temporarily_unavailable", http.StatusServiceUnavailable, format, args...)
+}
+
+// ServerError hides cause from the client.
+func ServerError(cause error) *Error {
+	return &Error{Code: "server_error", Status: http.StatusInternalServerError,
+		Description: "The server encountered an internal error.", Cause: cause}
+}
+
+// From converts any error into an *Error: *Error values pass through,
+// storage sentinels become 404/409, anything else is a server_error whose
+// cause is kept for the log.
+func From(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return NotFound("Unable to locate the requested resource").WithCause(err)
+	case errors.Is(err, storage.ErrAlreadyExists):
+		return Conflict("The resource already exists").WithCause(err)
+	case errors.Is(err, storage.ErrConflict):
+		return Conflict("The resource was changed concurrently, retry the request").WithCause(err)
+	}
+	return ServerError(err)
+}
