@@ -1,0 +1,465 @@
+// Package config is the issuer's typed configuration: a plain struct with
+// Hydra's key names, defaults, and Validate. Loading from a YAML file and
+// environment variables (Hydra's names: the key path upper-cased with
+// underscores, e.g. serve.public.port -> SERVE_PUBLIC_PORT) is done by Load,
+// which only the binary calls; library constructors never read the
+// environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole issuer configuration. Struct tags: `yaml` is the key
+// segment, `doc` the one-line meaning rendered into docs/configuration.md.
+type Config struct {
+	DSN        string     `yaml:"dsn" doc:"Database: memory, sqlite:///path/db.sqlite, postgres://..., cockroach://... (PostgreSQL dialect) or mysql://user:pass@tcp(host:3306)/db."`
+	Serve      Serve      `yaml:"serve"`
+	Secrets    Secrets    `yaml:"secrets"`
+	URLs       URLs       `yaml:"urls"`
+	Strategies Strategies `yaml:"strategies"`
+	TTL        TTL        `yaml:"ttl"`
+	OAuth2     OAuth2     `yaml:"oauth2"`
+	OIDC       OIDC       `yaml:"oidc"`
+	Clients    Clients    `yaml:"clients"`
+	Keys       Keys       `yaml:"keys"`
+	Log        Log        `yaml:"log"`
+
+	// Dev and DangerousForceHTTP come from command-line flags only.
+	Dev                bool `yaml:"-"`
+	DangerousForceHTTP bool `yaml:"-"`
+}
+
+type Serve struct {
+	Public  Listener `yaml:"public"`
+	Admin   Listener `yaml:"admin"`
+	Cookies Cookies  `yaml:"cookies"`
+}
+
+type Listener struct {
+	Host    string         `yaml:"host" doc:"Interface to listen on, or unix:/path/to/socket for a UNIX socket."`
+	Port    int            `yaml:"port" doc:"TCP port."`
+	Socket  Socket         `yaml:"socket"`
+	CORS    CORS           `yaml:"cors"`
+	Timeout ServerTimeouts `yaml:"request_timeout"`
+}
+
+type ServerTimeouts struct {
+	Read  time.Duration `yaml:"read" doc:"Maximum time to read a whole request, headers and body."`
+	Write time.Duration `yaml:"write" doc:"Maximum time to write a response."`
+	Idle  time.Duration `yaml:"idle" doc:"Keep-alive connections idle longer than this are closed."`
+}
+
+type Socket struct {
+	Owner string `yaml:"owner" doc:"Owner (user name or uid) of the UNIX socket."`
+	Group string `yaml:"group" doc:"Group (name or gid) of the UNIX socket."`
+	Mode  int    `yaml:"mode" doc:"File mode of the UNIX socket, e.g. 0660 (YAML octal) or 432."`
+}
+
+type CORS struct {
+	Enabled          bool     `yaml:"enabled" doc:"Answer CORS requests on this listener."`
+	AllowedOrigins   []string `yaml:"allowed_origins" doc:"Origins allowed (comma-separated in the environment); * allows any. Clients' allowed_cors_origins are added on the public listener."`
+	AllowedMethods   []string `yaml:"allowed_methods" doc:"Methods allowed in CORS requests."`
+	AllowedHeaders   []string `yaml:"allowed_headers" doc:"Request headers allowed in CORS requests."`
+	ExposedHeaders   []string `yaml:"exposed_headers" doc:"Response headers exposed to CORS callers."`
+	AllowCredentials bool     `yaml:"allow_credentials" doc:"Send Access-Control-Allow-Credentials: true."`
+	MaxAge           int      `yaml:"max_age" doc:"Seconds a preflight answer may be cached."`
+}
+
+type Cookies struct {
+	SameSiteMode string      `yaml:"same_site_mode" doc:"SameSite attribute of the issuer's cookies: Strict, Lax or None (None requires https)."`
+	Domain       string      `yaml:"domain" doc:"Domain attribute of the issuer's cookies (empty: host-only)."`
+	Secure       *bool       `yaml:"secure" doc:"Force the Secure attribute (default: true unless --dev on http)."`
+	Names        CookieNames `yaml:"names"`
+}
+
+type CookieNames struct {
+	LoginCSRF   string `yaml:"login_csrf" doc:"Name of the login CSRF cookie (prefix it to avoid clashes with a login app on the same host)."`
+	ConsentCSRF string `yaml:"consent_csrf" doc:"Name of the consent CSRF cookie."`
+	Session     string `yaml:"session" doc:"Name of the login session cookie."`
+}
+
+type Secrets struct {
+	System []string `yaml:"system" doc:"System secrets, comma-separated, each at least 16 bytes: the first encrypts and signs, all decrypt and verify (rotation). Required unless --dev."`
+	Cookie []string `yaml:"cookie" doc:"Cookie secrets, same rotation rule; defaults to the system secrets."`
+}
+
+type URLs struct {
+	Self               SelfURLs `yaml:"self"`
+	Login              string   `yaml:"login" doc:"URL of the login app (receives ?login_challenge=)."`
+	Consent            string   `yaml:"consent" doc:"URL of the consent app (receives ?consent_challenge=)."`
+	Logout             string   `yaml:"logout" doc:"URL of the logout app (receives ?logout_challenge=)."`
+	Error              string   `yaml:"error" doc:"URL of the error page (receives ?error=&error_description=)."`
+	PostLogoutRedirect string   `yaml:"post_logout_redirect" doc:"Where the browser goes after logout when the client named no post_logout_redirect_uri."`
+	Introspection      string   `yaml:"introspection" doc:"When set, advertised as introspection_endpoint in discovery (e.g. the sidecar's /introspect)."`
+}
+
+type SelfURLs struct {
+	Issuer string `yaml:"issuer" doc:"Issuer identifier (iss claim, discovery). Required unless --dev (then http://127.0.0.1:<public port>)."`
+	Public string `yaml:"public" doc:"Public base URL, when it differs from the issuer."`
+	Admin  string `yaml:"admin" doc:"Admin base URL (used in Link headers and redirects of admin responses)."`
+}
+
+type Strategies struct {
+	AccessToken string      `yaml:"access_token" doc:"Access token format: opaque or jwt."`
+	Scope       string      `yaml:"scope" doc:"Scope matching: exact or wildcard (foo.* grants foo.bar)."`
+	JWT         JWTStrategy `yaml:"jwt"`
+}
+
+type JWTStrategy struct {
+	ScopeClaim string `yaml:"scope_claim" doc:"How JWT access tokens carry scopes: both (scope string and scp array), string (RFC 9068 scope) or list (Hydra's scp)."`
+}
+
+type TTL struct {
+	AccessToken         time.Duration `yaml:"access_token" doc:"Access token lifetime (Go duration, e.g. 1h)."`
+	RefreshToken        time.Duration `yaml:"refresh_token" doc:"Refresh token lifetime (-1 or 0: never expires is not allowed; use a long duration)."`
+	IDToken             time.Duration `yaml:"id_token" doc:"ID token lifetime."`
+	AuthCode            time.Duration `yaml:"auth_code" doc:"Authorization code lifetime."`
+	LoginConsentRequest time.Duration `yaml:"login_consent_request" doc:"Lifetime of login, consent and logout challenges."`
+}
+
+type OAuth2 struct {
+	Hashers               Hashers     `yaml:"hashers"`
+	PKCE                  PKCE        `yaml:"pkce"`
+	Grant                 Grant       `yaml:"grant"`
+	AllowedTopLevelClaims []string    `yaml:"allowed_top_level_claims" doc:"Session claims copied to the top level of JWT access tokens (they are always under ext)."`
+	MirrorTopLevelClaims  bool        `yaml:"mirror_top_level_claims" doc:"Keep allowed top-level claims under ext as well."`
+	ClientIDInAudience    bool        `yaml:"client_id_in_audience" doc:"Add the client id to the aud of JWT access tokens (for gateways that match it)."`
+	SecretCache           SecretCache `yaml:"client_secret_cache"`
+}
+
+type SecretCache struct {
+	Enabled bool          `yaml:"enabled" doc:"Remember a successful client secret verification (keyed by a MAC of id and secret) so repeated requests skip the slow hash."`
+	TTL     time.Duration `yaml:"ttl" doc:"How long a remembered verification lives; it is also dropped when the client changes."`
+}
+
+type Hashers struct {
+	Algorithm string `yaml:"algorithm" doc:"Client secret hasher: pbkdf2 or bcrypt."`
+	BCrypt    BCrypt `yaml:"bcrypt"`
+	PBKDF2    PBKDF2 `yaml:"pbkdf2"`
+}
+
+type BCrypt struct {
+	Cost int `yaml:"cost" doc:"bcrypt cost (4-31)."`
+}
+
+type PBKDF2 struct {
+	Iterations int `yaml:"iterations" doc:"PBKDF2-HMAC-SHA256 iterations."`
+}
+
+type PKCE struct {
+	Enforced                 bool `yaml:"enforced" doc:"Require PKCE for every authorization code flow."`
+	EnforcedForPublicClients bool `yaml:"enforced_for_public_clients" doc:"Require PKCE for public clients (token_endpoint_auth_method none)."`
+	AllowPlain               bool `yaml:"allow_plain" doc:"Accept code_challenge_method=plain (S256 is always accepted)."`
+}
+
+type Grant struct {
+	RefreshToken RefreshTokenGrant `yaml:"refresh_token"`
+	JWT          JWTGrant          `yaml:"jwt"`
+}
+
+type RefreshTokenGrant struct {
+	RotationGracePeriod time.Duration `yaml:"rotation_grace_period" doc:"A used refresh token may be reused within this period without revoking the chain (0: never)."`
+}
+
+type JWTGrant struct {
+	JTIOptional bool          `yaml:"jti_optional" doc:"Accept RFC 7523 assertions without jti (replay protection off)."`
+	IATOptional bool          `yaml:"iat_optional" doc:"Accept RFC 7523 assertions without iat."`
+	MaxTTL      time.Duration `yaml:"max_ttl" doc:"Longest accepted lifetime (exp minus now) of an RFC 7523 assertion."`
+}
+
+type OIDC struct {
+	SubjectIdentifiers        SubjectIdentifiers  `yaml:"subject_identifiers"`
+	DynamicClientRegistration DynamicRegistration `yaml:"dynamic_client_registration"`
+}
+
+type SubjectIdentifiers struct {
+	SupportedTypes []string `yaml:"supported_types" doc:"Subject types offered: public, pairwise."`
+	Pairwise       Pairwise `yaml:"pairwise"`
+}
+
+type Pairwise struct {
+	Salt string `yaml:"salt" doc:"Salt of pairwise subject identifiers (required when pairwise is supported)."`
+}
+
+type DynamicRegistration struct {
+	Enabled      bool     `yaml:"enabled" doc:"Serve RFC 7591/7592 dynamic client registration at /oauth2/register on the public port."`
+	DefaultScope []string `yaml:"default_scope" doc:"Scope given to dynamically registered clients that ask for none."`
+}
+
+type Clients struct {
+	HTTP ClientsHTTP `yaml:"http"`
+}
+
+type ClientsHTTP struct {
+	DisallowPrivateIPRanges  bool     `yaml:"disallow_private_ip_ranges" doc:"Refuse outbound fetches (jwks_uri, sector_identifier_uri, back-channel logout) to private, loopback and link-local addresses (SSRF guard)."`
+	PrivateIPPrefixAllowList []string `yaml:"private_ip_prefix_allow_list" doc:"CIDR prefixes exempt from the SSRF guard."`
+}
+
+type Keys struct {
+	Algorithm string `yaml:"algorithm" doc:"Algorithm of generated signing keys: RS256 (default; APISIX verifies only RSA), ES256 or EdDSA."`
+	RSABits   int    `yaml:"rsa_bits" doc:"RSA key size in bits (2048 to 8192)."`
+}
+
+type Log struct {
+	Level  string `yaml:"level" doc:"Log level: debug, info, warn, error."`
+	Format string `yaml:"format" doc:"Log format: json or text (default json, text with --dev)."`
+}
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	return Config{
+		Serve: Serve{
+			Public: Listener{Host: "", Port: 4444, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
+				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
+					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}, MaxAge: 0}},
+			Admin: Listener{Host: "", Port: 4445, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
+				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
+					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}}},
+			Cookies: Cookies{SameSiteMode: "Lax", Names: CookieNames{
+				LoginCSRF: "gatehouse_login_csrf", ConsentCSRF: "gatehouse_consent_csrf", Session: "gatehouse_session"}},
+		},
+		Strategies: Strategies{AccessToken: "opaque", Scope: "wildcard", JWT: JWTStrategy{ScopeClaim: "both"}},
+		TTL: TTL{AccessToken: time.Hour, RefreshToken: 720 * time.Hour, IDToken: time.Hour,
+			AuthCode: 10 * time.Minute, LoginConsentRequest: 30 * time.Minute},
+		OAuth2: OAuth2{
+			Hashers:     Hashers{Algorithm: "pbkdf2", BCrypt: BCrypt{Cost: 10}, PBKDF2: PBKDF2{Iterations: 25000}},
+			PKCE:        PKCE{EnforcedForPublicClients: true, AllowPlain: true},
+			Grant:       Grant{JWT: JWTGrant{MaxTTL: 720 * time.Hour}},
+			SecretCache: SecretCache{Enabled: true, TTL: 10 * time.Minute},
+		},
+		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
+			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
+		Keys: Keys{Algorithm: "RS256", RSABits: 2048},
+		Log:  Log{Level: "info"},
+	}
+}
+
+// Error is a validation error naming the offending key.
+type Error struct {
+	Key    string // environment variable name, e.g. TTL_ACCESS_TOKEN
+	Path   string // YAML path, e.g. ttl.access_token
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("configuration key %s (%s): %s", e.Key, e.Path, e.Reason)
+}
+
+func keyErr(path, format string, args ...any) *Error {
+	return &Error{Key: EnvName(path), Path: path, Reason: fmt.Sprintf(format, args...)}
+}
+
+// EnvName turns a YAML path into Hydra's environment variable name.
+func EnvName(path string) string {
+	return strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+// Validate checks every value and fills derived defaults (issuer in dev
+// mode, log format, cookie secrets). It returns all problems joined.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(e *Error) { errs = append(errs, e) }
+
+	if c.DSN == "" {
+		add(keyErr("dsn", "must be set (use DSN=memory for a throwaway database)"))
+	}
+	for _, l := range []struct {
+		name string
+		l    *Listener
+	}{{"serve.public", &c.Serve.Public}, {"serve.admin", &c.Serve.Admin}} {
+		if !strings.HasPrefix(l.l.Host, "unix:") && (l.l.Port < 0 || l.l.Port > 65535) {
+			add(keyErr(l.name+".port", "must be between 0 and 65535, got %d", l.l.Port))
+		}
+		if strings.HasPrefix(l.l.Host, "unix:") && strings.TrimPrefix(l.l.Host, "unix:") == "" {
+			add(keyErr(l.name+".host", "unix: needs a socket path, e.g. unix:/run/gatehouse/admin.sock"))
+		}
+		if l.l.Socket.Mode < 0 || l.l.Socket.Mode > 0o777 {
+			add(keyErr(l.name+".socket.mode", "must be a file mode between 0 and 0777"))
+		}
+	}
+	if !slices.Contains([]string{"Strict", "Lax", "None"}, c.Serve.Cookies.SameSiteMode) {
+		add(keyErr("serve.cookies.same_site_mode", "must be Strict, Lax or None, got %q", c.Serve.Cookies.SameSiteMode))
+	}
+	if len(c.Secrets.System) == 0 && !c.Dev {
+		add(keyErr("secrets.system", "must be set in production (at least one secret of 16 bytes or more); --dev generates an ephemeral one"))
+	}
+	for i, s := range c.Secrets.System {
+		if len(s) < 16 {
+			add(keyErr("secrets.system", "secret #%d is %d bytes long, at least 16 are required", i+1, len(s)))
+		}
+	}
+	for i, s := range c.Secrets.Cookie {
+		if len(s) < 16 {
+			add(keyErr("secrets.cookie", "secret #%d is %d bytes long, at least 16 are required", i+1, len(s)))
+		}
+	}
+	if c.URLs.Self.Issuer == "" {
+		if c.Dev {
+			c.URLs.Self.Issuer = fmt.Sprintf("http://127.0.0.1:%d", c.Serve.Public.Port)
+		} else {
+			add(keyErr("urls.self.issuer", "must be set, e.g. https://auth.example.com"))
+		}
+	}
+	if c.URLs.Self.Issuer != "" {
+		if err := c.checkIssuer(); err != nil {
+			add(err)
+		}
+	}
+	for _, u := range []struct{ path, v string }{
+		{"urls.self.public", c.URLs.Self.Public}, {"urls.self.admin", c.URLs.Self.Admin},
+		{"urls.login", c.URLs.Login}, {"urls.consent", c.URLs.Consent}, {"urls.logout", c.URLs.Logout},
+		{"urls.error", c.URLs.Error}, {"urls.post_logout_redirect", c.URLs.PostLogoutRedirect},
+		{"urls.introspection", c.URLs.Introspection},
+	} {
+		if u.v == "" {
+			continue
+		}
+		if p, err := url.Parse(u.v); err != nil || !p.IsAbs() || p.Host == "" {
+			add(keyErr(u.path, "must be an absolute URL, got %q", u.v))
+		}
+	}
+	if !slices.Contains([]string{"opaque", "jwt"}, c.Strategies.AccessToken) {
+		add(keyErr("strategies.access_token", "must be opaque or jwt, got %q", c.Strategies.AccessToken))
+	}
+	if !slices.Contains([]string{"exact", "wildcard"}, c.Strategies.Scope) {
+		add(keyErr("strategies.scope", "must be exact or wildcard, got %q", c.Strategies.Scope))
+	}
+	if !slices.Contains([]string{"both", "string", "list"}, c.Strategies.JWT.ScopeClaim) {
+		add(keyErr("strategies.jwt.scope_claim", "must be both, string or list, got %q", c.Strategies.JWT.ScopeClaim))
+	}
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{{"ttl.access_token", c.TTL.AccessToken}, {"ttl.refresh_token", c.TTL.RefreshToken}, {"ttl.id_token", c.TTL.IDToken},
+		{"ttl.auth_code", c.TTL.AuthCode}, {"ttl.login_consent_request", c.TTL.LoginConsentRequest},
+		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL}} {
+		if d.v <= 0 {
+			add(keyErr(d.path, "must be a positive duration such as 30m or 1h, got %s", d.v))
+		}
+	}
+	if c.OAuth2.Grant.RefreshToken.RotationGracePeriod < 0 || c.OAuth2.Grant.RefreshToken.RotationGracePeriod > 5*time.Minute {
+		add(keyErr("oauth2.grant.refresh_token.rotation_grace_period", "must be between 0 and 5m"))
+	}
+	if c.OAuth2.SecretCache.TTL < 0 {
+		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))
+	}
+	switch c.OAuth2.Hashers.Algorithm {
+	case "pbkdf2", "bcrypt":
+	default:
+		add(keyErr("oauth2.hashers.algorithm", "must be pbkdf2 or bcrypt, got %q", c.OAuth2.Hashers.Algorithm))
+	}
+	if c.OAuth2.Hashers.BCrypt.Cost < 4 || c.OAuth2.Hashers.BCrypt.Cost > 31 {
+		add(keyErr("oauth2.hashers.bcrypt.cost", "must be between 4 and 31, got %d", c.OAuth2.Hashers.BCrypt.Cost))
+	}
+	if c.OAuth2.Hashers.PBKDF2.Iterations < 1 {
+		add(keyErr("oauth2.hashers.pbkdf2.iterations", "must be at least 1, got %d", c.OAuth2.Hashers.PBKDF2.Iterations))
+	}
+	for _, t := range c.OIDC.SubjectIdentifiers.SupportedTypes {
+		if t != "public" && t != "pairwise" {
+			add(keyErr("oidc.subject_identifiers.supported_types", "unknown subject type %q (public, pairwise)", t))
+		}
+	}
+	if slices.Contains(c.OIDC.SubjectIdentifiers.SupportedTypes, "pairwise") && len(c.OIDC.SubjectIdentifiers.Pairwise.Salt) < 8 {
+		add(keyErr("oidc.subject_identifiers.pairwise.salt", "must be at least 8 bytes when pairwise subjects are supported"))
+	}
+	for _, p := range c.Clients.HTTP.PrivateIPPrefixAllowList {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			add(keyErr("clients.http.private_ip_prefix_allow_list", "%q is not a CIDR prefix", p))
+		}
+	}
+	switch c.Keys.Algorithm {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		add(keyErr("keys.algorithm", "must be RS256, ES256 or EdDSA, got %q", c.Keys.Algorithm))
+	}
+	if c.Keys.RSABits < 2048 || c.Keys.RSABits > 8192 {
+		add(keyErr("keys.rsa_bits", "must be between 2048 and 8192, got %d", c.Keys.RSABits))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		add(keyErr("log.level", "must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+		if c.Dev {
+			c.Log.Format = "text"
+		}
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		add(keyErr("log.format", "must be json or text, got %q", c.Log.Format))
+	}
+	if len(c.Secrets.Cookie) == 0 {
+		c.Secrets.Cookie = c.Secrets.System
+	}
+	return errors.Join(errs...)
+}
+
+// checkIssuer enforces an absolute issuer URL without query or fragment
+// (OpenID Connect Discovery §3) and refuses plain http on a non-loopback host
+// unless --dev or --dangerous-force-http.
+func (c *Config) checkIssuer() *Error {
+	u, err := url.Parse(c.URLs.Self.Issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return keyErr("urls.self.issuer", "must be an absolute URL, got %q", c.URLs.Self.Issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return keyErr("urls.self.issuer", "must not contain a query or fragment")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !c.Dev && !c.DangerousForceHTTP && !IsLoopbackHost(u.Hostname()) {
+			return keyErr("urls.self.issuer", "http:// on a non-loopback host is refused; use https, or --dangerous-force-http behind a TLS-terminating proxy")
+		}
+	default:
+		return keyErr("urls.self.issuer", "scheme must be https (or http for loopback/dev), got %q", u.Scheme)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host names the local machine.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// IssuerURL returns the issuer without a trailing slash, for joining paths.
+func (c *Config) IssuerURL() string { return strings.TrimRight(c.URLs.Self.Issuer, "/") }
+
+// PublicURL returns the public base URL (defaults to the issuer).
+func (c *Config) PublicURL() string {
+	if c.URLs.Self.Public != "" {
+		return strings.TrimRight(c.URLs.Self.Public, "/")
+	}
+	return c.IssuerURL()
+}
+
+// AdminURL returns the admin base URL.
+func (c *Config) AdminURL() string {
+	if c.URLs.Self.Admin != "" {
+		return strings.TrimRight(c.URLs.Self.Admin, "/")
+	}
+	host := c.Serve.Admin.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(c.Serve.Admin.Port)))
+}
+
+// Addr returns the listen address of a listener: "unix" and the path, or
+// "tcp" and host:port.
+func (l Listener) Addr() (network, address string) {
+	if p, ok := strings.CutPrefix(l.Host, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", net.JoinHostPort(l.Host, fmt.Sprint(l.Port))
+}
