@@ -1,0 +1,443 @@
+package client
+
+import (
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+)
+
+// Pagination of GET /admin/clients (Hydra v2: page_size and page_token).
+const (
+	DefaultPageSize = 250
+	MaxPageSize     = 500
+)
+
+// Handler serves the admin client API (MountAdmin, Hydra v2 wire format)
+// and, when Registration.Enabled, RFC 7591/7592 dynamic client
+// registration on the public listener (MountPublic).
+type Handler struct {
+	Manager *Manager
+	Logger  *zap.Logger
+	// Registration configures dynamic client registration.
+	Registration RegistrationOptions
+}
+
+// RegistrationOptions configure dynamic client registration
+// (oidc.dynamic_client_registration).
+type RegistrationOptions struct {
+	// Enabled mounts /oauth2/register on the public listener.
+	Enabled bool
+	// DefaultScope is given to clients that request no scope.
+	DefaultScope []string
+	// PublicURL is the public base URL (urls.self.public, else the
+	// issuer); registration_client_uri is PublicURL/oauth2/register/{id}.
+	PublicURL string
+}
+
+// MountAdmin mounts the admin client routes.
+func (h *Handler) MountAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /admin/clients", h.create)
+	mux.HandleFunc("GET /admin/clients", h.list)
+	mux.HandleFunc("GET /admin/clients/{id}", h.get)
+	mux.HandleFunc("PUT /admin/clients/{id}", h.put)
+	mux.HandleFunc("PATCH /admin/clients/{id}", h.patch)
+	mux.HandleFunc("DELETE /admin/clients/{id}", h.delete)
+	mux.HandleFunc("PUT /admin/clients/{id}/lifespans", h.lifespans)
+	mux.HandleFunc("POST /admin/clients/{id}/secrets/rotate", h.rotate)
+	mux.HandleFunc("DELETE /admin/clients/{id}/secrets/rotate", h.finalizeRotation)
+}
+
+// MountPublic mounts dynamic client registration when enabled.
+func (h *Handler) MountPublic(mux *http.ServeMux) {
+	if !h.Registration.Enabled {
+		return
+	}
+	mux.HandleFunc("POST /oauth2/register", h.register)
+	mux.HandleFunc("GET /oauth2/register/{id}", h.registrationGet)
+	mux.HandleFunc("PUT /oauth2/register/{id}", h.registrationPut)
+	mux.HandleFunc("DELETE /oauth2/register/{id}", h.registrationDelete)
+}
+
+// view is a client as the APIs render it: never a hash, and the plaintext
+// secret only when withSecret (create and rotate responses).
+func view(c *Client, withSecret bool) *Client {
+	v := c.publicView()
+	if withSecret {
+		v.Secret = c.Secret
+	}
+	return v
+}
+
+// decodeClient reads a client document from the request body.
+func decodeClient(r *http.Request) (*Client, error) {
+	var c Client
+	if err := httpx.DecodeJSON(r, &c); err != nil {
+		return nil, err
+	}
+	c.SecretHash, c.RotatedSecretHashes, c.RegistrationAccessTokenHash = "", nil, ""
+	c.RegistrationAccessToken, c.RegistrationClientURI = "", ""
+	c.normalize()
+	return &c, nil
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	in, err := decodeClient(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	c, err := h.Manager.Create(r.Context(), in)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, view(c, true))
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	c, err := h.Manager.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, view(c, false))
+}
+
+func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	in, err := decodeClient(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if in.ID != "" && in.ID != id {
+		httpx.WriteError(w, r, apierr.InvalidRequest("client_id in the body (%q) does not match the URL", truncate(in.ID)))
+		return
+	}
+	in.ID = id
+	c, err := h.Manager.Update(r.Context(), in)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	// Secret is set only when the server had to generate one.
+	httpx.WriteJSON(w, http.StatusOK, view(c, c.Secret != ""))
+}
+
+func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/json-patch+json") {
+		httpx.WriteError(w, r, apierr.InvalidRequest("Content-Type must be application/json-patch+json or application/json"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBodyBytes))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			httpx.WriteError(w, r, apierr.RequestTooLarge("The request body exceeds %d bytes", httpx.MaxBodyBytes))
+			return
+		}
+		httpx.WriteError(w, r, apierr.InvalidRequest("The request body could not be read").WithCause(err))
+		return
+	}
+	c, err := h.Manager.Patch(r.Context(), r.PathValue("id"), body)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, view(c, c.Secret != ""))
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	if err := h.Manager.Delete(r.Context(), r.PathValue("id")); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) lifespans(w http.ResponseWriter, r *http.Request) {
+	var l Lifespans
+	if err := httpx.DecodeJSON(r, &l); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	c, err := h.Manager.SetLifespans(r.Context(), r.PathValue("id"), l)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, view(c, false))
+}
+
+func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
+	c, err := h.Manager.RotateSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, view(c, true))
+}
+
+func (h *Handler) finalizeRotation(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.Manager.FinalizeSecretRotation(r.Context(), r.PathValue("id")); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	size := DefaultPageSize
+	if s := q.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			httpx.WriteError(w, r, apierr.InvalidRequest("page_size must be a positive integer"))
+			return
+		}
+		size = min(n, MaxPageSize)
+	}
+	var after string
+	if t := q.Get("page_token"); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(t)
+		if err != nil || len(b) == 0 {
+			httpx.WriteError(w, r, apierr.InvalidRequest("page_token is not valid; use the token of a Link header"))
+			return
+		}
+		after = string(b)
+	}
+	clients, more, err := h.Manager.List(r.Context(), ListOptions{
+		Name: q.Get("client_name"), Owner: q.Get("owner"), After: after, Limit: size,
+	})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := make([]*Client, 0, len(clients))
+	for _, c := range clients {
+		out = append(out, view(c, false))
+	}
+	link := func(token, rel string) string {
+		v := url.Values{}
+		v.Set("page_size", strconv.Itoa(size))
+		if token != "" {
+			v.Set("page_token", token)
+		}
+		for _, f := range []string{"client_name", "owner"} {
+			if s := q.Get(f); s != "" {
+				v.Set(f, s)
+			}
+		}
+		return "<" + r.URL.Path + "?" + v.Encode() + `>; rel="` + rel + `"`
+	}
+	links := []string{link("", "first")}
+	if more && len(clients) > 0 {
+		links = append(links, link(base64.RawURLEncoding.EncodeToString([]byte(clients[len(clients)-1].ID)), "next"))
+	}
+	w.Header().Set("Link", strings.Join(links, ","))
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// ---------------------------------------------------------------- dynamic registration
+
+// registrationURI is the RFC 7592 client configuration endpoint of id.
+func (h *Handler) registrationURI(id string) string {
+	return strings.TrimSuffix(h.Registration.PublicURL, "/") + "/oauth2/register/" + url.PathEscape(id)
+}
+
+// adminOnly lists the fields a registrant may not set (Hydra refuses them
+// too): they bypass consent, change the token format or carry the
+// operator's own data. The values in base are those already stored (zero
+// on registration); a registrant may echo them back unchanged.
+func adminOnly(c, base *Client) error {
+	switch {
+	case len(c.Metadata) > 0 && !jsonEqual(c.Metadata, base.Metadata):
+		return metaErr("metadata cannot be set through dynamic client registration")
+	case c.SkipConsent && !base.SkipConsent:
+		return metaErr("skip_consent cannot be set through dynamic client registration")
+	case c.SkipLogoutConsent && !base.SkipLogoutConsent:
+		return metaErr("skip_logout_consent cannot be set through dynamic client registration")
+	case c.AccessTokenStrategy != "" && c.AccessTokenStrategy != base.AccessTokenStrategy:
+		return metaErr("access_token_strategy cannot be set through dynamic client registration")
+	case !reflect.DeepEqual(c.Lifespans, Lifespans{}) && !reflect.DeepEqual(c.Lifespans, base.Lifespans):
+		return metaErr("token lifespans cannot be set through dynamic client registration")
+	}
+	return nil
+}
+
+func jsonEqual(a, b []byte) bool {
+	return strings.TrimSpace(string(a)) == strings.TrimSpace(string(b))
+}
+
+// keepAdminFields copies the admin-only fields of old into c.
+func keepAdminFields(c, old *Client) {
+	c.Metadata = old.Metadata
+	c.SkipConsent = old.SkipConsent
+	c.SkipLogoutConsent = old.SkipLogoutConsent
+	c.AccessTokenStrategy = old.AccessTokenStrategy
+	c.Lifespans = *cloneLifespans(&old.Lifespans)
+}
+
+// register is RFC 7591 §3.1: POST /oauth2/register.
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+	in, err := decodeClient(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if in.ID != "" {
+		httpx.WriteError(w, r, metaErr("client_id is assigned by the server and cannot be chosen"))
+		return
+	}
+	if in.Secret != "" {
+		httpx.WriteError(w, r, metaErr("client_secret is generated by the server and cannot be chosen"))
+		return
+	}
+	if err := adminOnly(in, &Client{}); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if in.Scope == "" && len(h.Registration.DefaultScope) > 0 {
+		in.Scope = strings.Join(h.Registration.DefaultScope, " ")
+	}
+	token, hash, err := newRegistrationToken()
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	in.RegistrationAccessTokenHash = hash
+	c, err := h.Manager.Create(r.Context(), in)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := view(c, true)
+	out.RegistrationAccessToken = token
+	out.RegistrationClientURI = h.registrationURI(c.ID)
+	httpx.WriteJSON(w, http.StatusCreated, out)
+}
+
+// registrationAuth checks the RFC 7592 registration access token. Unknown
+// clients and wrong tokens look the same: 401 invalid_token (RFC 7592 §2.1,
+// §2.2, §2.3).
+func (h *Handler) registrationAuth(r *http.Request) (*Client, string, error) {
+	authz := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authz), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return nil, "", apierr.InvalidToken("The registration access token is missing: send Authorization: Bearer <registration_access_token>").
+			WithHeader("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	bad := apierr.InvalidToken("The registration access token is not valid for this client").
+		WithHeader("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+	c, err := h.Manager.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		var ae *apierr.Error
+		if errors.As(err, &ae) && ae.Code == "not_found" {
+			return nil, "", bad.WithCause(err)
+		}
+		return nil, "", err
+	}
+	if !c.matchRegistrationToken(token) {
+		return nil, "", bad
+	}
+	httpx.Info(r.Context()).ClientID = c.ID
+	return c, c.RegistrationAccessTokenHash, nil
+}
+
+// registrationGet is RFC 7592 §2.1. The secret is stored hashed and cannot
+// be returned.
+func (h *Handler) registrationGet(w http.ResponseWriter, r *http.Request) {
+	c, _, err := h.registrationAuth(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := view(c, false)
+	out.RegistrationClientURI = h.registrationURI(c.ID)
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// registrationPut is RFC 7592 §2.2. The registration access token is
+// rotated: the response carries a new one and the old one stops working.
+func (h *Handler) registrationPut(w http.ResponseWriter, r *http.Request) {
+	old, tokenHash, err := h.registrationAuth(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	in, err := decodeClient(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if in.ID != "" && in.ID != old.ID {
+		httpx.WriteError(w, r, metaErr("client_id must be the client's current client_id"))
+		return
+	}
+	in.ID = old.ID
+	if in.Secret != "" {
+		// RFC 7592 §2.2: a client_secret in the request must match the
+		// current one; it cannot be changed here.
+		if VerifySecret(old.SecretHash, in.Secret) != nil {
+			httpx.WriteError(w, r, metaErr("client_secret does not match the current secret; it cannot be changed through this endpoint"))
+			return
+		}
+		in.Secret = ""
+	}
+	if err := adminOnly(in, old); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	keepAdminFields(in, old)
+	if in.Scope == "" && len(h.Registration.DefaultScope) > 0 {
+		in.Scope = strings.Join(h.Registration.DefaultScope, " ")
+	}
+	token, newHash, err := newRegistrationToken()
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	c, err := h.Manager.replace(r.Context(), in, updateOptions{
+		newRegistrationTokenHash: newHash,
+		check: func(stored *Client) error {
+			if stored.RegistrationAccessTokenHash != tokenHash {
+				return apierr.InvalidToken("The registration access token is not valid for this client").
+					WithHeader("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := view(c, c.Secret != "")
+	out.RegistrationAccessToken = token
+	out.RegistrationClientURI = h.registrationURI(c.ID)
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// registrationDelete is RFC 7592 §2.3.
+func (h *Handler) registrationDelete(w http.ResponseWriter, r *http.Request) {
+	c, _, err := h.registrationAuth(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if err := h.Manager.Delete(r.Context(), c.ID); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
