@@ -368,7 +368,10 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"replayed jti", assertionForm(replayed), "invalid_client"},
 		{"wrong aud", assertionForm(with("pkjwt", func(m map[string]any) { m["aud"] = "https://other.example/token" })), "invalid_client"},
 		{"no aud", assertionForm(with("pkjwt", func(m map[string]any) { delete(m, "aud") })), "invalid_client"},
-		{"expired", assertionForm(with("pkjwt", func(m map[string]any) { m["exp"] = now.Add(-time.Hour).Unix(); m["iat"] = now.Add(-2 * time.Hour).Unix() })), "invalid_client"},
+		{"expired", assertionForm(with("pkjwt", func(m map[string]any) {
+			m["exp"] = now.Add(-time.Hour).Unix()
+			m["iat"] = now.Add(-2 * time.Hour).Unix()
+		})), "invalid_client"},
 		{"no exp", assertionForm(with("pkjwt", func(m map[string]any) { delete(m, "exp") })), "invalid_client"},
 		{"lifetime too long", assertionForm(with("pkjwt", func(m map[string]any) { m["exp"] = now.Add(48 * time.Hour).Unix() })), "invalid_client"},
 		{"not yet valid", assertionForm(with("pkjwt", func(m map[string]any) { m["nbf"] = now.Add(10 * time.Minute).Unix() })), "invalid_client"},
