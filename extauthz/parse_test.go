@@ -1,0 +1,257 @@
+package extauthz
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExtractToken(t *testing.T) {
+	tests := []struct {
+		name, authz, cookie, cookieName string
+		want                            string
+		err                             error
+	}{
+		{"bearer", "Bearer abc.def-_~+/=", "", "", "abc.def-_~+/=", nil},
+		{"scheme case-insensitive", "bearer abc", "", "", "abc", nil},
+		{"scheme upper", "BEARER abc", "", "", "abc", nil},
+		{"extra spaces", "  Bearer   abc  ", "", "", "abc", nil},
+		{"tab", "Bearer\tabc", "", "", "abc", nil},
+		{"no header", "", "", "", "", nil},
+		{"basic", "Basic dXNlcjpwYXNz", "", "", "", nil},
+		{"scheme prefix only", "Bearerabc", "", "", "", nil},
+		{"empty bearer", "Bearer", "", "", "", errMalformedAuthorization},
+		{"bearer space", "Bearer   ", "", "", "", errMalformedAuthorization},
+		{"two tokens", "Bearer a b", "", "", "", errMalformedAuthorization},
+		{"repeated header", "Bearer a,Bearer b", "", "", "", errMalformedAuthorization},
+		{"padding only", "Bearer ==", "", "", "", errMalformedAuthorization},
+		{"padding in the middle", "Bearer a=b", "", "", "", errMalformedAuthorization},
+		{"non-ascii", "Bearer abc\u00e9", "", "", "", errMalformedAuthorization},
+		{"too long", "Bearer " + strings.Repeat("a", 65), "", "", "", errTokenTooLong},
+		{"cookie", "", "a=1; tok=xyz; b=2", "tok", "xyz", nil},
+		{"cookie quoted", "", `tok="xyz"`, "tok", "xyz", nil},
+		{"cookie ignored without a name", "", "tok=xyz", "", "", nil},
+		{"header wins over cookie", "Bearer hdr", "tok=xyz", "tok", "hdr", nil},
+		{"basic header, cookie used", "Basic x", "tok=xyz", "tok", "xyz", nil},
+		{"bad cookie value", "", "tok=a b", "tok", "", errMalformedAuthorization},
+		{"cookie too long", "", "tok=" + strings.Repeat("a", 65), "tok", "", errTokenTooLong},
+		{"cookie name prefix", "", "xtok=1; tok=2", "tok", "2", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ExtractToken(tc.authz, tc.cookie, tc.cookieName, 64)
+			if got != tc.want || err != tc.err {
+				t.Fatalf("got %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestCookieValue(t *testing.T) {
+	for _, tc := range []struct {
+		header, name, want string
+		ok                 bool
+	}{
+		{"a=1", "a", "1", true},
+		{"a=1;b=2", "b", "2", true},
+		{"a=1, b=2", "b", "2", true},
+		{" a = 1 ", "a", "1", true},
+		{"a", "a", "", false},
+		{"a=", "a", "", true},
+		{"b=1; a=2; a=3", "a", "2", true},
+		{"", "a", "", false},
+	} {
+		if got, ok := CookieValue(tc.header, tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("CookieValue(%q, %q) = %q, %v; want %q, %v", tc.header, tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestNormalizePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "/",
+		"/":                 "/",
+		"/a/b":              "/a/b",
+		"/a/b/":             "/a/b/",
+		"/a/b?x=/c":         "/a/b",
+		"/a#frag":           "/a",
+		"/a//b":             "/a/b",
+		"/a/./b":            "/a/b",
+		"/a/../b":           "/b",
+		"/a/b/..":           "/a/",
+		"/../../etc":        "/etc",
+		"/%61%62":           "/ab",
+		"/a/%2e%2e/b":       "/b",
+		"/a%2Fb":            "/a%2Fb",
+		"/a%2f..%2fb":       "/a%2F..%2Fb",
+		"/a%5c..":           "/a%5C..",
+		"/%zz":              "/%zz",
+		"/%":                "/%",
+		"*":                 "*",
+		"http://x/y":        "http://x/y",
+		"/a/.hidden/b":      "/a/.hidden/b",
+		"/a/..b":            "/a/..b",
+		"/public/%2E%2E/x/": "/x/",
+	} {
+		if got := NormalizePath(in); got != want {
+			t.Errorf("NormalizePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"Example.COM": "example.com", "example.com:443": "example.com", "[::1]:80": "::1", "example.com.": "example.com", "": "",
+	} {
+		if got := NormalizeHost(in); got != want {
+			t.Errorf("NormalizeHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFreshnessLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		age time.Duration
+		ok  bool
+	}{
+		{"max-age=300", 300 * time.Second, true},
+		{"public, max-age=60, must-revalidate", time.Minute, true},
+		{"MAX-AGE=\"10\"", 10 * time.Second, true},
+		{"max-age=60, s-maxage=5", 5 * time.Second, true},
+		{"no-store", 0, true},
+		{"max-age=600, no-cache", 0, true},
+		{"max-age=-1", 0, false},
+		{"max-age=abc", 0, false},
+		{"", 0, false},
+		{"private", 0, false},
+		{"max-age=99999999999999999999", 0, false},
+	} {
+		age, ok := FreshnessLifetime(tc.in)
+		if age != tc.age || ok != tc.ok {
+			t.Errorf("FreshnessLifetime(%q) = %s, %v; want %s, %v", tc.in, age, ok, tc.age, tc.ok)
+		}
+	}
+}
+
+func TestWWWAuthenticate(t *testing.T) {
+	for _, tc := range []struct {
+		realm, code, desc, scope, want string
+	}{
+		{"", "", "", "", "Bearer"},
+		{"api", "", "ignored", "", `Bearer realm="api"`},
+		{"", "invalid_token", "The access token expired.", "", `Bearer error="invalid_token", error_description="The access token expired."`},
+		{"r", "insufficient_scope", "d", "a b", `Bearer realm="r", error="insufficient_scope", error_description="d", scope="a b"`},
+		{"", "invalid_token", "bad \"quote\" \\ \n", "", `Bearer error="invalid_token", error_description="bad quote  "`},
+	} {
+		if got := wwwAuthenticate(tc.realm, tc.code, tc.desc, tc.scope); got != tc.want {
+			t.Errorf("got %s\nwant %s", got, tc.want)
+		}
+	}
+}
+
+func TestForwardedRequest(t *testing.T) {
+	r, _ := http.NewRequest("GET", "http://sidecar/auth", nil)
+	r.Host = "sidecar:4456"
+	r.Header.Set("X-Original-URL", "https://App.example.com/a/b?q=1")
+	r.Header.Set("X-Original-Method", "post")
+	got := ForwardedRequest(r)
+	if got.Host != "App.example.com" || got.Path != "/a/b" || got.Method != "POST" {
+		t.Fatalf("%+v", got)
+	}
+	r.Header.Set("X-Forwarded-Uri", "/x?y")
+	r.Header.Set("X-Forwarded-Host", "f.example.com")
+	r.Header.Set("X-Forwarded-Method", "PUT")
+	got = ForwardedRequest(r)
+	if got.Host != "f.example.com" || got.Path != "/x?y" || got.Method != "PUT" {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// Fuzz targets: go test runs the seeds; `go test -fuzz FuzzX` explores.
+
+func FuzzExtractToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer a.b.c", "Basic x", "Bearer", "Bearer a,Bearer b", "Bearer ===", "Bearer \x00"} {
+		f.Add(s, "tok=abc; x=y", "tok")
+	}
+	f.Add("", `tok="q"`, "tok")
+	f.Fuzz(func(t *testing.T, authz, cookie, name string) {
+		tok, err := ExtractToken(authz, cookie, name, 128)
+		if err != nil && tok != "" {
+			t.Fatal("token returned with an error")
+		}
+		if tok != "" && (len(tok) > 128 || !isB64Token(tok)) {
+			t.Fatalf("invalid token %q accepted", tok)
+		}
+	})
+}
+
+func FuzzCookieValue(f *testing.F) {
+	for _, s := range []string{"a=1; b=2", "a=1, b=\"2\"", ";;=;", "a", "=", " a = b "} {
+		f.Add(s, "a")
+	}
+	f.Fuzz(func(t *testing.T, header, name string) {
+		v, ok := CookieValue(header, name)
+		if !ok && v != "" {
+			t.Fatal("value without ok")
+		}
+		if strings.ContainsAny(v, ";,") {
+			t.Fatalf("value %q spans pairs", v)
+		}
+	})
+}
+
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "/%2e%2e/", "//a//b/", "/a%2fb", "/%", "/a?b#c", "x", "/./.././"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		n := NormalizePath(p)
+		if !strings.HasPrefix(n, "/") {
+			return // not origin-form: matches no path rule
+		}
+		if strings.Contains(n, "//") || strings.Contains(n, "/../") || strings.HasSuffix(n, "/..") || strings.Contains(n, "/./") {
+			t.Fatalf("NormalizePath(%q) = %q is not normalized", p, n)
+		}
+		if NormalizePath(n) != n && !strings.Contains(n, "%") {
+			t.Fatalf("NormalizePath is not idempotent on %q: %q", n, NormalizePath(n))
+		}
+	})
+}
+
+func FuzzFreshnessLifetime(f *testing.F) {
+	for _, s := range []string{"max-age=300", "no-store", "s-maxage=1, max-age=2", `max-age="3"`, "max-age=", ",,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if age, _ := FreshnessLifetime(s); age < 0 {
+			t.Fatalf("negative lifetime for %q", s)
+		}
+	})
+}
+
+// FuzzAuthenticate feeds arbitrary tokens through the whole validation
+// path (JWT parsing and opaque introspection against the fake issuer):
+// never a panic, never an identity.
+func FuzzAuthenticate(f *testing.F) {
+	e := newEnv(f, nil)
+	valid := e.is.Token(e.key, nil)
+	parts := strings.Split(valid, ".")
+	for _, s := range []string{valid, parts[0] + "." + parts[1] + ".", "e30.e30.e30", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "ory_at_x.y", "...", "a.b.c.d.e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, deny, err := e.a.Authenticate(context.Background(), tok)
+		if tok == valid {
+			return
+		}
+		if id != nil {
+			t.Fatalf("fuzzed token %q accepted", tok)
+		}
+		if deny == nil && err == nil {
+			t.Fatal("neither identity, denial nor error")
+		}
+	})
+}
