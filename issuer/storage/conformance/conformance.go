@@ -1,0 +1,651 @@
+// Package conformance is the storage test suite every backend runs:
+//
+//	conformance.RunTests(t, func(t *testing.T) storage.Storage { return newEmptyStore(t) })
+//
+// Each subtest gets a fresh, empty, migrated store from the factory.
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// Factory returns a fresh, empty, migrated store; it registers its own cleanup.
+type Factory func(t *testing.T) storage.Storage
+
+// base is a fixed instant with microsecond precision (what backends keep).
+var base = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+// RunTests runs the whole suite against the backend that newStore makes.
+func RunTests(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Storage)
+	}{
+		{"Clients", testClients},
+		{"ClientUpdateConcurrent", testClientUpdateConcurrent},
+		{"Keys", testKeys},
+		{"KeysInitRace", testKeysInitRace},
+		{"Tokens", testTokens},
+		{"TokenUpdateOnce", testTokenUpdateOnce},
+		{"TokenFlush", testTokenFlush},
+		{"Flows", testFlows},
+		{"LoginSessions", testLoginSessions},
+		{"ConsentSessions", testConsentSessions},
+		{"Trust", testTrust},
+		{"Nonces", testNonces},
+		{"Ping", func(t *testing.T, s storage.Storage) {
+			if err := s.Ping(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if s.Stats() == nil {
+				t.Fatal("Stats returned nil")
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+func ctx() context.Context { return context.Background() }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("got error %v, want %v", err, want)
+	}
+}
+
+func sameTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) {
+		t.Fatalf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+func sameJSON(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if json.Unmarshal(got, &g) != nil || json.Unmarshal(want, &w) != nil || fmt.Sprint(g) != fmt.Sprint(w) {
+		t.Fatalf("%s: got %s, want %s", what, got, want)
+	}
+}
+
+func testClients(t *testing.T, s storage.Storage) {
+	cs := s.Clients()
+	c := storage.Client{ID: "client-a", SecretHash: "$pbkdf2$x", RotatedSecretHashes: []string{"old1", "old2"},
+		Name: "App A", Owner: "team-1", Metadata: json.RawMessage(`{"redirect_uris":["https://a.example/cb"],"scope":"openid"}`),
+		RegistrationAccessTokenHash: "rat", CreatedAt: base, UpdatedAt: base}
+	must(t, cs.Create(ctx(), c))
+	wantErr(t, cs.Create(ctx(), c), storage.ErrAlreadyExists)
+	got, err := cs.Get(ctx(), "client-a")
+	must(t, err)
+	if got.ID != c.ID || got.SecretHash != c.SecretHash || !slices.Equal(got.RotatedSecretHashes, c.RotatedSecretHashes) ||
+		got.Name != c.Name || got.Owner != c.Owner || got.RegistrationAccessTokenHash != "rat" {
+		t.Fatalf("round trip: got %+v, want %+v", got, c)
+	}
+	sameJSON(t, "metadata", got.Metadata, c.Metadata)
+	sameTime(t, "created_at", got.CreatedAt, base)
+	_, err = cs.Get(ctx(), "CLIENT-A")
+	wantErr(t, err, storage.ErrNotFound) // ids are case-sensitive on every backend
+
+	// Update: fn sees the current row, its result is stored; the id cannot change.
+	upd, err := cs.Update(ctx(), "client-a", func(c *storage.Client) error {
+		c.ID = "hijack"
+		c.Name = "App A2"
+		c.RotatedSecretHashes = nil
+		c.UpdatedAt = base.Add(time.Hour)
+		return nil
+	})
+	must(t, err)
+	if upd.ID != "client-a" || upd.Name != "App A2" {
+		t.Fatalf("update result %+v", upd)
+	}
+	got, err = cs.Get(ctx(), "client-a")
+	must(t, err)
+	if got.Name != "App A2" || len(got.RotatedSecretHashes) != 0 {
+		t.Fatalf("after update %+v", got)
+	}
+	sameTime(t, "updated_at", got.UpdatedAt, base.Add(time.Hour))
+	_, err = cs.Get(ctx(), "hijack")
+	wantErr(t, err, storage.ErrNotFound)
+
+	// fn's error aborts and is returned as is.
+	boom := errors.New("boom")
+	_, err = cs.Update(ctx(), "client-a", func(c *storage.Client) error { c.Name = "nope"; return boom })
+	wantErr(t, err, boom)
+	got, _ = cs.Get(ctx(), "client-a")
+	if got.Name != "App A2" {
+		t.Fatal("aborted update was stored")
+	}
+	_, err = cs.Update(ctx(), "missing", func(*storage.Client) error { return nil })
+	wantErr(t, err, storage.ErrNotFound)
+
+	// List: keyset pagination ordered by id, filters.
+	for i := range 5 {
+		owner := "team-1"
+		if i%2 == 1 {
+			owner = "team-2"
+		}
+		must(t, cs.Create(ctx(), storage.Client{ID: fmt.Sprintf("client-%d", i), Name: fmt.Sprintf("n%d", i%2), Owner: owner, CreatedAt: base}))
+	}
+	page1, err := cs.List(ctx(), storage.ClientFilter{Limit: 4})
+	must(t, err)
+	if ids := clientIDs(page1); !slices.Equal(ids, []string{"client-0", "client-1", "client-2", "client-3"}) {
+		t.Fatalf("page 1: %v", ids)
+	}
+	page2, err := cs.List(ctx(), storage.ClientFilter{Limit: 4, After: "client-3"})
+	must(t, err)
+	if ids := clientIDs(page2); !slices.Equal(ids, []string{"client-4", "client-a"}) {
+		t.Fatalf("page 2: %v", ids)
+	}
+	byOwner, err := cs.List(ctx(), storage.ClientFilter{Owner: "team-2"})
+	must(t, err)
+	if ids := clientIDs(byOwner); !slices.Equal(ids, []string{"client-1", "client-3"}) {
+		t.Fatalf("owner filter: %v", ids)
+	}
+	byName, err := cs.List(ctx(), storage.ClientFilter{Name: "n0", Owner: "team-1"})
+	must(t, err)
+	if ids := clientIDs(byName); !slices.Equal(ids, []string{"client-0", "client-2", "client-4"}) {
+		t.Fatalf("name filter: %v", ids)
+	}
+
+	must(t, cs.Delete(ctx(), "client-a"))
+	wantErr(t, cs.Delete(ctx(), "client-a"), storage.ErrNotFound)
+	_, err = cs.Get(ctx(), "client-a")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func clientIDs(cs []storage.Client) []string {
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// testClientUpdateConcurrent proves Update is a real read-modify-write:
+// concurrent increments are never lost.
+func testClientUpdateConcurrent(t *testing.T, s storage.Storage) {
+	cs := s.Clients()
+	must(t, cs.Create(ctx(), storage.Client{ID: "counter", Metadata: json.RawMessage(`{"n":0}`)}))
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				_, err := cs.Update(ctx(), "counter", func(c *storage.Client) error {
+					var m struct{ N int }
+					if err := json.Unmarshal(c.Metadata, &m); err != nil {
+						return err
+					}
+					m.N++
+					c.Metadata, _ = json.Marshal(map[string]int{"n": m.N})
+					return nil
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c, err := cs.Get(ctx(), "counter")
+	must(t, err)
+	var m struct{ N int }
+	must(t, json.Unmarshal(c.Metadata, &m))
+	if m.N != workers*each {
+		t.Fatalf("lost updates: counter is %d, want %d", m.N, workers*each)
+	}
+}
+
+func key(set, kid string, at time.Time, private bool) storage.Key {
+	k := storage.Key{Set: set, KID: kid, Alg: "RS256", Use: "sig", PublicJWK: json.RawMessage(fmt.Sprintf(`{"kty":"RSA","kid":%q}`, kid)), CreatedAt: at}
+	if private {
+		k.PrivateEncrypted = []byte{0, 1, 2, 0xff, byte(len(kid))}
+	}
+	return k
+}
+
+func testKeys(t *testing.T, s storage.Storage) {
+	ks := s.Keys()
+	_, err := ks.List(ctx(), "set-a")
+	wantErr(t, err, storage.ErrNotFound)
+	created, err := ks.Init(ctx(), "set-a", []storage.Key{key("set-a", "k1", base, true)})
+	must(t, err)
+	if !created {
+		t.Fatal("Init on a new set returned created=false")
+	}
+	created, err = ks.Init(ctx(), "set-a", []storage.Key{key("set-a", "k9", base, true)})
+	must(t, err)
+	if created {
+		t.Fatal("second Init returned created=true")
+	}
+	must(t, ks.Add(ctx(), key("set-a", "k2", base.Add(time.Minute), false)))
+	wantErr(t, ks.Add(ctx(), key("set-a", "k2", base, false)), storage.ErrAlreadyExists)
+	list, err := ks.List(ctx(), "set-a")
+	must(t, err)
+	if len(list) != 2 || list[0].KID != "k2" || list[1].KID != "k1" {
+		t.Fatalf("List must be newest first: %+v", list)
+	}
+	if list[0].PrivateEncrypted != nil {
+		t.Fatal("public-only key came back with a private part")
+	}
+	got, err := ks.Get(ctx(), "set-a", "k1")
+	must(t, err)
+	if string(got.PrivateEncrypted) != string([]byte{0, 1, 2, 0xff, 2}) || got.Alg != "RS256" || got.Use != "sig" {
+		t.Fatalf("Get: %+v", got)
+	}
+	sameJSON(t, "public jwk", got.PublicJWK, key("", "k1", base, false).PublicJWK)
+	sameTime(t, "created", got.CreatedAt, base)
+	_, err = ks.Get(ctx(), "set-a", "nope")
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, ks.Add(ctx(), key("set-b", "b1", base, true)))
+	sets, err := ks.Sets(ctx())
+	must(t, err)
+	if !slices.Equal(sets, []string{"set-a", "set-b"}) {
+		t.Fatalf("Sets: %v", sets)
+	}
+
+	must(t, ks.Replace(ctx(), "set-a", []storage.Key{key("", "r1", base, true)}))
+	list, err = ks.List(ctx(), "set-a")
+	must(t, err)
+	if len(list) != 1 || list[0].KID != "r1" || list[0].Set != "set-a" {
+		t.Fatalf("after Replace: %+v", list)
+	}
+
+	must(t, ks.Delete(ctx(), "set-a", "r1"))
+	wantErr(t, ks.Delete(ctx(), "set-a", "r1"), storage.ErrNotFound)
+	_, err = ks.List(ctx(), "set-a")
+	wantErr(t, err, storage.ErrNotFound)
+	// A set emptied key by key is gone: Init may create it again.
+	created, err = ks.Init(ctx(), "set-a", []storage.Key{key("set-a", "n1", base, true)})
+	must(t, err)
+	if !created {
+		t.Fatal("Init after the last key was deleted returned created=false")
+	}
+
+	must(t, ks.DeleteSet(ctx(), "set-b"))
+	wantErr(t, ks.DeleteSet(ctx(), "set-b"), storage.ErrNotFound)
+	_, err = ks.List(ctx(), "set-b")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+// testKeysInitRace: replicas starting at once each try to create the set;
+// exactly one wins and everyone sees the winner's keys.
+func testKeysInitRace(t *testing.T, s storage.Storage) {
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.Keys().Init(ctx(), "race", []storage.Key{key("race", fmt.Sprintf("kid-%d", i), base, true)})
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for i := range n {
+		must(t, errs[i])
+		if results[i] {
+			wins++
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d replicas created the set, want exactly 1", wins)
+	}
+	list, err := s.Keys().List(ctx(), "race")
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("set has %d keys after the race, want 1", len(list))
+	}
+}
+
+func token(kind storage.TokenKind, sig, req, client string, exp time.Time) storage.Token {
+	return storage.Token{Kind: kind, Signature: sig, RequestID: req, ClientID: client, Subject: "user-1", Active: true,
+		IssuedAt: base, ExpiresAt: exp, Data: json.RawMessage(`{"scope":"a b"}`)}
+}
+
+func testTokens(t *testing.T, s storage.Storage) {
+	ts := s.Tokens()
+	at := token(storage.KindAccessToken, "sig-1", "req-1", "c1", base.Add(time.Hour))
+	must(t, ts.Create(ctx(), at))
+	wantErr(t, ts.Create(ctx(), at), storage.ErrAlreadyExists)
+	// The same signature under another kind is another token.
+	must(t, ts.Create(ctx(), token(storage.KindRefreshToken, "sig-1", "req-1", "c1", base.Add(2*time.Hour))))
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "sig-2", "req-2", "c1", base.Add(time.Hour))))
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "sig-3", "req-3", "c2", base.Add(time.Hour))))
+	long := string(make([]byte, 0)) + fmt.Sprintf("%0342d", 7) // a JWS signature is this long (RS256-2048)
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, long, "req-4", "c3", base.Add(time.Hour))))
+	if _, err := ts.Get(ctx(), storage.KindAccessToken, long); err != nil {
+		t.Fatalf("long signature: %v", err)
+	}
+
+	got, err := ts.Get(ctx(), storage.KindAccessToken, "sig-1")
+	must(t, err)
+	if got.RequestID != "req-1" || got.ClientID != "c1" || got.Subject != "user-1" || !got.Active || got.Kind != storage.KindAccessToken {
+		t.Fatalf("Get: %+v", got)
+	}
+	sameTime(t, "issued", got.IssuedAt, base)
+	sameTime(t, "expires", got.ExpiresAt, base.Add(time.Hour))
+	sameJSON(t, "data", got.Data, at.Data)
+	_, err = ts.Get(ctx(), storage.KindAccessToken, "SIG-1")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = ts.Get(ctx(), storage.KindAuthorizationCode, "sig-1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, ts.RevokeRequest(ctx(), "req-1"))
+	for _, k := range []storage.TokenKind{storage.KindAccessToken, storage.KindRefreshToken} {
+		got, err := ts.Get(ctx(), k, "sig-1")
+		must(t, err)
+		if got.Active {
+			t.Fatalf("%s still active after RevokeRequest", k)
+		}
+	}
+	n, err := ts.RevokeClient(ctx(), "c1")
+	must(t, err)
+	if n != 1 { // sig-2 only: sig-1's two are already inactive
+		t.Fatalf("RevokeClient changed %d tokens, want 1", n)
+	}
+	got, _ = ts.Get(ctx(), storage.KindAccessToken, "sig-3")
+	if !got.Active {
+		t.Fatal("another client's token was revoked")
+	}
+
+	must(t, ts.Delete(ctx(), storage.KindAccessToken, "sig-3"))
+	wantErr(t, ts.Delete(ctx(), storage.KindAccessToken, "sig-3"), storage.ErrNotFound)
+}
+
+// testTokenUpdateOnce: of concurrent callers marking a code used, exactly
+// one sees it unused (the authorization-code single-use rule).
+func testTokenUpdateOnce(t *testing.T, s storage.Storage) {
+	ts := s.Tokens()
+	must(t, ts.Create(ctx(), token(storage.KindAuthorizationCode, "code", "req", "c", base.Add(time.Hour))))
+	used := errors.New("already used")
+	const n = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners, losers := 0, 0
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := ts.Update(ctx(), storage.KindAuthorizationCode, "code", func(tk *storage.Token) error {
+				if !tk.Active {
+					return used
+				}
+				tk.Active = false
+				return nil
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners++
+			case errors.Is(err, used):
+				losers++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 || losers != n-1 {
+		t.Fatalf("winners %d losers %d, want 1 and %d", winners, losers, n-1)
+	}
+}
+
+func testTokenFlush(t *testing.T, s storage.Storage) {
+	ts := s.Tokens()
+	for i := range 25 {
+		must(t, ts.Create(ctx(), token(storage.KindAccessToken, fmt.Sprintf("old-%02d", i), "r", "c", base.Add(-time.Minute))))
+	}
+	for i := range 5 {
+		must(t, ts.Create(ctx(), token(storage.KindAccessToken, fmt.Sprintf("live-%d", i), "r", "c", base.Add(time.Hour))))
+	}
+	total := int64(0)
+	for {
+		n, err := ts.FlushExpired(ctx(), base, 10)
+		must(t, err)
+		if n > 10 {
+			t.Fatalf("a batch deleted %d rows, limit 10", n)
+		}
+		total += n
+		if n < 10 {
+			break
+		}
+	}
+	if total != 25 {
+		t.Fatalf("flushed %d, want 25", total)
+	}
+	for i := range 5 {
+		if _, err := ts.Get(ctx(), storage.KindAccessToken, fmt.Sprintf("live-%d", i)); err != nil {
+			t.Fatalf("live token lost: %v", err)
+		}
+	}
+}
+
+func testFlows(t *testing.T, s storage.Storage) {
+	fs := s.Flows()
+	f := storage.Flow{Kind: storage.FlowLogin, ID: "ch-1", ClientID: "c", Subject: "", SessionID: "sid", Status: "pending",
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Data: json.RawMessage(`{"requested_scope":["openid"]}`)}
+	must(t, fs.Create(ctx(), f))
+	wantErr(t, fs.Create(ctx(), f), storage.ErrAlreadyExists)
+	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowConsent, ID: "ch-1", CreatedAt: base, ExpiresAt: base.Add(-time.Minute)}))
+	got, err := fs.Get(ctx(), storage.FlowLogin, "ch-1")
+	must(t, err)
+	if got.ClientID != "c" || got.SessionID != "sid" || got.Status != "pending" {
+		t.Fatalf("Get: %+v", got)
+	}
+	sameJSON(t, "data", got.Data, f.Data)
+	upd, err := fs.Update(ctx(), storage.FlowLogin, "ch-1", func(f *storage.Flow) error {
+		f.Status, f.Subject = "accepted", "user-1"
+		return nil
+	})
+	must(t, err)
+	if upd.Status != "accepted" || upd.Subject != "user-1" {
+		t.Fatalf("Update: %+v", upd)
+	}
+	_, err = fs.Update(ctx(), storage.FlowLogout, "ch-1", func(*storage.Flow) error { return nil })
+	wantErr(t, err, storage.ErrNotFound)
+	n, err := fs.FlushExpired(ctx(), base, 100)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("flushed %d flows, want 1", n)
+	}
+	must(t, fs.Delete(ctx(), storage.FlowLogin, "ch-1"))
+	_, err = fs.Get(ctx(), storage.FlowLogin, "ch-1")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testLoginSessions(t *testing.T, s storage.Storage) {
+	ls := s.LoginSessions()
+	must(t, ls.Create(ctx(), storage.LoginSession{ID: "s1", Subject: "alice", AuthenticatedAt: base, Remember: true, ExpiresAt: base.Add(time.Hour)}))
+	must(t, ls.Create(ctx(), storage.LoginSession{ID: "s2", Subject: "alice", AuthenticatedAt: base.Add(time.Minute), ExpiresAt: base.Add(-time.Second)}))
+	must(t, ls.Create(ctx(), storage.LoginSession{ID: "s3", Subject: "bob", AuthenticatedAt: base}))
+	wantErr(t, ls.Create(ctx(), storage.LoginSession{ID: "s1"}), storage.ErrAlreadyExists)
+	got, err := ls.Get(ctx(), "s1")
+	must(t, err)
+	if got.Subject != "alice" || !got.Remember {
+		t.Fatalf("Get: %+v", got)
+	}
+	list, err := ls.ListBySubject(ctx(), "alice")
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "s2" {
+		t.Fatalf("ListBySubject newest first: %+v", list)
+	}
+	_, err = ls.Update(ctx(), "s1", func(l *storage.LoginSession) error { l.Remember = false; return nil })
+	must(t, err)
+	got, _ = ls.Get(ctx(), "s1")
+	if got.Remember {
+		t.Fatal("update lost")
+	}
+	n, err := ls.FlushExpired(ctx(), base, 100)
+	must(t, err)
+	if n != 1 { // s2; s3 never expires (zero time)
+		t.Fatalf("flushed %d, want 1", n)
+	}
+	n, err = ls.DeleteBySubject(ctx(), "alice")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("DeleteBySubject %d, want 1", n)
+	}
+	must(t, ls.Delete(ctx(), "s3"))
+	wantErr(t, ls.Delete(ctx(), "s3"), storage.ErrNotFound)
+}
+
+func testConsentSessions(t *testing.T, s storage.Storage) {
+	cs := s.ConsentSessions()
+	mk := func(id, sub, client, sid string, handled time.Time, exp time.Time) storage.ConsentSession {
+		return storage.ConsentSession{ID: id, Subject: sub, ClientID: client, LoginSessionID: sid, Remember: true,
+			GrantedScope: []string{"openid", "offline"}, GrantedAudience: []string{"api"}, HandledAt: handled, ExpiresAt: exp}
+	}
+	must(t, cs.Create(ctx(), mk("c1", "alice", "app1", "s1", base, time.Time{})))
+	must(t, cs.Create(ctx(), mk("c2", "alice", "app2", "s1", base.Add(time.Minute), base.Add(-time.Second))))
+	must(t, cs.Create(ctx(), mk("c3", "bob", "app1", "s2", base, base.Add(time.Hour))))
+	wantErr(t, cs.Create(ctx(), mk("c1", "x", "y", "z", base, base)), storage.ErrAlreadyExists)
+	got, err := cs.Get(ctx(), "c1")
+	must(t, err)
+	if !slices.Equal(got.GrantedScope, []string{"openid", "offline"}) || !slices.Equal(got.GrantedAudience, []string{"api"}) || !got.ExpiresAt.IsZero() {
+		t.Fatalf("Get: %+v", got)
+	}
+	list, err := cs.List(ctx(), storage.ConsentFilter{Subject: "alice"})
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "c2" {
+		t.Fatalf("List newest first: %+v", list)
+	}
+	list, err = cs.List(ctx(), storage.ConsentFilter{Subject: "alice", ClientID: "app1"})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != "c1" {
+		t.Fatalf("List filtered: %+v", list)
+	}
+	n, err := cs.Delete(ctx(), storage.ConsentFilter{})
+	must(t, err)
+	if n != 0 {
+		t.Fatal("an empty filter deleted sessions")
+	}
+	n, err = cs.FlushExpired(ctx(), base, 100)
+	must(t, err)
+	if n != 1 { // c2; c1 never expires
+		t.Fatalf("flushed %d, want 1", n)
+	}
+	n, err = cs.Delete(ctx(), storage.ConsentFilter{LoginSessionID: "s2"})
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted %d, want 1", n)
+	}
+	list, _ = cs.List(ctx(), storage.ConsentFilter{})
+	if len(list) != 1 || list[0].ID != "c1" {
+		t.Fatalf("left: %+v", list)
+	}
+}
+
+func testTrust(t *testing.T, s storage.Storage) {
+	tr := s.Trust()
+	mk := func(id, iss, sub string, any bool, kid string, exp time.Time) storage.TrustedIssuer {
+		return storage.TrustedIssuer{ID: id, Issuer: iss, Subject: sub, AllowAnySubject: any, Scope: []string{"read", "write"},
+			KeySet: iss, KeyID: kid, PublicKey: json.RawMessage(`{"kty":"EC","kid":"` + kid + `"}`), ExpiresAt: exp, CreatedAt: base}
+	}
+	must(t, tr.Create(ctx(), mk("t1", "https://idp", "alice", false, "k1", base.Add(time.Hour))))
+	must(t, tr.Create(ctx(), mk("t2", "https://idp", "", true, "k2", base.Add(time.Hour))))
+	must(t, tr.Create(ctx(), mk("t3", "https://idp", "bob", false, "k3", base.Add(-time.Hour))))
+	must(t, tr.Create(ctx(), mk("t4", "https://other", "alice", false, "k1", base.Add(time.Hour))))
+	wantErr(t, tr.Create(ctx(), mk("t5", "https://idp", "alice", false, "k1", base.Add(time.Hour))), storage.ErrAlreadyExists)
+	got, err := tr.Get(ctx(), "t1")
+	must(t, err)
+	if got.Issuer != "https://idp" || !slices.Equal(got.Scope, []string{"read", "write"}) || got.KeyID != "k1" {
+		t.Fatalf("Get: %+v", got)
+	}
+	found, err := tr.Find(ctx(), "https://idp", "alice", base)
+	must(t, err)
+	if len(found) != 2 {
+		t.Fatalf("Find alice: %+v", found)
+	}
+	found, err = tr.Find(ctx(), "https://idp", "bob", base)
+	must(t, err)
+	if len(found) != 1 || found[0].ID != "t2" { // t3 expired; any-subject grant applies
+		t.Fatalf("Find bob: %+v", found)
+	}
+	all, err := tr.List(ctx(), "")
+	must(t, err)
+	if len(all) != 4 {
+		t.Fatalf("List all: %d", len(all))
+	}
+	byIss, err := tr.List(ctx(), "https://other")
+	must(t, err)
+	if len(byIss) != 1 {
+		t.Fatalf("List by issuer: %d", len(byIss))
+	}
+	must(t, tr.Delete(ctx(), "t1"))
+	wantErr(t, tr.Delete(ctx(), "t1"), storage.ErrNotFound)
+	_, err = tr.Get(ctx(), "t1")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testNonces(t *testing.T, s storage.Storage) {
+	ns := s.Nonces()
+	far := time.Now().Add(time.Hour)
+	must(t, ns.Use(ctx(), "iss|jti-1", far))
+	wantErr(t, ns.Use(ctx(), "iss|jti-1", far), storage.ErrAlreadyExists)
+	must(t, ns.Use(ctx(), "iss|jti-2", far))
+	// An entry past its expiry may be used again.
+	must(t, ns.Use(ctx(), "iss|old", time.Now().Add(-time.Second)))
+	must(t, ns.Use(ctx(), "iss|old", far))
+	must(t, ns.Use(ctx(), "iss|old2", time.Now().Add(-time.Second)))
+	n, err := ns.FlushExpired(ctx(), time.Now(), 100)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("flushed %d nonces, want 1", n)
+	}
+	// Concurrent use of one nonce: exactly one succeeds.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := ns.Use(ctx(), "iss|race", far)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, storage.ErrAlreadyExists) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("%d concurrent uses of one nonce succeeded, want 1", ok)
+	}
+}

@@ -1,0 +1,464 @@
+// Package sqlstore implements issuer/storage on SQLite, PostgreSQL (and
+// CockroachDB) and MySQL/MariaDB through database/sql, with embedded
+// per-dialect migrations run by goose.
+//
+// SQLite writes are serialised in-process by one mutex (readers run in
+// parallel under WAL), so concurrent writers never see "database is
+// locked"; other processes on the same file wait up to the busy timeout.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"go.uber.org/zap"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// MigrationTable is where applied migrations are recorded.
+const MigrationTable = "gatehouse_migrations"
+
+// ErrNotMigrated is returned by CheckMigrated when migrations are pending.
+var ErrNotMigrated = errors.New("the database schema is not up to date")
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Logger *zap.Logger
+	// MaxOpenConns caps the pool; 0 picks a default per dialect (or the
+	// DSN's max_conns).
+	MaxOpenConns int
+}
+
+// Store is a storage.Storage on one SQL database.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	log     *zap.Logger
+	writeMu *sync.Mutex // SQLite only: serialises writers in-process
+	pin     *sql.Conn   // memory only: keeps the database alive
+	memory  bool
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open connects to dsn (see parseDSN for the accepted forms). It does not
+// migrate: call Migrate, or CheckMigrated before serving.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	p, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	db, err := sql.Open(p.driver, p.driverDSN)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, dialect: p.dialect, log: log, memory: p.memory}
+	maxOpen := o.MaxOpenConns
+	if maxOpen == 0 {
+		maxOpen = p.pool.maxConns
+	}
+	switch p.dialect {
+	case DialectSQLite:
+		s.writeMu = &sync.Mutex{}
+		if maxOpen == 0 {
+			maxOpen = max(4, 2*runtime.GOMAXPROCS(0))
+		}
+		db.SetMaxOpenConns(maxOpen)
+		db.SetMaxIdleConns(maxOpen)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	default:
+		if maxOpen == 0 {
+			maxOpen = 4 * runtime.GOMAXPROCS(0)
+		}
+		db.SetMaxOpenConns(maxOpen)
+		idle := p.pool.maxIdleConns
+		if idle == 0 {
+			idle = maxOpen
+		}
+		db.SetMaxIdleConns(idle)
+		life := p.pool.maxConnLifetime
+		if life == 0 {
+			life = 30 * time.Minute
+		}
+		db.SetConnMaxLifetime(life)
+		db.SetConnMaxIdleTime(p.pool.maxIdleTime)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if p.memory {
+		if s.pin, err = db.Conn(pingCtx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if err := db.PingContext(pingCtx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connecting to the database: %w", err)
+	}
+	return s, nil
+}
+
+// Dialect reports the backend's SQL flavour.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes the pool for tests and tools.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Stats reports the connection pool for metrics.
+func (s *Store) Stats() *storage.PoolStats {
+	st := s.db.Stats()
+	return &storage.PoolStats{OpenConnections: st.OpenConnections, InUse: st.InUse, Idle: st.Idle,
+		WaitCount: st.WaitCount, WaitDuration: st.WaitDuration}
+}
+
+// Close closes the pool (and, for memory, drops the database).
+func (s *Store) Close() error {
+	if s.pin != nil {
+		_ = s.pin.Close()
+		s.pin = nil
+	}
+	return s.db.Close()
+}
+
+func (s *Store) Clients() storage.ClientStore                 { return clientStore{s} }
+func (s *Store) Keys() storage.KeyStore                       { return keyStore{s} }
+func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{s} }
+func (s *Store) Flows() storage.FlowStore                     { return flowStore{s} }
+func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{s} }
+func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{s} }
+func (s *Store) Trust() storage.TrustStore                    { return trustStore{s} }
+func (s *Store) Nonces() storage.NonceStore                   { return nonceStore{s} }
+
+// --- migrations ---
+
+func (s *Store) provider() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
+	if err != nil {
+		return nil, err
+	}
+	opts := []goose.ProviderOption{goose.WithTableName(MigrationTable), goose.WithDisableGlobalRegistry(true)}
+	var gd goose.Dialect
+	switch s.dialect {
+	case DialectSQLite:
+		gd = goose.DialectSQLite3
+	case DialectPostgres:
+		gd = goose.DialectPostgres
+		// Replicas migrating at once take turns on an advisory lock.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	case DialectMySQL:
+		gd = goose.DialectMySQL
+	}
+	return goose.NewProvider(gd, s.db, sub, opts...)
+}
+
+// Migrate applies every pending migration.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, err := s.provider()
+	if err != nil {
+		return err
+	}
+	if s.writeMu != nil {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	res, err := p.Up(ctx)
+	for _, r := range res {
+		s.log.Info("applied migration", zap.Int64("version", r.Source.Version), zap.String("file", r.Source.Path), zap.Duration("took", r.Duration))
+	}
+	if err != nil {
+		return fmt.Errorf("applying migrations: %w", err)
+	}
+	return nil
+}
+
+// MigrationStatus is one migration and whether it is applied.
+type MigrationStatus struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// MigrationStatus lists every embedded migration with its state.
+func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) {
+	p, err := s.provider()
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading migration status: %w", err)
+	}
+	out := make([]MigrationStatus, 0, len(st))
+	for _, m := range st {
+		out = append(out, MigrationStatus{Version: m.Source.Version, Name: baseName(m.Source.Path),
+			Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt})
+	}
+	return out, nil
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// CheckMigrated returns ErrNotMigrated (wrapped, with the count) when any
+// migration is pending.
+func (s *Store) CheckMigrated(ctx context.Context) error {
+	st, err := s.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	pending := 0
+	for _, m := range st {
+		if !m.Applied {
+			pending++
+		}
+	}
+	if pending > 0 {
+		return fmt.Errorf("%w: %d of %d migrations pending", ErrNotMigrated, pending, len(st))
+	}
+	return nil
+}
+
+// --- query helpers ---
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *Store) q(query string) string {
+	if s.dialect != DialectPostgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// forUpdate locks the selected row in a read-modify-write transaction.
+// SQLite needs none: its write transactions are exclusive.
+func (s *Store) forUpdate() string {
+	if s.dialect == DialectSQLite {
+		return ""
+	}
+	return " FOR UPDATE"
+}
+
+func (s *Store) lockWrites() func() {
+	if s.writeMu == nil {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
+}
+
+// exec runs one writing statement.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer s.lockWrites()()
+	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	return res, mapErr(err)
+}
+
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.db.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// tx runs fn in one transaction, retrying serialisation failures and
+// deadlocks a few times. fn must not call other Store methods.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.lockWrites()()
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = s.txOnce(ctx, fn)
+		if !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
+	var opts *sql.TxOptions
+	if s.dialect == DialectMySQL {
+		// Read-committed keeps short read-modify-write transactions from
+		// taking gap locks that deadlock under concurrent inserts.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit())
+}
+
+type retryableErr struct{ error }
+
+func (e retryableErr) Unwrap() error { return e.error }
+
+func retryable(err error) bool {
+	var r retryableErr
+	return errors.As(err, &r)
+}
+
+// mapErr turns driver codes into storage sentinels.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "23505":
+			return fmt.Errorf("%w: %s", storage.ErrAlreadyExists, pg.ConstraintName)
+		case "40001", "40P01":
+			return retryableErr{err}
+		}
+		return err
+	}
+	var my *mysql.MySQLError
+	if errors.As(err, &my) {
+		switch my.Number {
+		case 1062:
+			return storage.ErrAlreadyExists
+		case 1213, 1205:
+			return retryableErr{err}
+		}
+		return err
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		switch lite.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return storage.ErrAlreadyExists
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return retryableErr{err}
+		}
+	}
+	return err
+}
+
+// --- value conversions ---
+
+// ts stores a time as Unix microseconds; the zero time is 0.
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromTS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+// doc stores an optional JSON document as text ("" when empty).
+func doc(b []byte) string { return string(b) }
+
+func fromDoc(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func batchLimit(limit int) int {
+	if limit <= 0 {
+		return 1000
+	}
+	return limit
+}
+
+// deleteExpired deletes at most limit rows of table whose column expires_at
+// is set and before `before`, in one short statement. Each dialect gets the
+// form it can run without scanning or locking the whole table.
+func (s *Store) deleteExpired(ctx context.Context, table, keyCols string, before time.Time, limit int) (int64, error) {
+	limit = batchLimit(limit)
+	cutoff := ts(before)
+	var query string
+	switch s.dialect {
+	case DialectMySQL:
+		query = "DELETE FROM " + table + " WHERE expires_at > 0 AND expires_at < ? LIMIT " + strconv.Itoa(limit)
+	case DialectPostgres:
+		query = "DELETE FROM " + table + " WHERE (" + keyCols + ") IN (SELECT " + keyCols + " FROM " + table +
+			" WHERE expires_at > 0 AND expires_at < ? LIMIT " + strconv.Itoa(limit) + ")"
+	default:
+		query = "DELETE FROM " + table + " WHERE rowid IN (SELECT rowid FROM " + table +
+			" WHERE expires_at > 0 AND expires_at < ? LIMIT " + strconv.Itoa(limit) + ")"
+	}
+	res, err := s.exec(ctx, query, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// affectedOne maps "no row changed" to ErrNotFound.
+func affectedOne(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}

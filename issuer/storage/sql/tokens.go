@@ -1,0 +1,80 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// tokenStore keeps tokens by kind and signature: for opaque tokens the
+// signature is all that is stored, never the token itself.
+type tokenStore struct{ s *Store }
+
+var _ storage.TokenStore = tokenStore{}
+
+const tokenCols = "kind, signature, request_id, client_id, subject, active, issued_at, expires_at, data"
+
+func scanToken(row interface{ Scan(...any) error }) (storage.Token, error) {
+	var t storage.Token
+	var kind, data string
+	var issued, expires int64
+	if err := row.Scan(&kind, &t.Signature, &t.RequestID, &t.ClientID, &t.Subject, &t.Active, &issued, &expires, &data); err != nil {
+		return t, mapErr(err)
+	}
+	t.Kind = storage.TokenKind(kind)
+	t.IssuedAt, t.ExpiresAt = fromTS(issued), fromTS(expires)
+	t.Data = fromDoc(data)
+	return t, nil
+}
+
+func (ts_ tokenStore) Create(ctx context.Context, t storage.Token) error {
+	_, err := ts_.s.exec(ctx, "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data))
+	return err
+}
+
+func (ts_ tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
+	return scanToken(ts_.s.queryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE kind = ? AND signature = ?", string(kind), sig))
+}
+
+func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+	var out storage.Token
+	err := ts_.s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, ts_.s.q("SELECT "+tokenCols+" FROM tokens WHERE kind = ? AND signature = ?"+ts_.s.forUpdate()), string(kind), sig))
+		if err != nil {
+			return err
+		}
+		if err := fn(&t); err != nil {
+			return err
+		}
+		t.Kind, t.Signature = kind, sig
+		_, err = tx.ExecContext(ctx, ts_.s.q("UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ? WHERE kind = ? AND signature = ?"),
+			t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig)
+		out = t
+		return err
+	})
+	return out, err
+}
+
+func (ts_ tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig string) error {
+	return affectedOne(ts_.s.exec(ctx, "DELETE FROM tokens WHERE kind = ? AND signature = ?", string(kind), sig))
+}
+
+func (ts_ tokenStore) RevokeRequest(ctx context.Context, requestID string) error {
+	_, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE request_id = ?", false, requestID)
+	return err
+}
+
+func (ts_ tokenStore) RevokeClient(ctx context.Context, clientID string) (int64, error) {
+	res, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE client_id = ? AND active = ?", false, clientID, true)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (ts_ tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return ts_.s.deleteExpired(ctx, "tokens", "kind, signature", before, limit)
+}
