@@ -131,7 +131,7 @@ func parseMySQL(rest string) (*parsedDSN, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid MySQL DSN: %v", redactErr(err))
 	}
-	cfg.ParseTime = false
+	cfg.ParseTime = true // goose reads its own DATETIME column; our tables keep integers
 	cfg.MultiStatements = false
 	// RowsAffected counts matched rows, so an update that changes nothing
 	// is not mistaken for a missing row.
