@@ -1,0 +1,465 @@
+package oauth2
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// ---------------------------------------------------------------- clock
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// ---------------------------------------------------------------- clients
+
+type memClients struct {
+	mu   sync.Mutex
+	rows map[string]storage.Client
+}
+
+var _ storage.ClientStore = (*memClients)(nil)
+
+func newMemClients() *memClients { return &memClients{rows: map[string]storage.Client{}} }
+
+func cloneClient(c storage.Client) storage.Client {
+	c.RotatedSecretHashes = slices.Clone(c.RotatedSecretHashes)
+	c.Metadata = slices.Clone(c.Metadata)
+	return c
+}
+
+func (m *memClients) Create(_ context.Context, c storage.Client) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[c.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	m.rows[c.ID] = cloneClient(c)
+	return nil
+}
+
+func (m *memClients) Get(_ context.Context, id string) (storage.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.rows[id]
+	if !ok {
+		return storage.Client{}, storage.ErrNotFound
+	}
+	return cloneClient(c), nil
+}
+
+func (m *memClients) Update(_ context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.rows[id]
+	if !ok {
+		return storage.Client{}, storage.ErrNotFound
+	}
+	c = cloneClient(c)
+	if err := fn(&c); err != nil {
+		return storage.Client{}, err
+	}
+	c.ID = id
+	m.rows[id] = cloneClient(c)
+	return c, nil
+}
+
+func (m *memClients) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(m.rows, id)
+	return nil
+}
+
+func (m *memClients) List(_ context.Context, f storage.ClientFilter) ([]storage.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storage.Client
+	for _, c := range m.rows {
+		if (f.Name != "" && c.Name != f.Name) || (f.Owner != "" && c.Owner != f.Owner) || c.ID <= f.After {
+			continue
+		}
+		out = append(out, cloneClient(c))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------- nonces
+
+type memNonces struct {
+	mu   sync.Mutex
+	used map[string]time.Time
+	now  func() time.Time
+}
+
+var _ storage.NonceStore = (*memNonces)(nil)
+
+func newMemNonces(now func() time.Time) *memNonces {
+	return &memNonces{used: map[string]time.Time{}, now: now}
+}
+
+func (n *memNonces) Use(_ context.Context, key string, expiresAt time.Time) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if exp, ok := n.used[key]; ok && n.now().Before(exp) {
+		return storage.ErrAlreadyExists
+	}
+	n.used[key] = expiresAt
+	return nil
+}
+
+func (n *memNonces) FlushExpired(_ context.Context, before time.Time, limit int) (int64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var k int64
+	for key, exp := range n.used {
+		if exp.Before(before) && int(k) < limit {
+			delete(n.used, key)
+			k++
+		}
+	}
+	return k, nil
+}
+
+// ---------------------------------------------------------------- tokens
+
+type tokenKey struct {
+	kind storage.TokenKind
+	sig  string
+}
+
+// memTokens is an in-memory storage.TokenStore honouring the documented
+// semantics; flushCalls counts FlushExpired calls.
+type memTokens struct {
+	mu         sync.Mutex
+	rows       map[tokenKey]storage.Token
+	flushCalls int
+	failGet    error // injected Get failure
+}
+
+var _ storage.TokenStore = (*memTokens)(nil)
+
+func newMemTokens() *memTokens { return &memTokens{rows: map[tokenKey]storage.Token{}} }
+
+func cloneToken(t storage.Token) storage.Token {
+	t.Data = slices.Clone(t.Data)
+	return t
+}
+
+func (m *memTokens) Create(_ context.Context, t storage.Token) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := tokenKey{t.Kind, t.Signature}
+	if _, ok := m.rows[k]; ok {
+		return storage.ErrAlreadyExists
+	}
+	m.rows[k] = cloneToken(t)
+	return nil
+}
+
+func (m *memTokens) Get(_ context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failGet != nil {
+		return storage.Token{}, m.failGet
+	}
+	t, ok := m.rows[tokenKey{kind, sig}]
+	if !ok {
+		return storage.Token{}, storage.ErrNotFound
+	}
+	return cloneToken(t), nil
+}
+
+func (m *memTokens) Update(_ context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := tokenKey{kind, sig}
+	t, ok := m.rows[k]
+	if !ok {
+		return storage.Token{}, storage.ErrNotFound
+	}
+	t = cloneToken(t)
+	if err := fn(&t); err != nil {
+		return storage.Token{}, err
+	}
+	t.Kind, t.Signature = kind, sig
+	m.rows[k] = cloneToken(t)
+	return t, nil
+}
+
+func (m *memTokens) Delete(_ context.Context, kind storage.TokenKind, sig string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := tokenKey{kind, sig}
+	if _, ok := m.rows[k]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(m.rows, k)
+	return nil
+}
+
+func (m *memTokens) RevokeRequest(_ context.Context, requestID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, t := range m.rows {
+		if t.RequestID == requestID {
+			t.Active = false
+			m.rows[k] = t
+		}
+	}
+	return nil
+}
+
+func (m *memTokens) RevokeClient(_ context.Context, clientID string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for k, t := range m.rows {
+		if t.ClientID == clientID && t.Active {
+			t.Active = false
+			m.rows[k] = t
+			n++
+		}
+	}
+	return n, nil
+}
+
+// FlushExpired deletes tokens that expired before `before`, and revoked
+// ones (the fake does not record when they were revoked).
+func (m *memTokens) FlushExpired(_ context.Context, before time.Time, limit int) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flushCalls++
+	var n int64
+	for k, t := range m.rows {
+		if int(n) >= limit {
+			break
+		}
+		if t.ExpiresAt.Before(before) || !t.Active {
+			delete(m.rows, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memTokens) all() []storage.Token {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]storage.Token, 0, len(m.rows))
+	for _, t := range m.rows {
+		out = append(out, cloneToken(t))
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- trust
+
+type memTrust struct {
+	mu   sync.Mutex
+	rows map[string]storage.TrustedIssuer
+}
+
+var _ storage.TrustStore = (*memTrust)(nil)
+
+func newMemTrust() *memTrust { return &memTrust{rows: map[string]storage.TrustedIssuer{}} }
+
+func cloneTrust(t storage.TrustedIssuer) storage.TrustedIssuer {
+	t.Scope = slices.Clone(t.Scope)
+	t.PublicKey = slices.Clone(t.PublicKey)
+	return t
+}
+
+func (m *memTrust) Create(_ context.Context, t storage.TrustedIssuer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.rows {
+		if o.ID == t.ID || (o.Issuer == t.Issuer && o.Subject == t.Subject && o.KeyID == t.KeyID) {
+			return storage.ErrAlreadyExists
+		}
+	}
+	m.rows[t.ID] = cloneTrust(t)
+	return nil
+}
+
+func (m *memTrust) Get(_ context.Context, id string) (storage.TrustedIssuer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.rows[id]
+	if !ok {
+		return storage.TrustedIssuer{}, storage.ErrNotFound
+	}
+	return cloneTrust(t), nil
+}
+
+func (m *memTrust) List(_ context.Context, issuer string) ([]storage.TrustedIssuer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storage.TrustedIssuer
+	for _, t := range m.rows {
+		if issuer == "" || t.Issuer == issuer {
+			out = append(out, cloneTrust(t))
+		}
+	}
+	return out, nil
+}
+
+func (m *memTrust) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(m.rows, id)
+	return nil
+}
+
+func (m *memTrust) Find(_ context.Context, issuer, subject string, now time.Time) ([]storage.TrustedIssuer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storage.TrustedIssuer
+	for _, t := range m.rows {
+		if t.Issuer == issuer && (t.AllowAnySubject || t.Subject == subject) && now.Before(t.ExpiresAt) {
+			out = append(out, cloneTrust(t))
+		}
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------- MAC
+
+// fakeKeyring is HMAC-SHA256 under purpose-derived keys of a list of
+// secrets: MAC with the first, VerifyMAC with any (as issuer/secrets).
+type fakeKeyring struct{ secrets [][]byte }
+
+var _ MACer = (*fakeKeyring)(nil)
+
+func newKeyring(secrets ...string) *fakeKeyring {
+	k := &fakeKeyring{}
+	for _, s := range secrets {
+		k.secrets = append(k.secrets, []byte(s))
+	}
+	return k
+}
+
+func macWith(secret []byte, purpose string, data []byte) []byte {
+	d := hmac.New(sha256.New, secret)
+	d.Write([]byte(purpose))
+	m := hmac.New(sha256.New, d.Sum(nil))
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+func (k *fakeKeyring) MAC(purpose string, data []byte) []byte {
+	return macWith(k.secrets[0], purpose, data)
+}
+
+func (k *fakeKeyring) VerifyMAC(purpose string, data, mac []byte) bool {
+	for _, s := range k.secrets {
+		if hmac.Equal(macWith(s, purpose, data), mac) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- signer
+
+// rsaSigner signs with an RSA key through jwx, as issuer/keys will.
+type rsaSigner struct {
+	key  jwk.Key // private
+	pub  jwk.Key
+	sets []string // sets asked for
+	mu   sync.Mutex
+	fail error
+}
+
+var _ Signer = (*rsaSigner)(nil)
+
+func newRSASigner(t testing.TB) *rsaSigner {
+	t.Helper()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.Import(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, "at-key-1")
+	_ = k.Set(jwk.AlgorithmKey, jwa.RS256())
+	pub, err := k.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rsaSigner{key: k, pub: pub}
+}
+
+func (s *rsaSigner) Sign(_ context.Context, set, typ string, payload []byte) (string, error) {
+	s.mu.Lock()
+	s.sets = append(s.sets, set)
+	fail := s.fail
+	s.mu.Unlock()
+	if fail != nil {
+		return "", fail
+	}
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.KeyIDKey, "at-key-1")
+	_ = hdr.Set(jws.TypeKey, typ)
+	out, err := jws.Sign(payload, jws.WithKey(jwa.RS256(), s.key, jws.WithProtectedHeaders(hdr)))
+	return string(out), err
+}
+
+func (s *rsaSigner) publicSet(t testing.TB) jwk.Set {
+	set := jwk.NewSet()
+	if err := set.AddKey(s.pub); err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,114 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// Introspection is the RFC 7662 §2.2 response, with Hydra's token_use and
+// ext. An inactive token is {"active": false} and nothing else.
+type Introspection struct {
+	Active    bool           `json:"active"`
+	Scope     string         `json:"scope,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Subject   string         `json:"sub,omitempty"`
+	ExpiresAt int64          `json:"exp,omitempty"`
+	IssuedAt  int64          `json:"iat,omitempty"`
+	NotBefore int64          `json:"nbf,omitempty"`
+	Audience  []string       `json:"aud,omitempty"`
+	Issuer    string         `json:"iss,omitempty"`
+	TokenType string         `json:"token_type,omitempty"`
+	TokenUse  string         `json:"token_use,omitempty"`
+	Ext       map[string]any `json:"ext,omitempty"`
+}
+
+// Introspect answers RFC 7662 for a presented access token, opaque or JWT.
+// The token is inactive when it is malformed, forged, unknown, expired,
+// revoked, belongs to a deleted client, or lacks one of requiredScope
+// (checked with the configured scope strategy). err is only a storage
+// failure: an answer is never guessed.
+func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ...string) (*Introspection, error) {
+	inactive := &Introspection{Active: false}
+	if err := h.Init(); err != nil {
+		return nil, err
+	}
+	t, found, err := h.lookupToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if !found || !t.Active || !h.Now().Before(t.ExpiresAt) {
+		return inactive, nil
+	}
+	s, err := decodeSession(t.Data)
+	if err != nil {
+		return nil, err
+	}
+	if s.TokenUse != useAccess {
+		// Only access tokens are introspected as such here; refresh
+		// tokens are added with their grant.
+		return inactive, nil
+	}
+	for _, req := range requiredScope {
+		if !h.scopes(s.Scope, req) {
+			return inactive, nil
+		}
+	}
+	// Tokens die with their client, whether or not the store cascades.
+	if _, err := h.Clients.Get(ctx, t.ClientID); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return inactive, nil
+		}
+		return nil, err
+	}
+	return &Introspection{
+		Active:    true,
+		Scope:     strings.Join(s.Scope, " "),
+		ClientID:  t.ClientID,
+		Subject:   t.Subject,
+		ExpiresAt: t.ExpiresAt.Unix(),
+		IssuedAt:  t.IssuedAt.Unix(),
+		NotBefore: t.IssuedAt.Unix(),
+		Audience:  nonNil(s.Audience),
+		Issuer:    h.IssuerURL,
+		TokenType: "Bearer",
+		TokenUse:  s.TokenUse,
+		Ext:       s.Ext,
+	}, nil
+}
+
+// introspect is POST /admin/oauth2/introspect (RFC 7662 §2.1): form
+// parameters token (required) and scope (optional, space-separated, all
+// required). The admin listener is the trust boundary: no client
+// authentication, as in Hydra v2.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
+	if err := httpx.ParseForm(w, r); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	token, err := httpx.SingleValue(r.PostForm, "token")
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if token == "" {
+		httpx.WriteError(w, r, apierr.InvalidRequest("The token parameter is missing"))
+		return
+	}
+	scope, err := httpx.SingleValue(r.PostForm, "scope")
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	res, err := h.Introspect(r.Context(), token, strings.Fields(scope)...)
+	if err != nil {
+		httpx.WriteError(w, r, apierr.ServerError(err))
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
+}

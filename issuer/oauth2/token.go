@@ -1,0 +1,258 @@
+package oauth2
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/client"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// Token formats and uses recorded in a token's session.
+const (
+	formatOpaque = "opaque"
+	formatJWT    = "jwt"
+	useAccess    = "access_token"
+	// accessTokenType is the JWT typ of RFC 9068 §2.1.
+	accessTokenType = "at+jwt"
+	maxJWTLength    = 16 << 10
+)
+
+// session is the grant session stored as storage.Token.Data.
+type session struct {
+	// Scope and Audience are the granted scope and the token's audience
+	// (for JWTs exactly the aud claim, client id included when configured).
+	Scope    []string       `json:"scope"`
+	Audience []string       `json:"audience"`
+	Ext      map[string]any `json:"ext,omitempty"`
+	// TokenUse is "access_token" (refresh tokens: "refresh_token").
+	TokenUse  string `json:"token_use"`
+	GrantType string `json:"grant_type,omitempty"`
+	// Format is "opaque" or "jwt"; JTI is the jti of a JWT.
+	Format string `json:"format"`
+	JTI    string `json:"jti,omitempty"`
+}
+
+func decodeSession(raw json.RawMessage) (*session, error) {
+	var s session
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("oauth2: stored token session is unreadable: %w", err)
+		}
+	}
+	return &s, nil
+}
+
+// accessGrant is what a grant handler decided: who gets a token for whom,
+// with which scope and audience, for how long.
+type accessGrant struct {
+	GrantType string
+	Client    *client.Client
+	Subject   string
+	Scope     []string
+	Audience  []string
+	// Ext are session extras: under "ext" in JWTs and introspection.
+	Ext      map[string]any
+	Lifespan time.Duration
+	// RequestID ties together the tokens of one grant; empty: a new one.
+	RequestID string
+}
+
+// accessTokenStrategy returns "opaque" or "jwt": the client's
+// access_token_strategy, else strategies.access_token.
+func (h *Handler) accessTokenStrategy(c *client.Client) string {
+	if c.AccessTokenStrategy != "" {
+		return c.AccessTokenStrategy
+	}
+	return h.Config.Strategies.AccessToken
+}
+
+// issueAccessToken creates, records and returns an access token for g
+// (RFC 6749 §5.1 response, without refresh or ID token).
+func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenResponse, error) {
+	if g.Lifespan <= 0 {
+		return nil, apierr.ServerError(errors.New("oauth2: access token lifespan must be positive"))
+	}
+	now := h.Now().UTC().Truncate(time.Second)
+	exp := now.Add(g.Lifespan)
+	if g.RequestID == "" {
+		g.RequestID = uuid.NewString()
+	}
+	sess := session{
+		Scope:     nonNil(g.Scope),
+		Audience:  nonNil(g.Audience),
+		Ext:       g.Ext,
+		TokenUse:  useAccess,
+		GrantType: g.GrantType,
+	}
+	var token, sig string
+	var err error
+	switch h.accessTokenStrategy(g.Client) {
+	case formatJWT:
+		sess.Format = formatJWT
+		sess.JTI = uuid.NewString()
+		if h.Config.OAuth2.ClientIDInAudience && !contains(sess.Audience, g.Client.ID) {
+			sess.Audience = append(sess.Audience, g.Client.ID)
+		}
+		token, err = h.signAccessToken(ctx, g, &sess, now, exp)
+		if err != nil {
+			return nil, apierr.ServerError(fmt.Errorf("oauth2: signing the access token: %w", err))
+		}
+		sig = jwtSignature(token)
+	default:
+		sess.Format = formatOpaque
+		token, sig, err = newOpaque(h.MAC, opaqueAccessToken)
+		if err != nil {
+			return nil, apierr.ServerError(err)
+		}
+	}
+	data, err := json.Marshal(sess)
+	if err != nil {
+		return nil, apierr.ServerError(fmt.Errorf("oauth2: encoding the session: %w", err))
+	}
+	if err := h.Tokens.Create(ctx, storage.Token{
+		Kind:      storage.KindAccessToken,
+		Signature: sig,
+		RequestID: g.RequestID,
+		ClientID:  g.Client.ID,
+		Subject:   g.Subject,
+		Active:    true,
+		IssuedAt:  now,
+		ExpiresAt: exp,
+		Data:      data,
+	}); err != nil {
+		return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the access token: %w", err))
+	}
+	return &tokenResponse{
+		AccessToken: token,
+		TokenType:   "bearer",
+		ExpiresIn:   int64(g.Lifespan / time.Second),
+		Scope:       strings.Join(g.Scope, " "),
+	}, nil
+}
+
+// reservedClaims cannot be set from session extras.
+var reservedClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"client_id": true, "scope": true, "scp": true, "ext": true, "cnf": true, "auth_time": true, "acr": true,
+}
+
+// signAccessToken builds and signs an RFC 9068 JWT access token.
+func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *session, now, exp time.Time) (string, error) {
+	claims := map[string]any{
+		"iss":       h.IssuerURL,
+		"sub":       g.Subject,
+		"aud":       s.Audience, // always an array, as Hydra writes it
+		"exp":       exp.Unix(),
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"jti":       s.JTI,
+		"client_id": g.Client.ID,
+	}
+	// RFC 9068 §2.2.3: scope is the space-separated string of RFC 8693
+	// §4.2 (what APISIX and most gateways read); Hydra writes scp, an array.
+	switch h.Config.Strategies.JWT.ScopeClaim {
+	case "string":
+		claims["scope"] = strings.Join(s.Scope, " ")
+	case "list":
+		claims["scp"] = s.Scope
+	default:
+		claims["scope"] = strings.Join(s.Scope, " ")
+		claims["scp"] = s.Scope
+	}
+	ext := maps.Clone(s.Ext)
+	for _, name := range h.Config.OAuth2.AllowedTopLevelClaims {
+		v, ok := ext[name]
+		if !ok || reservedClaims[name] {
+			continue
+		}
+		claims[name] = v
+		if !h.Config.OAuth2.MirrorTopLevelClaims {
+			delete(ext, name)
+		}
+	}
+	if len(ext) > 0 {
+		claims["ext"] = ext
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	return h.Signer.Sign(ctx, AccessTokenKeySet, accessTokenType, payload)
+}
+
+// jwtSignature is the storage key of a JWT access token: a hash of the
+// whole compact token, so a lookup only ever matches the exact token that
+// was issued (a token with a forged payload or header finds nothing).
+func jwtSignature(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return b64.EncodeToString(sum[:])
+}
+
+// looksLikeJWT reports whether s has the shape of a compact JWS: three
+// non-empty base64url parts.
+func looksLikeJWT(s string) bool {
+	if len(s) > maxJWTLength || strings.Count(s, ".") != 2 {
+		return false
+	}
+	for part := range strings.SplitSeq(s, ".") {
+		if part == "" {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tokenSignature maps a presented token to its storage kind and signature.
+// ok is false for malformed tokens and opaque tokens with a wrong MAC.
+func (h *Handler) tokenSignature(raw string) (storage.TokenKind, string, bool) {
+	for _, k := range opaqueKinds {
+		if strings.HasPrefix(raw, k.prefix) {
+			sig, ok := opaqueSignature(h.MAC, k, raw)
+			return k.kind, sig, ok
+		}
+	}
+	if looksLikeJWT(raw) {
+		return storage.KindAccessToken, jwtSignature(raw), true
+	}
+	return "", "", false
+}
+
+// lookupToken returns the record of a presented token. found is false for
+// malformed, forged and unknown tokens; err is a storage failure.
+func (h *Handler) lookupToken(ctx context.Context, raw string) (t storage.Token, found bool, err error) {
+	kind, sig, ok := h.tokenSignature(raw)
+	if !ok {
+		return storage.Token{}, false, nil
+	}
+	t, err = h.Tokens.Get(ctx, kind, sig)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Token{}, false, nil
+	}
+	if err != nil {
+		return storage.Token{}, false, err
+	}
+	return t, true, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return append([]string{}, s...)
+}
