@@ -161,6 +161,12 @@ func (e *env) ccToken(basic string, form url.Values) string {
 		form = url.Values{}
 	}
 	form.Set("grant_type", "client_credentials")
+	if id, secret, _ := strings.Cut(basic, ":"); id == "post" {
+		// "post" authenticates with client_secret_post.
+		form.Set("client_id", id)
+		form.Set("client_secret", secret)
+		basic = ""
+	}
 	r := e.token(form, basic)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("token: %d %s", r.status, r.body)
