@@ -604,7 +604,7 @@ type slowIntrospection struct {
 	url string
 }
 
-func (s slowIntrospection) IntrospectionURL() string                    { return s.url }
+func (s slowIntrospection) IntrospectionURL() string                   { return s.url }
 func (s slowIntrospection) IntrospectionCredentials() (string, string) { return "", "" }
 
 func TestBadConfigRefusesToStart(t *testing.T) {
