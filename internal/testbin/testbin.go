@@ -200,25 +200,51 @@ const TestSecret = "integration-test-system-secret-0123456789"
 func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issuer {
 	t.Helper()
 	bin := Build(t, "./issuer/cmd/gatehouse")
-	pub, adm := FreePort(t), FreePort(t)
-	env := map[string]string{
-		"DSN":               "memory",
-		"SECRETS_SYSTEM":    TestSecret,
-		"SERVE_PUBLIC_HOST": "127.0.0.1", "SERVE_PUBLIC_PORT": fmt.Sprint(pub),
-		"SERVE_ADMIN_HOST": "127.0.0.1", "SERVE_ADMIN_PORT": fmt.Sprint(adm),
-		"URLS_SELF_ISSUER": fmt.Sprintf("http://127.0.0.1:%d", pub),
-		"LOG_LEVEL":        "warn",
-	}
-	for k, v := range extraEnv {
-		env[k] = v
-	}
 	if len(args) == 0 {
 		args = []string{"serve", "all"}
 	}
-	p := Start(t, bin, env, args...)
-	is := &Issuer{Process: p, Env: env,
-		PublicURL: strings.TrimRight(env["URLS_SELF_ISSUER"], "/"),
-		AdminURL:  fmt.Sprintf("http://127.0.0.1:%s", env["SERVE_ADMIN_PORT"])}
-	p.WaitHTTP(t, is.AdminURL+"/health/ready", 60*time.Second)
-	return is
+	// A free port can be taken by a parallel test between FreePort and
+	// the bind: retry on a fresh pair.
+	for attempt := 0; ; attempt++ {
+		pub, adm := FreePort(t), FreePort(t)
+		env := map[string]string{
+			"DSN":               "memory",
+			"SECRETS_SYSTEM":    TestSecret,
+			"SERVE_PUBLIC_HOST": "127.0.0.1", "SERVE_PUBLIC_PORT": fmt.Sprint(pub),
+			"SERVE_ADMIN_HOST": "127.0.0.1", "SERVE_ADMIN_PORT": fmt.Sprint(adm),
+			"URLS_SELF_ISSUER": fmt.Sprintf("http://127.0.0.1:%d", pub),
+			"LOG_LEVEL":        "warn",
+		}
+		for k, v := range extraEnv {
+			env[k] = v
+		}
+		p := Start(t, bin, env, args...)
+		is := &Issuer{Process: p, Env: env,
+			PublicURL: strings.TrimRight(env["URLS_SELF_ISSUER"], "/"),
+			AdminURL:  fmt.Sprintf("http://127.0.0.1:%s", env["SERVE_ADMIN_PORT"])}
+		if attempt < 3 && waitOrBindFailure(p, is.AdminURL+"/health/ready", 60*time.Second) {
+			continue
+		}
+		p.WaitHTTP(t, is.AdminURL+"/health/ready", 60*time.Second)
+		return is
+	}
+}
+
+// waitOrBindFailure waits until url answers or the process exits; it
+// reports true when the process exited because its port was taken.
+func waitOrBindFailure(p *Process, url string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return false
+			}
+		}
+		if p.Exited() {
+			return strings.Contains(p.Output.String(), "address already in use")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
