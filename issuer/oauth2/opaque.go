@@ -61,7 +61,8 @@ func splitOpaque(prefix, token string) (key, mac []byte, ok bool) {
 		return nil, nil, false
 	}
 	k64, m64, found := strings.Cut(rest, ".")
-	if !found || strings.Contains(m64, ".") {
+	// The decoder skips \r and \n, so the alphabet is checked first.
+	if !found || !isBase64URL(k64) || !isBase64URL(m64) {
 		return nil, nil, false
 	}
 	key, err := b64.DecodeString(k64)
@@ -73,6 +74,17 @@ func splitOpaque(prefix, token string) (key, mac []byte, ok bool) {
 		return nil, nil, false
 	}
 	return key, mac, true
+}
+
+// isBase64URL reports whether s uses only the unpadded base64url alphabet.
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // opaqueSignature verifies a presented opaque token of kind k and returns

@@ -205,14 +205,8 @@ func looksLikeJWT(s string) bool {
 		return false
 	}
 	for part := range strings.SplitSeq(s, ".") {
-		if part == "" {
+		if part == "" || !isBase64URL(part) {
 			return false
-		}
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
 		}
 	}
 	return true
