@@ -37,6 +37,9 @@ type env struct {
 	h       *Handler
 	pub     *httptest.Server
 	adm     *httptest.Server
+	// pubMux and admMux serve pub and adm; tests may mount more on them.
+	pubMux *http.ServeMux
+	admMux *http.ServeMux
 }
 
 func newEnv(t *testing.T, opts ...func(*config.Config)) *env {
@@ -88,6 +91,7 @@ func newEnv(t *testing.T, opts ...func(*config.Config)) *env {
 	e.h.MountPublic(pm)
 	e.h.MountAdmin(am)
 	pub, adm = pm, am
+	e.pubMux, e.admMux = pm, am
 
 	ctx := context.Background()
 	for _, c := range []*client.Client{
