@@ -24,7 +24,7 @@ const (
 // httptest servers, over in-memory stores, a real client.Manager and
 // client.Authenticator, a fixed clock, an RSA signer and a keyring.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	clk     *clock
 	clients *client.Manager
@@ -42,7 +42,7 @@ type env struct {
 	admMux *http.ServeMux
 }
 
-func newEnv(t *testing.T, opts ...func(*config.Config)) *env {
+func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clk: newClock(), tokens: newMemTokens(), trust: newMemTrust(),
 		mac: newKeyring("first-system-secret-0123456789")}

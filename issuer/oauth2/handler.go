@@ -95,18 +95,16 @@ func (h *Handler) Init() error {
 
 func (h *Handler) init() error {
 	var missing []string
-	for _, d := range []struct {
-		name string
-		nil_ bool
-	}{
-		{"Config", h.Config == nil}, {"Clients", h.Clients == nil}, {"Auth", h.Auth == nil},
-		{"Tokens", h.Tokens == nil}, {"Trust", h.Trust == nil}, {"Nonces", h.Nonces == nil},
-		{"Signer", h.Signer == nil}, {"MAC", h.MAC == nil},
+	for name, isNil := range map[string]bool{
+		"Config": h.Config == nil, "Clients": h.Clients == nil, "Auth": h.Auth == nil,
+		"Tokens": h.Tokens == nil, "Trust": h.Trust == nil, "Nonces": h.Nonces == nil,
+		"Signer": h.Signer == nil, "MAC": h.MAC == nil,
 	} {
-		if d.nil_ {
-			missing = append(missing, d.name)
+		if isNil {
+			missing = append(missing, name)
 		}
 	}
+	slices.Sort(missing)
 	if len(missing) > 0 {
 		return fmt.Errorf("oauth2: Handler is missing %v", missing)
 	}
