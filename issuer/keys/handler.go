@@ -1,0 +1,170 @@
+package keys
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+)
+
+// Handler serves the JSON Web Key admin API in Hydra v2's shape
+// (MountAdmin) and the public JWKS document (MountPublic).
+//
+// One deliberate difference from Hydra: GET /admin/keys/... never returns
+// private keys, not even to the admin API. A private key is shown exactly
+// once, in the answer to the POST that generated it.
+type Handler struct {
+	Manager *Manager
+	Logger  *zap.Logger
+	// JWKSSets are the sets published at /.well-known/jwks.json (Hydra's
+	// webfinger.jwks.broadcast_keys); default: the ID token and access
+	// token sets.
+	JWKSSets []string
+}
+
+// MountAdmin mounts /admin/keys/{set} and /admin/keys/{set}/{kid}.
+func (h *Handler) MountAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /admin/keys/{set}", h.create)
+	mux.HandleFunc("GET /admin/keys/{set}", h.getSet)
+	mux.HandleFunc("PUT /admin/keys/{set}", h.putSet)
+	mux.HandleFunc("DELETE /admin/keys/{set}", h.deleteSet)
+	mux.HandleFunc("GET /admin/keys/{set}/{kid}", h.getKey)
+	mux.HandleFunc("PUT /admin/keys/{set}/{kid}", h.putKey)
+	mux.HandleFunc("DELETE /admin/keys/{set}/{kid}", h.deleteKey)
+}
+
+// MountPublic mounts /.well-known/jwks.json.
+func (h *Handler) MountPublic(mux *http.ServeMux) {
+	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+}
+
+// jwkSet is the JSON Web Key Set document (RFC 7517 §5).
+type jwkSet struct {
+	Keys *[]json.RawMessage `json:"keys"`
+}
+
+func oneKeySet(k jwk.Key) (jwk.Set, error) {
+	s := jwk.NewSet()
+	return s, s.AddKey(k)
+}
+
+// jwks serves the public keys of the signing sets. Deliberately unlike
+// Hydra, which sends Cache-Control: no-store, the document is cacheable
+// (public, max-age=Options.JWKSMaxAge, default 300s): gateways and sidecars
+// fetch it on every cold start, and verifiers refetch when they meet an
+// unknown kid (as the sidecar does), so a new signing key is picked up
+// without waiting for the cache to expire.
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
+	sets := h.JWKSSets
+	if len(sets) == 0 {
+		sets = []string{SetIDToken, SetAccessToken}
+	}
+	set, err := h.Manager.PublicKeys(r.Context(), sets...)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if age := h.Manager.JWKSMaxAge(); age > 0 {
+		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(age.Seconds())))
+	}
+	httpx.WriteJSON(w, http.StatusOK, set)
+}
+
+// create generates a key: 201 with the set holding the new key including
+// its private part (Hydra's POST /admin/keys/{set}).
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	var p GenerateParams
+	if err := httpx.DecodeJSON(r, &p); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	key, err := h.Manager.Generate(r.Context(), r.PathValue("set"), p)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	set, err := oneKeySet(key)
+	if err != nil {
+		httpx.WriteError(w, r, apierr.ServerError(err))
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, set)
+}
+
+func (h *Handler) getSet(w http.ResponseWriter, r *http.Request) {
+	set, err := h.Manager.GetSet(r.Context(), r.PathValue("set"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, set)
+}
+
+func (h *Handler) putSet(w http.ResponseWriter, r *http.Request) {
+	var body jwkSet
+	if err := httpx.DecodeJSON(r, &body); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if body.Keys == nil {
+		httpx.WriteError(w, r, apierr.InvalidRequest("The request body must be a JSON Web Key Set with the member \"keys\""))
+		return
+	}
+	set, err := h.Manager.ReplaceSet(r.Context(), r.PathValue("set"), *body.Keys)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, set)
+}
+
+func (h *Handler) deleteSet(w http.ResponseWriter, r *http.Request) {
+	if err := h.Manager.DeleteSet(r.Context(), r.PathValue("set")); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// getKey answers with a set holding the one key, as Hydra does.
+func (h *Handler) getKey(w http.ResponseWriter, r *http.Request) {
+	key, err := h.Manager.GetKey(r.Context(), r.PathValue("set"), r.PathValue("kid"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	set, err := oneKeySet(key)
+	if err != nil {
+		httpx.WriteError(w, r, apierr.ServerError(err))
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, set)
+}
+
+// putKey answers with the key itself, as Hydra does.
+func (h *Handler) putKey(w http.ResponseWriter, r *http.Request) {
+	var body json.RawMessage
+	if err := httpx.DecodeJSON(r, &body); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	key, err := h.Manager.PutKey(r.Context(), r.PathValue("set"), r.PathValue("kid"), body)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, key)
+}
+
+func (h *Handler) deleteKey(w http.ResponseWriter, r *http.Request) {
+	if err := h.Manager.DeleteKey(r.Context(), r.PathValue("set"), r.PathValue("kid")); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
