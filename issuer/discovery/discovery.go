@@ -188,6 +188,8 @@ type Handler struct {
 	cache string
 }
 
+var _ interface{ MountPublic(*http.ServeMux) } = (*Handler)(nil)
+
 // Init validates the options and encodes the document. It is idempotent.
 func (h *Handler) Init() error {
 	h.once.Do(func() {

@@ -87,6 +87,11 @@ type Handler struct {
 	assertionAudiences []string
 }
 
+var _ interface {
+	MountPublic(*http.ServeMux)
+	MountAdmin(*http.ServeMux)
+} = (*Handler)(nil)
+
 // Init checks the dependencies and fills defaults. It is idempotent.
 func (h *Handler) Init() error {
 	h.once.Do(func() { h.initErr = h.init() })
