@@ -33,7 +33,8 @@ func BenchmarkTokenCreate(b *testing.B) {
 				}
 			}
 		})
-		b.Run(backend+"/parallel", func(b *testing.B) {
+		b.Run(backend+"/parallel16", func(b *testing.B) {
+			b.SetParallelism(8) // 16 callers on 2 cores, like 16 connections
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := s.Tokens().Create(context.Background(), mk()); err != nil {

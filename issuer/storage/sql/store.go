@@ -54,9 +54,11 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	log     *zap.Logger
-	writeMu *sync.Mutex // SQLite only: serialises writers in-process
+	writeMu *sync.Mutex // SQLite only: held by the writer and by Migrate
+	writer  *writer     // SQLite only: the single, batching writer
 	pin     *sql.Conn   // memory only: keeps the database alive
 	memory  bool
+	stmts   sync.Map // query -> *sql.Stmt
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -84,6 +86,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	switch p.dialect {
 	case DialectSQLite:
 		s.writeMu = &sync.Mutex{}
+		s.writer = newWriter(s)
 		if maxOpen == 0 {
 			maxOpen = max(4, 2*runtime.GOMAXPROCS(0))
 		}
@@ -141,6 +144,15 @@ func (s *Store) Stats() *storage.PoolStats {
 
 // Close closes the pool (and, for memory, drops the database).
 func (s *Store) Close() error {
+	if s.writer != nil {
+		s.writer.close()
+		s.writer = nil
+	}
+	s.stmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
 	if s.pin != nil {
 		_ = s.pin.Close()
 		s.pin = nil
@@ -295,19 +307,54 @@ func (s *Store) lockWrites() func() {
 
 // exec runs one writing statement.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	defer s.lockWrites()()
+	if s.writer != nil {
+		var res sql.Result
+		st, perr := s.prepared(ctx, query)
+		err := s.writer.submit(ctx, func(tx *sql.Tx) error {
+			var err error
+			if perr == nil {
+				res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, query, args...)
+			}
+			return err
+		})
+		return res, err
+	}
 	res, err := s.db.ExecContext(ctx, s.q(query), args...)
 	return res, mapErr(err)
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, err := s.prepared(ctx, query); err == nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.db.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// prepared returns a prepared statement for a hot query, prepared once per
+// connection by database/sql and kept for the life of the Store.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // tx runs fn in one transaction, retrying serialisation failures and
 // deadlocks a few times. fn must not call other Store methods.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	defer s.lockWrites()()
+	if s.writer != nil {
+		return s.writer.submit(ctx, fn)
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = s.txOnce(ctx, fn)
