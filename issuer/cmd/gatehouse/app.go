@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/client"
+	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
+	"github.com/gatehouse-dev/gatehouse/issuer/keys"
+	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
+	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
+	"github.com/gatehouse-dev/gatehouse/issuer/secrets"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
+)
+
+// app is the issuer's wired dependencies.
+type app struct {
+	cfg      *config.Config
+	store    *sqlstore.Store
+	keyring  *secrets.Keyring
+	keys     *keys.Manager
+	clients  *client.Manager
+	auth     *client.Authenticator
+	tokens   *oauth2.Handler
+	handlers []any
+}
+
+func (a *app) Close() {
+	if a.auth != nil {
+		a.auth.Close()
+	}
+	if a.clients != nil {
+		a.clients.Close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+func openStore(ctx context.Context, dsn string, log *zap.Logger) (*sqlstore.Store, error) {
+	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", redactDSN(dsn), err)
+	}
+	return st, nil
+}
+
+func redactDSN(dsn string) string { return sqlstore.RedactDSN(dsn) }
+
+// buildApp opens the database (migrating SQLite automatically, refusing an
+// unmigrated PostgreSQL/MySQL database), loads the secrets and signing keys
+// and creates every handler.
+func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving bool) (*app, error) {
+	st, err := openStore(ctx, cfg.DSN, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, store: st}
+	fail := func(err error) (*app, error) { a.Close(); return nil, err }
+
+	if st.Dialect() == sqlstore.DialectSQLite {
+		if err := st.Migrate(ctx); err != nil {
+			return fail(fmt.Errorf("migrating the SQLite database: %w", err))
+		}
+	} else if err := st.CheckMigrated(ctx); err != nil {
+		if errors.Is(err, sqlstore.ErrNotMigrated) {
+			return fail(fmt.Errorf("%w: %w", err, errNotMigratedHint))
+		}
+		return fail(err)
+	}
+
+	a.keyring, err = secrets.NewKeyring(cfg.Secrets.System)
+	if err != nil {
+		return fail(fmt.Errorf("SECRETS_SYSTEM: %w", err))
+	}
+	a.keys, err = keys.NewManager(keys.Options{
+		Store: st.Keys(), Keyring: a.keyring, Logger: log,
+		DefaultAlg: cfg.Keys.Algorithm, RSABits: cfg.Keys.RSABits,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := a.keys.EnsureSets(ctx, keys.SetIDToken, keys.SetAccessToken); err != nil {
+		return fail(fmt.Errorf("signing keys: %w", err))
+	}
+	a.handlers = append(a.handlers, &keys.Handler{Manager: a.keys, Logger: log})
+	if err := a.wireOAuth2(cfg, log); err != nil {
+		return fail(err)
+	}
+	var _ storage.Storage = st
+	return a, nil
+}
+
+// wireOAuth2 creates the client registry, client authentication and the
+// token endpoints.
+func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
+	outbound, err := safehttp.New(safehttp.Options{
+		DisallowPrivateIPRanges: cfg.Clients.HTTP.DisallowPrivateIPRanges,
+		AllowedPrefixes:         cfg.Clients.HTTP.PrivateIPPrefixAllowList,
+		UserAgent:               "gatehouse/" + version,
+	})
+	if err != nil {
+		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
+	}
+	hasher, err := client.NewHasher(client.HasherOptions{Algorithm: cfg.OAuth2.Hashers.Algorithm,
+		PBKDF2Iterations: cfg.OAuth2.Hashers.PBKDF2.Iterations, BCryptCost: cfg.OAuth2.Hashers.BCrypt.Cost})
+	if err != nil {
+		return fmt.Errorf("OAUTH2_HASHERS: %w", err)
+	}
+	a.clients, err = client.NewManager(client.ManagerOptions{Store: a.store.Clients(), Hasher: hasher, Logger: log,
+		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound}})
+	if err != nil {
+		return err
+	}
+	issuer := strings.TrimRight(cfg.IssuerURL(), "/")
+	secretTTL := cfg.OAuth2.SecretCache.TTL
+	if !cfg.OAuth2.SecretCache.Enabled {
+		secretTTL = -1
+	}
+	a.auth, err = client.NewAuthenticator(client.AuthenticatorOptions{Manager: a.clients, Nonces: a.store.Nonces(),
+		HTTP: outbound, Logger: log, TokenEndpoint: cfg.PublicURL() + "/oauth2/token", Issuer: issuer,
+		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token"},
+		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL})
+	if err != nil {
+		return err
+	}
+	tokens := &oauth2.Handler{Config: cfg, Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: issuer}
+	if err := tokens.Init(); err != nil {
+		return err
+	}
+	a.handlers = append(a.handlers,
+		&client.Handler{Manager: a.clients, Logger: log, Registration: client.RegistrationOptions{
+			Enabled:      cfg.OIDC.DynamicClientRegistration.Enabled,
+			DefaultScope: cfg.OIDC.DynamicClientRegistration.DefaultScope,
+			PublicURL:    cfg.PublicURL(),
+		}},
+		tokens,
+		&discovery.Handler{Options: discovery.FromConfig(cfg, tokens.GrantTypes()), Logger: log},
+	)
+	a.tokens = tokens
+	return nil
+}
