@@ -201,6 +201,7 @@ func addAdminCommands(root *cobra.Command) {
 	update.AddCommand(newUpdateClientCmd())
 	del.AddCommand(newDeleteClientCmd(), newDeleteJWKSCmd())
 	perform.AddCommand(newClientCredentialsCmd())
+	perform.AddCommand(newAuthorizationCodeCmd())
 	introspect.AddCommand(newIntrospectCmd())
 	revoke.AddCommand(newRevokeCmd())
 	root.AddCommand(create, get, list, update, del, perform, introspect, revoke, newJanitorCmd())

@@ -29,6 +29,7 @@ func addV1Aliases(root *cobra.Command) {
 	ti, tr := newIntrospectCmd(), newRevokeCmd()
 	ti.Use, tr.Use = "introspect TOKEN", "revoke TOKEN"
 	token.AddCommand(clientCredentialsCmd("client"), ti, tr)
+	token.AddCommand(newTokenUserCmd())
 
 	root.AddCommand(clients, keys, token)
 }
