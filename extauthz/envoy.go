@@ -39,6 +39,9 @@ func (s *CheckServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 // requestFromCheck reads the original request from a CheckRequest: the
 // headers map (lower-case names, repeated headers joined by ","), or the
 // header_map Envoy sends with encode_raw_headers.
+//
+// NewCheckCodec decodes only the fields read here: reading another one
+// needs the codec (checkcodec.go) to decode it too.
 func requestFromCheck(req *authv3.CheckRequest) *Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	r := &Request{Host: h.GetHost(), Method: h.GetMethod(), Path: h.GetPath()}
@@ -108,13 +111,17 @@ func okResponse(set []Header, remove []string, md *structpb.Struct) *authv3.Chec
 	}
 }
 
+// appendFalse is shared by every header option: responses are cached
+// per identity and only ever marshaled, never modified.
+var appendFalse = wrapperspb.Bool(false)
+
 // overwrite is a header set with OVERWRITE_IF_EXISTS_OR_ADD, plus the
 // deprecated append=false older Envoy versions read (same meaning).
 func overwrite(name, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header:       &corev3.HeaderValue{Key: name, Value: value},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		Append:       wrapperspb.Bool(false),
+		Append:       appendFalse,
 	}
 }
 

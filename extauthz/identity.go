@@ -59,6 +59,10 @@ func (id *Identity) cost() int64 {
 	for _, h := range id.headers {
 		n += 96 + len(h.Name) + 2*len(h.Value)
 	}
+	// The Envoy response rendered once and kept with the identity
+	// (CheckServer.render): protobuf messages of about 250 bytes per
+	// header set or removed, plus the envelope.
+	n += 256 + 256*(len(id.headers)+len(id.unset))
 	for _, vs := range id.claimValues {
 		for _, v := range vs {
 			n += 16 + len(v)

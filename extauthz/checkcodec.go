@@ -1,0 +1,227 @@
+package extauthz
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the "proto" codec used for everything else
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// NewCheckCodec returns a gRPC codec for the ext_authz server, installed
+// with grpc.ForceServerCodecV2. It decodes a CheckRequest partially:
+// only what requestFromCheck reads (method, host, path, the
+// authorization and cookie headers, and whether the headers map and
+// header_map are empty), straight from the wire with protowire. Envoy's
+// other attributes (every other header, the peers, metadata, a buffered
+// body) are skipped, not allocated: decoding them is most of a cached
+// check's CPU. Every other message, and every response, goes through the
+// standard protobuf codec. Without this codec the server still works,
+// decoding the whole request.
+//
+// The skipped parts are checked for wire-format validity only; a request
+// the standard codec accepts decodes to the same Request (see the fuzz
+// test).
+func NewCheckCodec() encoding.CodecV2 {
+	return checkCodec{std: encoding.GetCodecV2("proto")}
+}
+
+type checkCodec struct{ std encoding.CodecV2 }
+
+func (c checkCodec) Name() string { return "proto" }
+
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.std.Marshal(v) }
+
+func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*authv3.CheckRequest)
+	if !ok {
+		return c.std.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	proto.Reset(m)
+	return decodeCheckRequest(buf.ReadOnlyData(), m)
+}
+
+var errWire = errors.New("proto: cannot parse invalid wire-format data")
+
+// fields walks the top-level fields of a message, calling fn with each
+// length-delimited field's contents; other fields are skipped after
+// checking their encoding.
+func fields(b []byte, fn func(num protowire.Number, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			b = b[n:]
+			if err := fn(num, v); err != nil {
+				return err
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// protoString converts a proto3 string field, which must be UTF-8.
+func protoString(v []byte) (string, error) {
+	if !utf8.Valid(v) {
+		return "", errors.New("proto: string field contains invalid UTF-8")
+	}
+	return string(v), nil
+}
+
+// decodeCheckRequest: CheckRequest.attributes = 1. A singular message
+// field seen twice is merged, as protobuf does.
+func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
+	return fields(b, func(num protowire.Number, v []byte) error {
+		if num != 1 {
+			return nil
+		}
+		if m.Attributes == nil {
+			m.Attributes = &authv3.AttributeContext{}
+		}
+		// AttributeContext.request = 4.
+		return fields(v, func(num protowire.Number, v []byte) error {
+			if num != 4 {
+				return nil
+			}
+			if m.Attributes.Request == nil {
+				m.Attributes.Request = &authv3.AttributeContext_Request{}
+			}
+			// AttributeContext.Request.http = 2.
+			return fields(v, func(num protowire.Number, v []byte) error {
+				if num != 2 {
+					return nil
+				}
+				if m.Attributes.Request.Http == nil {
+					m.Attributes.Request.Http = &authv3.AttributeContext_HttpRequest{}
+				}
+				return decodeHTTPRequest(v, m.Attributes.Request.Http)
+			})
+		})
+	})
+}
+
+// decodeHTTPRequest reads method = 2, headers = 3 (map entries), path =
+// 4, host = 5 and header_map = 13 of AttributeContext.HttpRequest.
+func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
+	return fields(b, func(num protowire.Number, v []byte) error {
+		var err error
+		switch num {
+		case 2:
+			h.Method, err = protoString(v)
+		case 4:
+			h.Path, err = protoString(v)
+		case 5:
+			h.Host, err = protoString(v)
+		case 3:
+			err = decodeHeaderEntry(v, h)
+		case 13:
+			if h.HeaderMap == nil {
+				h.HeaderMap = &corev3.HeaderMap{}
+			}
+			// HeaderMap.headers = 1 (repeated HeaderValue).
+			err = fields(v, func(num protowire.Number, v []byte) error {
+				if num != 1 {
+					return nil
+				}
+				return decodeHeaderValue(v, h.HeaderMap)
+			})
+		}
+		return err
+	})
+}
+
+// decodeHeaderEntry reads one headers map entry (key = 1, value = 2; the
+// last occurrence wins) and keeps it if requestFromCheck reads it, or if
+// it is the first entry (the map's non-emptiness matters).
+func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest) error {
+	var key, val []byte
+	err := fields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case 1:
+			key = v
+		case 2:
+			val = v
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	relevant := string(key) == "authorization" || string(key) == "cookie"
+	if !relevant && len(h.Headers) > 0 {
+		return nil
+	}
+	k, err := protoString(key)
+	if err != nil {
+		return err
+	}
+	v, err := protoString(val)
+	if err != nil {
+		return err
+	}
+	if h.Headers == nil {
+		h.Headers = make(map[string]string, 2)
+	}
+	h.Headers[k] = v
+	return nil
+}
+
+// decodeHeaderValue reads one HeaderValue (key = 1, value = 2, raw_value
+// = 3) and keeps it when requestFromCheck reads it, or as the first one.
+func decodeHeaderValue(b []byte, hm *corev3.HeaderMap) error {
+	var key, val, raw []byte
+	err := fields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case 1:
+			key = v
+		case 2:
+			val = v
+		case 3:
+			raw = v
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch strings.ToLower(string(key)) {
+	case "authorization", "cookie", ":authority":
+	default:
+		if len(hm.Headers) > 0 {
+			return nil
+		}
+	}
+	hv := &corev3.HeaderValue{}
+	if hv.Key, err = protoString(key); err != nil {
+		return err
+	}
+	if hv.Value, err = protoString(val); err != nil {
+		return err
+	}
+	if raw != nil {
+		hv.RawValue = append([]byte{}, raw...)
+	}
+	hm.Headers = append(hm.Headers, hv)
+	return nil
+}
