@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// do not answer those pings with GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
+		// Decode only the CheckRequest fields the decision needs.
+		grpc.ForceServerCodecV2(extauthz.NewCheckCodec()),
+		// A fixed pool of stream workers instead of a goroutine (and a
+		// stack to grow) per call.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.SharedWriteBuffer(true),
 	)
 	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewCheckServer(a))
 	s.health = health.NewServer()
