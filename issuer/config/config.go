@@ -203,8 +203,9 @@ type ClientsHTTP struct {
 }
 
 type Keys struct {
-	Algorithm string `yaml:"algorithm" doc:"Algorithm of generated signing keys: RS256 (default; APISIX verifies only RSA), ES256 or EdDSA."`
-	RSABits   int    `yaml:"rsa_bits" doc:"RSA key size in bits (2048 to 8192)."`
+	Algorithm  string        `yaml:"algorithm" doc:"Algorithm of generated signing keys: RS256 (default; APISIX verifies only RSA), ES256 or EdDSA."`
+	RSABits    int           `yaml:"rsa_bits" doc:"RSA key size in bits (2048 to 8192)."`
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of /.well-known/jwks.json, so gateways cache the keys (0 sends no-store, as Hydra does)."`
 }
 
 type Log struct {
@@ -236,7 +237,7 @@ func Default() Config {
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
-		Keys: Keys{Algorithm: "RS256", RSABits: 2048},
+		Keys: Keys{Algorithm: "RS256", RSABits: 2048, JWKSMaxAge: 5 * time.Minute},
 		Log:  Log{Level: "info"},
 	}
 }
@@ -378,6 +379,9 @@ func (c *Config) Validate() error {
 	case "RS256", "ES256", "EdDSA":
 	default:
 		add(keyErr("keys.algorithm", "must be RS256, ES256 or EdDSA, got %q", c.Keys.Algorithm))
+	}
+	if c.Keys.JWKSMaxAge < 0 {
+		add(keyErr("keys.jwks_max_age", "must not be negative"))
 	}
 	if c.Keys.RSABits < 2048 || c.Keys.RSABits > 8192 {
 		add(keyErr("keys.rsa_bits", "must be between 2048 and 8192, got %d", c.Keys.RSABits))

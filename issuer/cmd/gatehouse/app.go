@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -81,7 +82,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	}
 	a.keys, err = keys.NewManager(keys.Options{
 		Store: st.Keys(), Keyring: a.keyring, Logger: log,
-		DefaultAlg: cfg.Keys.Algorithm, RSABits: cfg.Keys.RSABits,
+		DefaultAlg: cfg.Keys.Algorithm, RSABits: cfg.Keys.RSABits, JWKSMaxAge: jwksMaxAge(cfg.Keys.JWKSMaxAge),
 	})
 	if err != nil {
 		return fail(err)
@@ -146,4 +147,13 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	)
 	a.tokens = tokens
 	return nil
+}
+
+// jwksMaxAge maps keys.jwks_max_age to keys.Options: 0 in the config means
+// no-store, which keys.Options spells as a negative value.
+func jwksMaxAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
