@@ -1,0 +1,605 @@
+// Command extauthz is the sidecar's load generator: it starts a fake
+// OpenID provider in this process (extauthztest), builds and starts the
+// real gatehouse-sidecar binary against it, and drives Envoy-shaped gRPC
+// Check calls over loopback from -connections concurrent connections:
+//
+//	(a) one valid JWT repeated (decision-cache hit);
+//	(b) N distinct valid JWTs, each sent once (cache miss: signature
+//	    verification), for RS256 and ES256, with the raw verification
+//	    rate of the same algorithm measured in this process beside it;
+//	(c) opaque tokens whose introspection result is cached.
+//
+// It prints throughput, p50/p99/p99.9 latency and the error count per
+// scenario, and the sidecar's resident memory. Run from the repository
+// root: go run ./bench/extauthz [-duration 10s] [-connections 16].
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	connections int
+	distinct    int
+	opaque      int
+	sidecar     string
+	scenarios   string
+	typed       bool
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of the repeated-token scenarios (a) and (c)")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before (a) and (c)")
+	flag.IntVar(&o.connections, "connections", 16, "concurrent gRPC connections, one request in flight on each")
+	flag.IntVar(&o.distinct, "distinct", 100000, "distinct JWTs per algorithm in scenario (b), each sent once")
+	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
+	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
+	flag.StringVar(&o.scenarios, "scenarios", "a,c,b", "scenarios to run, in order")
+	flag.BoolVar(&o.typed, "typed", false, "send through the typed authv3 client (marshal every request, decode every response) instead of pre-marshaled bytes")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	fmt.Printf("== extauthz: gRPC Check over loopback, %d connections, %d cores (GOMAXPROCS %d), %s %s/%s\n",
+		o.connections, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+
+	is := extauthztest.New()
+	defer is.Close()
+	rsKey, esKey := is.AddKey(jwa.RS256()), is.AddKey(jwa.ES256())
+
+	bin := o.sidecar
+	if bin == "" {
+		var err error
+		if bin, err = buildSidecar(); err != nil {
+			return err
+		}
+		defer os.RemoveAll(filepath.Dir(bin))
+	}
+	sc, err := startSidecar(bin, is)
+	if err != nil {
+		return err
+	}
+	defer sc.stop()
+	fmt.Printf("sidecar: pid %d, gRPC %s, idle RSS %s (before any check)\n", sc.cmd.Process.Pid, sc.grpcAddr, sc.rss())
+
+	clients := make([]*client, o.connections)
+	for i := range clients {
+		conn, err := grpc.NewClient(sc.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		clients[i] = &client{conn: conn, typed: authv3.NewAuthorizationClient(conn), useTyped: o.typed}
+	}
+
+	for _, s := range strings.Split(o.scenarios, ",") {
+		switch strings.TrimSpace(s) {
+		case "a":
+			req := newCall(checkRequest(is.Token(rsKey, nil)))
+			res := load(clients, sc, o.warmup, o.duration, 0, func(int) *call { return req })
+			res.print("(a) one JWT repeated (RS256, cache hit)")
+			fmt.Printf("    sidecar RSS %s\n", sc.rss())
+		case "b":
+			for _, k := range []*extauthztest.Key{rsKey, esKey} {
+				if err := distinctScenario(o, is, k, clients, sc); err != nil {
+					return err
+				}
+			}
+		case "c":
+			toks := make([]*call, o.opaque)
+			for i := range toks {
+				tok := opaqueToken()
+				c := is.Claims()
+				c["token_type"], c["token_use"] = "Bearer", "access_token"
+				c["sub"] = "user-" + strconv.Itoa(i)
+				delete(c, "scp")
+				is.AddOpaque(tok, c)
+				toks[i] = newCall(checkRequest(tok))
+			}
+			// First pass, unmeasured: one introspection per token.
+			var first atomic.Int64
+			load(clients, sc, 0, 0, len(toks), func(int) *call {
+				if i := int(first.Add(1) - 1); i < len(toks) {
+					return toks[i]
+				}
+				return nil
+			})
+			before := is.IntrospectionCalls.Load()
+			var next atomic.Int64
+			res := load(clients, sc, o.warmup, o.duration, 0, func(int) *call {
+				return toks[int(next.Add(1)-1)%len(toks)]
+			})
+			res.print(fmt.Sprintf("(c) %d opaque tokens round robin, introspection cached", o.opaque))
+			fmt.Printf("    introspection calls to the issuer meanwhile: %d; sidecar RSS %s\n", is.IntrospectionCalls.Load()-before, sc.rss())
+		default:
+			return fmt.Errorf("unknown scenario %q (a, b or c)", s)
+		}
+	}
+	fmt.Printf("sidecar peak RSS %s\n", sc.peakRSS())
+	return nil
+}
+
+// distinctScenario mints o.distinct tokens signed by k, measures the raw
+// verification rate of this process for them, then sends each once.
+func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, clients []*client, sc *sidecarProc) error {
+	start := time.Now()
+	toks := mint(is, k, o.distinct)
+	fmt.Printf("    minted %d %s tokens in %s\n", len(toks), k.Alg, time.Since(start).Round(time.Millisecond))
+
+	pub, err := rawPublicKey(k)
+	if err != nil {
+		return err
+	}
+	raw1 := verifyRate(toks, pub, k.Alg, 1, 2*time.Second)
+	rawN := verifyRate(toks, pub, k.Alg, runtime.GOMAXPROCS(0), 2*time.Second)
+
+	// Requests are built and marshaled as they are sent: a few
+	// microseconds next to a signature verification.
+	var next atomic.Int64
+	res := load(clients, sc, 0, 0, len(toks), func(int) *call {
+		i := next.Add(1) - 1
+		if int(i) >= len(toks) {
+			return nil
+		}
+		return newCall(checkRequest(toks[i]))
+	})
+	res.print(fmt.Sprintf("(b) %d distinct %s JWTs, each once (cache miss)", res.n, k.Alg))
+	fmt.Printf("    raw %s verify in this process: %.0f/s on %d goroutines, %.0f/s on 1 (sidecar = %.0f%% / %.0f%% of them); sidecar RSS %s\n",
+		k.Alg, rawN, runtime.GOMAXPROCS(0), raw1, 100*res.rate()/rawN, 100*res.rate()/raw1, sc.rss())
+	runtime.GC()
+	return nil
+}
+
+// mint signs n distinct tokens (distinct jti and sub) on every core.
+func mint(is *extauthztest.Issuer, k *extauthztest.Key, n int) []string {
+	toks := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				toks[i] = is.Token(k, map[string]any{"jti": "bench-" + strconv.Itoa(i), "sub": "user-" + strconv.Itoa(i)})
+			}
+		}()
+	}
+	wg.Wait()
+	return toks
+}
+
+func rawPublicKey(k *extauthztest.Key) (any, error) {
+	var raw any
+	if err := jwk.Export(k.Public, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// verifyRate is the raw signature verification rate (the same jws call
+// the sidecar makes) on g goroutines for d, cycling through toks.
+func verifyRate(toks []string, pub any, alg jwa.SignatureAlgorithm, g int, d time.Duration) float64 {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < g; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			n := 0
+			for i := w; time.Now().Before(deadline); i += g {
+				if _, err := jws.VerifyCompactFast(pub, []byte(toks[i%len(toks)]), alg); err != nil {
+					panic(err)
+				}
+				n++
+			}
+			total.Add(int64(n))
+		}(w)
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds()
+}
+
+func opaqueToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return "ory_at_" + base64.RawURLEncoding.EncodeToString(b[:16]) + "." + base64.RawURLEncoding.EncodeToString(b[16:])
+}
+
+// checkRequest is the CheckRequest Envoy sends for GET /api/orders.
+func checkRequest(tok string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "1", Method: "GET", Host: "api.example.com", Path: "/api/orders?page=1", Scheme: "https", Protocol: "HTTP/1.1",
+			Headers: map[string]string{
+				":authority": "api.example.com", ":method": "GET", ":path": "/api/orders?page=1", ":scheme": "https",
+				"authorization": "Bearer " + tok, "user-agent": "bench", "x-request-id": "5b0c6e0e-6f5e-4f7e-9c55-3f2b7b1f2a10",
+			},
+		}},
+	}}
+}
+
+// result is one scenario's measurements.
+type result struct {
+	n, errs    int
+	elapsed    time.Duration
+	lat        []int64       // nanoseconds, sorted
+	sidecarCPU time.Duration // user+system CPU the sidecar used meanwhile
+	loadCPU    time.Duration // and this process
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(r.lat)))
+	return time.Duration(r.lat[min(i, len(r.lat)-1)])
+}
+
+func (r result) print(name string) {
+	fmt.Printf("%s\n    %d checks in %s: %.0f checks/s, p50 %s, p99 %s, p99.9 %s, errors %d\n",
+		name, r.n, r.elapsed.Round(time.Millisecond), r.rate(), fmtDur(r.pct(50)), fmtDur(r.pct(99)), fmtDur(r.pct(99.9)), r.errs)
+	if r.n > 0 {
+		fmt.Printf("    CPU per check: sidecar %.1fµs, load generator %.1fµs (sidecar used %.2f of %d cores)\n",
+			float64(r.sidecarCPU.Microseconds())/float64(r.n), float64(r.loadCPU.Microseconds())/float64(r.n),
+			r.sidecarCPU.Seconds()/r.elapsed.Seconds(), runtime.NumCPU())
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// load runs one worker per client, each with one request in flight. With
+// d > 0 it runs for d after an unmeasured warm-up; otherwise until next
+// returns nil. An error is a failed call or a non-OK decision.
+func load(clients []*client, sc *sidecarProc, warmup, d time.Duration, capHint int, next func(worker int) *call) result {
+	var measuring atomic.Bool
+	var stop atomic.Bool
+	type workerRes struct {
+		lat  []int64
+		errs int
+	}
+	out := make([]workerRes, len(clients))
+	var wg sync.WaitGroup
+	per := 1 << 16
+	if capHint > 0 {
+		per = capHint/len(clients) + 1
+	}
+	for w := range clients {
+		out[w].lat = make([]int64, 0, per)
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := clients[w]
+			for !stop.Load() {
+				req := next(w)
+				if req == nil {
+					return
+				}
+				t0 := time.Now()
+				ok := c.check(req)
+				el := time.Since(t0)
+				if !measuring.Load() {
+					continue
+				}
+				if !ok {
+					out[w].errs++
+				}
+				out[w].lat = append(out[w].lat, int64(el))
+			}
+		}(w)
+	}
+	var start time.Time
+	var sc0, self0 time.Duration
+	begin := func() {
+		sc0, self0 = sc.cpu(), selfCPU()
+		start = time.Now()
+		measuring.Store(true)
+	}
+	if d > 0 {
+		time.Sleep(warmup)
+		begin()
+		time.Sleep(d)
+		stop.Store(true)
+	} else {
+		begin()
+	}
+	wg.Wait()
+	var r result
+	r.elapsed = time.Since(start)
+	r.sidecarCPU, r.loadCPU = sc.cpu()-sc0, selfCPU()-self0
+	for _, o := range out {
+		r.lat = append(r.lat, o.lat...)
+		r.errs += o.errs
+	}
+	slices.Sort(r.lat)
+	r.n = len(r.lat)
+	return r
+}
+
+// call is one CheckRequest, kept marshaled for the raw client.
+type call struct {
+	req *authv3.CheckRequest
+	raw []byte
+}
+
+func newCall(req *authv3.CheckRequest) *call {
+	b, err := proto.Marshal(req)
+	if err != nil {
+		panic(err)
+	}
+	return &call{req: req, raw: b}
+}
+
+// client sends checks on one connection: by default pre-marshaled bytes
+// whose answer is read only as far as CheckResponse.status.code (so the
+// load generator spends little of the shared CPU); with -typed through
+// the authv3 client, as the integration tests do.
+type client struct {
+	conn     *grpc.ClientConn
+	typed    authv3.AuthorizationClient
+	useTyped bool
+}
+
+func (c *client) check(k *call) bool {
+	ctx := context.Background()
+	if c.useTyped {
+		resp, err := c.typed.Check(ctx, k.req)
+		return err == nil && resp.GetStatus().GetCode() == 0
+	}
+	var resp rawMsg
+	req := rawMsg(k.raw)
+	if err := c.conn.Invoke(ctx, authv3.Authorization_Check_FullMethodName, &req, &resp, grpc.ForceCodecV2(rawCodec{})); err != nil {
+		return false
+	}
+	return statusCode(resp) == 0
+}
+
+// rawMsg is a message already in wire format.
+type rawMsg []byte
+
+// rawCodec passes rawMsg through unchanged.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*rawMsg))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*rawMsg) = data.Materialize()
+	return nil
+}
+
+// statusCode reads CheckResponse.status (1).code (1); -1 if malformed.
+func statusCode(b []byte) int64 {
+	code := int64(0)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return -1
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			st, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return -1
+			}
+			b = b[n:]
+			for len(st) > 0 {
+				num, typ, n := protowire.ConsumeTag(st)
+				if n < 0 {
+					return -1
+				}
+				st = st[n:]
+				if num == 1 && typ == protowire.VarintType {
+					v, n := protowire.ConsumeVarint(st)
+					if n < 0 {
+						return -1
+					}
+					code = int64(v)
+					st = st[n:]
+					continue
+				}
+				if n = protowire.ConsumeFieldValue(num, typ, st); n < 0 {
+					return -1
+				}
+				st = st[n:]
+			}
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return -1
+		}
+		b = b[n:]
+	}
+	return code
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// buildSidecar builds the binary the way `make build` does.
+func buildSidecar() (string, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-bench-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "gatehouse-sidecar")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./sidecar/cmd/gatehouse-sidecar")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+type sidecarProc struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+	dir      string
+	exited   chan struct{}
+}
+
+// startSidecar runs the binary against the fake issuer with introspection
+// results cached for 5 minutes and waits for gRPC health SERVING.
+func startSidecar(bin string, is *extauthztest.Issuer) (*sidecarProc, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-bench-cfg-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "sidecar.yaml")
+	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\n"), 0o600); err != nil {
+		return nil, err
+	}
+	g, h := freeAddr(), freeAddr()
+	cmd := exec.Command(bin, "serve", "--config", cfg, "--issuer", is.URL, "--introspection-url", is.IntrospectionURL(),
+		"--grpc-listen", g, "--http-listen", h, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &sidecarProc{cmd: cmd, grpcAddr: g, dir: dir, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	// Stop the sidecar if the bench is interrupted.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; p.stop(); os.Exit(130) }()
+
+	conn, err := grpc.NewClient(g, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	defer conn.Close()
+	hc := grpc_health_v1.NewHealthClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+		cancel()
+		if err == nil && r.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("the sidecar exited before serving")
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("the sidecar is not SERVING after 30s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *sidecarProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	os.RemoveAll(p.dir)
+}
+
+// cpu is the sidecar's user+system CPU time from /proc/<pid>/stat
+// (fields 14 and 15, in clock ticks of 1/100 s).
+func (p *sidecarProc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces: split after ")".
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// rss and peakRSS read VmRSS and VmHWM from /proc (Linux).
+func (p *sidecarProc) rss() string     { return p.status("VmRSS") }
+func (p *sidecarProc) peakRSS() string { return p.status("VmHWM") }
+
+func (p *sidecarProc) status(field string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return "n/a"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				return strings.TrimSpace(v)
+			}
+			return fmt.Sprintf("%.1f MiB", float64(kb)/1024)
+		}
+	}
+	return "n/a"
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
