@@ -1,0 +1,1226 @@
+// Command issuer is the issuer's load generator. It builds and starts the
+// real gatehouse binary on the embedded SQLite default (or is pointed at a
+// running one with -public/-admin), creates the clients it needs through
+// the admin API, and drives HTTP/1.1 keep-alive requests over loopback
+// from -connections workers (one request in flight each) for -duration per
+// scenario:
+//
+//	hello       a trivial net/http handler in this process: the machine's
+//	            HTTP ceiling, measured with the same generator
+//	sign        single-goroutine sign rate of RS256-2048 and ES256 (jwx v3,
+//	            the call the issuer makes), the JWT scenarios' baseline
+//	opaque      client_credentials, opaque access token
+//	jwt-rs256   client_credentials, RFC 9068 JWT signed with RS256-2048
+//	jwt-es256   the same signed with ES256: a second issuer started with
+//	            KEYS_ALGORITHM=ES256 (or, with -public/-admin, an ES256 key
+//	            added to hydra.jwt.access-token and deleted afterwards)
+//	introspect  RFC 7662 introspection of a pool of opaque tokens
+//	jwks        GET /.well-known/jwks.json
+//	discovery   GET /.well-known/openid-configuration
+//
+// It prints requests/s, p50/p99/p99.9 latency, the error count (non-2xx or
+// transport error), the ratio to the hello-world ceiling, for JWT
+// scenarios the ratio to cores x single-core sign rate, the CPU time each
+// request cost the issuer, and the issuer's resident memory idle and after
+// load. Run from the repository root:
+//
+//	go run ./bench/issuer [-duration 10s] [-connections 16] [-scenarios a,b] [-json]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	signFor     time.Duration
+	connections int
+	scenarios   string
+	jsonOut     bool
+	public      string
+	admin       string
+	pid         int
+	bin         string
+	tokens      int
+	helloEach   bool
+	profileDir  string
+}
+
+const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,introspect,jwks,discovery"
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each load scenario")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each load scenario (opens the connections)")
+	flag.DurationVar(&o.signFor, "sign-duration", 2*time.Second, "how long each single-core sign rate is measured")
+	flag.IntVar(&o.connections, "connections", 16, "concurrent keep-alive connections, one request in flight on each")
+	flag.StringVar(&o.scenarios, "scenarios", allScenarios, "comma-separated scenarios, in order (hello and sign always run first when listed; sign is added when a jwt-* scenario is listed)")
+	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the table")
+	flag.StringVar(&o.public, "public", "", "public URL of a running issuer (default: build and start one on SQLite)")
+	flag.StringVar(&o.admin, "admin", "", "admin URL of a running issuer (with -public)")
+	flag.IntVar(&o.pid, "pid", 0, "with -public/-admin: the issuer's pid, to report its memory and CPU")
+	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
+	flag.IntVar(&o.tokens, "tokens", 1000, "opaque tokens minted for the introspection scenario, introspected round robin")
+	flag.BoolVar(&o.helloEach, "hello-each", false, "re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one (steadier on a shared machine; doubles the run time)")
+	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/issuer:", err)
+		os.Exit(1)
+	}
+}
+
+// report is the whole run, printed as a table or as JSON.
+type report struct {
+	Machine   machine        `json:"machine"`
+	Options   map[string]any `json:"options"`
+	Sign      []signRate     `json:"sign_rates,omitempty"`
+	Issuers   []*issuerMem   `json:"issuers,omitempty"`
+	Scenarios []*scenario    `json:"scenarios"`
+	LoadEnd   string         `json:"loadavg_end"`
+}
+
+type machine struct {
+	CPU        string `json:"cpu"`
+	Cores      int    `json:"cores"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+	LoadStart  string `json:"loadavg_start"`
+}
+
+type signRate struct {
+	Alg string `json:"alg"`
+	// JWXPerSec is signatures per second of CPU time of one goroutine
+	// (jws.Sign with kid and typ headers, as keys.Manager.Sign): what one
+	// core does when nothing else runs on it. Counting CPU rather than wall
+	// time keeps the other processes of a shared machine out of it.
+	JWXPerSec  float64 `json:"jwx_per_cpu_sec"`
+	JWXWallSec float64 `json:"jwx_per_wall_sec"`
+	RawPerSec  float64 `json:"raw_per_cpu_sec"` // crypto/rsa or crypto/ecdsa over a SHA-256 digest
+	// ExportedPerSec is JWXPerSec with the key as keys.Manager holds it:
+	// stored as a JWK, read back with jwk.ParseKey and jwk.Export.
+	ExportedPerSec float64 `json:"jwx_exported_key_per_cpu_sec"`
+}
+
+type issuerMem struct {
+	Name         string `json:"name"`
+	PID          int    `json:"pid"`
+	IdleRSSKiB   int64  `json:"idle_rss_kib"`
+	LoadRSSKiB   int64  `json:"rss_after_load_kib"`
+	PeakRSSKiB   int64  `json:"peak_rss_kib"`
+	StartupMilli int64  `json:"startup_ms,omitempty"`
+}
+
+type scenario struct {
+	Name        string  `json:"name"`
+	Requests    int     `json:"requests"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"rps"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	P999ms      float64 `json:"p999_ms"`
+	Maxms       float64 `json:"max_ms"`
+	Errors      int     `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	OfHello     float64 `json:"ratio_to_hello,omitempty"`
+	OfSignCeil  float64 `json:"ratio_to_cores_x_sign,omitempty"`
+	SignShare   float64 `json:"sign_share_of_server_cpu,omitempty"` // single-core sign CPU / issuer CPU per token
+	HelloRPS    float64 `json:"hello_rps_adjacent,omitempty"`       // with -hello-each: the ceiling measured just before
+	ServerCPUus float64 `json:"server_cpu_us_per_req,omitempty"`    // issuer (or, for hello, this process) CPU per request
+	BenchCPUus  float64 `json:"bench_cpu_us_per_req,omitempty"`     // this process (generator), not for hello
+	OtherCPU    float64 `json:"other_cpu_cores"`                    // cores busy with anything else on the machine meanwhile
+	RSSAfterKiB int64   `json:"server_rss_after_kib,omitempty"`
+	Note        string  `json:"note,omitempty"`
+}
+
+func run(o options) error {
+	scen, err := parseScenarios(o.scenarios)
+	if err != nil {
+		return err
+	}
+	rep := &report{
+		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: loadavg()},
+		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
+			"scenarios": strings.Join(scen, ","), "tokens": o.tokens},
+	}
+	logf := func(format string, a ...any) {
+		if !o.jsonOut {
+			fmt.Printf(format, a...)
+		} else {
+			fmt.Fprintf(os.Stderr, format, a...)
+		}
+	}
+	logf("== issuer bench: %d connections, %s per scenario (+%s warm-up), %s, %d cores (GOMAXPROCS %d), %s %s, load average %s\n",
+		o.connections, o.duration, o.warmup, rep.Machine.CPU, rep.Machine.Cores, rep.Machine.GOMAXPROCS,
+		rep.Machine.Go, rep.Machine.OS, rep.Machine.LoadStart)
+
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		cleanups = nil
+	}
+	defer cleanup()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; cleanup(); os.Exit(130) }()
+
+	var hello *scenario
+	signs := map[string]signRate{}
+
+	// The issuer under test: started here, or the one given.
+	var main *issuerProc
+	needIssuer := slices.ContainsFunc(scen, func(s string) bool { return s != "hello" && s != "sign" })
+	bin := o.bin
+	if needIssuer && o.public == "" && bin == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-bench-bin-")
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+		logf("building ./issuer/cmd/gatehouse ...\n")
+		if bin, err = buildIssuer(dir, o.profileDir != ""); err != nil {
+			return err
+		}
+	}
+	if needIssuer {
+		if o.public != "" {
+			if o.admin == "" {
+				return errors.New("-public needs -admin")
+			}
+			main = &issuerProc{name: "given", public: strings.TrimRight(o.public, "/"), admin: strings.TrimRight(o.admin, "/"), pid: o.pid}
+		} else {
+			p, err := startIssuer(bin, "rs256", nil, o.profileDir != "")
+			if err != nil {
+				return err
+			}
+			cleanups = append(cleanups, p.stop)
+			main = p
+		}
+		main.mem.Name, main.mem.PID = main.name, main.pid
+		main.mem.IdleRSSKiB = rssKiB(main.pid, "VmRSS")
+		rep.Issuers = append(rep.Issuers, &main.mem)
+		logf("issuer %s: pid %d, public %s, admin %s, idle RSS %s (after start, before any request)\n",
+			main.name, main.pid, main.public, main.admin, kib(main.mem.IdleRSSKiB))
+	}
+
+	for _, name := range scen {
+		var s *scenario
+		var adjacent float64
+		if o.helloEach && name != "hello" && name != "sign" {
+			h, err := helloScenario(o)
+			if err != nil {
+				return err
+			}
+			adjacent = h.RPS
+		}
+		switch name {
+		case "hello":
+			s, err = helloScenario(o)
+			hello = s
+		case "sign":
+			for _, alg := range []string{"RS256", "ES256"} {
+				r, err := measureSign(alg, o.signFor)
+				if err != nil {
+					return err
+				}
+				signs[alg] = r
+				rep.Sign = append(rep.Sign, r)
+				logf("sign %s on one goroutine: %.0f per CPU-second with jwx v3 jws.Sign (the issuer's call; %.0f per wall-second), %.0f raw crypto, %.0f with the key read back from a JWK as the issuer holds it; x %d cores = %.0f/s\n",
+					alg, r.JWXPerSec, r.JWXWallSec, r.RawPerSec, r.ExportedPerSec, runtime.NumCPU(), r.JWXPerSec*float64(runtime.NumCPU()))
+			}
+			continue
+		case "opaque":
+			s, err = tokenScenario(o, main, "opaque", "opaque", "")
+		case "jwt-rs256":
+			s, err = tokenScenario(o, main, "jwt-rs256", "jwt", "RS256")
+		case "jwt-es256":
+			s, err = es256Scenario(o, main, bin, rep, logf)
+		case "introspect":
+			s, err = introspectScenario(o, main, logf)
+		case "jwks":
+			s, err = getScenario(o, main, "jwks", main.public+"/.well-known/jwks.json")
+		case "discovery":
+			s, err = getScenario(o, main, "discovery", main.public+"/.well-known/openid-configuration")
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if hello != nil && s != hello && hello.RPS > 0 {
+			s.OfHello = s.RPS / hello.RPS
+		}
+		if adjacent > 0 {
+			s.HelloRPS, s.OfHello = adjacent, s.RPS/adjacent
+		}
+		if alg, ok := strings.CutPrefix(s.Name, "jwt-"); ok {
+			if r, ok := signs[strings.ToUpper(alg)]; ok {
+				s.OfSignCeil = s.RPS / (r.JWXPerSec * float64(runtime.NumCPU()))
+				if s.ServerCPUus > 0 {
+					s.SignShare = 1e6 / r.JWXPerSec / s.ServerCPUus
+				}
+			}
+		}
+		rep.Scenarios = append(rep.Scenarios, s)
+		logf("%s\n", s.line())
+	}
+	if main != nil && main.pid > 0 {
+		main.mem.LoadRSSKiB = rssKiB(main.pid, "VmRSS")
+		main.mem.PeakRSSKiB = rssKiB(main.pid, "VmHWM")
+	}
+	rep.LoadEnd = loadavg()
+	if o.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.printTable()
+	return nil
+}
+
+func parseScenarios(list string) ([]string, error) {
+	known := strings.Split(allScenarios, ",")
+	var want []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(known, s) {
+			return nil, fmt.Errorf("unknown scenario %q (known: %s)", s, allScenarios)
+		}
+		if !slices.Contains(want, s) {
+			want = append(want, s)
+		}
+	}
+	if slices.ContainsFunc(want, func(s string) bool { return strings.HasPrefix(s, "jwt-") }) && !slices.Contains(want, "sign") {
+		want = append(want, "sign")
+	}
+	// Baselines first.
+	var out []string
+	for _, b := range []string{"hello", "sign"} {
+		if slices.Contains(want, b) {
+			out = append(out, b)
+		}
+	}
+	for _, s := range want {
+		if s != "hello" && s != "sign" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (s *scenario) line() string {
+	b := fmt.Sprintf("%-11s %8.0f req/s  p50 %7.2fms  p99 %7.2fms  p99.9 %7.2fms  errors %d", s.Name, s.RPS, s.P50ms, s.P99ms, s.P999ms, s.Errors)
+	if s.OfHello > 0 {
+		b += fmt.Sprintf("  %5.1f%% of hello", 100*s.OfHello)
+	}
+	if s.OfSignCeil > 0 {
+		b += fmt.Sprintf("  %5.1f%% of cores x sign", 100*s.OfSignCeil)
+	}
+	if s.HelloRPS > 0 {
+		b += fmt.Sprintf(" (hello just before: %.0f/s)", s.HelloRPS)
+	}
+	if s.ServerCPUus > 0 {
+		b += fmt.Sprintf("  server %.0fµs CPU/req", s.ServerCPUus)
+	}
+	if s.SignShare > 0 {
+		b += fmt.Sprintf(" (%.0f%% of it signing)", 100*s.SignShare)
+	}
+	if s.BenchCPUus > 0 {
+		b += fmt.Sprintf(", bench %.0fµs", s.BenchCPUus)
+	}
+	b += fmt.Sprintf(", other %.2f cores", s.OtherCPU)
+	if s.FirstError != "" {
+		b += "\n            first error: " + s.FirstError
+	}
+	if s.Note != "" {
+		b += "\n            " + s.Note
+	}
+	return b
+}
+
+func (r *report) printTable() {
+	fmt.Printf("\n%-11s %9s %9s %9s %9s %7s %8s %8s %9s %8s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/hello", "/sign", "cpu µs/r", "rss KiB")
+	for _, s := range r.Scenarios {
+		ratio := func(v float64) string {
+			if v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f%%", 100*v)
+		}
+		rss := "-"
+		if s.RSSAfterKiB > 0 {
+			rss = strconv.FormatInt(s.RSSAfterKiB, 10)
+		}
+		fmt.Printf("%-11s %9.0f %9.2f %9.2f %9.2f %7d %8s %8s %9.0f %8s\n", s.Name, s.RPS, s.P50ms, s.P99ms, s.P999ms, s.Errors,
+			ratio(s.OfHello), ratio(s.OfSignCeil), s.ServerCPUus, rss)
+	}
+	for _, m := range r.Issuers {
+		fmt.Printf("issuer %-7s pid %d: idle RSS %s, after load %s, peak %s\n", m.Name, m.PID, kib(m.IdleRSSKiB), kib(m.LoadRSSKiB), kib(m.PeakRSSKiB))
+	}
+	fmt.Printf("load average: start %s, end %s\n", r.Machine.LoadStart, r.LoadEnd)
+}
+
+// ---- load generation ----
+
+// target is what one worker sends: a fresh request per call.
+type target func() (*http.Request, error)
+
+func newTransport(n int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil, // loopback only, never through a proxy
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        n,
+		MaxIdleConnsPerHost: n,
+		MaxConnsPerHost:     n,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// load runs n workers, each with one request in flight on its own
+// keep-alive connection, for warmup (unmeasured) then d. The CPU time of
+// is (nil: the server runs in this process) is charged to the server;
+// with -profile, its CPU profile over the measured window is saved.
+func load(o options, name string, is *issuerProc, mk target) *scenario {
+	serverPID := 0
+	if is != nil {
+		serverPID = is.pid
+	}
+	tr := newTransport(o.connections)
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	var measuring, stop atomic.Bool
+	type workerRes struct {
+		lat      []int64
+		errs     int
+		firstErr string
+	}
+	out := make([]workerRes, o.connections)
+	var wg sync.WaitGroup
+	for w := range out {
+		out[w].lat = make([]int64, 0, 1<<15)
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			wr := &out[w]
+			for !stop.Load() {
+				req, err := mk()
+				if err != nil {
+					panic(err)
+				}
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				var status int
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				el := time.Since(t0)
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil || status < 200 || status > 299 {
+					wr.errs++
+					if wr.firstErr == "" {
+						if err != nil {
+							wr.firstErr = err.Error()
+						} else {
+							wr.firstErr = "HTTP " + strconv.Itoa(status)
+						}
+					}
+				}
+				wr.lat = append(wr.lat, int64(el))
+			}
+		}(w)
+	}
+	time.Sleep(o.warmup)
+	profDone := make(chan error, 1)
+	if is != nil && is.pprof != "" {
+		go func() { profDone <- is.cpuProfile(filepath.Join(o.profileDir, name+".pprof"), o.duration) }()
+	} else {
+		profDone <- nil
+	}
+	cpu0 := sampleCPU(serverPID)
+	start := time.Now()
+	measuring.Store(true)
+	time.Sleep(o.duration)
+	stop.Store(true)
+	elapsed := time.Since(start)
+	cpu1 := sampleCPU(serverPID)
+	wg.Wait()
+	profErr := <-profDone
+
+	s := &scenario{Name: name, Seconds: elapsed.Seconds()}
+	var lat []int64
+	for _, r := range out {
+		lat = append(lat, r.lat...)
+		s.Errors += r.errs
+		if s.FirstError == "" {
+			s.FirstError = r.firstErr
+		}
+	}
+	slices.Sort(lat)
+	s.Requests = len(lat)
+	s.RPS = float64(len(lat)) / elapsed.Seconds()
+	ms := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		// Nearest rank.
+		i := int(p/100*float64(len(lat))+0.999999) - 1
+		return float64(lat[max(0, min(i, len(lat)-1))]) / 1e6
+	}
+	s.P50ms, s.P99ms, s.P999ms, s.Maxms = ms(50), ms(99), ms(99.9), ms(100)
+	if s.Requests > 0 {
+		d := cpu1.sub(cpu0)
+		if serverPID > 0 {
+			s.ServerCPUus = d.server.Seconds() * 1e6 / float64(s.Requests)
+			s.BenchCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+		} else {
+			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+		}
+		s.OtherCPU = max(0, (d.machine-d.server-d.self).Seconds()/elapsed.Seconds())
+	}
+	if serverPID > 0 {
+		s.RSSAfterKiB = rssKiB(serverPID, "VmRSS")
+	}
+	if profErr != nil {
+		s.FirstError += " (profile: " + profErr.Error() + ")"
+	}
+	return s
+}
+
+// ---- scenarios ----
+
+func helloScenario(o options) (*scenario, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	body := []byte("Hello, World!\n")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write(body)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	u := "http://" + ln.Addr().String() + "/"
+	s := load(o, "hello", nil, func() (*http.Request, error) { return http.NewRequest(http.MethodGet, u, nil) })
+	s.Note = "in-process net/http hello-world (server and generator share this process: cpu µs/r is both)"
+	return s, nil
+}
+
+func tokenScenario(o options, is *issuerProc, name, strategy, wantAlg string) (*scenario, error) {
+	cl, err := is.createClient(strategy)
+	if err != nil {
+		return nil, err
+	}
+	// Check once that the token is what the scenario claims to measure.
+	tok, err := is.token(cl)
+	if err != nil {
+		return nil, err
+	}
+	note, err := checkToken(is, tok, strategy, wantAlg)
+	if err != nil {
+		return nil, err
+	}
+	s := load(o, name, is, tokenTarget(is, cl))
+	s.Note = note
+	return s, nil
+}
+
+func tokenTarget(is *issuerProc, cl client) target {
+	u := is.public + "/oauth2/token"
+	body := []byte(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode())
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cl.ID)+":"+url.QueryEscape(cl.Secret)))
+	return func() (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", auth)
+		return req, nil
+	}
+}
+
+// checkToken verifies the access token's shape: for JWTs the header alg
+// and, for RSA, the modulus size of the signing key in the JWKS.
+func checkToken(is *issuerProc, tok, strategy, wantAlg string) (string, error) {
+	if strategy == "opaque" {
+		if !strings.HasPrefix(tok, "ory_at_") || strings.Count(tok, ".") != 1 {
+			return "", fmt.Errorf("not an opaque ory_at_ token: %.12s...", tok)
+		}
+		return "token: ory_at_<random>.<signature>", nil
+	}
+	msg, err := jws.Parse([]byte(tok))
+	if err != nil {
+		return "", fmt.Errorf("the access token is not a JWS: %w", err)
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	alg, _ := h.Algorithm()
+	kid, _ := h.KeyID()
+	typ, _ := h.Type()
+	if alg.String() != wantAlg {
+		return "", fmt.Errorf("the access token is signed with %s, want %s", alg, wantAlg)
+	}
+	var set struct {
+		Keys []struct {
+			Kid, Alg, Kty, N, Crv string
+		} `json:"keys"`
+	}
+	if err := is.getJSON(is.public+"/.well-known/jwks.json", &set); err != nil {
+		return "", err
+	}
+	for _, k := range set.Keys {
+		if k.Kid != kid {
+			continue
+		}
+		detail := k.Crv
+		if k.Kty == "RSA" {
+			n, err := base64.RawURLEncoding.DecodeString(k.N)
+			if err != nil {
+				return "", err
+			}
+			bits := len(n) * 8
+			if wantAlg == "RS256" && bits != 2048 {
+				return "", fmt.Errorf("the RS256 key has %d bits, want 2048", bits)
+			}
+			detail = strconv.Itoa(bits) + " bits"
+		}
+		return fmt.Sprintf("token: JWT typ %s, alg %s, key %s %s (kid %.8s...), %d bytes", typ, alg, k.Kty, detail, kid, len(tok)), nil
+	}
+	return "", fmt.Errorf("kid %q is not in the JWKS", kid)
+}
+
+// es256Scenario measures JWT client_credentials with an ES256 key: on a
+// second issuer started with KEYS_ALGORITHM=ES256 when this program
+// started the first one, otherwise by adding an ES256 key to the given
+// issuer's access-token set for the duration of the scenario.
+func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf func(string, ...any)) (*scenario, error) {
+	if main.cmd == nil {
+		kid, err := main.addKey("ES256")
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := main.deleteKey(kid); err != nil {
+				logf("WARNING: could not delete the ES256 key %s from hydra.jwt.access-token: %v\n", kid, err)
+			}
+		}()
+		s, err := tokenScenario(o, main, "jwt-es256", "jwt", "ES256")
+		if s != nil {
+			s.Note += "; ES256 key added to the running issuer for this scenario"
+		}
+		return s, err
+	}
+	p, err := startIssuer(bin, "es256", []string{"KEYS_ALGORITHM=ES256"}, o.profileDir != "")
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	p.mem.Name, p.mem.PID = p.name, p.pid
+	p.mem.IdleRSSKiB = rssKiB(p.pid, "VmRSS")
+	logf("issuer %s: pid %d, KEYS_ALGORITHM=ES256, idle RSS %s\n", p.name, p.pid, kib(p.mem.IdleRSSKiB))
+	s, err := tokenScenario(o, p, "jwt-es256", "jwt", "ES256")
+	p.mem.LoadRSSKiB = rssKiB(p.pid, "VmRSS")
+	p.mem.PeakRSSKiB = rssKiB(p.pid, "VmHWM")
+	rep.Issuers = append(rep.Issuers, &p.mem)
+	if s != nil {
+		s.Note += "; second issuer started with KEYS_ALGORITHM=ES256"
+	}
+	return s, err
+}
+
+func introspectScenario(o options, is *issuerProc, logf func(string, ...any)) (*scenario, error) {
+	cl, err := is.createClient("opaque")
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	toks := make([]string, o.tokens)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mintErr atomic.Value
+	for w := 0; w < min(o.connections, o.tokens); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(toks) {
+					return
+				}
+				t, err := is.token(cl)
+				if err != nil {
+					mintErr.Store(err)
+					return
+				}
+				toks[i] = t
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := mintErr.Load().(error); err != nil {
+		return nil, err
+	}
+	logf("introspect: minted %d opaque tokens in %s\n", len(toks), time.Since(t0).Round(time.Millisecond))
+	// Check once that introspection answers active:true.
+	var ir struct {
+		Active   bool   `json:"active"`
+		ClientID string `json:"client_id"`
+	}
+	if err := is.postForm(is.admin+"/admin/oauth2/introspect", url.Values{"token": {toks[0]}}, &ir); err != nil {
+		return nil, err
+	}
+	if !ir.Active || ir.ClientID != cl.ID {
+		return nil, fmt.Errorf("introspection of a fresh token answered %+v", ir)
+	}
+	bodies := make([][]byte, len(toks))
+	for i, t := range toks {
+		bodies[i] = []byte(url.Values{"token": {t}}.Encode())
+	}
+	u := is.admin + "/admin/oauth2/introspect"
+	var n atomic.Int64
+	s := load(o, "introspect", is, func() (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(bodies[int(n.Add(1))%len(bodies)]))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req, nil
+	})
+	s.Note = fmt.Sprintf("%d distinct opaque tokens round robin, each answered active:true", len(toks))
+	return s, nil
+}
+
+func getScenario(o options, is *issuerProc, name, u string) (*scenario, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	s := load(o, name, is, func() (*http.Request, error) { return http.NewRequest(http.MethodGet, u, nil) })
+	s.Note = fmt.Sprintf("%d-byte document, Cache-Control %q", len(b), resp.Header.Get("Cache-Control"))
+	return s, nil
+}
+
+// ---- sign rate ----
+
+// measureSign is the rate of one goroutine signing a ~400-byte RFC 9068
+// payload: with jws.Sign and kid/typ protected headers, exactly as
+// keys.Manager.Sign does, and with the raw crypto primitive.
+func measureSign(alg string, d time.Duration) (signRate, error) {
+	var key crypto.Signer
+	var sa jwa.SignatureAlgorithm
+	var err error
+	switch alg {
+	case "RS256":
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+		sa = jwa.RS256()
+	case "ES256":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		sa = jwa.ES256()
+	}
+	if err != nil {
+		return signRate{}, err
+	}
+	payload, _ := json.Marshal(map[string]any{
+		"aud": []string{}, "client_id": "6064a8d8-25b1-4f4a-9bc1-5dc384ae2c69", "exp": 1796176704, "iat": 1796173104,
+		"iss": "http://127.0.0.1:4444", "jti": "6d31fdf4-b78e-45c0-95e2-831a9d7b04c7", "nbf": 1796173104,
+		"scope": "read", "scp": []string{"read"}, "sub": "6064a8d8-25b1-4f4a-9bc1-5dc384ae2c69",
+	})
+	sign := func(key any) func() error {
+		return func() error {
+			hdr := jws.NewHeaders()
+			_ = hdr.Set(jws.KeyIDKey, "a870db34-842d-47cf-80e5-df5a383d0eb9")
+			_ = hdr.Set(jws.TypeKey, "at+jwt")
+			_, err := jws.Sign(payload, jws.WithKey(sa, key, jws.WithProtectedHeaders(hdr)))
+			return err
+		}
+	}
+	r := signRate{Alg: alg}
+	if r.JWXPerSec, r.JWXWallSec, err = rate(d, sign(key)); err != nil {
+		return r, err
+	}
+	// The key as keys.Manager.openSigner holds it: a private JWK parsed and
+	// exported back to a crypto key.
+	jk, err := jwk.Import(key)
+	if err != nil {
+		return r, err
+	}
+	b, err := json.Marshal(jk)
+	if err != nil {
+		return r, err
+	}
+	if jk, err = jwk.ParseKey(b); err != nil {
+		return r, err
+	}
+	var exported any
+	if err := jwk.Export(jk, &exported); err != nil {
+		return r, err
+	}
+	if r.ExportedPerSec, _, err = rate(d, sign(exported)); err != nil {
+		return r, err
+	}
+	var opts crypto.SignerOpts = crypto.SHA256
+	r.RawPerSec, _, err = rate(d, func() error {
+		sum := sha256.Sum256(payload)
+		_, err := key.Sign(rand.Reader, sum[:], opts)
+		return err
+	})
+	return r, err
+}
+
+// rate runs f on one goroutine for d of wall time and returns calls per
+// second of this process's CPU time and per second of wall time.
+func rate(d time.Duration, f func() error) (perCPU, perWall float64, err error) {
+	for range 10 { // warm up
+		if err := f(); err != nil {
+			return 0, 0, err
+		}
+	}
+	runtime.GC()
+	n := 0
+	c0 := sampleCPU(0).self
+	start := time.Now()
+	for time.Since(start) < d {
+		if err := f(); err != nil {
+			return 0, 0, err
+		}
+		n++
+	}
+	wall, cpu := time.Since(start), sampleCPU(0).self-c0
+	return float64(n) / cpu.Seconds(), float64(n) / wall.Seconds(), nil
+}
+
+// ---- the issuer process and its admin API ----
+
+type issuerProc struct {
+	name          string
+	public, admin string
+	pid           int
+	cmd           *exec.Cmd
+	dir           string
+	exited        chan struct{}
+	mem           issuerMem
+	stopOnce      sync.Once
+	pprof         string // host:port of the overlay pprof listener, with -profile
+}
+
+type client struct{ ID, Secret string }
+
+// pprofEnv names the loopback address the profiling overlay listens on.
+const pprofEnv = "GATEHOUSE_BENCH_PPROF"
+
+// pprofOverlay is added to package main of the issuer at build time with
+// -profile (go build -overlay: the source tree is not touched). It serves
+// net/http/pprof on its own loopback listener, never on the issuer's.
+const pprofOverlay = `package main
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"os"
+)
+
+func init() {
+	addr := os.Getenv("` + pprofEnv + `")
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go func() { _ = http.ListenAndServe(addr, mux) }()
+}
+`
+
+// buildIssuer builds the binary the way `make build` does; with profile,
+// plus the pprof overlay.
+func buildIssuer(dir string, profile bool) (string, error) {
+	bin := filepath.Join(dir, "gatehouse")
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
+	if profile {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		src := filepath.Join(dir, "zz_bench_pprof.go")
+		ov := filepath.Join(dir, "overlay.json")
+		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
+			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
+		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(ov, b, 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ov)
+	}
+	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// startIssuer runs `gatehouse serve all` on a fresh SQLite file (the
+// embedded default) in a temporary directory, loopback ports, and waits
+// for /health/ready on both listeners.
+func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-bench-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	pubPort, admPort := freePort(), freePort()
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	cmd := exec.Command(bin, "serve", "all")
+	cmd.Env = append(os.Environ(),
+		"DSN=sqlite://"+filepath.Join(dir, "gh.sqlite"),
+		"SECRETS_SYSTEM="+base64.RawURLEncoding.EncodeToString(secret), // 32 characters
+		"URLS_SELF_ISSUER=http://127.0.0.1:"+strconv.Itoa(pubPort),
+		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pubPort),
+		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(admPort),
+		"LOG_LEVEL=warn",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	pprofAddr := ""
+	if profile {
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(freePort())
+		cmd.Env = append(cmd.Env, pprofEnv+"="+pprofAddr)
+	}
+	logf, err := os.Create(filepath.Join(dir, "issuer.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &issuerProc{name: name, cmd: cmd, pid: cmd.Process.Pid, dir: dir, exited: make(chan struct{}), pprof: pprofAddr,
+		public: "http://127.0.0.1:" + strconv.Itoa(pubPort), admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, u := range []string{p.public + "/health/ready", p.admin + "/health/ready"} {
+		for {
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-p.exited:
+				b, _ := os.ReadFile(filepath.Join(dir, "issuer.log"))
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("the issuer exited before it was ready:\n%s", b)
+			default:
+			}
+			if time.Now().After(deadline) {
+				p.stop()
+				return nil, fmt.Errorf("the issuer is not ready after 60s: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	p.mem.StartupMilli = time.Since(t0).Milliseconds()
+	return p, nil
+}
+
+// stop sends SIGTERM to the process this program started (by pid), waits
+// for it, and removes its directory.
+func (p *issuerProc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		os.RemoveAll(p.dir)
+	})
+}
+
+// cpuProfile saves a CPU profile of the next d (whole seconds) to file.
+func (p *issuerProc) cpuProfile(file string, d time.Duration) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (p *issuerProc) createClient(strategy string) (client, error) {
+	body, _ := json.Marshal(map[string]any{
+		"client_name": "bench " + strategy, "grant_types": []string{"client_credentials"},
+		"scope": "read write", "access_token_strategy": strategy,
+	})
+	req, _ := http.NewRequest(http.MethodPost, p.admin+"/admin/clients", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	var out struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	if err := do(req, http.StatusCreated, &out); err != nil {
+		return client{}, fmt.Errorf("creating a client: %w", err)
+	}
+	return client{out.ID, out.Secret}, nil
+}
+
+func (p *issuerProc) token(cl client) (string, error) {
+	req, err := tokenTarget(p, cl)()
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := do(req, http.StatusOK, &out); err != nil {
+		return "", fmt.Errorf("token request: %w", err)
+	}
+	return out.AccessToken, nil
+}
+
+func (p *issuerProc) addKey(alg string) (string, error) {
+	req, _ := http.NewRequest(http.MethodPost, p.admin+"/admin/keys/hydra.jwt.access-token",
+		strings.NewReader(`{"alg":"`+alg+`","use":"sig"}`))
+	req.Header.Set("Content-Type", "application/json")
+	var out struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := do(req, http.StatusCreated, &out); err != nil {
+		return "", fmt.Errorf("creating an %s key: %w", alg, err)
+	}
+	if len(out.Keys) != 1 {
+		return "", fmt.Errorf("creating an %s key: %d keys returned", alg, len(out.Keys))
+	}
+	return out.Keys[0].Kid, nil
+}
+
+func (p *issuerProc) deleteKey(kid string) error {
+	req, _ := http.NewRequest(http.MethodDelete, p.admin+"/admin/keys/hydra.jwt.access-token/"+url.PathEscape(kid), nil)
+	return do(req, http.StatusNoContent, nil)
+}
+
+func (p *issuerProc) getJSON(u string, out any) error {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return do(req, http.StatusOK, out)
+}
+
+func (p *issuerProc) postForm(u string, v url.Values, out any) error {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return do(req, http.StatusOK, out)
+}
+
+var setupClient = &http.Client{Transport: newTransport(64), Timeout: 60 * time.Second}
+
+func do(req *http.Request, want int, out any) error {
+	resp, err := setupClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %s: %.300s", req.Method, req.URL.Path, resp.Status, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// ---- /proc ----
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// rssKiB reads a VmRSS/VmHWM line of /proc/<pid>/status.
+func rssKiB(pid int, field string) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func kib(n int64) string {
+	if n == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
+}
+
+// cpuSample is CPU time used so far by the server process, this process
+// and the whole machine (all non-idle time in /proc/stat).
+type cpuSample struct{ server, self, machine time.Duration }
+
+func (a cpuSample) sub(b cpuSample) cpuSample {
+	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine}
+}
+
+const clkTck = 100 // USER_HZ on Linux
+
+func sampleCPU(pid int) cpuSample {
+	var s cpuSample
+	if pid > 0 {
+		s.server = procCPU(strconv.Itoa(pid))
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		var busy int64
+		for i, v := range f[1:] {
+			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
+				continue
+			}
+			if i >= 8 { // guest time is already in user
+				break
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			busy += n
+		}
+		s.machine = time.Duration(busy) * time.Second / clkTck
+	}
+	return s
+}
+
+// procCPU is utime+stime of a process from /proc/<pid>/stat.
+func procCPU(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may contain spaces; fields resume after ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clkTck
+}
