@@ -1,0 +1,339 @@
+// Package envoy_test validates every Envoy bootstrap in envoy/ the way
+// Envoy would: decoded into go-control-plane's Bootstrap with every
+// typed_config resolved to its registered extension type, then the
+// protoc-gen-validate rules of the whole tree (including the messages
+// inside each Any) checked. It also checks the wiring a config can get
+// wrong while still being valid protobuf.
+package envoy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	oauth2v3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/oauth2/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+	"github.com/gatehouse-dev/gatehouse/sidecar"
+)
+
+// The extension types the configs use, registered by these imports.
+var (
+	_ = &streamv3.StdoutAccessLog{}
+	_ = &routerv3.Router{}
+	_ = &tlsv3.Secret{}
+	_ = &upstreamhttpv3.HttpProtocolOptions{}
+)
+
+// yamlToJSON converts a YAML document to JSON for protojson.
+func yamlToJSON(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return j
+}
+
+type allValidator interface{ ValidateAll() error }
+
+// validateTree runs ValidateAll on m and on every message packed in an
+// Any below it (PGV does not look inside Any), naming the path.
+func validateTree(m proto.Message, path string) error {
+	if v, ok := m.(allValidator); ok {
+		if err := v.ValidateAll(); err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+	}
+	if a, ok := m.(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		return validateTree(inner, path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">")
+	}
+	var err error
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil {
+			return true
+		}
+		p := path + "." + string(fd.Name())
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = validateTree(l.Get(i).Message().Interface(), fmt.Sprintf("%s[%d]", p, i))
+			}
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+					err = validateTree(mv.Message().Interface(), fmt.Sprintf("%s[%s]", p, k))
+					return err == nil
+				})
+			}
+		default:
+			err = validateTree(v.Message().Interface(), p)
+		}
+		return err == nil
+	})
+	return err
+}
+
+func loadBootstrap(t *testing.T, file string) *bootstrapv3.Bootstrap {
+	t.Helper()
+	var bs bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(yamlToJSON(t, file), &bs); err != nil {
+		t.Fatalf("%s does not decode as an Envoy v3 Bootstrap: %v", file, err)
+	}
+	if err := validateTree(&bs, "bootstrap"); err != nil {
+		t.Fatalf("%s: Envoy would reject it: %v", file, err)
+	}
+	return &bs
+}
+
+func bootstraps(t *testing.T) []string {
+	files, _ := filepath.Glob("*.yaml")
+	more, _ := filepath.Glob("*.yml")
+	files = append(files, more...)
+	if len(files) < 2 {
+		t.Fatalf("expected envoy.yaml and envoy-api.yaml, found %v", files)
+	}
+	return files
+}
+
+// TestBootstrapsValidate is the acceptance check: every YAML file here is
+// a Bootstrap Envoy would accept.
+func TestBootstrapsValidate(t *testing.T) {
+	for _, f := range bootstraps(t) {
+		t.Run(f, func(t *testing.T) { loadBootstrap(t, f) })
+	}
+}
+
+// TestValidatorCatchesMistakes: the validation above does fail on
+// configs Envoy rejects.
+func TestValidatorCatchesMistakes(t *testing.T) {
+	good := string(yamlToJSON(t, "envoy-api.yaml"))
+	tests := []struct{ name, from, to string }{
+		{"unknown typed_config type", "envoy.extensions.filters.http.router.v3.Router", "envoy.extensions.filters.http.nope.v3.Nope"},
+		{"invalid value inside an Any", `"transport_api_version":"V3"`, `"transport_api_version":"V4"`},
+		{"unknown field", `"stat_prefix":"api"`, `"stat_prefix":"api","no_such_field":1`},
+		{"PGV rule inside an Any (empty stat_prefix)", `"stat_prefix":"api"`, `"stat_prefix":""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(good, tt.from) {
+				t.Fatalf("fixture lacks %s", tt.from)
+			}
+			var bs bootstrapv3.Bootstrap
+			err := protojson.Unmarshal([]byte(strings.Replace(good, tt.from, tt.to, 1)), &bs)
+			if err == nil {
+				err = validateTree(&bs, "bootstrap")
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+// filters returns the listener's HTTP connection manager.
+func hcm(t *testing.T, bs *bootstrapv3.Bootstrap) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	var m hcmv3.HttpConnectionManager
+	if err := bs.StaticResources.Listeners[0].FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+func clusterPort(t *testing.T, bs *bootstrapv3.Bootstrap, name string) uint32 {
+	t.Helper()
+	for _, c := range bs.StaticResources.Clusters {
+		if c.Name == name {
+			return c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetEndpoint().Address.GetSocketAddress().GetPortValue()
+		}
+	}
+	t.Fatalf("no cluster %q", name)
+	return 0
+}
+
+// TestWiring checks what valid protobuf can still get wrong: ext_authz
+// fails closed over gRPC v3 to an HTTP/2 sidecar cluster on the port the
+// sidecar's config listens on, every route's cluster exists, the public
+// route disables the checks, filters are in order, and the oauth2 filter's
+// endpoints are the issuer's.
+func TestWiring(t *testing.T) {
+	side, err := os.ReadFile("sidecar/gatehouse-sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := sidecar.LoadConfig(side, sidecar.Overrides{Issuer: "http://127.0.0.1:4444"})
+	if err != nil {
+		t.Fatalf("sidecar/gatehouse-sidecar.yaml: %v", err)
+	}
+	for _, f := range bootstraps(t) {
+		t.Run(f, func(t *testing.T) {
+			bs := loadBootstrap(t, f)
+			m := hcm(t, bs)
+			var names []string
+			var authz extauthzv3.ExtAuthz
+			var oauth *oauth2v3.OAuth2
+			for _, hf := range m.HttpFilters {
+				names = append(names, hf.Name)
+				switch hf.Name {
+				case "envoy.filters.http.ext_authz":
+					if err := hf.GetTypedConfig().UnmarshalTo(&authz); err != nil {
+						t.Fatal(err)
+					}
+				case "envoy.filters.http.oauth2":
+					oauth = &oauth2v3.OAuth2{}
+					if err := hf.GetTypedConfig().UnmarshalTo(oauth); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if names[len(names)-1] != "envoy.filters.http.router" || !slices.Contains(names, "envoy.filters.http.ext_authz") {
+				t.Fatalf("filters %v: ext_authz then router last", names)
+			}
+			if oauth != nil && slices.Index(names, "envoy.filters.http.oauth2") > slices.Index(names, "envoy.filters.http.ext_authz") {
+				t.Fatalf("oauth2 must run before ext_authz: %v", names)
+			}
+			if authz.FailureModeAllow || authz.TransportApiVersion.String() != "V3" || authz.GetGrpcService().GetEnvoyGrpc() == nil {
+				t.Fatalf("ext_authz must be gRPC V3 and fail closed: %v", &authz)
+			}
+			sc := authz.GetGrpcService().GetEnvoyGrpc().ClusterName
+			if got := fmt.Sprint(clusterPort(t, bs, sc)); !strings.HasSuffix(scfg.Serve.GRPCListen, ":"+got) {
+				t.Fatalf("cluster %s port %s, sidecar listens on %s", sc, got, scfg.Serve.GRPCListen)
+			}
+			for _, c := range bs.StaticResources.Clusters {
+				if c.Name != sc {
+					continue
+				}
+				var po upstreamhttpv3.HttpProtocolOptions
+				if err := c.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&po); err != nil ||
+					po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+					t.Fatalf("the sidecar cluster must speak HTTP/2 (gRPC): %v", err)
+				}
+			}
+			var publicDisabled bool
+			for _, vh := range m.GetRouteConfig().VirtualHosts {
+				for _, r := range vh.Routes {
+					if c := r.GetRoute().GetCluster(); c != "" {
+						clusterPort(t, bs, c)
+					}
+					if a, ok := r.TypedPerFilterConfig["envoy.filters.http.ext_authz"]; ok {
+						var pr extauthzv3.ExtAuthzPerRoute
+						if err := a.UnmarshalTo(&pr); err != nil {
+							t.Fatal(err)
+						}
+						publicDisabled = publicDisabled || pr.GetDisabled()
+					}
+					if a, ok := r.TypedPerFilterConfig["envoy.filters.http.oauth2"]; ok {
+						var fc routev3.FilterConfig
+						if err := a.UnmarshalTo(&fc); err != nil || !fc.Disabled {
+							t.Fatalf("oauth2 per-route config must be a disabled FilterConfig: %v", err)
+						}
+					}
+				}
+			}
+			if !publicDisabled {
+				t.Fatal("no route disables ext_authz (public path or health check)")
+			}
+			if oauth != nil {
+				checkOAuth2(t, bs, oauth.Config)
+			}
+		})
+	}
+}
+
+// checkOAuth2 compares the oauth2 filter with the real issuer's discovery
+// document and checks its secrets files.
+func checkOAuth2(t *testing.T, bs *bootstrapv3.Bootstrap, c *oauth2v3.OAuth2Config) {
+	t.Helper()
+	if !c.ForwardBearerToken {
+		t.Fatal("forward_bearer_token must be true: ext_authz and the upstream need the token")
+	}
+	if !slices.Contains(c.AuthScopes, "openid") {
+		t.Fatalf("auth_scopes %v lack openid", c.AuthScopes)
+	}
+	tu, _ := url.Parse(c.TokenEndpoint.Uri)
+	if fmt.Sprint(clusterPort(t, bs, c.TokenEndpoint.GetCluster())) != tu.Port() {
+		t.Fatalf("token endpoint %s is not on cluster %s", c.TokenEndpoint.Uri, c.TokenEndpoint.GetCluster())
+	}
+	for _, sds := range []*tlsv3.SdsSecretConfig{c.Credentials.GetTokenSecret(), c.Credentials.GetHmacSecret()} {
+		file := filepath.Join("secrets", filepath.Base(sds.GetSdsConfig().GetPathConfigSource().GetPath()))
+		var dr discoveryv3.DiscoveryResponse
+		if err := protojson.Unmarshal(yamlToJSON(t, file), &dr); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		found := false
+		for _, r := range dr.Resources {
+			var s tlsv3.Secret
+			if err := r.UnmarshalTo(&s); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if err := s.ValidateAll(); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			found = found || (s.Name == sds.Name && s.GetGenericSecret() != nil)
+		}
+		if !found {
+			t.Fatalf("%s has no generic secret named %q", file, sds.Name)
+		}
+	}
+
+	// The endpoints are those the issuer advertises.
+	is := testbin.StartIssuer(t, nil)
+	resp, err := http.Get(is.PublicURL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	for key, got := range map[string]string{"token_endpoint": c.TokenEndpoint.Uri, "authorization_endpoint": c.AuthorizationEndpoint, "end_session_endpoint": c.EndSessionEndpoint} {
+		adv, _ := d[key].(string)
+		if adv == "" {
+			if key == "token_endpoint" {
+				t.Fatalf("the issuer advertises no %s", key)
+			}
+			t.Logf("the issuer does not advertise %s yet; envoy.yaml uses %s", key, got)
+			continue
+		}
+		a, _ := url.Parse(adv)
+		g, _ := url.Parse(got)
+		if a.Path != g.Path {
+			t.Errorf("%s: envoy.yaml uses path %s, the issuer advertises %s", key, g.Path, a.Path)
+		}
+	}
+}

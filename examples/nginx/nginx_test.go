@@ -1,0 +1,183 @@
+// Package nginx_test runs examples/nginx/nginx.conf in a real nginx in
+// front of examples/upstream, with gatehouse-sidecar and the issuer: the
+// gateway path as a user would set it up. It is skipped when nginx is not
+// installed, unless REQUIRE_NGINX=1 (scripts/e2e.sh installs it).
+package nginx_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+)
+
+func nginxBinary(t *testing.T) string {
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if b, err := exec.LookPath(p); err == nil {
+			return b
+		}
+	}
+	if os.Getenv("REQUIRE_NGINX") == "1" {
+		t.Fatal("nginx is not installed (apt-get install nginx)")
+	}
+	t.Skip("nginx is not installed; scripts/e2e.sh installs it")
+	return ""
+}
+
+// clientToken registers a client_credentials client and returns one of
+// its access tokens (sub = client id, as Hydra's).
+func clientToken(t *testing.T, is *testbin.Issuer) (id, token string) {
+	t.Helper()
+	body := `{"grant_types":["client_credentials"],"scope":"read write","token_endpoint_auth_method":"client_secret_basic"}`
+	resp, err := http.Post(is.AdminURL+"/admin/clients", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&c)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || c.ID == "" {
+		t.Fatalf("create client: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", is.PublicURL+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	if tok.AccessToken == "" {
+		t.Fatalf("token: %d", resp.StatusCode)
+	}
+	return c.ID, tok.AccessToken
+}
+
+// rewrite swaps the example's default ports for the test's.
+func rewrite(t *testing.T, file string, ports map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for from, to := range ports {
+		if !strings.Contains(s, from) {
+			t.Fatalf("%s no longer mentions %s", file, from)
+		}
+		s = strings.ReplaceAll(s, from, to)
+	}
+	return s
+}
+
+func TestNginxForwardAuth(t *testing.T) {
+	nginx := nginxBinary(t)
+	is := testbin.StartIssuer(t, nil)
+	clientID, token := clientToken(t, is)
+
+	up := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	upstream := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", up)
+	upstream.WaitHTTP(t, "http://"+up+"/health", 30*time.Second)
+
+	dir := t.TempDir()
+	sideHTTP, sideGRPC := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	sideCfg := filepath.Join(dir, "sidecar.yaml")
+	if err := os.WriteFile(sideCfg, []byte(rewrite(t, "sidecar.yaml", map[string]string{"127.0.0.1:4456": sideHTTP, "127.0.0.1:9191": sideGRPC})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", sideCfg,
+		"--issuer", is.PublicURL, "--introspection-url", is.AdminURL+"/admin/oauth2/introspect")
+	sidecar.WaitHTTP(t, "http://"+sideHTTP+"/health/ready", 30*time.Second)
+
+	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": sideHTTP, "127.0.0.1:8081": up})
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	proc.WaitHTTP(t, "http://"+gw+"/nginx-health", 30*time.Second)
+
+	type seen struct {
+		Headers       map[string]string `json:"headers"`
+		Authenticated bool              `json:"authenticated"`
+	}
+	call := func(path string, hdr map[string]string) (int, http.Header, seen) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+gw+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var s seen
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatalf("%s: upstream answer is not JSON: %s", path, b)
+			}
+		}
+		return resp.StatusCode, resp.Header, s
+	}
+	bearer := "Bearer " + token
+	tests := []struct {
+		name      string
+		path      string
+		hdr       map[string]string
+		status    int
+		challenge string // substring of WWW-Authenticate
+		user      string
+	}{
+		{"no token", "/api/things", nil, 401, "Bearer", ""},
+		{"forged identity, no token", "/api/things", map[string]string{"X-User-Id": "admin", "X-Client-Id": "admin"}, 401, "Bearer", ""},
+		{"invalid token", "/api/things", map[string]string{"Authorization": "Bearer not-a-real-token"}, 401, `error="invalid_token"`, ""},
+		{"valid token", "/api/things", map[string]string{"Authorization": bearer}, 200, "", clientID},
+		{"forged identity with a valid token", "/api/things", map[string]string{"Authorization": bearer, "X-User-Id": "admin"}, 200, "", clientID},
+		{"public path drops forged identity", "/public/page", map[string]string{"X-User-Id": "admin"}, 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, s := call(tt.path, tt.hdr)
+			if code != tt.status {
+				t.Fatalf("status %d, want %d", code, tt.status)
+			}
+			if tt.challenge != "" && !strings.Contains(h.Get("WWW-Authenticate"), tt.challenge) {
+				t.Fatalf("WWW-Authenticate = %q, want %q in it", h.Get("WWW-Authenticate"), tt.challenge)
+			}
+			if code == 200 {
+				if s.Headers["x-user-id"] != tt.user {
+					t.Fatalf("upstream saw x-user-id %q, want %q", s.Headers["x-user-id"], tt.user)
+				}
+				if tt.user != "" && (s.Headers["x-client-id"] != clientID || s.Headers["x-user-scopes"] != "read") {
+					t.Fatalf("upstream headers %v", s.Headers)
+				}
+			}
+		})
+	}
+	// The sidecar down: fail closed.
+	sidecar.Stop(10 * time.Second)
+	if code, _, _ := call("/api/things", map[string]string{"Authorization": bearer}); code < 500 {
+		t.Fatalf("sidecar down answered %d, want a 5xx", code)
+	}
+}
