@@ -1,0 +1,380 @@
+// Package apisix_test checks the APISIX kit: apisix.yaml parses as a
+// standalone configuration, every plugin field is one the plugin's schema
+// knows and required fields are set, admin-api.sh makes the same objects,
+// and every URL the plugins call exists and answers the way the plugins
+// expect, against the real issuer and gatehouse-sidecar.
+package apisix_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+	"github.com/gatehouse-dev/gatehouse/sidecar"
+)
+
+type standalone struct {
+	Upstreams []map[string]any `yaml:"upstreams"`
+	Routes    []map[string]any `yaml:"routes"`
+}
+
+// Fields of the plugins' JSON schemas (APISIX 3.x openid-connect and
+// forward-auth): a key outside these is a typo APISIX rejects.
+var schemaFields = map[string][]string{
+	"openid-connect": {"client_id", "client_secret", "discovery", "scope", "ssl_verify", "timeout", "introspection_endpoint",
+		"introspection_endpoint_auth_method", "token_endpoint_auth_method", "bearer_only", "session", "realm", "logout_path",
+		"redirect_uri", "post_logout_redirect_uri", "unauth_action", "public_key", "use_jwks", "use_pkce",
+		"token_signing_alg_values_expected", "set_access_token_header", "access_token_in_authorization_header",
+		"set_id_token_header", "set_userinfo_header", "set_refresh_token_header", "proxy_opts", "authorization_params",
+		"client_rsa_private_key", "client_rsa_private_key_id", "client_jwt_assertion_expires_in", "renew_access_token_on_expiry",
+		"access_token_expires_in", "refresh_session_interval", "iat_slack", "accept_none_alg", "accept_unsupported_alg",
+		"access_token_expires_leeway", "force_reauthorize", "use_nonce", "revoke_tokens_on_logout", "jwk_expires_in",
+		"jwt_verification_cache_ignore", "cache_segment", "introspection_interval", "introspection_expiry_claim",
+		"introspection_addon_headers", "required_scopes", "claim_validator", "claim_schema"},
+	"forward-auth": {"uri", "allow_degradation", "status_on_error", "ssl_verify", "request_method", "request_headers",
+		"extra_headers", "upstream_headers", "client_headers", "timeout", "keepalive", "keepalive_timeout", "keepalive_pool"},
+}
+
+func load(t *testing.T) (standalone, string) {
+	t.Helper()
+	b, err := os.ReadFile("apisix.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if lines[len(lines)-1] != "#END" {
+		t.Fatal("a standalone apisix.yaml must end with the line #END, or APISIX ignores it")
+	}
+	var s standalone
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("apisix.yaml: %v", err)
+	}
+	return s, string(b)
+}
+
+func plugin(t *testing.T, s standalone, route, name string) map[string]any {
+	t.Helper()
+	for _, r := range s.Routes {
+		if r["id"] == route {
+			p, _ := r["plugins"].(map[string]any)[name].(map[string]any)
+			if p == nil {
+				t.Fatalf("route %s has no %s plugin", route, name)
+			}
+			return p
+		}
+	}
+	t.Fatalf("no route %s", route)
+	return nil
+}
+
+func TestStandaloneConfig(t *testing.T) {
+	s, _ := load(t)
+	ups := map[any]bool{}
+	for _, u := range s.Upstreams {
+		ups[u["id"]] = true
+		if len(u["nodes"].(map[string]any)) == 0 {
+			t.Fatalf("upstream %v has no nodes", u["id"])
+		}
+	}
+	want := []string{"app-browser", "api-introspection", "api-forward-auth"}
+	var ids []string
+	for _, r := range s.Routes {
+		id, _ := r["id"].(string)
+		ids = append(ids, id)
+		if u, _ := r["uri"].(string); !strings.HasPrefix(u, "/") {
+			t.Fatalf("route %s: uri %q", id, u)
+		}
+		if !ups[r["upstream_id"]] {
+			t.Fatalf("route %s: upstream_id %v is not defined", id, r["upstream_id"])
+		}
+		for name, conf := range r["plugins"].(map[string]any) {
+			fields, known := schemaFields[name]
+			if !known {
+				t.Fatalf("route %s: plugin %s is not checked by this test", id, name)
+			}
+			for k := range conf.(map[string]any) {
+				if !slices.Contains(fields, k) {
+					t.Fatalf("route %s: %s has no field %q", id, name, k)
+				}
+			}
+		}
+	}
+	if !reflect.DeepEqual(ids, want) {
+		t.Fatalf("routes %v, want %v", ids, want)
+	}
+
+	browser := plugin(t, s, "app-browser", "openid-connect")
+	for _, k := range []string{"client_id", "client_secret", "discovery", "redirect_uri"} {
+		if browser[k] == "" || browser[k] == nil {
+			t.Fatalf("app-browser: %s is required", k)
+		}
+	}
+	if browser["bearer_only"] != false || browser["set_userinfo_header"] != true || browser["set_access_token_header"] != true {
+		t.Fatalf("app-browser: %v", browser)
+	}
+	// The plugin refuses a session secret shorter than 16 characters.
+	if sec, _ := browser["session"].(map[string]any)["secret"].(string); len(sec) < 16 {
+		t.Fatal("app-browser: session.secret must be at least 16 characters")
+	}
+	ru, _ := url.Parse(browser["redirect_uri"].(string))
+	if !strings.HasPrefix(ru.Path, "/app/") {
+		t.Fatalf("redirect_uri %s must be under the route's /app/*", ru)
+	}
+
+	api := plugin(t, s, "api-introspection", "openid-connect")
+	if api["bearer_only"] != true || !strings.HasSuffix(api["introspection_endpoint"].(string), "/introspect") {
+		t.Fatalf("api-introspection: %v", api)
+	}
+	fa := plugin(t, s, "api-forward-auth", "forward-auth")
+	if !strings.HasSuffix(fa["uri"].(string), "/auth") || !slices.Contains(toStrings(fa["request_headers"]), "Authorization") {
+		t.Fatalf("api-forward-auth: %v", fa)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+// normalize round-trips through JSON so that YAML and JSON values compare.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+var putRe = regexp.MustCompile(`(?s)put (upstreams|routes) ([a-z0-9-]+) <<'JSON'\n(.*?)\nJSON\n`)
+
+// TestAdminAPIScriptMatches: admin-api.sh creates exactly apisix.yaml's
+// objects.
+func TestAdminAPIScriptMatches(t *testing.T) {
+	s, _ := load(t)
+	b, err := os.ReadFile("admin-api.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yamlObjs := map[string]any{}
+	for kind, list := range map[string][]map[string]any{"upstreams": s.Upstreams, "routes": s.Routes} {
+		for _, o := range list {
+			c := map[string]any{}
+			for k, v := range o {
+				if k != "id" {
+					c[k] = v
+				}
+			}
+			yamlObjs[kind+"/"+fmt.Sprint(o["id"])] = normalize(t, c)
+		}
+	}
+	seen := 0
+	for _, m := range putRe.FindAllStringSubmatch(string(b), -1) {
+		key := m[1] + "/" + m[2]
+		var body any
+		if err := json.Unmarshal([]byte(m[3]), &body); err != nil {
+			t.Fatalf("admin-api.sh %s: %v", key, err)
+		}
+		if !reflect.DeepEqual(body, yamlObjs[key]) {
+			t.Fatalf("admin-api.sh %s differs from apisix.yaml:\nscript: %v\nyaml:   %v", key, body, yamlObjs[key])
+		}
+		seen++
+	}
+	if seen != len(yamlObjs) {
+		t.Fatalf("admin-api.sh has %d objects, apisix.yaml %d", seen, len(yamlObjs))
+	}
+}
+
+// TestAgainstIssuerAndSidecar: the discovery document has what
+// lua-resty-openidc reads, the sidecar's /introspect answers the plugin's
+// client as RFC 7662 says, and /auth answers forward-auth with the status
+// codes and headers the route copies.
+func TestAgainstIssuerAndSidecar(t *testing.T) {
+	s, _ := load(t)
+	is := testbin.StartIssuer(t, nil)
+	clientID, token := clientToken(t, is)
+
+	side, err := os.ReadFile("gatehouse-sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sidecar.LoadConfig(side, sidecar.Overrides{Issuer: is.PublicURL}); err != nil {
+		t.Fatalf("gatehouse-sidecar.yaml: %v", err)
+	}
+	sideHTTP := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	conf := strings.NewReplacer("127.0.0.1:4456", sideHTTP, "127.0.0.1:9191", fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))).Replace(string(side))
+	cfgFile := filepath.Join(t.TempDir(), "sidecar.yaml")
+	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", cfgFile,
+		"--issuer", is.PublicURL, "--introspection-url", is.AdminURL+"/admin/oauth2/introspect")
+	sc.WaitHTTP(t, "http://"+sideHTTP+"/health/ready", 30*time.Second)
+	local := func(u string) string {
+		return strings.NewReplacer("http://127.0.0.1:4444", is.PublicURL, "http://127.0.0.1:4456", "http://"+sideHTTP).Replace(u)
+	}
+
+	t.Run("discovery", func(t *testing.T) {
+		for _, route := range []string{"app-browser", "api-introspection"} {
+			p := plugin(t, s, route, "openid-connect")
+			resp, err := http.Get(local(p["discovery"].(string)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&d)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || d["issuer"] != is.PublicURL {
+				t.Fatalf("%s: discovery %d %v", route, resp.StatusCode, d["issuer"])
+			}
+			need := []string{"jwks_uri", "token_endpoint"}
+			if p["bearer_only"] == false && d["authorization_endpoint"] == nil {
+				// Until the issuer's browser flows land (issue 4).
+				t.Logf("%s: the issuer advertises no authorization_endpoint yet: redirect login not checked", route)
+			} else if p["bearer_only"] == false {
+				// redirect login, userinfo header and logout_path.
+				need = append(need, "authorization_endpoint", "userinfo_endpoint", "end_session_endpoint")
+			}
+			for _, k := range need {
+				if v, _ := d[k].(string); !strings.HasPrefix(v, is.PublicURL+"/") {
+					t.Fatalf("%s: discovery %s = %v", route, k, d[k])
+				}
+			}
+			if p["use_pkce"] == true {
+				if m, _ := d["code_challenge_methods_supported"].([]any); !slices.Contains(m, any("S256")) {
+					t.Logf("discovery does not list S256 in code_challenge_methods_supported (%v); the plugin sends S256 regardless", d["code_challenge_methods_supported"])
+				}
+			}
+		}
+	})
+
+	t.Run("introspection", func(t *testing.T) {
+		p := plugin(t, s, "api-introspection", "openid-connect")
+		introspect := func(id, secret, tok string) (int, map[string]any) {
+			req, _ := http.NewRequest("POST", local(p["introspection_endpoint"].(string)), strings.NewReader(url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			return resp.StatusCode, out
+		}
+		id, secret := p["client_id"].(string), p["client_secret"].(string)
+		code, out := introspect(id, secret, token)
+		// lua-resty-openidc requires active=true and caches until the
+		// introspection_expiry_claim (exp).
+		if code != 200 || out["active"] != true || out["sub"] != clientID {
+			t.Fatalf("valid token: %d %v", code, out)
+		}
+		if _, ok := out["exp"].(float64); !ok {
+			t.Fatalf("no numeric exp for the plugin's cache: %v", out)
+		}
+		if code, out := introspect(id, secret, "not-a-token"); code != 200 || out["active"] != false {
+			t.Fatalf("invalid token: %d %v", code, out)
+		}
+		if code, _ := introspect(id, "wrong-secret", token); code != 401 {
+			t.Fatalf("wrong client secret: %d", code)
+		}
+	})
+
+	t.Run("forward-auth", func(t *testing.T) {
+		p := plugin(t, s, "api-forward-auth", "forward-auth")
+		call := func(hdr map[string]string) *http.Response {
+			req, _ := http.NewRequest(p["request_method"].(string), local(p["uri"].(string)), nil)
+			// What the plugin sends besides request_headers.
+			req.Header.Set("X-Forwarded-Proto", "http")
+			req.Header.Set("X-Forwarded-Method", "GET")
+			req.Header.Set("X-Forwarded-Host", "127.0.0.1:9080")
+			req.Header.Set("X-Forwarded-Uri", "/fa/things?x=1")
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		resp := call(nil)
+		if resp.StatusCode != 401 {
+			t.Fatalf("no token: %d", resp.StatusCode)
+		}
+		for _, h := range toStrings(p["client_headers"]) {
+			if resp.Header.Get(h) == "" {
+				t.Fatalf("401 lacks %s, which the route passes to the client", h)
+			}
+		}
+		resp = call(map[string]string{"Authorization": "Bearer " + token, "X-User-Id": "forged"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("valid token: %d", resp.StatusCode)
+		}
+		for _, h := range toStrings(p["upstream_headers"]) {
+			if _, ok := resp.Header[http.CanonicalHeaderKey(h)]; !ok {
+				t.Fatalf("200 lacks %s, which the route copies upstream (it must be sent, even empty, to replace a forged one)", h)
+			}
+		}
+		if got := resp.Header.Get("X-User-Id"); got != clientID {
+			t.Fatalf("X-User-Id = %q, want %q", got, clientID)
+		}
+	})
+}
+
+// clientToken registers a client_credentials client and returns one of
+// its access tokens (sub = client id, as Hydra's).
+func clientToken(t *testing.T, is *testbin.Issuer) (id, token string) {
+	t.Helper()
+	body := `{"grant_types":["client_credentials"],"scope":"read","token_endpoint_auth_method":"client_secret_basic"}`
+	resp, err := http.Post(is.AdminURL+"/admin/clients", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&c)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || c.ID == "" {
+		t.Fatalf("create client: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", is.PublicURL+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	if tok.AccessToken == "" {
+		t.Fatalf("token: %d", resp.StatusCode)
+	}
+	return c.ID, tok.AccessToken
+}
