@@ -135,6 +135,8 @@ func (h *Handler) init() error {
 	h.grants = map[string]grantHandler{
 		client.GrantClientCredentials: &clientCredentialsGrant{h: h},
 		client.GrantJWTBearer:         &jwtBearerGrant{h: h},
+		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
+		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
 	}
 	return nil
 }
@@ -166,6 +168,9 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("/oauth2/token", methodNotAllowed(http.MethodPost))
 	mux.HandleFunc("POST /oauth2/revoke", h.revoke)
 	mux.HandleFunc("/oauth2/revoke", methodNotAllowed(http.MethodPost))
+	mux.HandleFunc("GET /userinfo", h.userinfo)
+	mux.HandleFunc("POST /userinfo", h.userinfo)
+	mux.HandleFunc("/userinfo", methodNotAllowed(http.MethodGet, http.MethodPost))
 }
 
 // MountAdmin mounts introspection, token administration and the trust API.

@@ -58,9 +58,12 @@ func (h *Handler) revokeToken(ctx context.Context, clientID, token string) error
 	if err != nil || !found || t.ClientID != clientID || !t.Active {
 		return err
 	}
-	// An access token is revoked on its own. (RFC 7009 §2.1: revoking a
-	// refresh token SHOULD also revoke the access tokens of its grant; the
-	// refresh_token grant does that with Tokens.RevokeRequest.)
+	// RFC 7009 §2.1: revoking a refresh token also revokes the access
+	// tokens of its grant (the whole chain); an access token is revoked
+	// on its own.
+	if t.Kind == storage.KindRefreshToken {
+		return h.Tokens.RevokeRequest(ctx, t.RequestID)
+	}
 	_, err = h.Tokens.Update(ctx, t.Kind, t.Signature, func(t *storage.Token) error {
 		t.Active = false
 		return nil

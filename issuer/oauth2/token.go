@@ -40,6 +40,16 @@ type session struct {
 	// Format is "opaque" or "jwt"; JTI is the jti of a JWT.
 	Format string `json:"format"`
 	JTI    string `json:"jti,omitempty"`
+
+	// Grant is the user's grant behind tokens of the authorization code,
+	// implicit and refresh token grants (nil for client_credentials and
+	// jwt-bearer).
+	Grant *GrantSession `json:"grant,omitempty"`
+	// Code holds what an authorization code is checked against.
+	Code *codeParams `json:"code,omitempty"`
+	// Used and UsedAt mark a redeemed code or rotated refresh token.
+	Used   bool      `json:"used,omitempty"`
+	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
 func decodeSession(raw json.RawMessage) (*session, error) {
@@ -65,6 +75,8 @@ type accessGrant struct {
 	Lifespan time.Duration
 	// RequestID ties together the tokens of one grant; empty: a new one.
 	RequestID string
+	// Grant is the user's grant, for userinfo and ID tokens.
+	Grant *GrantSession
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
@@ -93,6 +105,7 @@ func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenR
 		Ext:       g.Ext,
 		TokenUse:  useAccess,
 		GrantType: g.GrantType,
+		Grant:     g.Grant,
 	}
 	var token, sig string
 	var err error

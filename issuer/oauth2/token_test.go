@@ -447,7 +447,7 @@ func TestTokenEndpointRequestShape(t *testing.T) {
 // GrantTypes lists what the token endpoint implements, for discovery.
 func TestGrantTypes(t *testing.T) {
 	e := newEnv(t)
-	if got := e.h.GrantTypes(); !slices.Equal(got, []string{"client_credentials", client.GrantJWTBearer}) {
+	if got := e.h.GrantTypes(); !slices.Equal(got, []string{"authorization_code", "client_credentials", "refresh_token", client.GrantJWTBearer}) {
 		t.Fatalf("%v", got)
 	}
 	if err := (&Handler{}).Init(); err == nil || !strings.Contains(err.Error(), "Config") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
+	"github.com/gatehouse-dev/gatehouse/issuer/flow"
 	"github.com/gatehouse-dev/gatehouse/issuer/keys"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
@@ -94,6 +96,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.wireOAuth2(cfg, log); err != nil {
 		return fail(err)
 	}
+	if err := a.wireFlows(ctx, cfg, log); err != nil {
+		return fail(err)
+	}
 	var _ storage.Storage = st
 	return a, nil
 }
@@ -143,9 +148,59 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 			PublicURL:    cfg.PublicURL(),
 		}},
 		tokens,
-		&discovery.Handler{Options: discovery.FromConfig(cfg, tokens.GrantTypes()), Logger: log},
 	)
 	a.tokens = tokens
+	return nil
+}
+
+// wireFlows creates the authorization endpoint, the login/consent/logout
+// challenges and sessions, and the discovery document that advertises
+// them.
+func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	cookieKeys, err := secrets.NewKeyring(cfg.Secrets.Cookie)
+	if err != nil {
+		return fmt.Errorf("SECRETS_COOKIE: %w", err)
+	}
+	// Back-channel logout tokens go out through the SSRF guard, without
+	// following redirects, each attempt bounded (Back-Channel Logout §2.5).
+	backchannel, err := safehttp.New(safehttp.Options{
+		DisallowPrivateIPRanges: cfg.Clients.HTTP.DisallowPrivateIPRanges,
+		AllowedPrefixes:         cfg.Clients.HTTP.PrivateIPPrefixAllowList,
+		Timeout:                 5 * time.Second, MaxRedirects: -1,
+		UserAgent: "gatehouse/" + version,
+	})
+	if err != nil {
+		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
+	}
+	flows := &flow.Handler{Config: cfg, Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
+		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, Cookies: cookieKeys,
+		HTTP: backchannel, Logger: log}
+	if err := flows.Init(); err != nil {
+		return err
+	}
+	alg, err := a.keys.SigningAlg(ctx, keys.SetIDToken)
+	if err != nil {
+		return fmt.Errorf("ID token signing key: %w", err)
+	}
+	pub := cfg.PublicURL()
+	d := discovery.FromConfig(cfg, append(a.tokens.GrantTypes(), client.GrantImplicit))
+	slices.Sort(d.GrantTypesSupported)
+	d.AuthorizationEndpoint = pub + "/oauth2/auth"
+	d.UserinfoEndpoint = pub + "/userinfo"
+	d.EndSessionEndpoint = pub + "/oauth2/sessions/logout"
+	d.ResponseTypesSupported = []string{"code", "id_token", "id_token token", "code id_token", "code token", "code id_token token", "token"}
+	d.ResponseModesSupported = []string{"query", "fragment", "form_post"}
+	d.IDTokenSigningAlgValuesSupported = []string{alg}
+	d.UserinfoSigningAlgValuesSupported = []string{"none", alg}
+	d.CodeChallengeMethodsSupported = []string{"S256"}
+	if cfg.OAuth2.PKCE.AllowPlain {
+		d.CodeChallengeMethodsSupported = append(d.CodeChallengeMethodsSupported, "plain")
+	}
+	d.ScopesSupported = []string{"openid", "offline_access", "offline"}
+	d.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "c_hash"}
+	d.FrontchannelLogoutSupported, d.FrontchannelLogoutSessionSupported = true, true
+	d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
+	a.handlers = append(a.handlers, flows, &discovery.Handler{Options: d, Logger: log})
 	return nil
 }
 

@@ -1,0 +1,115 @@
+package flow
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Cipher encrypts cookie values (issuer/secrets.Keyring over
+// SECRETS_COOKIE, which defaults to the system secrets): the first secret
+// encrypts, every secret decrypts, so cookie secrets rotate like Hydra's.
+type Cipher interface {
+	Encrypt(purpose string, plaintext, aad []byte) ([]byte, error)
+	Decrypt(purpose string, ciphertext, aad []byte) ([]byte, error)
+}
+
+const cookiePurpose = "cookie"
+
+var b64 = base64.RawURLEncoding
+
+// cookieJar writes and reads the issuer's cookies: every value is
+// AES-256-GCM encrypted and bound to the cookie's name, so a cookie can be
+// neither read, forged nor moved to another name.
+type cookieJar struct {
+	cipher   Cipher
+	secure   bool
+	sameSite http.SameSite
+	domain   string
+	path     string
+}
+
+func (j *cookieJar) set(w http.ResponseWriter, name string, value []byte, maxAge time.Duration) error {
+	ct, err := j.cipher.Encrypt(cookiePurpose, value, []byte(name))
+	if err != nil {
+		return err
+	}
+	c := &http.Cookie{Name: name, Value: b64.EncodeToString(ct), Path: j.path, Domain: j.domain,
+		Secure: j.secure, HttpOnly: true, SameSite: j.sameSite}
+	if maxAge > 0 {
+		c.MaxAge = int(maxAge / time.Second)
+		c.Expires = time.Now().Add(maxAge)
+	}
+	http.SetCookie(w, c)
+	return nil
+}
+
+// get returns the decrypted value of cookie name, false when absent or
+// not made by this issuer (with any configured cookie secret).
+func (j *cookieJar) get(r *http.Request, name string) ([]byte, bool) {
+	c, err := r.Cookie(name)
+	if err != nil || c.Value == "" || len(c.Value) > 4096 {
+		return nil, false
+	}
+	ct, err := b64.DecodeString(c.Value)
+	if err != nil {
+		return nil, false
+	}
+	pt, err := j.cipher.Decrypt(cookiePurpose, ct, []byte(name))
+	if err != nil {
+		return nil, false
+	}
+	return pt, true
+}
+
+func (j *cookieJar) clear(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: j.path, Domain: j.domain, MaxAge: -1,
+		Expires: time.Unix(1, 0), Secure: j.secure, HttpOnly: true, SameSite: j.sameSite})
+}
+
+// csrfCookieName is the login or consent CSRF cookie of one client: a
+// browser may run flows of several clients at once, so the name carries a
+// short hash of the client id (as Hydra's does).
+func csrfCookieName(base, clientID string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return base + "_" + hex.EncodeToString(sum[:4])
+}
+
+// randomToken returns n random bytes, base64url encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b64.EncodeToString(b)
+}
+
+// newChallenge returns a new challenge id: 32 hex characters.
+func newChallenge() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return b64.EncodeToString(sum[:])
+}
+
+// newVerifier returns a verifier for challenge ("<challenge>.<secret>")
+// and the hash of its secret part, the only part that is stored.
+func newVerifier(challenge string) (verifier, hash string) {
+	secret := randomToken(32)
+	return challenge + "." + secret, hashOf(secret)
+}
+
+// splitVerifier returns the challenge and secret of a verifier.
+func splitVerifier(v string) (challenge, secret string, ok bool) {
+	challenge, secret, ok = strings.Cut(v, ".")
+	if !ok || len(challenge) != 32 || secret == "" || len(secret) > 128 {
+		return "", "", false
+	}
+	return challenge, secret, true
+}

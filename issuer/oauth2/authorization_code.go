@@ -1,0 +1,234 @@
+package oauth2
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/client"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// errAlreadyUsed aborts the update of a code or refresh token that a
+// concurrent or earlier request already used.
+var errAlreadyUsed = errors.New("oauth2: already used")
+
+// authorizationCodeGrant is RFC 6749 §4.1.3: the client redeems a code
+// issued by the authorization endpoint for an access token, an ID token
+// when openid was granted (OpenID Connect Core §3.1.3.3) and a refresh
+// token when offline_access was granted.
+type authorizationCodeGrant struct{ h *Handler }
+
+var _ grantHandler = (*authorizationCodeGrant)(nil)
+
+func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	h := g.h
+	c := req.Client
+	if req.Code == "" {
+		return nil, apierr.InvalidRequest("The code parameter is missing")
+	}
+	sig, ok := opaqueSignature(h.MAC, opaqueAuthorizeCode, req.Code)
+	if !ok {
+		return nil, apierr.InvalidGrant("The authorization code is malformed or was not issued by this server")
+	}
+	t, err := h.Tokens.Get(ctx, storage.KindAuthorizationCode, sig)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, apierr.InvalidGrant("The authorization code is unknown, expired or was revoked")
+	}
+	if err != nil {
+		return nil, apierr.ServerError(err)
+	}
+	// RFC 6749 §4.1.3: the code was issued to this authenticated client.
+	if t.ClientID != c.ID {
+		return nil, apierr.InvalidGrant("The authorization code was issued to another client")
+	}
+	s, err := decodeSession(t.Data)
+	if err != nil || s.Grant == nil || s.Code == nil {
+		return nil, apierr.ServerError(fmt.Errorf("oauth2: authorization code session: %v", err))
+	}
+	if s.Used {
+		return nil, g.reused(ctx, &t)
+	}
+	if !t.Active {
+		return nil, apierr.InvalidGrant("The authorization code was revoked")
+	}
+	if !h.Now().Before(t.ExpiresAt) {
+		return nil, apierr.InvalidGrant("The authorization code has expired")
+	}
+	// RFC 6749 §4.1.3: redirect_uri must be present and identical if it
+	// was included in the authorization request; when it was not, a value
+	// sent now must still be the one the code was delivered to.
+	if s.Code.RedirectURISent && req.RedirectURI != s.Code.RedirectURI {
+		return nil, apierr.InvalidGrant("The redirect_uri does not match the one of the authorization request")
+	}
+	if !s.Code.RedirectURISent && req.RedirectURI != "" && req.RedirectURI != s.Code.RedirectURI {
+		return nil, apierr.InvalidGrant("The redirect_uri does not match the one the authorization code was sent to")
+	}
+	if err := verifyPKCE(s.Code.CodeChallenge, s.Code.CodeChallengeMethod, req.CodeVerifier); err != nil {
+		return nil, err
+	}
+	// Redeem exactly once: the update is serialised by the store, the
+	// loser of a race sees the code used (RFC 6749 §4.1.2: "The client
+	// MUST NOT use the authorization code more than once").
+	_, err = h.Tokens.Update(ctx, storage.KindAuthorizationCode, sig, func(t *storage.Token) error {
+		cur, err := decodeSession(t.Data)
+		if err != nil {
+			return err
+		}
+		if cur.Used || !t.Active {
+			return errAlreadyUsed
+		}
+		cur.Used, cur.UsedAt = true, h.Now().UTC()
+		t.Active = false
+		t.Data, err = json.Marshal(cur)
+		return err
+	})
+	if errors.Is(err, errAlreadyUsed) {
+		return nil, g.reused(ctx, &t)
+	}
+	if err != nil {
+		return nil, apierr.ServerError(err)
+	}
+	grant := s.Grant
+	httpx.Info(ctx).Subject = grant.Subject
+	return h.issueGrantTokens(ctx, &grantTokens{
+		GrantType: client.GrantAuthorizationCode, Client: c, Grant: grant,
+		Scope: grant.GrantedScope, RequestID: t.RequestID, Nonce: s.Code.Nonce,
+		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
+		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	})
+}
+
+// reused answers a second use of a code: RFC 6749 §4.1.2 "If an
+// authorization code is used more than once, the authorization server MUST
+// deny the request and SHOULD revoke (when possible) all tokens previously
+// issued based on that authorization code."
+func (g *authorizationCodeGrant) reused(ctx context.Context, t *storage.Token) error {
+	if err := g.h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+		return apierr.ServerError(err)
+	}
+	g.h.Logger.Warn("an authorization code was used twice; every token issued from it was revoked",
+		zap.String("client_id", t.ClientID))
+	return apierr.InvalidGrant("The authorization code has already been used; every token issued from it was revoked")
+}
+
+// verifyPKCE is RFC 7636 §4.6. A code issued without a challenge must be
+// redeemed without a verifier (a verifier then means a downgrade attempt,
+// OAuth 2.0 Security BCP §2.1.1).
+func verifyPKCE(challenge, method, verifier string) error {
+	if challenge == "" {
+		if verifier != "" {
+			return apierr.InvalidGrant("The code_verifier was sent but the authorization request had no code_challenge")
+		}
+		return nil
+	}
+	if verifier == "" {
+		return apierr.InvalidGrant("The code_verifier is missing (PKCE, RFC 7636 §4.5)")
+	}
+	// §4.1: code-verifier = 43*128unreserved.
+	if len(verifier) < 43 || len(verifier) > 128 || !isPKCEChars(verifier) {
+		return apierr.InvalidGrant("The code_verifier must be 43 to 128 characters of [A-Z a-z 0-9 - . _ ~] (RFC 7636 §4.1)")
+	}
+	var computed string
+	switch method {
+	case "S256":
+		sum := sha256.Sum256([]byte(verifier))
+		computed = b64.EncodeToString(sum[:])
+	case "plain", "":
+		computed = verifier
+	default:
+		return apierr.InvalidGrant("The code_challenge_method %q is not supported", method)
+	}
+	if subtle.ConstantTimeCompare([]byte(computed), []byte(challenge)) != 1 {
+		return apierr.InvalidGrant("The code_verifier does not match the code_challenge (PKCE)")
+	}
+	return nil
+}
+
+func isPKCEChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// grantTokens is what the code and refresh grants issue from a user grant.
+type grantTokens struct {
+	GrantType string
+	Client    *client.Client
+	Grant     *GrantSession
+	// Scope is the access token's scope (possibly narrowed from the grant).
+	Scope     []string
+	RequestID string
+	Nonce     string
+
+	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
+}
+
+// issueGrantTokens issues the access token, the refresh token when
+// offline access was granted and the client may use refresh tokens
+// (as in Hydra, silently none otherwise), and the ID token when openid was
+// granted, with at_hash.
+func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens) (*tokenResponse, error) {
+	g := gt.Grant
+	resp, err := h.issueAccessToken(ctx, &accessGrant{
+		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
+		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken) {
+		rt, err := h.issueRefreshToken(ctx, gt)
+		if err != nil {
+			return nil, err
+		}
+		resp.RefreshToken = rt
+	}
+	if g.HasScope("openid") {
+		id, err := h.signIDToken(ctx, gt.Client, g, gt.Nonce, resp.AccessToken, "", gt.IDLifespan)
+		if err != nil {
+			return nil, err
+		}
+		resp.IDToken = id
+	}
+	return resp, nil
+}
+
+// issueRefreshToken records a new refresh token (ory_rt_...) of the chain.
+// It keeps the whole granted scope, so that a later refresh may ask again
+// for scope an earlier one narrowed away (RFC 6749 §6).
+func (h *Handler) issueRefreshToken(ctx context.Context, gt *grantTokens) (string, error) {
+	now := h.Now().UTC().Truncate(time.Second)
+	tok, sig, err := newOpaque(h.MAC, opaqueRefreshToken)
+	if err != nil {
+		return "", apierr.ServerError(err)
+	}
+	g := gt.Grant
+	data, err := json.Marshal(session{
+		Scope: nonNil(g.GrantedScope), Audience: nonNil(g.GrantedAudience), Ext: g.AccessTokenClaims,
+		TokenUse: useRefresh, GrantType: gt.GrantType, Format: formatOpaque, Grant: g,
+	})
+	if err != nil {
+		return "", apierr.ServerError(err)
+	}
+	if err := h.Tokens.Create(ctx, storage.Token{Kind: storage.KindRefreshToken, Signature: sig,
+		RequestID: gt.RequestID, ClientID: gt.Client.ID, Subject: g.Subject, Active: true,
+		IssuedAt: now, ExpiresAt: now.Add(gt.RefreshLifespan), Data: data}); err != nil {
+		return "", apierr.ServerError(fmt.Errorf("oauth2: recording the refresh token: %w", err))
+	}
+	return tok, nil
+}

@@ -1,0 +1,128 @@
+package oauth2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/client"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// refreshTokenGrant is RFC 6749 §6 with rotation (OAuth 2.0 Security BCP
+// §4.14.2): every use returns a new refresh token and retires the old one;
+// presenting a retired one again means it leaked, and the whole chain
+// (every access and refresh token of the grant) is revoked. Within
+// oauth2.grant.refresh_token.rotation_grace_period of its first use a
+// retired token is accepted again (for clients that retry a lost
+// response), without revoking anything.
+type refreshTokenGrant struct{ h *Handler }
+
+var _ grantHandler = (*refreshTokenGrant)(nil)
+
+func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	h := g.h
+	c := req.Client
+	if req.RefreshToken == "" {
+		return nil, apierr.InvalidRequest("The refresh_token parameter is missing")
+	}
+	sig, ok := opaqueSignature(h.MAC, opaqueRefreshToken, req.RefreshToken)
+	if !ok {
+		return nil, apierr.InvalidGrant("The refresh token is malformed or was not issued by this server")
+	}
+	t, err := h.Tokens.Get(ctx, storage.KindRefreshToken, sig)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
+	}
+	if err != nil {
+		return nil, apierr.ServerError(err)
+	}
+	// RFC 6749 §6: the refresh token was issued to this client.
+	if t.ClientID != c.ID {
+		return nil, apierr.InvalidGrant("The refresh token was issued to another client")
+	}
+	s, err := decodeSession(t.Data)
+	if err != nil || s.Grant == nil {
+		return nil, apierr.ServerError(fmt.Errorf("oauth2: refresh token session: %v", err))
+	}
+	if !h.Now().Before(t.ExpiresAt) {
+		return nil, apierr.InvalidGrant("The refresh token has expired")
+	}
+	grant := s.Grant
+	// RFC 6749 §6: "The requested scope MUST NOT include any scope not
+	// originally granted by the resource owner, and if omitted is treated
+	// as equal to the scope originally granted".
+	scope := grant.GrantedScope
+	if len(req.Scope) > 0 {
+		for _, sc := range req.Scope {
+			if !slices.Contains(grant.GrantedScope, sc) {
+				return nil, apierr.InvalidScope("The scope %q was not originally granted", truncate(sc))
+			}
+		}
+		scope = req.Scope
+	}
+	grace := h.Config.OAuth2.Grant.RefreshToken.RotationGracePeriod
+	var inGrace bool
+	_, err = h.Tokens.Update(ctx, storage.KindRefreshToken, sig, func(t *storage.Token) error {
+		cur, err := decodeSession(t.Data)
+		if err != nil {
+			return err
+		}
+		if cur.Used {
+			if grace > 0 && t.Active && h.Now().Before(cur.UsedAt.Add(grace)) {
+				inGrace = true
+				return nil
+			}
+			return errAlreadyUsed
+		}
+		if !t.Active {
+			return errRevoked
+		}
+		cur.Used, cur.UsedAt = true, h.Now().UTC()
+		if grace <= 0 {
+			t.Active = false
+		}
+		t.Data, err = json.Marshal(cur)
+		return err
+	})
+	switch {
+	case errors.Is(err, errAlreadyUsed):
+		if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+			return nil, apierr.ServerError(err)
+		}
+		h.Logger.Warn("a rotated refresh token was used again; the whole token chain was revoked",
+			zap.String("client_id", t.ClientID))
+		return nil, apierr.InvalidGrant("The refresh token has already been used; every token of its grant was revoked")
+	case errors.Is(err, errRevoked):
+		return nil, apierr.InvalidGrant("The refresh token was revoked")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
+	case err != nil:
+		return nil, apierr.ServerError(err)
+	}
+	if !inGrace && grace <= 0 {
+		// The access tokens issued before this refresh are retired with
+		// it (as Hydra does); the new ones are created below. With a grace
+		// period the used refresh token must stay active (it is refused
+		// by its UsedAt once the period is over), so the chain is left
+		// alone and the old access tokens simply expire.
+		if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+			return nil, apierr.ServerError(err)
+		}
+	}
+	httpx.Info(ctx).Subject = grant.Subject
+	return h.issueGrantTokens(ctx, &grantTokens{
+		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID,
+		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
+		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	})
+}
+
+var errRevoked = errors.New("oauth2: revoked")
