@@ -1,0 +1,360 @@
+package main_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+)
+
+// callbackParams returns the parameters of a callback URL: query, or
+// fragment for the implicit and hybrid flows.
+func callbackParams(t testing.TB, at *url.URL, body string) url.Values {
+	t.Helper()
+	if at == nil || at.Path != "/callback" {
+		t.Fatalf("expected the callback, got %v %.300s", at, body)
+	}
+	if at.Fragment != "" {
+		q, err := url.ParseQuery(at.EscapedFragment())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	return at.Query()
+}
+
+// TestPromptAndSessions covers prompt=none/login/consent, max_age,
+// remembered login and consent, skip_consent and id_token_hint.
+func TestPromptAndSessions(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(nil))
+	ctx := context.Background()
+	c := newFlowClient(t, is, nil)
+	rp := newRP(t, is, c, oidc.ScopeOpenID)
+	b := newBrowser(t, is)
+
+	// prompt=none without a session: login_required, state echoed.
+	at, _, body := b.visit(rp.conf.AuthCodeURL("st-1", oauth2.SetAuthURLParam("prompt", "none")))
+	q := callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "login_required" && q.Get("state") == "st-1", "prompt=none without session: %v", q)
+
+	// A first login, remembered, with a consent that is not remembered.
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-2", oidc.Nonce("n-2")))
+	_, to := acceptLogin(t, is, at, map[string]any{"subject": "bob", "remember": true, "remember_for": 3600})
+	at, _, _ = b.visit(to)
+	_, to = acceptConsent(t, is, at, grantAll(false))
+	at, _, body = b.visit(to)
+	q = callbackParams(t, at, body)
+	tok, err := rp.conf.Exchange(ctx, q.Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		AuthTime int64  `json:"auth_time"`
+		SID      string `json:"sid"`
+	}
+	_ = idt.Claims(&first)
+
+	// prompt=none with the remembered login but no remembered consent:
+	// the login app confirms (skip), then consent_required.
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-3", oauth2.SetAuthURLParam("prompt", "none")))
+	req, to := acceptLogin(t, is, at, map[string]any{"subject": "bob"})
+	mustf(t, req["skip"] == true, "remembered login not skipped: %v", req)
+	at, _, body = b.visit(to)
+	q = callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "consent_required" && q.Get("state") == "st-3", "prompt=none without remembered consent: %v", q)
+
+	// A remembered consent makes prompt=none succeed end to end, with the
+	// original auth_time and sid.
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-4", oidc.Nonce("n-4")))
+	_, to = acceptLogin(t, is, at, map[string]any{"subject": "bob"})
+	at, _, _ = b.visit(to)
+	creq, to := acceptConsent(t, is, at, grantAll(true))
+	mustf(t, creq["skip"] == false, "consent skipped without a remembered consent: %v", creq)
+	at, _, body = b.visit(to)
+	callbackParams(t, at, body)
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-5", oauth2.SetAuthURLParam("prompt", "none"), oidc.Nonce("n-5")))
+	_, to = acceptLogin(t, is, at, map[string]any{"subject": "bob"})
+	at, _, _ = b.visit(to)
+	creq, to = acceptConsent(t, is, at, grantAll(true))
+	mustf(t, creq["skip"] == true, "remembered consent not skipped: %v", creq)
+	at, _, body = b.visit(to)
+	q = callbackParams(t, at, body)
+	tok, err = rp.conf.Exchange(ctx, q.Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err = rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again struct {
+		AuthTime int64  `json:"auth_time"`
+		SID      string `json:"sid"`
+		Nonce    string `json:"nonce"`
+	}
+	_ = idt.Claims(&again)
+	mustf(t, again.AuthTime == first.AuthTime && again.SID == first.SID && again.Nonce == "n-5", "remembered auth: %+v vs %+v", again, first)
+	rawIDToken := tok.Extra("id_token").(string)
+
+	// The login app may not switch users on a skipped login.
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-6"))
+	ch := at.Query().Get("login_challenge")
+	var e map[string]any
+	code := adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch, map[string]any{"subject": "mallory"}, &e)
+	mustf(t, code == 400 && e["error"] == "invalid_request", "subject switch on skip: %d %v", code, e)
+
+	// prompt=login and max_age=0 force a new authentication (skip=false),
+	// and auth_time moves.
+	time.Sleep(1100 * time.Millisecond)
+	for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0")} {
+		at, _, _ = b.visit(rp.conf.AuthCodeURL("st-7", opt, oidc.Nonce("n-7")))
+		req, to = acceptLogin(t, is, at, map[string]any{"subject": "bob", "remember": true})
+		mustf(t, req["skip"] == false, "re-authentication not forced: %v", req)
+		at, _, _ = b.visit(to)
+		_, to = acceptConsent(t, is, at, grantAll(true))
+		at, _, body = b.visit(to)
+		q = callbackParams(t, at, body)
+		tok, err = rp.conf.Exchange(ctx, q.Get("code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, _ = rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+		var fresh struct {
+			AuthTime int64 `json:"auth_time"`
+		}
+		_ = idt.Claims(&fresh)
+		mustf(t, fresh.AuthTime > first.AuthTime, "auth_time did not move: %d vs %d", fresh.AuthTime, first.AuthTime)
+	}
+
+	// id_token_hint of another user with prompt=none: login_required.
+	other := newBrowser(t, is)
+	at, _, _ = other.visit(rp.conf.AuthCodeURL("st-8", oidc.Nonce("n")))
+	_, to = acceptLogin(t, is, at, map[string]any{"subject": "carol", "remember": true})
+	at, _, _ = other.visit(to)
+	_, to = acceptConsent(t, is, at, grantAll(true))
+	other.visit(to)
+	at, _, body = other.visit(rp.conf.AuthCodeURL("st-9", oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", rawIDToken)))
+	q = callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "login_required", "foreign id_token_hint: %v", q)
+	// bob's own hint is fine and shows up in oidc_context.
+	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-10", oauth2.SetAuthURLParam("id_token_hint", rawIDToken), oauth2.SetAuthURLParam("login_hint", "bob@x"),
+		oauth2.SetAuthURLParam("ui_locales", "fr en"), oauth2.SetAuthURLParam("acr_values", "gold")))
+	req, _ = acceptLogin(t, is, at, map[string]any{"subject": "bob"})
+	oc := req["oidc_context"].(map[string]any)
+	mustf(t, req["skip"] == true && oc["login_hint"] == "bob@x" && oc["id_token_hint_claims"].(map[string]any)["sub"] == "bob" &&
+		strings.Join(toStrings(oc["ui_locales"]), " ") == "fr en" && toStrings(oc["acr_values"])[0] == "gold", "oidc_context: %v", req)
+
+	// A skip_consent client gets skip=true on its first consent.
+	sc := newFlowClient(t, is, map[string]any{"skip_consent": true})
+	srp := newRP(t, is, sc, oidc.ScopeOpenID)
+	at, _, _ = b.visit(srp.conf.AuthCodeURL("st-11"))
+	_, to = acceptLogin(t, is, at, map[string]any{"subject": "bob"})
+	at, _, _ = b.visit(to)
+	creq, _ = acceptConsent(t, is, at, grantAll(false))
+	mustf(t, creq["skip"] == true, "skip_consent client: %v", creq)
+}
+
+// TestAuthorizationErrors: errors about the client or redirect URI are
+// shown on the error page, every other error goes back to the client.
+func TestAuthorizationErrors(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{"TTL_LOGIN_CONSENT_REQUEST": "2s"}))
+	c := newFlowClient(t, is, nil)
+	pub := newFlowClient(t, is, map[string]any{"token_endpoint_auth_method": "none", "client_secret": nil})
+	b := newBrowser(t, is)
+	id := c["client_id"].(string)
+	auth := func(q string) (*url.URL, int, string) { return b.visit(is.PublicURL + "/oauth2/auth?" + q) }
+
+	for _, tc := range []struct {
+		name, query, page, code string
+	}{
+		{"unknown client", "client_id=nope&response_type=code&redirect_uri=" + url.QueryEscape(callback), "invalid_client", ""},
+		{"missing client", "response_type=code", "invalid_request", ""},
+		{"unregistered redirect", "client_id=" + id + "&response_type=code&redirect_uri=" + url.QueryEscape("https://evil.example/cb"), "invalid_request", ""},
+		{"bad scope", "client_id=" + id + "&response_type=code&scope=admin&state=s1", "", "invalid_scope"},
+		{"response type not allowed", "client_id=" + id + "&response_type=token&state=s1", "", "unsupported_response_type"},
+		{"bad response type", "client_id=" + id + "&response_type=bogus&state=s1", "", "unsupported_response_type"},
+		{"bad prompt", "client_id=" + id + "&response_type=code&prompt=none+login&state=s1", "", "invalid_request"},
+		{"plain PKCE too short", "client_id=" + id + "&response_type=code&code_challenge=abc&state=s1", "", "invalid_request"},
+		{"bad PKCE method", "client_id=" + id + "&response_type=code&code_challenge=" + strings.Repeat("a", 43) + "&code_challenge_method=S512&state=s1", "", "invalid_request"},
+		{"public client without PKCE", "client_id=" + pub["client_id"].(string) + "&response_type=code&state=s1", "", "invalid_request"},
+		{"request object", "client_id=" + id + "&response_type=code&request=e30.e30.&state=s1", "", "request_not_supported"},
+		{"request_uri", "client_id=" + id + "&response_type=code&request_uri=https%3A%2F%2Fx&state=s1", "", "request_uri_not_supported"},
+	} {
+		at, _, body := auth(tc.query)
+		if tc.page != "" {
+			mustf(t, at != nil && at.Path == "/oauth2/fallbacks/error" && at.Query().Get("error") == tc.page, "%s: %v %s", tc.name, at, body)
+			continue
+		}
+		q := callbackParams(t, at, body)
+		mustf(t, q.Get("error") == tc.code && q.Get("state") == "s1" && q.Get("error_description") != "", "%s: %v", tc.name, q)
+	}
+
+	// The fallback error page renders the error.
+	code, _, page := get(t, is.PublicURL+"/oauth2/fallbacks/error?error=invalid_client&error_description=nope")
+	mustf(t, code == 200 && strings.Contains(string(page), "invalid_client"), "fallback page: %d %s", code, page)
+
+	// The login app rejects: access_denied at the client.
+	at, _, _ := auth("client_id=" + id + "&response_type=code&scope=openid&state=s2")
+	ch := at.Query().Get("login_challenge")
+	var out map[string]any
+	adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/reject?login_challenge="+ch,
+		map[string]any{"error": "access_denied", "error_description": "The user said no"}, &out)
+	at, _, body := b.visit(out["redirect_to"].(string))
+	q := callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "access_denied" && q.Get("error_description") == "The user said no" && q.Get("state") == "s2", "reject: %v", q)
+
+	// A challenge is used once: after use GET answers 410 and accept 409;
+	// v1 and short-form paths reach the same API.
+	var lr map[string]any
+	mustf(t, adminJSON(t, is, http.MethodGet, "/oauth2/auth/requests/login?login_challenge="+ch, nil, &lr) == http.StatusGone && lr["redirect_to"] != nil, "used challenge (v1 path): %v", lr)
+	mustf(t, adminJSON(t, is, http.MethodPut, "/oauth2/requests/login/accept?login_challenge="+ch, map[string]any{"subject": "x"}, &lr) == http.StatusConflict, "accept of a used challenge: %v", lr)
+	at, _, body = b.visit(out["redirect_to"].(string))
+	mustf(t, at != nil && at.Path == "/oauth2/fallbacks/error", "verifier replay: %v %s", at, body)
+
+	// Short-form alias on a fresh challenge; unknown challenges are 404.
+	at, _, _ = auth("client_id=" + id + "&response_type=code&scope=openid&state=s3")
+	ch = at.Query().Get("login_challenge")
+	mustf(t, adminJSON(t, is, http.MethodGet, "/oauth2/requests/login?login_challenge="+ch, nil, &lr) == 200 && lr["challenge"] == ch, "short form: %v", lr)
+	mustf(t, adminJSON(t, is, http.MethodGet, "/admin/oauth2/auth/requests/login?login_challenge=nope", nil, &lr) == 404, "unknown challenge: %v", lr)
+	mustf(t, adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch, map[string]any{}, &lr) == 400, "accept without subject: %v", lr)
+	// Expired (TTL_LOGIN_CONSENT_REQUEST=2s): a clear error, never a token.
+	time.Sleep(2100 * time.Millisecond)
+	code, _ = adminGet(t, is, "/admin/oauth2/auth/requests/login?login_challenge="+ch)
+	mustf(t, code == 404, "expired challenge: %d", code)
+	mustf(t, adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch, map[string]any{"subject": "x"}, &lr) == 404 &&
+		strings.Contains(lr["error_description"].(string), "expired"), "accept of an expired challenge: %v", lr)
+}
+
+func adminGet(t testing.TB, is *testbin.Issuer, path string) (int, map[string]any) {
+	var out map[string]any
+	code := adminJSON(t, is, http.MethodGet, path, nil, &out)
+	return code, out
+}
+
+// TestImplicitHybridFormPost: implicit and hybrid response types with
+// nonce, at_hash and c_hash checked by go-oidc, form_post, and pairwise
+// subjects.
+func TestImplicitHybridFormPost(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{
+		"OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES": "public,pairwise",
+		"OIDC_SUBJECT_IDENTIFIERS_PAIRWISE_SALT":   "some-pairwise-salt",
+	}))
+	ctx := context.Background()
+	c := newFlowClient(t, is, map[string]any{
+		"grant_types":    []string{"authorization_code", "implicit", "refresh_token"},
+		"response_types": []string{"code", "id_token", "id_token token", "code id_token", "code token", "code id_token token"},
+	})
+	rp := newRP(t, is, c, oidc.ScopeOpenID)
+	b := newBrowser(t, is)
+	login := func(u string) url.Values {
+		t.Helper()
+		at, _, body := b.visit(u)
+		if at != nil && at.Path == "/login" {
+			_, to := acceptLogin(t, is, at, map[string]any{"subject": "dave", "remember": true})
+			at, _, body = b.visit(to)
+			_, to = acceptConsent(t, is, at, grantAll(true))
+			at, _, body = b.visit(to)
+		}
+		return callbackParams(t, at, body)
+	}
+
+	// Implicit without nonce: an error in the fragment.
+	q := login(rp.conf.AuthCodeURL("s0", oauth2.SetAuthURLParam("response_type", "id_token token")))
+	mustf(t, q.Get("error") == "invalid_request" && q.Get("state") == "s0", "implicit without nonce: %v", q)
+
+	for _, rt := range []string{"id_token", "id_token token", "code id_token", "code token", "code id_token token"} {
+		q := login(rp.conf.AuthCodeURL("s-"+rt, oauth2.SetAuthURLParam("response_type", rt), oidc.Nonce("nonce-"+rt)))
+		mustf(t, q.Get("state") == "s-"+rt && q.Get("error") == "", "%s: %v", rt, q)
+		if strings.Contains(rt, "id_token") {
+			idt, err := rp.verifier.Verify(ctx, q.Get("id_token"))
+			if err != nil {
+				t.Fatalf("%s: %v", rt, err)
+			}
+			mustf(t, idt.Nonce == "nonce-"+rt, "%s: nonce %q", rt, idt.Nonce)
+			var cl map[string]any
+			_ = idt.Claims(&cl)
+			if q.Get("access_token") != "" {
+				if err := idt.VerifyAccessToken(q.Get("access_token")); err != nil {
+					t.Fatalf("%s at_hash: %v", rt, err)
+				}
+			}
+			if strings.HasPrefix(rt, "code") {
+				mustf(t, cl["c_hash"] == halfSHA256(q.Get("code")), "%s c_hash %v", rt, cl["c_hash"])
+			}
+		}
+		if strings.Contains(rt, "token") && !strings.HasSuffix(rt, "id_token") {
+			mustf(t, q.Get("access_token") != "" && q.Get("token_type") == "bearer" && q.Get("expires_in") != "", "%s: %v", rt, q)
+		}
+		if strings.HasPrefix(rt, "code") {
+			tok, err := rp.conf.Exchange(ctx, q.Get("code"))
+			if err != nil {
+				t.Fatalf("%s exchange: %v", rt, err)
+			}
+			idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+			mustf(t, err == nil && idt.Nonce == "nonce-"+rt, "%s: token endpoint ID token: %v", rt, err)
+		}
+	}
+
+	// form_post: an auto-submitting form with the response.
+	resp, err := b.hc.Get(rp.conf.AuthCodeURL("s-fp", oauth2.SetAuthURLParam("response_mode", "form_post"), oidc.Nonce("n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	_, to := acceptLogin(t, is, loc, map[string]any{"subject": "dave"})
+	at, _, _ := b.visit(to)
+	_, to = acceptConsent(t, is, at, grantAll(true))
+	at, code, page := b.visit(to)
+	mustf(t, at == nil && code == 200 && strings.Contains(page, `action="`+callback+`"`) &&
+		strings.Contains(page, `name="code"`) && strings.Contains(page, `name="state" value="s-fp"`), "form_post: %d %s", code, page)
+
+	// Pairwise: two clients with different sectors see different, stable
+	// subjects, the same in the ID token and at userinfo.
+	subs := map[string]string{}
+	for _, host := range []string{"127.0.0.1:9", "localhost:9"} {
+		cb := "http://" + host + "/callback"
+		pc := newFlowClient(t, is, map[string]any{"subject_type": "pairwise", "redirect_uris": []string{cb}})
+		prp := newRP(t, is, pc, oidc.ScopeOpenID)
+		prp.conf.RedirectURL = cb
+		at, _, _ := b.visit(prp.conf.AuthCodeURL("s", oidc.Nonce("n")))
+		_, to := acceptLogin(t, is, at, map[string]any{"subject": "dave"})
+		at, _, _ = b.visit(to)
+		_, to = acceptConsent(t, is, at, grantAll(true))
+		at, _, _ = b.visit(to)
+		mustf(t, at != nil && at.Host == host, "pairwise callback: %v", at)
+		tok, err := prp.conf.Exchange(ctx, at.Query().Get("code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, err := prp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ui, err := prp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		mustf(t, err == nil && ui.Subject == idt.Subject && idt.Subject != "dave" && len(idt.Subject) == 64, "pairwise: %q %v", idt.Subject, err)
+		mustf(t, introspectToken(t, is, tok.AccessToken)["sub"] == "dave", "access tokens keep the local subject")
+		subs[host] = idt.Subject
+	}
+	mustf(t, subs["127.0.0.1:9"] != subs["localhost:9"], "pairwise subjects are equal across sectors")
+}
+
+// halfSHA256 is OpenID Connect Core §3.3.2.11's c_hash for RS256.
+func halfSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
