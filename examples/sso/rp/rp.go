@@ -394,7 +394,11 @@ func (a *App) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		if s.signedIn.IsZero() {
 			continue
 		}
-		if (c.SID != "" && s.SID == c.SID) || (c.SID == "" && s.Subject == tok.Subject) {
+		// §2.7: the session with that sid; by sub when the token has no
+		// sid, or when this session's ID token carried none.
+		bySID := c.SID != "" && s.SID == c.SID
+		bySub := tok.Subject != "" && s.Subject == tok.Subject && (c.SID == "" || s.SID == "")
+		if bySID || bySub {
 			delete(a.sessions, id)
 			n++
 		}
