@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/cors"
 	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 	"github.com/gatehouse-dev/gatehouse/issuer/flow"
 	"github.com/gatehouse-dev/gatehouse/issuer/keys"
@@ -211,4 +213,13 @@ func jwksMaxAge(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// wrapCORS puts CORS handling (serve.{public,admin}.cors) in front of a
+// listener; on the public one the clients' allowed_cors_origins count too.
+func (a *app) wrapCORS(listener string, h http.Handler) http.Handler {
+	if listener == "public" {
+		return (&cors.Handler{Config: a.cfg.Serve.Public.CORS, Clients: a.clients}).Wrap(h)
+	}
+	return (&cors.Handler{Config: a.cfg.Serve.Admin.CORS}).Wrap(h)
 }

@@ -139,6 +139,9 @@ func runServe(ctx context.Context, f serveFlags, which string) error {
 	if err != nil {
 		return err
 	}
+	for i := range ls {
+		ls[i].Handler = app.wrapCORS(ls[i].Name, ls[i].Handler)
+	}
 	return server.Run(ctx, log, ls, 30*time.Second, func(addrs map[string]string) {
 		printBanner(cfg, addrs)
 		log.Info("gatehouse is serving", zap.Any("listeners", addrs), zap.String("issuer", cfg.URLs.Self.Issuer),
