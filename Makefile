@@ -14,16 +14,12 @@ build:
 	@if [ -d sidecar/cmd/gatehouse-sidecar ]; then $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/gatehouse-sidecar ./sidecar/cmd/gatehouse-sidecar; fi
 
 # Starts the issuer on the embedded SQLite default under ./data, public API on
-# 127.0.0.1:4444 and admin API on 127.0.0.1:4445, in dev mode. A system secret
-# is generated once into ./data/dev-secret so keys survive restarts.
+# 127.0.0.1:4444 and admin API on 127.0.0.1:4445, in dev mode, with the
+# example login and consent app on 127.0.0.1:3000 and a demo client (see
+# scripts/run.sh). A system secret is generated once into ./data/dev-secret
+# so keys survive restarts.
 run: build
-	@mkdir -p $(DATA)
-	@[ -s $(DATA)/dev-secret ] || (head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(DATA)/dev-secret)
-	DSN="sqlite://$(DATA)/gatehouse.sqlite" \
-	SECRETS_SYSTEM="$$(cat $(DATA)/dev-secret)" \
-	SERVE_PUBLIC_HOST=127.0.0.1 SERVE_ADMIN_HOST=127.0.0.1 \
-	URLS_SELF_ISSUER=http://127.0.0.1:4444 \
-	$(BIN)/gatehouse serve all --dev
+	BIN=$(BIN) DATA=$(DATA) ./scripts/run.sh
 
 # Everything that can be tested on this machine: unit, integration, fuzz seed
 # corpora, and the storage conformance suite on SQLite plus every real
