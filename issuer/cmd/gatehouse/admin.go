@@ -191,7 +191,7 @@ func addAdminCommands(root *cobra.Command) {
 	list := &cobra.Command{Use: "list", Short: "List resources (clients)"}
 	update := &cobra.Command{Use: "update", Short: "Update resources (client)"}
 	del := &cobra.Command{Use: "delete", Short: "Delete resources (client, jwks)"}
-	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials)"}
+	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials, authorization-code)"}
 	introspect := &cobra.Command{Use: "introspect", Short: "Introspect tokens"}
 	revoke := &cobra.Command{Use: "revoke", Short: "Revoke tokens"}
 
