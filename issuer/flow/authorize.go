@@ -66,6 +66,23 @@ func (h *Handler) resolve(ctx context.Context, form url.Values) (*authz, error) 
 	if err != nil {
 		return nil, pageError{apierr.ServerError(err)}
 	}
+	if req.Request != "" && req.RequestURI == "" {
+		merged, jerr := h.requestObject(ctx, c, req.Request, form)
+		if jerr != nil {
+			// Reported to the client if the query's redirect_uri is good.
+			req.err, req.Request = apierr.From(jerr), ""
+		} else {
+			inner, err := ParseAuthorizeRequest(merged)
+			if err != nil {
+				return nil, err
+			}
+			if inner.ClientID != c.ID {
+				return nil, pageError{apierr.InvalidRequestObject("The request object names another client")}
+			}
+			inner.Request = ""
+			req = inner
+		}
+	}
 	redirect, ok := MatchRedirectURI(req.RedirectURI, c.RedirectURIs)
 	if !ok {
 		if req.RedirectURI == "" {
@@ -83,9 +100,6 @@ func (h *Handler) validate(a *authz) error {
 	if req.RequestURI != "" {
 		return &apierr.Error{Code: "request_uri_not_supported", Status: http.StatusBadRequest,
 			Description: "The request_uri parameter is not supported"}
-	}
-	if req.Request != "" {
-		return apierr.RequestNotSupported("The request parameter (request objects) is not supported")
 	}
 	if err := req.Err(); err != nil {
 		return err
