@@ -2,11 +2,15 @@ package main_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 )
 
 func sqliteDSN(t *testing.T) string {
@@ -29,7 +34,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	for _, db := range []struct {
 		name string
 		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}, {"mariadb", migratedMariaDB}} {
 		t.Run(db.name, func(t *testing.T) {
 			is := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": db.dsn(t)}))
 			testCodeFlow(t, is)
@@ -46,6 +51,47 @@ func migratedPostgres(t *testing.T) string {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	return dsn
+}
+
+// migratedMariaDB returns a fresh, migrated MariaDB/MySQL database.
+func migratedMariaDB(t *testing.T) string {
+	base := os.Getenv("TEST_DATABASE_MYSQL")
+	if base == "" {
+		if os.Getenv("REQUIRE_DATABASES") == "1" {
+			t.Fatal("TEST_DATABASE_MYSQL not set")
+		}
+		t.Skip("TEST_DATABASE_MYSQL not set")
+	}
+	admin, err := sqlstore.Open(context.Background(), base, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "gh_flow_" + randomHex()
+	if _, err := admin.DB().Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if a, err := sqlstore.Open(context.Background(), base, sqlstore.Options{}); err == nil {
+			_, _ = a.DB().Exec("DROP DATABASE " + name)
+			a.Close()
+		}
+	})
+	head, params, _ := strings.Cut(base, "?")
+	dsn := head[:strings.LastIndex(head, "/")+1] + name
+	if params != "" {
+		dsn += "?" + params
+	}
+	if out, err := runToExit(t, map[string]string{"DSN": dsn}, "migrate", "sql", "--yes", "-e"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	return dsn
+}
+
+func randomHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func testCodeFlow(t *testing.T, is *testbin.Issuer) {
@@ -201,7 +247,7 @@ func TestConcurrentFlows(t *testing.T) {
 	for _, db := range []struct {
 		name string
 		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}, {"mariadb", migratedMariaDB}} {
 		t.Run(db.name, func(t *testing.T) {
 			is := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": db.dsn(t)}))
 			c := newFlowClient(t, is, nil)
