@@ -162,7 +162,8 @@ type scenario struct {
 	HelloRPS    float64 `json:"hello_rps_adjacent,omitempty"`       // with -hello-each: the ceiling measured just before
 	ServerCPUus float64 `json:"server_cpu_us_per_req,omitempty"`    // issuer (or, for hello, this process) CPU per request
 	BenchCPUus  float64 `json:"bench_cpu_us_per_req,omitempty"`     // this process (generator), not for hello
-	OtherCPU    float64 `json:"other_cpu_cores"`                    // cores busy with anything else on the machine meanwhile
+	OtherCPU    float64 `json:"other_cpu_cores"`                    // cores busy with other processes meanwhile (irq/softirq excluded)
+	SoftIRQ     float64 `json:"irq_cpu_cores"`                      // cores in irq/softirq meanwhile (loopback TCP is partly here)
 	RSSAfterKiB int64   `json:"server_rss_after_kib,omitempty"`
 	Note        string  `json:"note,omitempty"`
 }
@@ -366,7 +367,7 @@ func (s *scenario) line() string {
 	if s.BenchCPUus > 0 {
 		b += fmt.Sprintf(", bench %.0fµs", s.BenchCPUus)
 	}
-	b += fmt.Sprintf(", other %.2f cores", s.OtherCPU)
+	b += fmt.Sprintf(", irq %.2f, other processes %.2f cores", s.SoftIRQ, s.OtherCPU)
 	if s.FirstError != "" {
 		b += "\n            first error: " + s.FirstError
 	}
@@ -519,7 +520,8 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 		} else {
 			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
 		}
-		s.OtherCPU = max(0, (d.machine-d.server-d.self).Seconds()/elapsed.Seconds())
+		s.OtherCPU = max(0, (d.machine-d.irq-d.server-d.self).Seconds()/elapsed.Seconds())
+		s.SoftIRQ = d.irq.Seconds() / elapsed.Seconds()
 	}
 	if serverPID > 0 {
 		s.RSSAfterKiB = rssKiB(serverPID, "VmRSS")
@@ -1168,11 +1170,12 @@ func kib(n int64) string {
 }
 
 // cpuSample is CPU time used so far by the server process, this process
-// and the whole machine (all non-idle time in /proc/stat).
-type cpuSample struct{ server, self, machine time.Duration }
+// and the whole machine (all non-idle time in /proc/stat, of which irq is
+// irq and softirq time).
+type cpuSample struct{ server, self, machine, irq time.Duration }
 
 func (a cpuSample) sub(b cpuSample) cpuSample {
-	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine}
+	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine, a.irq - b.irq}
 }
 
 const clkTck = 100 // USER_HZ on Linux
@@ -1189,7 +1192,7 @@ func sampleCPU(pid int) cpuSample {
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
 		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-		var busy int64
+		var busy, irq int64
 		for i, v := range f[1:] {
 			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
 				continue
@@ -1199,8 +1202,12 @@ func sampleCPU(pid int) cpuSample {
 			}
 			n, _ := strconv.ParseInt(v, 10, 64)
 			busy += n
+			if i == 5 || i == 6 {
+				irq += n
+			}
 		}
 		s.machine = time.Duration(busy) * time.Second / clkTck
+		s.irq = time.Duration(irq) * time.Second / clkTck
 	}
 	return s
 }
