@@ -171,7 +171,7 @@ func TestPromptAndSessions(t *testing.T) {
 // TestAuthorizationErrors: errors about the client or redirect URI are
 // shown on the error page, every other error goes back to the client.
 func TestAuthorizationErrors(t *testing.T) {
-	is := testbin.StartIssuer(t, flowEnv(map[string]string{"TTL_LOGIN_CONSENT_REQUEST": "2s"}))
+	is := testbin.StartIssuer(t, flowEnv(nil))
 	c := newFlowClient(t, is, nil)
 	pub := newFlowClient(t, is, map[string]any{"token_endpoint_auth_method": "none", "client_secret": nil})
 	b := newBrowser(t, is)
@@ -231,10 +231,20 @@ func TestAuthorizationErrors(t *testing.T) {
 	mustf(t, adminJSON(t, is, http.MethodGet, "/oauth2/requests/login?login_challenge="+ch, nil, &lr) == 200 && lr["challenge"] == ch, "short form: %v", lr)
 	mustf(t, adminJSON(t, is, http.MethodGet, "/admin/oauth2/auth/requests/login?login_challenge=nope", nil, &lr) == 404, "unknown challenge: %v", lr)
 	mustf(t, adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch, map[string]any{}, &lr) == 400, "accept without subject: %v", lr)
-	// Expired (TTL_LOGIN_CONSENT_REQUEST=2s): a clear error, never a token.
-	time.Sleep(2100 * time.Millisecond)
-	code, _ = adminGet(t, is, "/admin/oauth2/auth/requests/login?login_challenge="+ch)
+}
+
+// TestExpiredChallenge: after TTL_LOGIN_CONSENT_REQUEST a challenge gets
+// a clear error, never a token.
+func TestExpiredChallenge(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{"TTL_LOGIN_CONSENT_REQUEST": "1s"}))
+	c := newFlowClient(t, is, nil)
+	b := newBrowser(t, is)
+	at, _, _ := b.visit(is.PublicURL + "/oauth2/auth?client_id=" + c["client_id"].(string) + "&response_type=code&scope=openid&state=s")
+	ch := at.Query().Get("login_challenge")
+	time.Sleep(1100 * time.Millisecond)
+	code, _ := adminGet(t, is, "/admin/oauth2/auth/requests/login?login_challenge="+ch)
 	mustf(t, code == 404, "expired challenge: %d", code)
+	var lr map[string]any
 	mustf(t, adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch, map[string]any{"subject": "x"}, &lr) == 404 &&
 		strings.Contains(lr["error_description"].(string), "expired"), "accept of an expired challenge: %v", lr)
 }
