@@ -319,6 +319,15 @@ func TestImplicitHybridFormPost(t *testing.T) {
 		}
 	}
 
+	// OAuth 2.0-only implicit (RFC 6749 §4.2): response_type=token without
+	// openid needs no nonce and returns no ID token.
+	oc := newFlowClient(t, is, map[string]any{"grant_types": []string{"implicit"}, "response_types": []string{"token"}, "scope": "profile"})
+	orp := newRP(t, is, oc, "profile")
+	q = login(orp.conf.AuthCodeURL("s-oauth", oauth2.SetAuthURLParam("response_type", "token")))
+	mustf(t, q.Get("access_token") != "" && q.Get("id_token") == "" && q.Get("token_type") == "bearer" && q.Get("scope") == "profile" &&
+		q.Get("state") == "s-oauth", "OAuth 2.0 implicit: %v", q)
+	mustf(t, introspectToken(t, is, q.Get("access_token"))["active"] == true, "implicit access token inactive")
+
 	// form_post: an auto-submitting form with the response.
 	resp, err := b.hc.Get(rp.conf.AuthCodeURL("s-fp", oauth2.SetAuthURLParam("response_mode", "form_post"), oidc.Nonce("n")))
 	if err != nil {
