@@ -548,10 +548,24 @@ func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
+	// §3.1.2.1 id_token_hint: "If the End-User identified by the ID Token
+	// is logged in or is logged in by the request, then the Authorization
+	// Server returns a positive response; otherwise, it SHOULD return an
+	// error, such as login_required."
+	if hintSub, _ := lst.OIDCContext.IDTokenHintClaims["sub"].(string); hintSub != "" && hintSub != idSub && hintSub != login.Subject {
+		h.redirectError(w, r, a, apierr.LoginRequired("The End-User who logged in is not the one identified by the id_token_hint"))
+		return
+	}
 	remembered, err := h.rememberedConsent(ctx, login.Subject, a.client.ID, req)
 	if err != nil {
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
+	}
+	// RFC 6749 §10.2: a remembered consent is not reused for a public
+	// client whose identity the redirect URI cannot assure (neither https
+	// nor loopback http, e.g. a custom scheme anyone can claim), as Hydra.
+	if remembered && a.client.IsPublic() && !assuredRedirect(a.redirectURI) {
+		remembered = false
 	}
 	skip := (a.client.SkipConsent || remembered) && !req.HasPrompt("consent")
 	if req.HasPrompt("none") && !skip {
@@ -574,6 +588,17 @@ func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		return
 	}
 	http.Redirect(w, r, withQuery(h.consentURL(), url.Values{"consent_challenge": {challenge}}), http.StatusFound)
+}
+
+// assuredRedirect reports whether a redirect URI identifies its client:
+// https, or http on a loopback host.
+func assuredRedirect(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	return u.Scheme == "https" || (u.Scheme == "http" && (h == "localhost" || isLoopbackIP(h)))
 }
 
 // rememberedConsent reports whether the subject remembered a consent for

@@ -97,25 +97,42 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sess, err := h.currentSession(r)
-	if err != nil {
-		h.errorPage(w, r, apierr.ServerError(err))
-		return
+	// The session to end: the one the id_token_hint names (as Hydra does,
+	// so that logout works where the browser withholds the issuer's
+	// cookie), else the browser's remembered session.
+	var sess *storage.LoginSession
+	if hintSID != "" {
+		s, err := h.LoginSessions.Get(ctx, hintSID)
+		if err != nil && !isNotFound(err) {
+			h.errorPage(w, r, apierr.ServerError(err))
+			return
+		}
+		if err == nil && s.Subject != "" && (s.ExpiresAt.IsZero() || h.Now().Before(s.ExpiresAt)) {
+			sess = &s
+		}
 	}
 	if sess == nil {
-		// Nobody is logged in at this browser: nothing to end.
+		cur, err := h.currentSession(r)
+		if err != nil {
+			h.errorPage(w, r, apierr.ServerError(err))
+			return
+		}
+		if cur != nil && hint != "" {
+			// The hint is about another session: make sure it is about
+			// the same End-User before logging that End-User out here.
+			sub, err := h.idTokenSubject(c, cur.Subject, "")
+			if err != nil || sub != hintSub {
+				h.errorPage(w, r, apierr.InvalidRequest("The id_token_hint does not belong to the End-User logged in at this browser"))
+				return
+			}
+		}
+		sess = cur
+	}
+	if sess == nil {
+		// Nobody is logged in: nothing to end.
 		h.jar.clear(w, h.Config.Serve.Cookies.Names.Session)
 		http.Redirect(w, r, h.afterLogoutURL(redirect, rpState), http.StatusFound)
 		return
-	}
-	if hint != "" && hintSID != sess.ID {
-		// The hint is about another session: make sure it is about the
-		// same End-User before logging that End-User out here.
-		sub, err := h.idTokenSubject(c, sess.Subject, "")
-		if err != nil || sub != hintSub {
-			h.errorPage(w, r, apierr.InvalidRequest("The id_token_hint does not belong to the End-User logged in at this browser"))
-			return
-		}
 	}
 	now := h.Now().UTC()
 	challenge := newChallenge()

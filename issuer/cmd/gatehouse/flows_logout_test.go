@@ -204,3 +204,38 @@ func TestSessionAdmin(t *testing.T) {
 	mustf(t, len(bc.received()) == 0, "a logout token went to a private address despite the SSRF guard")
 	mustf(t, strings.Contains(is.Output.String(), "back-channel logout failed"), "no log line for the refused back-channel logout")
 }
+
+// TestLogoutByHint: an RP-initiated logout ends the session its
+// id_token_hint names even from a browser without the issuer's cookie (as
+// Hydra); and an id_token_hint for another user than the one who logs in
+// answers login_required (OIDC Core §3.1.2.1).
+func TestLogoutByHint(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(nil))
+	c := newFlowClient(t, is, nil)
+	rp := newRP(t, is, c, oidc.ScopeOpenID)
+	b := newBrowser(t, is)
+	hint := loggedIn(t, is, b, rp, "henry").Extra("id_token").(string)
+
+	// Another user logs in with henry's hint: refused.
+	other := newBrowser(t, is)
+	at, _, _ := other.visit(rp.conf.AuthCodeURL("s", oauth2.SetAuthURLParam("id_token_hint", hint)))
+	_, to := acceptLogin(t, is, at, map[string]any{"subject": "iris"})
+	at, _, body := other.visit(to)
+	q := callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "login_required", "hint for another user: %v", q)
+
+	// Logout from a cookie-less browser with the hint.
+	nocookie := newBrowser(t, is)
+	at, _, _ = nocookie.visit(is.PublicURL + "/oauth2/sessions/logout?id_token_hint=" + url.QueryEscape(hint))
+	mustf(t, at != nil && at.Path == "/logout", "logout app: %v", at)
+	var lr map[string]any
+	adminJSON(t, is, http.MethodGet, "/admin/oauth2/auth/requests/logout?logout_challenge="+at.Query().Get("logout_challenge"), nil, &lr)
+	mustf(t, lr["subject"] == "henry" && lr["rp_initiated"] == true, "logout request: %v", lr)
+	var done map[string]any
+	adminJSON(t, is, http.MethodPut, "/admin/oauth2/auth/requests/logout/accept?logout_challenge="+at.Query().Get("logout_challenge"), nil, &done)
+	at, _, _ = nocookie.visit(done["redirect_to"].(string))
+	mustf(t, at != nil && at.Path == "/oauth2/fallbacks/logout/callback", "after logout: %v", at)
+	at, _, body = b.visit(rp.conf.AuthCodeURL("st", oauth2.SetAuthURLParam("prompt", "none")))
+	q = callbackParams(t, at, body)
+	mustf(t, q.Get("error") == "login_required", "the hinted session survived: %v", q)
+}
