@@ -143,19 +143,19 @@ func (h *Handler) init() error {
 }
 
 // secureCookies decides the Secure attribute: serve.cookies.secure when
-// set; else true when the browser reaches the issuer over https (an https
-// issuer, or --dangerous-force-http behind a TLS-terminating proxy), false
-// for a plain-http issuer (loopback or --dev), where a Secure cookie would
-// never be sent back.
+// set; else on, except for --dev with a plain-http issuer (where a Secure
+// cookie could not come back from a non-loopback host). Browsers (and
+// Go's cookie jar) treat loopback hosts as secure origins, so Secure
+// cookies work on http://127.0.0.1 too.
 func (h *Handler) secureCookies() bool {
 	if s := h.Config.Serve.Cookies.Secure; s != nil {
 		return *s
 	}
 	u, err := url.Parse(h.issuer)
-	if err != nil {
-		return true
+	if err == nil && u.Scheme == "http" && h.Config.Dev {
+		return false
 	}
-	return u.Scheme == "https" || h.Config.DangerousForceHTTP
+	return true
 }
 
 func (h *Handler) mustInit() {

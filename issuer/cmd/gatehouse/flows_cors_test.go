@@ -50,3 +50,27 @@ func TestCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestCookieAttributes: the issuer's cookies carry the configured names
+// (with a per-client suffix for CSRF), SameSite, Secure and HttpOnly, and
+// never a readable value.
+func TestCookieAttributes(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{
+		"SERVE_COOKIES_NAMES_LOGIN_CSRF": "myidp_login_csrf",
+		"SERVE_COOKIES_SAME_SITE_MODE":   "None",
+	}))
+	c := newFlowClient(t, is, nil)
+	b := newBrowser(t, is)
+	resp, err := b.hc.Get(is.PublicURL + "/oauth2/auth?client_id=" + c["client_id"].(string) + "&response_type=code&scope=openid&state=abcdefgh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies: %v", resp.Header["Set-Cookie"])
+	}
+	ck := cookies[0]
+	mustf(t, strings.HasPrefix(ck.Name, "myidp_login_csrf_") && ck.HttpOnly && ck.Secure && ck.SameSite == http.SameSiteNoneMode &&
+		ck.Path == "/" && len(ck.Value) > 40, "login CSRF cookie: %+v", ck)
+}
