@@ -194,8 +194,8 @@ func (h *Handler) rejectConsent(w http.ResponseWriter, r *http.Request) {
 	h.reject(w, r, storage.FlowConsent)
 }
 
-// consentRequest renders a consent flow in Hydra's shape (c may be nil).
-func (h *Handler) consentRequest(f *storage.Flow, st *state, c any) *ConsentRequest {
+// consentRequest renders a consent flow in Hydra's shape, without its client.
+func (h *Handler) consentRequest(f *storage.Flow, st *state) *ConsentRequest {
 	cr := &ConsentRequest{Challenge: f.ID, RequestedScope: nonNil(st.Request.Scope),
 		RequestedAccessTokenAudience: nonNil(st.Request.Audience), Skip: st.Skip, Subject: f.Subject,
 		OIDCContext: st.OIDCContext, RequestURL: st.RequestURL, LoginChallenge: st.LoginChallenge,
@@ -224,7 +224,7 @@ func (h *Handler) getConsent(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	cr := h.consentRequest(f, st, nil)
+	cr := h.consentRequest(f, st)
 	cr.Client = c
 	httpx.WriteJSON(w, http.StatusOK, cr)
 }
@@ -396,7 +396,7 @@ func (h *Handler) revokeLoginSessions(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		h.backchannelLogout(ctx, s.ID, s.Subject, "")
+		h.backchannelLogout(ctx, s.ID)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

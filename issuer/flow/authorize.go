@@ -652,7 +652,7 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		cs.ExpiresAt = handled.Add(h.Config.TTL.RefreshToken)
 	}
 	data, err := json.Marshal(consentData{Session: acc.Session, RememberFor: acc.RememberFor, Context: acc.Context,
-		IDTokenSubject: st.IDTokenSubject, Request: h.consentRequest(f, st, nil)})
+		IDTokenSubject: st.IDTokenSubject, Request: h.consentRequest(f, st)})
 	if err != nil {
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return

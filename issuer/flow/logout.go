@@ -300,7 +300,7 @@ func (h *Handler) finishLogout(w http.ResponseWriter, r *http.Request, f *storag
 		return
 	}
 	h.jar.clear(w, h.Config.Serve.Cookies.Names.Session)
-	h.notifyBackchannel(ctx, sid, f.Subject, clients)
+	h.notifyBackchannel(ctx, sid, clients)
 	next := h.afterLogoutURL(st.PostLogoutRedirectURI, st.LogoutState)
 	var frames []string
 	for _, sc := range clients {
@@ -355,20 +355,20 @@ func (h *Handler) sessionClients(ctx context.Context, sid string) ([]sessionClie
 
 // backchannelLogout notifies the clients of session sid (admin session
 // revocation).
-func (h *Handler) backchannelLogout(ctx context.Context, sid, subject, _ string) {
+func (h *Handler) backchannelLogout(ctx context.Context, sid string) {
 	clients, err := h.sessionClients(ctx, sid)
 	if err != nil {
 		h.logFlowError("logout: listing the clients of a session", err)
 		return
 	}
-	h.notifyBackchannel(ctx, sid, subject, clients)
+	h.notifyBackchannel(ctx, sid, clients)
 }
 
 // notifyBackchannel posts a logout token to every client of the session
 // with a backchannel_logout_uri, all at once, and waits for them within a
 // bounded time (Back-Channel Logout §2.5: the OP sends, the RP answers 200;
 // failures are logged, they never block the End-User's logout).
-func (h *Handler) notifyBackchannel(ctx context.Context, sid, _ string, clients []sessionClient) {
+func (h *Handler) notifyBackchannel(ctx context.Context, sid string, clients []sessionClient) {
 	if h.HTTP == nil {
 		return
 	}
