@@ -66,7 +66,19 @@ func (h *Handler) resolve(ctx context.Context, form url.Values) (*authz, error) 
 	if err != nil {
 		return nil, pageError{apierr.ServerError(err)}
 	}
-	if req.Request != "" && req.RequestURI == "" {
+	if req.Request != "" && req.RequestURI != "" {
+		req.err, req.Request, req.RequestURI = apierr.InvalidRequest("The request and request_uri parameters must not both be used"), "", ""
+	}
+	if req.RequestURI != "" {
+		obj, err := h.fetchRequestURI(ctx, c, req.RequestURI)
+		if err != nil {
+			req.err, req.RequestURI = apierr.From(err), ""
+		} else {
+			req.Request, req.RequestURI = obj, ""
+			form = withoutParam(form, "request_uri")
+		}
+	}
+	if req.Request != "" {
 		merged, jerr := h.requestObject(ctx, c, req.Request, form)
 		if jerr != nil {
 			// Reported to the client if the query's redirect_uri is good.
@@ -93,14 +105,21 @@ func (h *Handler) resolve(ctx context.Context, form url.Values) (*authz, error) 
 	return &authz{client: c, req: req, redirectURI: redirect}, nil
 }
 
+// withoutParam returns a copy of form without name.
+func withoutParam(form url.Values, name string) url.Values {
+	out := url.Values{}
+	for k, vs := range form {
+		if k != name {
+			out[k] = vs
+		}
+	}
+	return out
+}
+
 // validate checks everything else about the request; its errors are
 // redirected to the client (RFC 6749 §4.1.2.1, §4.2.2.1).
 func (h *Handler) validate(a *authz) error {
 	req, c := a.req, a.client
-	if req.RequestURI != "" {
-		return &apierr.Error{Code: "request_uri_not_supported", Status: http.StatusBadRequest,
-			Description: "The request_uri parameter is not supported"}
-	}
 	if err := req.Err(); err != nil {
 		return err
 	}

@@ -138,6 +138,46 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 	return out, nil
 }
 
+// fetchRequestURI dereferences a request_uri (OpenID Connect Core §6.2):
+// through the SSRF guard, bounded in time and size, and, when the client
+// registered request_uris, only one of those (compared without fragment,
+// §6.2: the fragment may be used to bust caches).
+func (h *Handler) fetchRequestURI(ctx context.Context, c *client.Client, raw string) (string, error) {
+	if h.HTTP == nil {
+		return "", &apierr.Error{Code: "request_uri_not_supported", Status: 400, Description: "The request_uri parameter is not supported"}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", apierr.InvalidRequest("The request_uri must be an absolute http(s) URL")
+	}
+	if len(c.RequestURIs) > 0 {
+		bare := *u
+		bare.Fragment, bare.RawFragment = "", ""
+		if !slices.ContainsFunc(c.RequestURIs, func(r string) bool {
+			ru, err := url.Parse(r)
+			if err != nil {
+				return false
+			}
+			ru.Fragment, ru.RawFragment = "", ""
+			return ru.String() == bare.String()
+		}) {
+			return "", apierr.InvalidRequest("The request_uri is not one of the client's registered request_uris")
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	u.Fragment, u.RawFragment = "", ""
+	body, err := h.HTTP.GetBody(fctx, u.String(), "application/oauth-authz-req+jwt, application/jwt")
+	if err != nil {
+		return "", &apierr.Error{Code: "invalid_request_uri", Status: 400,
+			Description: "The request_uri could not be fetched", Cause: err}
+	}
+	if len(body) > maxRequestObject {
+		return "", invalidRequestObject("The request object is larger than %d bytes", maxRequestObject)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
 // clientKeys returns the client's public keys: jwks, else jwks_uri.
 func (h *Handler) clientKeys(ctx context.Context, c *client.Client) (jwk.Set, error) {
 	if len(c.JWKS) > 0 {

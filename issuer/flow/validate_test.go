@@ -52,7 +52,6 @@ func TestValidate(t *testing.T) {
 		{"method without challenge", web, "response_type=code&code_challenge_method=S256", nil, "invalid_request"},
 		{"challenge too short", web, "response_type=code&code_challenge=abc", nil, "invalid_request"},
 		{"challenge with bad characters", web, "response_type=code&code_challenge=" + strings.Repeat("a", 42) + "%2B", nil, "invalid_request"},
-		{"request_uri", web, "response_type=code&request_uri=https%3A%2F%2Fx", nil, "request_uri_not_supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()

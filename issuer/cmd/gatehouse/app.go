@@ -198,7 +198,7 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	if cfg.OAuth2.PKCE.AllowPlain {
 		d.CodeChallengeMethodsSupported = append(d.CodeChallengeMethodsSupported, "plain")
 	}
-	d.RequestParameterSupported = true
+	d.RequestParameterSupported, d.RequestURIParameterSupported = true, true
 	d.RequestObjectSigningAlgValuesSupported = flow.RequestObjectAlgs
 	d.ScopesSupported = []string{"openid", "offline_access", "offline"}
 	d.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "c_hash"}

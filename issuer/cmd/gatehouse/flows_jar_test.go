@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -88,6 +90,33 @@ func TestRequestObjects(t *testing.T) {
 		q := auth(sid, req)
 		mustf(t, q.Get("error") == "invalid_request_object" && q.Get("state") == "outer", "%s: %v", name, q)
 	}
+
+	// request_uri: the object is fetched (OIDC Core §6.2), only from a
+	// registered request_uri when the client registered some.
+	obj := sign(claims)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/oauth-authz-req+jwt")
+		_, _ = w.Write([]byte(obj))
+	}))
+	defer srv.Close()
+	byRef := newFlowClient(t, is, map[string]any{"jwks": json.RawMessage(jwks), "request_uris": []string{srv.URL + "/ro.jwt"}})
+	claims["iss"], claims["client_id"] = byRef["client_id"], byRef["client_id"]
+	obj = sign(claims)
+	refQuery := func(ru string) url.Values {
+		q := url.Values{"client_id": {byRef["client_id"].(string)}, "response_type": {"code"}, "scope": {"openid"}, "state": {"outer"}, "request_uri": {ru}}
+		at, _, body := b.visit(is.PublicURL + "/oauth2/auth?" + q.Encode())
+		if at != nil && at.Path == "/login" {
+			_, to := acceptLogin(t, is, at, map[string]any{"subject": "ivy"})
+			at, _, _ = b.visit(to)
+			_, to = acceptConsent(t, is, at, grantAll(true))
+			at, _, body = b.visit(to)
+		}
+		return callbackParams(t, at, body)
+	}
+	q = refQuery(srv.URL + "/ro.jwt#v1")
+	mustf(t, q.Get("code") != "" && q.Get("state") == "inner", "request_uri: %v", q)
+	q = refQuery(srv.URL + "/other.jwt")
+	mustf(t, q.Get("error") == "invalid_request" && q.Get("state") == "outer", "unregistered request_uri: %v", q)
 
 	// An unsigned object for a client that registered no algorithm.
 	uid := unsigned["client_id"].(string)

@@ -192,7 +192,7 @@ func TestAuthorizationErrors(t *testing.T) {
 		{"bad PKCE method", "client_id=" + id + "&response_type=code&code_challenge=" + strings.Repeat("a", 43) + "&code_challenge_method=S512&state=s1", "", "invalid_request"},
 		{"public client without PKCE", "client_id=" + pub["client_id"].(string) + "&response_type=code&state=s1", "", "invalid_request"},
 		{"bad request object", "client_id=" + id + "&response_type=code&request=e30.e30.&state=s1", "", "invalid_request_object"},
-		{"request_uri", "client_id=" + id + "&response_type=code&request_uri=https%3A%2F%2Fx&state=s1", "", "request_uri_not_supported"},
+		{"unreachable request_uri", "client_id=" + id + "&response_type=code&request_uri=" + url.QueryEscape("http://127.0.0.1:9/ro.jwt") + "&state=s1", "", "invalid_request_uri"},
 	} {
 		at, _, body := auth(tc.query)
 		if tc.page != "" {
