@@ -114,6 +114,7 @@ func TestLogout(t *testing.T) {
 	ch := at.Query().Get("logout_challenge")
 	var lr map[string]any
 	mustf(t, adminJSON(t, is, http.MethodGet, "/admin/oauth2/auth/requests/logout?logout_challenge="+ch, nil, &lr) == 200, "get logout: %v", lr)
+	hasKeys(t, "logout request", lr, "challenge", "client", "request_url", "rp_initiated", "sid", "subject")
 	mustf(t, lr["subject"] == "erin" && lr["sid"] == idc.SID && lr["rp_initiated"] == true &&
 		lr["client"].(map[string]any)["client_id"] == c1["client_id"], "logout request: %v", lr)
 	var done map[string]any

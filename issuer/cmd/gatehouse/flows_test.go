@@ -112,8 +112,12 @@ func testCodeFlow(t *testing.T, is *testbin.Issuer) {
 		t.Fatal("the login request exposes the client secret")
 	}
 
+	hasKeys(t, "login request", loginReq, "challenge", "client", "oidc_context", "request_url", "requested_access_token_audience",
+		"requested_scope", "session_id", "skip", "subject")
 	at, _, body = b.visit(to)
 	consentReq, to := acceptConsent(t, is, at, grantAll(true))
+	hasKeys(t, "consent request", consentReq, "acr", "amr", "challenge", "client", "context", "login_challenge", "login_session_id",
+		"oidc_context", "request_url", "requested_access_token_audience", "requested_scope", "skip", "subject")
 	mustf(t, consentReq["subject"] == "alice" && consentReq["skip"] == false && consentReq["acr"] == "urn:acr:pwd", "consent request: %v", consentReq)
 	mustf(t, consentReq["login_session_id"] == loginReq["session_id"], "login_session_id %v vs %v", consentReq["login_session_id"], loginReq["session_id"])
 	mustf(t, consentReq["context"].(map[string]any)["k"] == "v", "context: %v", consentReq["context"])
@@ -209,6 +213,17 @@ func codeFlowRemembered(t *testing.T, is *testbin.Issuer, b *browser, rp *relyin
 	at, _, body := b.visit(to)
 	mustf(t, at != nil && at.Path == "/callback" && at.Query().Get("code") != "", "callback: %v %s", at, body)
 	return at.Query(), verifier
+}
+
+// hasKeys checks that a Hydra v2 admin answer carries every member of
+// Hydra's wire format.
+func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("%s lacks %q: %v", what, k, m)
+		}
+	}
 }
 
 func pkceVerifierOther() string { v, _ := pkcePair(); return v }
