@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -292,7 +293,7 @@ func (h *Handler) startAuthorize(w http.ResponseWriter, r *http.Request, form ur
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
-	if err := h.jar.set(w, csrfCookieName(h.Config.Serve.Cookies.Names.LoginCSRF, a.client.ID), []byte(csrf), h.Config.TTL.LoginConsentRequest); err != nil {
+	if err := h.jar.addCSRF(w, r, csrfCookieName(h.Config.Serve.Cookies.Names.LoginCSRF, a.client.ID), csrf, h.Config.TTL.LoginConsentRequest); err != nil {
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
@@ -362,8 +363,8 @@ func (h *Handler) loadVerified(w http.ResponseWriter, r *http.Request, kind stor
 		return nil, nil, nil, pageError{apierr.InvalidRequest("The %s verifier is invalid", kind)}
 	}
 	csrfName := csrfCookieName(csrfBase, f.ClientID)
-	csrf, ok := h.jar.get(r, csrfName)
-	if !ok || hashOf(string(csrf)) != st.CSRF {
+	restCSRF, ok := h.jar.checkCSRF(r, csrfName, st.CSRF)
+	if !ok {
 		return nil, nil, nil, pageError{apierr.Forbidden("The %s request was not started by this browser (CSRF cookie missing or wrong); start again", kind)}
 	}
 	c, err := h.Clients.Get(ctx, f.ClientID)
@@ -396,7 +397,12 @@ func (h *Handler) loadVerified(w http.ResponseWriter, r *http.Request, kind stor
 	case err != nil:
 		return nil, nil, a, apierr.ServerError(err)
 	}
-	h.jar.clear(w, csrfName)
+	// The token is spent; other tabs' flows keep theirs.
+	if len(restCSRF) == 0 {
+		h.jar.clear(w, csrfName)
+	} else if err := h.jar.set(w, csrfName, []byte(strings.Join(restCSRF, " ")), h.Config.TTL.LoginConsentRequest); err != nil {
+		return nil, nil, a, apierr.ServerError(err)
+	}
 	if f.Status == statusRejected {
 		return &f, &st, a, rejectError(st.Reject)
 	}
@@ -602,7 +608,7 @@ func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
-	if err := h.jar.set(w, csrfCookieName(h.Config.Serve.Cookies.Names.ConsentCSRF, a.client.ID), []byte(csrf), h.Config.TTL.LoginConsentRequest); err != nil {
+	if err := h.jar.addCSRF(w, r, csrfCookieName(h.Config.Serve.Cookies.Names.ConsentCSRF, a.client.ID), csrf, h.Config.TTL.LoginConsentRequest); err != nil {
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}

@@ -113,3 +113,40 @@ func splitVerifier(v string) (challenge, secret string, ok bool) {
 	}
 	return challenge, secret, true
 }
+
+// maxCSRFTokens bounds how many flows of one client a browser may run at
+// once (several tabs): the CSRF cookie keeps the newest tokens.
+const maxCSRFTokens = 8
+
+// addCSRF stores a new CSRF token in the client's CSRF cookie next to the
+// ones of flows still running in other tabs.
+func (j *cookieJar) addCSRF(w http.ResponseWriter, r *http.Request, name, token string, maxAge time.Duration) error {
+	tokens := j.csrfTokens(r, name)
+	tokens = append(tokens, token)
+	if len(tokens) > maxCSRFTokens {
+		tokens = tokens[len(tokens)-maxCSRFTokens:]
+	}
+	return j.set(w, name, []byte(strings.Join(tokens, " ")), maxAge)
+}
+
+// csrfTokens returns the tokens of the client's CSRF cookie.
+func (j *cookieJar) csrfTokens(r *http.Request, name string) []string {
+	raw, ok := j.get(r, name)
+	if !ok {
+		return nil
+	}
+	return strings.Fields(string(raw))
+}
+
+// checkCSRF reports whether the browser holds the CSRF token whose hash a
+// flow stored, and returns the cookie's remaining tokens.
+func (j *cookieJar) checkCSRF(r *http.Request, name, hash string) (rest []string, ok bool) {
+	for _, t := range j.csrfTokens(r, name) {
+		if hashOf(t) == hash {
+			ok = true
+			continue
+		}
+		rest = append(rest, t)
+	}
+	return rest, ok
+}

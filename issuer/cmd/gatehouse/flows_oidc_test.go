@@ -377,3 +377,25 @@ func halfSHA256(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
+
+// TestParallelTabs: two flows of one client started in two tabs of one
+// browser both complete (the CSRF cookie keeps a token per running flow).
+func TestParallelTabs(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(nil))
+	c := newFlowClient(t, is, nil)
+	rp := newRP(t, is, c, oidc.ScopeOpenID)
+	b := newBrowser(t, is)
+	atA, _, _ := b.visit(rp.conf.AuthCodeURL("tab-a"))
+	atB, _, _ := b.visit(rp.conf.AuthCodeURL("tab-b"))
+	_, toA := acceptLogin(t, is, atA, map[string]any{"subject": "jo"})
+	_, toB := acceptLogin(t, is, atB, map[string]any{"subject": "jo"})
+	consentA, _, _ := b.visit(toA)
+	consentB, _, _ := b.visit(toB)
+	_, toA = acceptConsent(t, is, consentA, grantAll(false))
+	_, toB = acceptConsent(t, is, consentB, grantAll(false))
+	for tab, to := range map[string]string{"tab-b": toB, "tab-a": toA} {
+		at, _, body := b.visit(to)
+		q := callbackParams(t, at, body)
+		mustf(t, q.Get("code") != "" && q.Get("state") == tab, "%s: %v", tab, q)
+	}
+}
