@@ -88,3 +88,39 @@ func TestPairwiseSubject(t *testing.T) {
 		t.Fatal("several redirect hosts without a sector identifier were accepted")
 	}
 }
+
+func TestCSRFTokens(t *testing.T) {
+	k, _ := secrets.NewKeyring([]string{"cookie-secret-0123456789abcdef"})
+	jar := &cookieJar{cipher: k, path: "/"}
+	var cookie *http.Cookie
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if cookie != nil {
+			r.AddCookie(cookie)
+		}
+		return r
+	}
+	var tokens []string
+	for i := range maxCSRFTokens + 2 {
+		tok := fmt.Sprintf("token-%d", i)
+		tokens = append(tokens, tok)
+		w := httptest.NewRecorder()
+		if err := jar.addCSRF(w, req(), "csrf", tok, 0); err != nil {
+			t.Fatal(err)
+		}
+		cookie = w.Result().Cookies()[0]
+	}
+	// The oldest two fell out; every other one is accepted, once each.
+	for i, tok := range tokens {
+		rest, ok := jar.checkCSRF(req(), "csrf", hashOf(tok))
+		if ok != (i >= 2) {
+			t.Fatalf("token %d: ok=%v", i, ok)
+		}
+		if ok && len(rest) != maxCSRFTokens-1 {
+			t.Fatalf("token %d: rest %v", i, rest)
+		}
+	}
+	if _, ok := jar.checkCSRF(req(), "csrf", hashOf("forged")); ok {
+		t.Fatal("a forged token was accepted")
+	}
+}
