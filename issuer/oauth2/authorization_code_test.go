@@ -319,3 +319,29 @@ func TestHalfHashAndPKCE(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizationCodeJWTAccessToken: a client on the jwt strategy gets an
+// RFC 9068 access token for the user, with the consent's claims under ext.
+func TestAuthorizationCodeJWTAccessToken(t *testing.T) {
+	e := newEnv(t)
+	withWebClients(t, e)
+	if _, err := e.clients.Patch(context.Background(), "web", []byte(`[{"op":"add","path":"/access_token_strategy","value":"jwt"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	code := e.authorize("web", []string{"code"}, nil).Get("code")
+	r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	at := e.idClaims(r.str("access_token"))
+	if at["sub"] != "alice" || at["client_id"] != "web" || at["ext"].(map[string]any)["tenant"] != "t1" || at["scope"] != "openid offline_access profile" {
+		t.Fatalf("JWT access token claims: %v", at)
+	}
+	id := e.idClaims(r.str("id_token"))
+	if id["at_hash"] != halfHash("RS256", r.str("access_token")) {
+		t.Fatalf("at_hash of a JWT access token: %v", id)
+	}
+	if !e.active(r.str("access_token")) {
+		t.Fatal("JWT access token inactive")
+	}
+}
