@@ -262,7 +262,7 @@ func (h *Handler) startAuthorize(w http.ResponseWriter, r *http.Request, form ur
 		skip = false
 	}
 	if skip && hintSub != "" {
-		if sub, err := h.idTokenSubject(a.client, sess.Subject, ""); err != nil || sub != hintSub {
+		if sub, err := h.idTokenSubject(a.client, sess.Subject, ""); hintSub != sess.Subject && (err != nil || sub != hintSub) {
 			skip = false
 		}
 	}
