@@ -150,6 +150,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		user      string
 	}{
 		{"no token", "/api/things", nil, 401, "Bearer", ""},
+		{"forged X-Forwarded-Uri cannot pick the public rule", "/api/things", map[string]string{"X-Forwarded-Uri": "/public/x", "X-Original-URI": "/public/x", "X-Forwarded-Method": "GET"}, 401, "Bearer", ""},
 		{"forged identity, no token", "/api/things", map[string]string{"X-User-Id": "admin", "X-Client-Id": "admin"}, 401, "Bearer", ""},
 		{"invalid token", "/api/things", map[string]string{"Authorization": "Bearer not-a-real-token"}, 401, `error="invalid_token"`, ""},
 		{"valid token", "/api/things", map[string]string{"Authorization": bearer}, 200, "", clientID},
