@@ -6,7 +6,7 @@ DATA := $(CURDIR)/data
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-short bench lint fmt clean
+.PHONY: build run test test-short bench lint fmt clean e2e demo
 
 build:
 	@mkdir -p $(BIN)
@@ -33,6 +33,18 @@ test-short:
 
 bench:
 	./scripts/bench.sh
+
+# Browser tests in headless Chromium (playwright-core) through the example
+# login and consent app and SSO apps, then the gateway path through a real
+# nginx; installs what is missing (scripts/e2e.sh).
+e2e:
+	./scripts/e2e.sh
+
+# Central SSO and the gateway path on loopback: issuer, sidecar, login and
+# consent app, wiki and tickets, upstream apps and nginx if installed; prints
+# the URLs and a curl with a token; Ctrl-C stops it all (scripts/demo.sh).
+demo: build
+	BIN=$(BIN) ./scripts/demo.sh
 
 lint:
 	$(GO) vet ./...

@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newConfigCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newConfigCmd(), newVersionCmd(), newEnvoyConfigCmd())
 	addAdminCommands(root)
 	return root
 }
