@@ -239,11 +239,11 @@ func codeFlow(t testing.TB, is *testbin.Issuer, b *browser, rp *relyingParty, su
 	verifier, _ := pkcePair()
 	state, nonce := randomState(), randomState()
 	opts = append(opts, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
-	at, _, body := b.visit(rp.conf.AuthCodeURL(state, opts...))
+	at, _, _ := b.visit(rp.conf.AuthCodeURL(state, opts...))
 	_, to := acceptLogin(t, is, at, map[string]any{"subject": subject, "remember": true, "remember_for": 3600, "acr": "1", "amr": []string{"pwd"}})
-	at, _, body = b.visit(to)
+	at, _, _ = b.visit(to)
 	_, to = acceptConsent(t, is, at, grantAll(true))
-	at, _, body = b.visit(to)
+	at, _, body := b.visit(to)
 	if at == nil || at.Path != "/callback" {
 		t.Fatalf("expected the callback, got %v %s", at, body)
 	}

@@ -275,7 +275,7 @@ func TestImplicitHybridFormPost(t *testing.T) {
 		at, _, body := b.visit(u)
 		if at != nil && at.Path == "/login" {
 			_, to := acceptLogin(t, is, at, map[string]any{"subject": "dave", "remember": true})
-			at, _, body = b.visit(to)
+			at, _, _ = b.visit(to)
 			_, to = acceptConsent(t, is, at, grantAll(true))
 			at, _, body = b.visit(to)
 		}

@@ -102,7 +102,7 @@ func testCodeFlow(t *testing.T, is *testbin.Issuer) {
 
 	verifier, _ := pkcePair()
 	state, nonce := randomState(), randomState()
-	at, _, body := b.visit(rp.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
+	at, _, _ := b.visit(rp.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
 	loginReq, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true, "remember_for": 3600,
 		"acr": "urn:acr:pwd", "amr": []string{"pwd"}, "context": map[string]any{"k": "v"}})
 	mustf(t, loginReq["skip"] == false && loginReq["subject"] == "" && loginReq["session_id"] != "", "login request: %v", loginReq)
@@ -114,7 +114,7 @@ func testCodeFlow(t *testing.T, is *testbin.Issuer) {
 
 	hasKeys(t, "login request", loginReq, "challenge", "client", "oidc_context", "request_url", "requested_access_token_audience",
 		"requested_scope", "session_id", "skip", "subject")
-	at, _, body = b.visit(to)
+	at, _, _ = b.visit(to)
 	consentReq, to := acceptConsent(t, is, at, grantAll(true))
 	hasKeys(t, "consent request", consentReq, "acr", "amr", "challenge", "client", "context", "login_challenge", "login_session_id",
 		"oidc_context", "request_url", "requested_access_token_audience", "requested_scope", "skip", "subject")
@@ -122,7 +122,7 @@ func testCodeFlow(t *testing.T, is *testbin.Issuer) {
 	mustf(t, consentReq["login_session_id"] == loginReq["session_id"], "login_session_id %v vs %v", consentReq["login_session_id"], loginReq["session_id"])
 	mustf(t, consentReq["context"].(map[string]any)["k"] == "v", "context: %v", consentReq["context"])
 
-	at, _, body = b.visit(to)
+	at, _, body := b.visit(to)
 	mustf(t, at != nil && at.Path == "/callback", "callback: %v %s", at, body)
 	mustf(t, at.Query().Get("state") == state, "state: %v", at.Query())
 	code := at.Query().Get("code")
