@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -12,7 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/gatehouse-dev/gatehouse/issuer/jwtclaims"
 	"net/http"
 	"net/url"
 	"slices"
@@ -587,7 +586,7 @@ func (a *Authenticator) checkClaims(c *Client, cl *assertionClaims) (time.Time, 
 	return exp.Add(skew), nil
 }
 
-func (a *Authenticator) audienceOK(aud audience) bool {
+func (a *Authenticator) audienceOK(aud jwtclaims.Audience) bool {
 	accepted := append([]string{}, a.o.ExtraAudiences...)
 	if a.o.TokenEndpoint != "" {
 		accepted = append(accepted, a.o.TokenEndpoint)
@@ -604,51 +603,4 @@ func (a *Authenticator) audienceOK(aud audience) bool {
 	return false
 }
 
-type assertionClaims struct {
-	Iss string       `json:"iss"`
-	Sub string       `json:"sub"`
-	Aud audience     `json:"aud"`
-	Exp *numericDate `json:"exp"`
-	Nbf *numericDate `json:"nbf"`
-	Iat *numericDate `json:"iat"`
-	Jti string       `json:"jti"`
-}
-
-// audience is RFC 7519 §4.1.3's aud: a string or an array of strings.
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return err
-	}
-	*a = ss
-	return nil
-}
-
-// numericDate is RFC 7519 §2's NumericDate (seconds, possibly fractional).
-type numericDate struct{ t time.Time }
-
-func (n *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return fmt.Errorf("numeric date out of range")
-	}
-	sec, frac := math.Modf(f)
-	n.t = time.Unix(int64(sec), int64(frac*1e9))
-	return nil
-}
-
-func (n *numericDate) Time() time.Time { return n.t }
+type assertionClaims = jwtclaims.Registered

@@ -1,14 +1,13 @@
 package oauth2
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/gatehouse-dev/gatehouse/issuer/jwtclaims"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -165,7 +164,7 @@ func (g *jwtBearerGrant) checkClaims(t *storage.TrustedIssuer, cl *assertionClai
 	if cl.Exp == nil {
 		return time.Time{}, apierr.InvalidGrant("The assertion must have an exp claim")
 	}
-	exp := cl.Exp.t
+	exp := cl.Exp.Time()
 	if !now.Before(exp.Add(assertionLeeway)) {
 		return time.Time{}, apierr.InvalidGrant("The assertion has expired")
 	}
@@ -173,14 +172,14 @@ func (g *jwtBearerGrant) checkClaims(t *storage.TrustedIssuer, cl *assertionClai
 		return time.Time{}, apierr.InvalidGrant("The assertion's exp is too far in the future: at most %s from now is accepted", jc.MaxTTL)
 	}
 	// Item 5: nbf.
-	if cl.Nbf != nil && now.Add(assertionLeeway).Before(cl.Nbf.t) {
+	if cl.Nbf != nil && now.Add(assertionLeeway).Before(cl.Nbf.Time()) {
 		return time.Time{}, apierr.InvalidGrant("The assertion is not valid yet (nbf)")
 	}
 	// Item 6: iat (required unless oauth2.grant.jwt.iat_optional).
 	if cl.Iat == nil && !jc.IATOptional {
 		return time.Time{}, apierr.InvalidGrant("The assertion must have an iat claim")
 	}
-	if cl.Iat != nil && now.Add(assertionLeeway).Before(cl.Iat.t) {
+	if cl.Iat != nil && now.Add(assertionLeeway).Before(cl.Iat.Time()) {
 		return time.Time{}, apierr.InvalidGrant("The assertion was issued in the future (iat)")
 	}
 	// Item 7: jti (required unless oauth2.grant.jwt.jti_optional).
@@ -208,49 +207,4 @@ func containsAny(have, want []string) bool {
 	return false
 }
 
-type assertionClaims struct {
-	Iss string       `json:"iss"`
-	Sub string       `json:"sub"`
-	Aud audience     `json:"aud"`
-	Exp *numericDate `json:"exp"`
-	Nbf *numericDate `json:"nbf"`
-	Iat *numericDate `json:"iat"`
-	Jti string       `json:"jti"`
-}
-
-// audience is RFC 7519 §4.1.3's aud: a string or an array of strings.
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return err
-	}
-	*a = ss
-	return nil
-}
-
-// numericDate is RFC 7519 §2's NumericDate (seconds, possibly fractional).
-type numericDate struct{ t time.Time }
-
-func (n *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return errors.New("numeric date out of range")
-	}
-	sec, frac := math.Modf(f)
-	n.t = time.Unix(int64(sec), int64(frac*1e9))
-	return nil
-}
+type assertionClaims = jwtclaims.Registered
