@@ -194,20 +194,10 @@ func (h *Handler) validatePKCE(a *authz) error {
 	}
 	// §4.2: the challenge has the verifier's alphabet and length (a S256
 	// challenge is 43 characters).
-	if l := len(req.CodeChallenge); l < 43 || l > 128 || !isPKCEChars(req.CodeChallenge) {
+	if l := len(req.CodeChallenge); l < 43 || l > 128 || !oauth2.IsPKCEChars(req.CodeChallenge) {
 		return apierr.InvalidRequest("The code_challenge must be 43 to 128 characters of [A-Z a-z 0-9 - . _ ~] (RFC 7636 §4.2)")
 	}
 	return nil
-}
-
-func isPKCEChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return false
-		}
-	}
-	return true
 }
 
 // requestURL is the authorization request as a URL (Hydra's request_url),

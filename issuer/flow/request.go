@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 	"net"
 	"net/url"
 	"slices"
@@ -116,7 +117,7 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	r.ResponseTypes = rt
 	r.Scope = fields(v["scope"], maxScopes)
 	for _, s := range r.Scope {
-		if !validScopeToken(s) {
+		if !oauth2.ValidScopeToken(s) {
 			fail(apierr.InvalidScope("The scope %q contains a character not allowed by RFC 6749 §3.3", truncate(s)))
 			break
 		}
@@ -266,19 +267,6 @@ func fields(s string, max int) []string {
 		}
 	}
 	return out
-}
-
-func validScopeToken(tok string) bool {
-	if tok == "" {
-		return false
-	}
-	for i := 0; i < len(tok); i++ {
-		b := tok[i]
-		if b < 0x21 || b == 0x22 || b == 0x5c || b > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func truncate(s string) string {

@@ -135,7 +135,7 @@ func verifyPKCE(challenge, method, verifier string) error {
 		return apierr.InvalidGrant("The code_verifier is missing (PKCE, RFC 7636 §4.5)")
 	}
 	// §4.1: code-verifier = 43*128unreserved.
-	if len(verifier) < 43 || len(verifier) > 128 || !isPKCEChars(verifier) {
+	if len(verifier) < 43 || len(verifier) > 128 || !IsPKCEChars(verifier) {
 		return apierr.InvalidGrant("The code_verifier must be 43 to 128 characters of [A-Z a-z 0-9 - . _ ~] (RFC 7636 §4.1)")
 	}
 	var computed string
@@ -154,7 +154,9 @@ func verifyPKCE(challenge, method, verifier string) error {
 	return nil
 }
 
-func isPKCEChars(s string) bool {
+// IsPKCEChars reports whether s uses only the unreserved characters of
+// RFC 7636 §4.1 ([A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~").
+func IsPKCEChars(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {

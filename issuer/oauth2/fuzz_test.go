@@ -39,7 +39,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 			t.Fatalf("limits: %+v", req)
 		}
 		for _, s := range req.Scope {
-			if !validScopeToken(s) || strings.Contains(s, " ") {
+			if !ValidScopeToken(s) || strings.Contains(s, " ") {
 				t.Fatalf("invalid scope token %q accepted", s)
 			}
 		}

@@ -95,7 +95,7 @@ func parseScope(s string) ([]string, error) {
 		if tok == "" {
 			continue
 		}
-		if !validScopeToken(tok) {
+		if !ValidScopeToken(tok) {
 			return nil, apierr.InvalidScope("The scope %q contains a character not allowed by RFC 6749 §3.3", truncate(tok))
 		}
 		if len(tok) > maxScopeToken {
@@ -111,7 +111,9 @@ func parseScope(s string) ([]string, error) {
 	return out, nil
 }
 
-func validScopeToken(tok string) bool {
+// ValidScopeToken reports whether tok is a scope-token of RFC 6749 §3.3:
+// one or more of %x21 / %x23-5B / %x5D-7E.
+func ValidScopeToken(tok string) bool {
 	if tok == "" {
 		return false
 	}

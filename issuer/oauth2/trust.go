@@ -95,7 +95,7 @@ func (h *Handler) validateTrust(in *TrustRequest) (storage.TrustedIssuer, error)
 	}
 	var scope []string
 	for _, s := range *in.Scope {
-		if !validScopeToken(s) || len(s) > maxScopeToken {
+		if !ValidScopeToken(s) || len(s) > maxScopeToken {
 			return storage.TrustedIssuer{}, bad("The scope %q is not a valid RFC 6749 §3.3 scope token", truncate(s))
 		}
 		if !contains(scope, s) {
