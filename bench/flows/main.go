@@ -1,0 +1,1436 @@
+// Command flows is the load generator of the issuer's browser flows. It
+// builds and starts the real gatehouse binary (on the embedded SQLite
+// default in a temporary directory, or on a fresh schema of the database
+// given with -dsn, migrated first with `gatehouse migrate sql --yes -e`),
+// registers a confidential client (client_secret_basic) with the
+// authorization_code and refresh_token grants and the openid and
+// offline_access scopes, and runs complete authorization code flows with
+// PKCE (S256) headlessly, the way the integration tests do
+// (issuer/cmd/gatehouse/flows_helpers_test.go): a cookie-keeping HTTP
+// client, one fresh cookie jar per flow, follows the issuer's redirects and
+// stops where the browser would leave for the login app, the consent app
+// or the client's callback; the program plays those apps through the admin
+// API. Each flow has five timed steps:
+//
+//	authorize       GET /oauth2/auth and its redirects, up to the login app
+//	login accept    GET .../requests/login, PUT .../login/accept, then the
+//	                browser follows redirect_to up to the consent app
+//	consent accept  GET .../requests/consent, PUT .../consent/accept, then
+//	                the browser follows redirect_to up to the callback
+//	token exchange  POST /oauth2/token, grant_type=authorization_code
+//	refresh         POST /oauth2/token, grant_type=refresh_token (once)
+//
+// Every flow uses a new subject, so no remembered login or consent is
+// skipped; login and consent are accepted with remember: true as a
+// "remember me" box would. Before measuring, one flow is checked as a
+// relying party would (go-oidc: ID token signature, nonce, at_hash;
+// refresh token rotation). For each level of -concurrency (flows in
+// flight at once) it runs -warmup unmeasured, then -duration measured, and
+// prints flows/s, errors (by step), p50/p99 per step and per whole flow,
+// per HTTP request kind, and the CPU time one flow cost the issuer (and
+// the PostgreSQL/MariaDB server processes). Run from the repository root:
+//
+//	go run ./bench/flows [-duration 10s] [-concurrency 1,4,16] [-dsn postgres://...] [-json]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency []int
+	dsn         string
+	jsonOut     bool
+	bin         string
+	profileDir  string
+	issuerEnv   []string
+}
+
+func main() {
+	var o options
+	conc := "1,4,16"
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each concurrency level")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each concurrency level")
+	flag.StringVar(&conc, "concurrency", conc, "comma-separated numbers of flows in flight at once, one measured level each")
+	flag.StringVar(&o.dsn, "dsn", "", "database to run on: postgres://... (a fresh schema is created through search_path and dropped afterwards) or mysql://... (a fresh database, dropped afterwards); default: the embedded SQLite in a temporary directory")
+	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the tables")
+	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
+	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each level's measured window to this directory")
+	flag.Func("issuer-env", "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.issuerEnv = append(o.issuerEnv, v)
+		return nil
+	})
+	flag.Parse()
+	var err error
+	if o.concurrency, err = parseConcurrency(conc); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/flows:", err)
+		os.Exit(2)
+	}
+	if o.profileDir != "" && o.bin != "" {
+		fmt.Fprintln(os.Stderr, "bench/flows: -profile builds the issuer itself (with a pprof overlay); it cannot be combined with -issuer")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/flows:", err)
+		os.Exit(1)
+	}
+}
+
+func parseConcurrency(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("-concurrency: %q is not a number between 1 and 1024", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-concurrency: no level given")
+	}
+	return out, nil
+}
+
+// ---- report ----
+
+type report struct {
+	Machine machine        `json:"machine"`
+	Options map[string]any `json:"options"`
+	Backend string         `json:"backend"` // sqlite, postgres, mysql
+	Issuer  issuerInfo     `json:"issuer"`
+	Levels  []*level       `json:"levels"`
+	LoadEnd string         `json:"loadavg_end"`
+	Targets []target       `json:"targets"`
+}
+
+type machine struct {
+	CPU        string `json:"cpu"`
+	Cores      int    `json:"cores"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+	LoadStart  string `json:"loadavg_start"`
+	// BusyBefore is the cores the machine kept busy for a second before
+	// the issuer started: other users' load on a shared machine.
+	BusyBefore float64 `json:"busy_cores_before"`
+	// CalibrationUS is the time of one RSA-2048 PKCS#1 v1.5 signature on
+	// one goroutine (the ID token's signature), measured for a second
+	// before the run and after it: a shared virtual machine's cores slow
+	// down when its neighbours are busy, which no process list shows.
+	CalibrationUS    float64 `json:"rsa2048_sign_us_before"`
+	CalibrationEndUS float64 `json:"rsa2048_sign_us_after"`
+}
+
+type issuerInfo struct {
+	PID          int    `json:"pid"`
+	StartupMilli int64  `json:"startup_ms"`
+	IdleRSSKiB   int64  `json:"idle_rss_kib"`
+	PeakRSSKiB   int64  `json:"peak_rss_kib"`
+	Check        string `json:"check"` // what the checked flow verified
+}
+
+type level struct {
+	Concurrency int            `json:"concurrency"`
+	Flows       int            `json:"flows"` // completed in the measured window
+	Seconds     float64        `json:"seconds"`
+	FlowsPerSec float64        `json:"flows_per_sec"`
+	Errors      int            `json:"errors"`
+	ErrorsBy    map[string]int `json:"errors_by_step,omitempty"`
+	FirstError  string         `json:"first_error,omitempty"`
+	Steps       []*dist        `json:"steps"`    // the five steps, then "flow"
+	Requests    []*dist        `json:"requests"` // every HTTP request kind
+	// CPU time per completed flow: the issuer process, this generator, the
+	// database server's processes working for the issuer (PostgreSQL: the
+	// backends of the issuer's connections plus the server's background
+	// processes; MariaDB: the whole server), and cores busy with irq and
+	// with anything else meanwhile.
+	IssuerCPUms float64 `json:"issuer_cpu_ms_per_flow"`
+	BenchCPUms  float64 `json:"bench_cpu_ms_per_flow"`
+	DBCPUms     float64 `json:"db_cpu_ms_per_flow,omitempty"`
+	OtherCores  float64 `json:"other_cpu_cores"` // other processes (irq excluded)
+	IRQCores    float64 `json:"irq_cpu_cores"`   // irq and softirq (loopback TCP is partly here)
+	RSSAfterKiB int64   `json:"issuer_rss_after_kib"`
+	Profile     string  `json:"cpu_profile,omitempty"`
+}
+
+type dist struct {
+	Name  string  `json:"name"`
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+	Mean  float64 `json:"mean_ms"`
+}
+
+type target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+// Step names, in flow order.
+const (
+	stepAuthorize = "authorize"
+	stepLogin     = "login accept"
+	stepConsent   = "consent accept"
+	stepToken     = "token exchange"
+	stepRefresh   = "refresh"
+	stepFlow      = "flow"
+)
+
+var steps = []string{stepAuthorize, stepLogin, stepConsent, stepToken, stepRefresh}
+
+// HTTP request kinds, in flow order.
+var requestKinds = []string{
+	"GET /oauth2/auth",
+	"GET admin login request",
+	"PUT admin login accept",
+	"GET /oauth2/auth login_verifier",
+	"GET admin consent request",
+	"PUT admin consent accept",
+	"GET /oauth2/auth consent_verifier",
+	"POST /oauth2/token code",
+	"POST /oauth2/token refresh",
+}
+
+func run(o options) error {
+	rep := &report{
+		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: loadavg()},
+		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
+			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv},
+		Backend: "sqlite",
+	}
+	logf := func(format string, a ...any) {
+		if o.jsonOut {
+			fmt.Fprintf(os.Stderr, format, a...)
+		} else {
+			fmt.Printf(format, a...)
+		}
+	}
+
+	var cleanups []func()
+	var cleanMu sync.Mutex
+	cleanup := func() {
+		cleanMu.Lock()
+		defer cleanMu.Unlock()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		cleanups = nil
+	}
+	addCleanup := func(f func()) { cleanMu.Lock(); cleanups = append(cleanups, f); cleanMu.Unlock() }
+	defer cleanup()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; cleanup(); os.Exit(130) }()
+
+	bin := o.bin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-bench-flows-bin-")
+		if err != nil {
+			return err
+		}
+		addCleanup(func() { os.RemoveAll(dir) })
+		logf("building ./issuer/cmd/gatehouse ...\n")
+		if bin, err = buildIssuer(dir, o.profileDir != ""); err != nil {
+			return err
+		}
+	}
+
+	// The database: a temporary SQLite file, or a fresh schema/database
+	// on the server given, migrated as an operator would.
+	dataDir, err := os.MkdirTemp("", "gatehouse-bench-flows-")
+	if err != nil {
+		return err
+	}
+	addCleanup(func() { os.RemoveAll(dataDir) })
+	dsn := "sqlite://" + filepath.Join(dataDir, "gh.sqlite")
+	if o.dsn != "" {
+		var drop func()
+		dsn, rep.Backend, drop, err = freshDatabase(o.dsn)
+		if err != nil {
+			return err
+		}
+		addCleanup(drop)
+		logf("database: %s\n", redactDSN(dsn))
+		cmd := exec.Command(bin, "migrate", "sql", "--yes", "-e")
+		cmd.Env = append(os.Environ(), "DSN="+dsn)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("gatehouse migrate sql --yes -e: %v\n%s", err, out)
+		}
+	}
+	rep.Options["backend"] = rep.Backend
+	rep.Machine.BusyBefore = machineBusy(time.Second)
+	rep.Machine.CalibrationUS = calibrate(time.Second)
+
+	is, err := startIssuer(bin, dataDir, dsn, o.issuerEnv, o.profileDir != "")
+	if err != nil {
+		return err
+	}
+	addCleanup(is.stop)
+	rep.Issuer.PID = is.pid
+	rep.Issuer.StartupMilli = is.startup.Milliseconds()
+	rep.Issuer.IdleRSSKiB = rssKiB(is.pid, "VmRSS")
+	logf("== flows bench on %s: %s measured (+%s warm-up) per level, concurrency %v; %s, %d cores (GOMAXPROCS %d), %s %s, load average %s, %.2f cores busy before the start, RSA-2048 sign %.0f µs\n",
+		rep.Backend, o.duration, o.warmup, o.concurrency, rep.Machine.CPU, rep.Machine.Cores, rep.Machine.GOMAXPROCS,
+		rep.Machine.Go, rep.Machine.OS, rep.Machine.LoadStart, rep.Machine.BusyBefore, rep.Machine.CalibrationUS)
+	logf("issuer: pid %d, public %s, admin %s, ready after %s, idle RSS %s\n",
+		is.pid, is.public, is.admin, is.startup.Round(time.Millisecond), kib(rep.Issuer.IdleRSSKiB))
+	if len(o.issuerEnv) > 0 {
+		logf("issuer environment added: %s\n", strings.Join(o.issuerEnv, " "))
+	}
+
+	maxConc := slices.Max(o.concurrency)
+	tr := newTransport(2*maxConc + 4)
+	defer tr.CloseIdleConnections()
+	b := &bench{is: is, tr: tr, admin: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	if b.client, err = b.createClient(); err != nil {
+		return err
+	}
+	if rep.Issuer.Check, err = b.checkFlow(); err != nil {
+		return fmt.Errorf("the checked flow failed: %w", err)
+	}
+	logf("checked flow: %s\n", rep.Issuer.Check)
+
+	for _, c := range o.concurrency {
+		lv := b.level(o, c, rep.Backend)
+		rep.Levels = append(rep.Levels, lv)
+		logf("%s", lv.text())
+	}
+	rep.Issuer.PeakRSSKiB = rssKiB(is.pid, "VmHWM")
+	rep.LoadEnd = loadavg()
+	rep.Machine.CalibrationEndUS = calibrate(time.Second)
+	rep.Targets = targets(rep)
+	if o.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.printSummary()
+	return nil
+}
+
+// targets compares the run with issue 4's targets.
+func targets(r *report) []target {
+	out := []target{}
+	for _, lv := range r.Levels {
+		var flow *dist
+		for _, s := range lv.Steps {
+			if s.Name == stepFlow {
+				flow = s
+			}
+		}
+		switch lv.Concurrency {
+		case 1:
+			out = append(out, target{Name: "1 flow at a time: flow p50", Want: "<= 5 ms",
+				Got: fmt.Sprintf("%.2f ms", flow.P50), Met: flow.Count > 0 && flow.P50 <= 5})
+		case 16:
+			out = append(out, target{Name: "16 concurrent flows: errors", Want: "0",
+				Got: strconv.Itoa(lv.Errors), Met: lv.Errors == 0 && lv.Flows > 0})
+			out = append(out, target{Name: "16 concurrent flows: throughput", Want: ">= 150 flows/s",
+				Got: fmt.Sprintf("%.1f flows/s", lv.FlowsPerSec), Met: lv.FlowsPerSec >= 150})
+		}
+	}
+	return out
+}
+
+func (lv *level) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n-- %d concurrent: %.1f flows/s (%d flows in %.1fs), %d errors", lv.Concurrency, lv.FlowsPerSec, lv.Flows, lv.Seconds, lv.Errors)
+	if len(lv.ErrorsBy) > 0 {
+		var parts []string
+		for _, s := range steps {
+			if n := lv.ErrorsBy[s]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", s, n))
+			}
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&b, "\n   CPU per flow: issuer %.2f ms, generator %.2f ms", lv.IssuerCPUms, lv.BenchCPUms)
+	if lv.DBCPUms > 0 {
+		fmt.Fprintf(&b, ", database server %.2f ms", lv.DBCPUms)
+	}
+	fmt.Fprintf(&b, "; meanwhile irq %.2f cores, other processes %.2f cores; issuer RSS %s\n", lv.IRQCores, lv.OtherCores, kib(lv.RSSAfterKiB))
+	if lv.FirstError != "" {
+		fmt.Fprintf(&b, "   first error: %s\n", lv.FirstError)
+	}
+	fmt.Fprintf(&b, "   %-36s %8s %8s %8s %8s %8s\n", "step", "count", "p50 ms", "p99 ms", "max ms", "mean ms")
+	for _, d := range lv.Steps {
+		fmt.Fprintf(&b, "   %-36s %8d %8.2f %8.2f %8.2f %8.2f\n", d.Name, d.Count, d.P50, d.P99, d.Max, d.Mean)
+	}
+	fmt.Fprintf(&b, "   %-36s\n", "requests:")
+	for _, d := range lv.Requests {
+		fmt.Fprintf(&b, "   %-36s %8d %8.2f %8.2f %8.2f %8.2f\n", "  "+d.Name, d.Count, d.P50, d.P99, d.Max, d.Mean)
+	}
+	if lv.Profile != "" {
+		fmt.Fprintf(&b, "   issuer CPU profile: %s\n", lv.Profile)
+	}
+	return b.String()
+}
+
+func (r *report) printSummary() {
+	fmt.Printf("\n%-12s %9s %7s", "concurrency", "flows/s", "errors")
+	for _, s := range append(slices.Clone(steps), stepFlow) {
+		fmt.Printf(" %16s", s+" p50/p99")
+	}
+	fmt.Println()
+	for _, lv := range r.Levels {
+		fmt.Printf("%-12d %9.1f %7d", lv.Concurrency, lv.FlowsPerSec, lv.Errors)
+		for _, d := range lv.Steps {
+			fmt.Printf(" %16s", fmt.Sprintf("%.2f/%.2f", d.P50, d.P99))
+		}
+		fmt.Println()
+	}
+	fmt.Printf("(milliseconds) backend %s; load average: start %s, end %s; RSA-2048 sign: %.0f µs before, %.0f µs after; issuer peak RSS %s\n",
+		r.Backend, r.Machine.LoadStart, r.LoadEnd, r.Machine.CalibrationUS, r.Machine.CalibrationEndUS, kib(r.Issuer.PeakRSSKiB))
+	for _, t := range r.Targets {
+		verdict := "met"
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		fmt.Printf("target %-36s want %-15s got %-15s %s\n", t.Name+":", t.Want, t.Got, verdict)
+	}
+}
+
+// ---- the flows ----
+
+type bench struct {
+	is     *issuerProc
+	tr     *http.Transport
+	admin  *http.Client // the login/consent app's and the relying party's client
+	client client
+	seq    atomic.Int64
+}
+
+type client struct{ ID, Secret, basic string }
+
+// callback is where the client's redirect_uri and the login and consent
+// apps live: never contacted (port 9, discard); the browser stops at
+// them and this program plays the apps.
+const appBase = "http://127.0.0.1:9"
+
+const callback = appBase + "/callback"
+
+func (b *bench) createClient() (client, error) {
+	body, _ := json.Marshal(map[string]any{
+		"client_name":                "bench flows",
+		"redirect_uris":              []string{callback},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"scope":                      "openid offline_access",
+		"token_endpoint_auth_method": "client_secret_basic",
+	})
+	var out struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	code, raw, err := b.call(b.admin, http.MethodPost, b.is.admin+"/admin/clients", "application/json", "", body)
+	if err == nil && code != http.StatusCreated {
+		err = fmt.Errorf("POST /admin/clients: %d %.300s", code, raw)
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &out)
+	}
+	if err != nil {
+		return client{}, fmt.Errorf("creating the client: %w", err)
+	}
+	// RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(out.ID)+":"+url.QueryEscape(out.Secret)))
+	return client{out.ID, out.Secret, basic}, nil
+}
+
+// flowResult is one flow's timings: per step and per request kind.
+type flowResult struct {
+	step    [5]time.Duration
+	req     [9]time.Duration
+	failed  string // step name
+	err     error
+	tokens  tokenResponse // of the exchange
+	refresh tokenResponse
+	nonce   string
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	TokenType    string `json:"token_type"`
+	Scope        string `json:"scope"`
+}
+
+// flow runs one complete flow in a new browser (its own cookie jar).
+func (b *bench) flow() (r flowResult) {
+	jar, _ := cookiejar.New(nil)
+	br := &http.Client{Jar: jar, Transport: b.tr, Timeout: 60 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	subject := "bench-user-" + strconv.FormatInt(b.seq.Add(1), 10)
+	verifier, challenge := pkcePair()
+	state, nonce := randomString(), randomString()
+	r.nonce = nonce
+	fail := func(step string, err error) flowResult {
+		r.failed, r.err = step, err
+		return r
+	}
+
+	// authorize
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {b.client.ID}, "redirect_uri": {callback},
+		"scope": {"openid offline_access"}, "state": {state}, "nonce": {nonce},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+	}
+	t0 := time.Now()
+	at, err := b.visit(br, b.is.public+"/oauth2/auth?"+q.Encode(), &r.req[0])
+	r.step[0] = time.Since(t0)
+	if err != nil {
+		return fail(stepAuthorize, err)
+	}
+	if at.Path != "/login" {
+		return fail(stepAuthorize, fmt.Errorf("expected the login app, got %s", at))
+	}
+
+	// login accept
+	t0 = time.Now()
+	ch := url.QueryEscape(at.Query().Get("login_challenge"))
+	var lr struct {
+		Skip bool `json:"skip"`
+	}
+	if err := b.adminJSON(http.MethodGet, "/admin/oauth2/auth/requests/login?login_challenge="+ch, nil, &lr, &r.req[1]); err != nil {
+		return fail(stepLogin, err)
+	}
+	var red struct {
+		RedirectTo string `json:"redirect_to"`
+	}
+	if err := b.adminJSON(http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch,
+		map[string]any{"subject": subject, "remember": true, "remember_for": 3600, "acr": "1", "amr": []string{"pwd"}}, &red, &r.req[2]); err != nil {
+		return fail(stepLogin, err)
+	}
+	at, err = b.visit(br, red.RedirectTo, &r.req[3])
+	r.step[1] = time.Since(t0)
+	if err != nil {
+		return fail(stepLogin, err)
+	}
+	if at.Path != "/consent" {
+		return fail(stepLogin, fmt.Errorf("expected the consent app, got %s", at))
+	}
+
+	// consent accept
+	t0 = time.Now()
+	ch = url.QueryEscape(at.Query().Get("consent_challenge"))
+	var cr struct {
+		Skip     bool     `json:"skip"`
+		Scope    []string `json:"requested_scope"`
+		Audience []string `json:"requested_access_token_audience"`
+	}
+	if err := b.adminJSON(http.MethodGet, "/admin/oauth2/auth/requests/consent?consent_challenge="+ch, nil, &cr, &r.req[4]); err != nil {
+		return fail(stepConsent, err)
+	}
+	red.RedirectTo = ""
+	if err := b.adminJSON(http.MethodPut, "/admin/oauth2/auth/requests/consent/accept?consent_challenge="+ch, map[string]any{
+		"grant_scope": cr.Scope, "grant_access_token_audience": cr.Audience, "remember": true, "remember_for": 3600,
+		"session": map[string]any{"id_token": map[string]any{"email": subject + "@example.com"}},
+	}, &red, &r.req[5]); err != nil {
+		return fail(stepConsent, err)
+	}
+	at, err = b.visit(br, red.RedirectTo, &r.req[6])
+	r.step[2] = time.Since(t0)
+	if err != nil {
+		return fail(stepConsent, err)
+	}
+	cq := at.Query()
+	if at.Path != "/callback" || cq.Get("state") != state || cq.Get("code") == "" {
+		return fail(stepConsent, fmt.Errorf("expected the callback with state and code, got %s", at))
+	}
+
+	// token exchange
+	t0 = time.Now()
+	err = b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cq.Get("code")},
+		"redirect_uri": {callback}, "code_verifier": {verifier}}, &r.tokens, &r.req[7])
+	r.step[3] = time.Since(t0)
+	if err == nil && (r.tokens.AccessToken == "" || r.tokens.RefreshToken == "" || r.tokens.IDToken == "") {
+		err = fmt.Errorf("the exchange lacks a token: access %t, refresh %t, id %t",
+			r.tokens.AccessToken != "", r.tokens.RefreshToken != "", r.tokens.IDToken != "")
+	}
+	if err != nil {
+		return fail(stepToken, err)
+	}
+
+	// refresh
+	t0 = time.Now()
+	err = b.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.tokens.RefreshToken}}, &r.refresh, &r.req[8])
+	r.step[4] = time.Since(t0)
+	if err == nil && (r.refresh.AccessToken == "" || r.refresh.RefreshToken == "" || r.refresh.RefreshToken == r.tokens.RefreshToken) {
+		err = errors.New("the refresh did not return a new access and refresh token")
+	}
+	if err != nil {
+		return fail(stepRefresh, err)
+	}
+	return r
+}
+
+// visit opens u in the browser and follows redirects while they stay on
+// the issuer; it returns the first URL outside it. The time of the
+// requests is added to *d.
+func (b *bench) visit(br *http.Client, u string, d *time.Duration) (*url.URL, error) {
+	t0 := time.Now()
+	defer func() { *d += time.Since(t0) }()
+	if u == "" {
+		return nil, errors.New("no redirect_to")
+	}
+	issuerHost := strings.TrimPrefix(b.is.public, "http://")
+	for range 10 {
+		resp, err := br.Get(u)
+		if err != nil {
+			return nil, err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			return nil, fmt.Errorf("GET %s: %d %.300s", resp.Request.URL.Path, resp.StatusCode, body)
+		}
+		next, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		if err != nil {
+			return nil, fmt.Errorf("bad Location %q", resp.Header.Get("Location"))
+		}
+		if next.Host != issuerHost {
+			return next, nil
+		}
+		if strings.HasPrefix(next.Path, "/oauth2/fallbacks/") {
+			return nil, fmt.Errorf("redirected to the error page: %s", next.Query().Get("error_description"))
+		}
+		u = next.String()
+	}
+	return nil, fmt.Errorf("too many redirects from %s", u)
+}
+
+func (b *bench) adminJSON(method, path string, in, out any, d *time.Duration) error {
+	var body []byte
+	ct := ""
+	if in != nil {
+		body, _ = json.Marshal(in)
+		ct = "application/json"
+	}
+	t0 := time.Now()
+	code, raw, err := b.call(b.admin, method, b.is.admin+path, ct, "", body)
+	*d += time.Since(t0)
+	if err != nil {
+		return err
+	}
+	p, _, _ := strings.Cut(path, "?")
+	if code != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %.300s", method, p, code, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: %v", method, p, err)
+	}
+	return nil
+}
+
+func (b *bench) token(form url.Values, out *tokenResponse, d *time.Duration) error {
+	t0 := time.Now()
+	code, raw, err := b.call(b.admin, http.MethodPost, b.is.public+"/oauth2/token", "application/x-www-form-urlencoded", b.client.basic, []byte(form.Encode()))
+	*d += time.Since(t0)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("POST /oauth2/token %s: %d %.300s", form.Get("grant_type"), code, raw)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func (b *bench) call(hc *http.Client, method, u, contentType, auth string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, raw, err
+}
+
+// checkFlow runs one flow and verifies its tokens as a relying party
+// would: the ID token's signature against the JWKS from discovery, iss,
+// aud, nonce and at_hash (go-oidc), and that the refresh rotated the
+// refresh token and issued a new ID token for the same subject.
+func (b *bench) checkFlow() (string, error) {
+	r := b.flow()
+	if r.err != nil {
+		return "", fmt.Errorf("%s: %w", r.failed, r.err)
+	}
+	ctx := oidc.ClientContext(context.Background(), b.admin)
+	p, err := oidc.NewProvider(ctx, b.is.public)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	v := p.Verifier(&oidc.Config{ClientID: b.client.ID})
+	idt, err := v.Verify(ctx, r.tokens.IDToken)
+	if err != nil {
+		return "", fmt.Errorf("ID token: %w", err)
+	}
+	if idt.Nonce != r.nonce {
+		return "", fmt.Errorf("ID token nonce %q, want %q", idt.Nonce, r.nonce)
+	}
+	if err := idt.VerifyAccessToken(r.tokens.AccessToken); err != nil {
+		return "", fmt.Errorf("at_hash: %w", err)
+	}
+	if r.refresh.IDToken == "" {
+		return "", errors.New("the refresh returned no ID token")
+	}
+	idt2, err := v.Verify(ctx, r.refresh.IDToken)
+	if err != nil {
+		return "", fmt.Errorf("refreshed ID token: %w", err)
+	}
+	if idt2.Subject != idt.Subject {
+		return "", fmt.Errorf("refreshed ID token subject %q, want %q", idt2.Subject, idt.Subject)
+	}
+	kind := "opaque"
+	if strings.Count(r.tokens.AccessToken, ".") == 2 {
+		kind = "JWT"
+	}
+	return fmt.Sprintf("ID token verified (go-oidc: signature, iss, aud, nonce, at_hash), %s access token, scope %q, refresh token rotated, refreshed ID token for the same sub",
+		kind, r.tokens.Scope), nil
+}
+
+// level runs c flows at once (each worker starts a new flow when its last
+// one ends) for the warm-up, then for the measured duration. A flow
+// counts when it ends inside the measured window.
+func (b *bench) level(o options, c int, backend string) *level {
+	var measuring, stop atomic.Bool
+	type workerRes struct {
+		steps    [6][]int64
+		reqs     [9][]int64
+		flows    int
+		errs     map[string]int
+		firstErr string
+	}
+	out := make([]workerRes, c)
+	var wg sync.WaitGroup
+	for w := range out {
+		out[w].errs = map[string]int{}
+		wg.Add(1)
+		go func(wr *workerRes) {
+			defer wg.Done()
+			for !stop.Load() {
+				r := b.flow()
+				if !measuring.Load() || stop.Load() {
+					continue
+				}
+				if r.err != nil {
+					wr.errs[r.failed]++
+					if wr.firstErr == "" {
+						wr.firstErr = r.failed + ": " + r.err.Error()
+					}
+					continue
+				}
+				wr.flows++
+				var total time.Duration
+				for i, d := range r.step {
+					wr.steps[i] = append(wr.steps[i], int64(d))
+					total += d
+				}
+				wr.steps[5] = append(wr.steps[5], int64(total))
+				for i, d := range r.req {
+					wr.reqs[i] = append(wr.reqs[i], int64(d))
+				}
+			}
+		}(&out[w])
+	}
+	time.Sleep(o.warmup)
+	profDone := make(chan error, 1)
+	profFile := ""
+	if b.is.pprof != "" {
+		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-c%d.pprof", backendOf(o.dsn), c))
+		go func() { profDone <- b.is.cpuProfile(profFile, o.duration) }()
+	} else {
+		profDone <- nil
+	}
+	cpu0 := sampleCPU(b.is.pid, backend)
+	start := time.Now()
+	measuring.Store(true)
+	time.Sleep(o.duration)
+	stop.Store(true)
+	elapsed := time.Since(start)
+	cpu1 := sampleCPU(b.is.pid, backend)
+	wg.Wait()
+	profErr := <-profDone
+
+	lv := &level{Concurrency: c, Seconds: elapsed.Seconds(), ErrorsBy: map[string]int{}}
+	var stepLat [6][]int64
+	var reqLat [9][]int64
+	for _, r := range out {
+		lv.Flows += r.flows
+		for s, n := range r.errs {
+			lv.ErrorsBy[s] += n
+			lv.Errors += n
+		}
+		if lv.FirstError == "" {
+			lv.FirstError = r.firstErr
+		}
+		for i := range stepLat {
+			stepLat[i] = append(stepLat[i], r.steps[i]...)
+		}
+		for i := range reqLat {
+			reqLat[i] = append(reqLat[i], r.reqs[i]...)
+		}
+	}
+	if len(lv.ErrorsBy) == 0 {
+		lv.ErrorsBy = nil
+	}
+	lv.FlowsPerSec = float64(lv.Flows) / elapsed.Seconds()
+	for i, name := range append(slices.Clone(steps), stepFlow) {
+		lv.Steps = append(lv.Steps, distOf(name, stepLat[i]))
+	}
+	for i, name := range requestKinds {
+		lv.Requests = append(lv.Requests, distOf(name, reqLat[i]))
+	}
+	if lv.Flows > 0 {
+		d := cpu1.sub(cpu0)
+		n := float64(lv.Flows)
+		lv.IssuerCPUms = d.server.Seconds() * 1e3 / n
+		lv.BenchCPUms = d.self.Seconds() * 1e3 / n
+		lv.DBCPUms = d.db.Seconds() * 1e3 / n
+		lv.OtherCores = max(0, (d.machine-d.irq-d.server-d.self-d.db).Seconds()/elapsed.Seconds())
+		lv.IRQCores = d.irq.Seconds() / elapsed.Seconds()
+	}
+	lv.RSSAfterKiB = rssKiB(b.is.pid, "VmRSS")
+	if profFile != "" {
+		if profErr != nil {
+			lv.FirstError += " (profile: " + profErr.Error() + ")"
+		} else {
+			lv.Profile = profFile
+		}
+	}
+	return lv
+}
+
+func distOf(name string, lat []int64) *dist {
+	slices.Sort(lat)
+	d := &dist{Name: name, Count: len(lat)}
+	if len(lat) == 0 {
+		return d
+	}
+	ms := func(p float64) float64 {
+		// Nearest rank.
+		i := int(p/100*float64(len(lat))+0.999999) - 1
+		return float64(lat[max(0, min(i, len(lat)-1))]) / 1e6
+	}
+	var sum int64
+	for _, v := range lat {
+		sum += v
+	}
+	d.P50, d.P99, d.Max = ms(50), ms(99), ms(100)
+	d.Mean = float64(sum) / float64(len(lat)) / 1e6
+	return d
+}
+
+func pkcePair() (verifier, challenge string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	verifier = base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func randomString() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newTransport(n int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil, // loopback only, never through a proxy
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        2 * n,
+		MaxIdleConnsPerHost: n,
+		MaxConnsPerHost:     n,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// ---- the database ----
+
+func backendOf(dsn string) string {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres"
+	case strings.HasPrefix(dsn, "mysql://"):
+		return "mysql"
+	case dsn == "" || strings.HasPrefix(dsn, "sqlite"):
+		return "sqlite"
+	}
+	return "other"
+}
+
+// freshDatabase makes an empty place for the issuer on the server of base:
+// a new PostgreSQL schema (selected with search_path) or a new MySQL
+// database. drop removes it. Any other DSN is used as it is.
+func freshDatabase(base string) (dsn, backend string, drop func(), err error) {
+	backend = backendOf(base)
+	if backend != "postgres" && backend != "mysql" {
+		return base, backend, func() {}, nil
+	}
+	var rb [6]byte
+	_, _ = rand.Read(rb[:])
+	name := "gh_bench_flows_" + hex.EncodeToString(rb[:])
+	if dsn, err = dsnFor(base, backend, name); err != nil {
+		return "", "", nil, err
+	}
+	stmt, dropStmt := "CREATE SCHEMA "+name, "DROP SCHEMA "+name+" CASCADE"
+	if backend == "mysql" {
+		stmt, dropStmt = "CREATE DATABASE "+name, "DROP DATABASE "+name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := sqlstore.Open(ctx, base, sqlstore.Options{})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("opening %s: %w", redactDSN(base), err)
+	}
+	defer admin.Close()
+	if _, err := admin.DB().ExecContext(ctx, stmt); err != nil {
+		return "", "", nil, fmt.Errorf("%s: %w", stmt, err)
+	}
+	drop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a, err := sqlstore.Open(ctx, base, sqlstore.Options{})
+		if err == nil {
+			_, err = a.DB().ExecContext(ctx, dropStmt)
+			a.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench/flows: WARNING: %s: %v\n", dropStmt, err)
+		}
+	}
+	return dsn, backend, drop, nil
+}
+
+// dsnFor is base pointed at the schema (PostgreSQL, through search_path)
+// or database (MySQL) name.
+func dsnFor(base, backend, name string) (string, error) {
+	if backend == "postgres" {
+		u, err := url.Parse(base)
+		if err != nil {
+			return "", err
+		}
+		q := u.Query()
+		q.Set("search_path", name)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	head, params, _ := strings.Cut(base, "?")
+	i := strings.LastIndex(head, "/")
+	if i < 0 || strings.HasSuffix(head[:i], "/") {
+		return "", fmt.Errorf("no database name in %s", redactDSN(base))
+	}
+	dsn := head[:i+1] + name
+	if params != "" {
+		dsn += "?" + params
+	}
+	return dsn, nil
+}
+
+// redactDSN hides a password in a URL-shaped DSN (also in the
+// user:password@tcp(host)/db form url.Parse refuses).
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil {
+		if u.User == nil {
+			return dsn
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	_, rest, ok := strings.Cut(dsn, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return dsn
+	}
+	user, _, hasPW := strings.Cut(rest[:at], ":")
+	if !hasPW {
+		return dsn
+	}
+	return dsn[:len(dsn)-len(rest)] + user + ":xxxxx" + rest[at:]
+}
+
+// ---- the issuer process ----
+
+type issuerProc struct {
+	public, admin string
+	pid           int
+	cmd           *exec.Cmd
+	exited        chan struct{}
+	startup       time.Duration
+	stopOnce      sync.Once
+	pprof         string // host:port of the overlay pprof listener, with -profile
+}
+
+// pprofEnv names the loopback address the profiling overlay listens on.
+const pprofEnv = "GATEHOUSE_BENCH_PPROF"
+
+// pprofOverlay is added to package main of the issuer at build time with
+// -profile (go build -overlay: the source tree is not touched). It serves
+// net/http/pprof on its own loopback listener, never on the issuer's.
+const pprofOverlay = `package main
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"os"
+)
+
+func init() {
+	addr := os.Getenv("` + pprofEnv + `")
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go func() { _ = http.ListenAndServe(addr, mux) }()
+}
+`
+
+// buildIssuer builds the binary the way `make build` does; with profile,
+// plus the pprof overlay.
+func buildIssuer(dir string, profile bool) (string, error) {
+	bin := filepath.Join(dir, "gatehouse")
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
+	if profile {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		src := filepath.Join(dir, "zz_bench_pprof.go")
+		ov := filepath.Join(dir, "overlay.json")
+		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
+			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
+		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(ov, b, 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ov)
+	}
+	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// startIssuer runs `gatehouse serve all` on dsn with loopback ports, the
+// login, consent and logout apps at appBase, and waits for /health/ready
+// on both listeners.
+func startIssuer(bin, dir, dsn string, env []string, profile bool) (*issuerProc, error) {
+	pubPort, admPort := freePort(), freePort()
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	cmd := exec.Command(bin, "serve", "all")
+	cmd.Env = append(os.Environ(),
+		"DSN="+dsn,
+		"SECRETS_SYSTEM="+base64.RawURLEncoding.EncodeToString(secret), // 32 characters
+		"URLS_SELF_ISSUER=http://127.0.0.1:"+strconv.Itoa(pubPort),
+		"URLS_LOGIN="+appBase+"/login", "URLS_CONSENT="+appBase+"/consent", "URLS_LOGOUT="+appBase+"/logout",
+		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pubPort),
+		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(admPort),
+		"LOG_LEVEL=warn",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	pprofAddr := ""
+	if profile {
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(freePort())
+		cmd.Env = append(cmd.Env, pprofEnv+"="+pprofAddr)
+	}
+	logPath := filepath.Join(dir, "issuer.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &issuerProc{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), pprof: pprofAddr,
+		public: "http://127.0.0.1:" + strconv.Itoa(pubPort), admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, u := range []string{p.public + "/health/ready", p.admin + "/health/ready"} {
+		for {
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-p.exited:
+				b, _ := os.ReadFile(logPath)
+				return nil, fmt.Errorf("the issuer exited before it was ready:\n%s", b)
+			default:
+			}
+			if time.Now().After(deadline) {
+				p.stop()
+				return nil, fmt.Errorf("the issuer is not ready after 60s: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	p.startup = time.Since(t0)
+	return p, nil
+}
+
+// stop sends SIGTERM to the process this program started (by pid) and
+// waits for it.
+func (p *issuerProc) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// cpuProfile saves a CPU profile of the next d (whole seconds) to file.
+func (p *issuerProc) cpuProfile(file string, d time.Duration) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ---- /proc ----
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// rssKiB reads a VmRSS/VmHWM line of /proc/<pid>/status.
+func rssKiB(pid int, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func kib(n int64) string {
+	if n == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
+}
+
+// cpuSample is CPU time used so far by the issuer, this process and the
+// whole machine (all non-idle time in /proc/stat, of which irq is irq and
+// softirq time), and per process of the database server (db).
+type cpuSample struct {
+	server, self, machine, irq time.Duration
+	db                         map[int]time.Duration
+}
+
+// cpuDelta is what was used between two samples.
+type cpuDelta struct{ server, self, machine, irq, db time.Duration }
+
+func (a cpuSample) sub(b cpuSample) cpuDelta {
+	d := cpuDelta{server: a.server - b.server, self: a.self - b.self, machine: a.machine - b.machine, irq: a.irq - b.irq}
+	// A database process that appeared in between counts whole; one that
+	// ended in between is missed.
+	for pid, t := range a.db {
+		d.db += t - b.db[pid]
+	}
+	return d
+}
+
+const clkTck = 100 // USER_HZ on Linux
+
+// sampleCPU reads the CPU times of the issuer (pid), this process, the
+// machine, and the database server processes working for the issuer (see
+// dbProcesses).
+func sampleCPU(pid int, backend string) cpuSample {
+	s := cpuSample{db: map[int]time.Duration{}}
+	s.server, _ = procCPU(strconv.Itoa(pid))
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	for _, p := range dbProcesses(pid, backend) {
+		s.db[p], _ = procCPU(strconv.Itoa(p))
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal guest ...
+		var busy, irq int64
+		for i, v := range f[1:] {
+			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
+				continue
+			}
+			if i >= 8 { // guest time is already in user
+				break
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			busy += n
+			if i == 5 || i == 6 {
+				irq += n
+			}
+		}
+		s.machine = time.Duration(busy) * time.Second / clkTck
+		s.irq = time.Duration(irq) * time.Second / clkTck
+	}
+	return s
+}
+
+// machineBusy is how many cores the machine kept busy (all processes,
+// irq included) over d: the load other users put on a shared machine
+// before the run starts.
+func machineBusy(d time.Duration) float64 {
+	a := sampleCPU(0, "")
+	time.Sleep(d)
+	return sampleCPU(0, "").sub(a).machine.Seconds() / d.Seconds()
+}
+
+// calibrate returns the microseconds one RSA-2048 PKCS#1 v1.5 SHA-256
+// signature takes on one goroutine, over d.
+func calibrate(d time.Duration) float64 {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return 0
+	}
+	sum := sha256.Sum256([]byte("gatehouse bench/flows calibration"))
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d || n < 10 {
+		if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:]); err != nil {
+			return 0
+		}
+		n++
+	}
+	return float64(time.Since(start).Microseconds()) / float64(n)
+}
+
+// dbProcesses lists the database server processes that work for the
+// issuer. PostgreSQL: the backends of the issuer's own connections
+// (matched by the client port in the backend's process title, e.g.
+// "postgres: 15/main: postgres test 127.0.0.1(51234) idle") and the
+// server's background processes (WAL writer, checkpointer, background
+// writer, autovacuum), so other clients of a shared server are left out.
+// MariaDB/MySQL has one process for every client: all of it counts.
+func dbProcesses(issuerPID int, backend string) []int {
+	if backend != "postgres" && backend != "mysql" {
+		return nil
+	}
+	ports := map[string]bool{}
+	if backend == "postgres" {
+		ports = localPorts(issuerPID)
+	}
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		_, comm := procCPU(e.Name())
+		switch backend {
+		case "mysql":
+			if comm == "mariadbd" || comm == "mysqld" {
+				out = append(out, pid)
+			}
+		case "postgres":
+			if comm != "postgres" {
+				continue
+			}
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			title := string(bytes.TrimRight(b, "\x00"))
+			if i := strings.LastIndex(title, "("); i >= 0 {
+				if j := strings.Index(title[i:], ")"); j > 0 && ports[title[i+1:i+j]] {
+					out = append(out, pid)
+					continue
+				}
+			}
+			for _, bg := range []string{"walwriter", "checkpointer", "background writer", "autovacuum"} {
+				if strings.Contains(title, bg) {
+					out = append(out, pid)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// localPorts are the local TCP ports of pid's sockets.
+func localPorts(pid int) map[string]bool {
+	inodes := map[string]bool{}
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil {
+			if in, ok := strings.CutPrefix(l, "socket:["); ok {
+				inodes[strings.TrimSuffix(in, "]")] = true
+			}
+		}
+	}
+	ports := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fl := strings.Fields(line) // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			if len(fl) < 10 || !inodes[fl[9]] {
+				continue
+			}
+			if _, hexPort, ok := strings.Cut(fl[1], ":"); ok {
+				if n, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+					ports[strconv.FormatUint(n, 10)] = true
+				}
+			}
+		}
+	}
+	return ports
+}
+
+// procCPU is utime+stime and the command name of a process from
+// /proc/<pid>/stat.
+func procCPU(pid string) (time.Duration, string) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, ""
+	}
+	// The command name may contain spaces; fields resume after ")".
+	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if i < 0 || j < i {
+		return 0, ""
+	}
+	comm := string(b[i+1 : j])
+	f := strings.Fields(string(b[j+1:]))
+	if len(f) < 13 {
+		return 0, comm
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clkTck, comm
+}
