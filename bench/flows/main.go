@@ -87,6 +87,10 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each concurrency level")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each concurrency level")
 	flag.StringVar(&conc, "concurrency", conc, "comma-separated numbers of flows in flight at once, one measured level each")
+	flag.Func("connections", "the other generators' flag (make bench passes BENCH_ARGS to all of them): N means -concurrency N", func(v string) error {
+		conc = v
+		return nil
+	})
 	flag.StringVar(&o.dsn, "dsn", "", "database to run on: postgres://... (a fresh schema is created through search_path and dropped afterwards) or mysql://... (a fresh database, dropped afterwards); default: the embedded SQLite in a temporary directory")
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the tables")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
