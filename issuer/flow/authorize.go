@@ -483,13 +483,15 @@ func (st *state) loginHandledAt(now time.Time) time.Time {
 // saveLoginSession records (or refreshes) the login session sid.
 func (h *Handler) saveLoginSession(ctx context.Context, sid string, login *AcceptLogin, authTime time.Time) error {
 	exp := authTime.Add(h.sessionLifespan(login))
-	_, err := h.LoginSessions.Update(ctx, sid, func(s *storage.LoginSession) error {
-		s.Subject, s.AuthenticatedAt, s.Remember, s.ExpiresAt = login.Subject, authTime, login.Remember, exp
-		return nil
-	})
-	if isNotFound(err) {
-		err = h.LoginSessions.Create(ctx, storage.LoginSession{ID: sid, Subject: login.Subject,
-			AuthenticatedAt: authTime, Remember: login.Remember, ExpiresAt: exp})
+	// Most logins start a new session: try the insert first, so the common
+	// path is one write (re-authentication in a known session updates it).
+	err := h.LoginSessions.Create(ctx, storage.LoginSession{ID: sid, Subject: login.Subject,
+		AuthenticatedAt: authTime, Remember: login.Remember, ExpiresAt: exp})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		_, err = h.LoginSessions.Update(ctx, sid, func(s *storage.LoginSession) error {
+			s.Subject, s.AuthenticatedAt, s.Remember, s.ExpiresAt = login.Subject, authTime, login.Remember, exp
+			return nil
+		})
 	}
 	return err
 }
