@@ -51,14 +51,16 @@ type Options struct {
 
 // Store is a storage.Storage on one SQL database.
 type Store struct {
-	db      *sql.DB
-	dialect Dialect
-	log     *zap.Logger
-	writeMu *sync.Mutex // SQLite only: held by the writer and by Migrate
-	writer  *writer     // SQLite only: the single, batching writer
-	pin     *sql.Conn   // memory only: keeps the database alive
-	memory  bool
-	stmts   sync.Map // query -> *sql.Stmt
+	db       *sql.DB
+	dialect  Dialect
+	log      *zap.Logger
+	writeMu  *sync.Mutex // SQLite only: held by the writer and by Migrate
+	writer   *writer     // SQLite only: the single, batching writer
+	pin      *sql.Conn   // memory only: keeps the database alive
+	memory   bool
+	stmts    sync.Map      // query -> *sql.Stmt
+	stopCkpt chan struct{} // SQLite file only: stops the checkpointer
+	ckptDone chan struct{}
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -123,7 +125,32 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("connecting to the database: %w", err)
 	}
+	if p.dialect == DialectSQLite && !p.memory {
+		s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
+		go s.checkpointer(time.Second)
+	}
 	return s, nil
+}
+
+// checkpointer copies the WAL back into the database file every interval
+// on its own connection, without waiting for readers or the writer
+// (PASSIVE), so no request pays for a checkpoint's syncs.
+func (s *Store) checkpointer(every time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				s.log.Debug("background WAL checkpoint", zap.Error(err))
+			}
+			cancel()
+		}
+	}
 }
 
 // Dialect reports the backend's SQL flavour.
@@ -144,6 +171,11 @@ func (s *Store) Stats() *storage.PoolStats {
 
 // Close closes the pool (and, for memory, drops the database).
 func (s *Store) Close() error {
+	if s.stopCkpt != nil {
+		close(s.stopCkpt)
+		<-s.ckptDone
+		s.stopCkpt = nil
+	}
 	if s.writer != nil {
 		s.writer.close()
 		s.writer = nil
