@@ -81,6 +81,7 @@ func TestCheckAllowed(t *testing.T) {
 		if h == nil || h.GetHeader().GetValue() != want {
 			t.Fatalf("%s: %v, want %q", name, h, want)
 		}
+		//lint:ignore SA1019 the deprecated append must be false for older Envoy versions
 		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD || h.GetAppend() == nil || h.GetAppend().GetValue() {
 			t.Fatalf("%s must overwrite (append_action OVERWRITE_IF_EXISTS_OR_ADD, append false): %v", name, h)
 		}

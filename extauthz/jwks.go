@@ -3,6 +3,9 @@ package extauthz
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -19,7 +22,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -400,7 +402,7 @@ func (k *KeyStore) parseSet(body []byte) (*keySet, error) {
 			}
 			algs = []jwa.SignatureAlgorithm{sa}
 		} else {
-			cands, err := jws.AlgorithmsForKey(raw)
+			cands, err := algsForKey(raw)
 			if err != nil {
 				skip(err.Error())
 				continue
@@ -499,4 +501,26 @@ func keysEqual(a, b any) bool {
 		return e.Equal(b)
 	}
 	return false
+}
+
+// algsForKey lists the JWS algorithms (RFC 7518 §3) a public key without an
+// "alg" member can verify, by key type and curve.
+func algsForKey(raw any) ([]jwa.SignatureAlgorithm, error) {
+	switch k := raw.(type) {
+	case *rsa.PublicKey:
+		return []jwa.SignatureAlgorithm{jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512()}, nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return []jwa.SignatureAlgorithm{jwa.ES256()}, nil
+		case elliptic.P384():
+			return []jwa.SignatureAlgorithm{jwa.ES384()}, nil
+		case elliptic.P521():
+			return []jwa.SignatureAlgorithm{jwa.ES512()}, nil
+		}
+		return nil, fmt.Errorf("unsupported elliptic curve")
+	case ed25519.PublicKey:
+		return []jwa.SignatureAlgorithm{jwa.EdDSA()}, nil
+	}
+	return nil, fmt.Errorf("unsupported key type %T", raw)
 }

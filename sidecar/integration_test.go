@@ -168,6 +168,7 @@ func okSet(t *testing.T, r *authv3.CheckResponse) (map[string]string, []string) 
 	}
 	set := map[string]string{}
 	for _, h := range r.GetOkResponse().GetHeaders() {
+		//lint:ignore SA1019 the deprecated append must be false for older Envoy versions
 		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD || h.GetAppend() == nil || h.GetAppend().GetValue() {
 			t.Errorf("header %s is not set with OVERWRITE_IF_EXISTS_OR_ADD and append=false: %v", h.GetHeader().GetKey(), h)
 		}

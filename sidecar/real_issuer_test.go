@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +22,6 @@ type realProvider struct {
 	is            *testbin.Issuer
 	jwtID, jwtSec string
 	opID, opSec   string
-	mu            sync.Mutex
 }
 
 var _ provider = (*realProvider)(nil)

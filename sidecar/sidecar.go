@@ -107,7 +107,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// A fixed pool of stream workers instead of a goroutine (and a
 		// stack to grow) per call.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.SharedWriteBuffer(true),
 	)
 	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewCheckServer(a))
 	s.health = health.NewServer()

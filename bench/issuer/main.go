@@ -596,7 +596,7 @@ func tokenTarget(is *issuerProc, cl client) target {
 func checkToken(is *issuerProc, tok, strategy, wantAlg string) (string, error) {
 	if strategy == "opaque" {
 		if !strings.HasPrefix(tok, "ory_at_") || strings.Count(tok, ".") != 1 {
-			return "", fmt.Errorf("not an opaque ory_at_ token: %.12s...", tok)
+			return "", fmt.Errorf("not an opaque ory_at_ token (starts %.12q)", tok)
 		}
 		return "token: ory_at_<random>.<signature>", nil
 	}
