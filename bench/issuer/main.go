@@ -131,8 +131,9 @@ type signRate struct {
 	JWXPerSec  float64 `json:"jwx_per_cpu_sec"`
 	JWXWallSec float64 `json:"jwx_per_wall_sec"`
 	RawPerSec  float64 `json:"raw_per_cpu_sec"` // crypto/rsa or crypto/ecdsa over a SHA-256 digest
-	// ExportedPerSec is JWXPerSec with the key as keys.Manager holds it:
-	// stored as a JWK, read back with jwk.ParseKey and jwk.Export.
+	// ExportedPerSec is JWXPerSec with a private JWK read back with
+	// jwk.ParseKey and jwk.Export and not precomputed: what every RS256
+	// signature cost keys.Manager before it called Precompute (95b91a6).
 	ExportedPerSec float64 `json:"jwx_exported_key_per_cpu_sec"`
 	// ParallelPerSec is jws.Sign on GOMAXPROCS goroutines at once, per
 	// wall-second: what the cores really give together (on a quiet
@@ -268,7 +269,7 @@ func run(o options) error {
 				}
 				signs[alg] = r
 				rep.Sign = append(rep.Sign, r)
-				logf("sign %s on one goroutine: %.0f per CPU-second with jwx v3 jws.Sign (the issuer's call; %.0f per wall-second), %.0f raw crypto, %.0f with the key read back from a JWK as the issuer holds it; x %d cores = %.0f/s; measured on %d goroutines: %.0f/s (other processes: %.2f cores)\n",
+				logf("sign %s on one goroutine: %.0f per CPU-second with jwx v3 jws.Sign (the issuer's call; %.0f per wall-second), %.0f raw crypto, %.0f with a JWK-exported key not precomputed; x %d cores = %.0f/s; measured on %d goroutines: %.0f/s (other processes: %.2f cores)\n",
 					alg, r.JWXPerSec, r.JWXWallSec, r.RawPerSec, r.ExportedPerSec, runtime.NumCPU(), r.JWXPerSec*float64(runtime.NumCPU()), runtime.GOMAXPROCS(0), r.ParallelPerSec, r.ParallelOther)
 			}
 			continue
@@ -794,8 +795,8 @@ func measureSign(alg string, d time.Duration) (signRate, error) {
 	if r.JWXPerSec, r.JWXWallSec, err = rate(d, sign(key)); err != nil {
 		return r, err
 	}
-	// The key as keys.Manager.openSigner holds it: a private JWK parsed and
-	// exported back to a crypto key.
+	// A private JWK parsed and exported back to a crypto key, without
+	// Precompute (see ExportedPerSec).
 	jk, err := jwk.Import(key)
 	if err != nil {
 		return r, err
