@@ -520,11 +520,14 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	s.P50ms, s.P99ms, s.P999ms, s.Maxms = ms(50), ms(99), ms(99.9), ms(100)
 	if s.Requests > 0 {
 		d := cpu1.sub(cpu0)
-		if serverPID > 0 {
+		switch {
+		case is == nil: // in-process server: this process's CPU is both sides
+			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+		case serverPID > 0:
 			s.ServerCPUus = d.server.Seconds() * 1e6 / float64(s.Requests)
 			s.BenchCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
-		} else {
-			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+		default: // a given issuer without -pid: its CPU counts as "other"
+			s.BenchCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
 		}
 		s.OtherCPU = max(0, (d.machine-d.irq-d.server-d.self).Seconds()/elapsed.Seconds())
 		s.SoftIRQ = d.irq.Seconds() / elapsed.Seconds()
