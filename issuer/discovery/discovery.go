@@ -7,8 +7,6 @@
 package discovery
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -208,9 +206,8 @@ func (h *Handler) Init() error {
 			h.err = fmt.Errorf("discovery: encoding the document: %w", err)
 			return
 		}
-		sum := sha256.Sum256(doc)
 		h.doc = doc
-		h.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+		h.etag = httpx.ETag(doc)
 		h.cache = "public, max-age=" + strconv.Itoa(int(h.MaxAge/time.Second))
 	})
 	return h.err
@@ -237,27 +234,5 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Cache-Control", h.cache)
-	hd.Set("ETag", h.etag)
-	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, h.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Content-Length", strconv.Itoa(len(h.doc)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(h.doc)
-	}
-}
-
-func etagMatches(header, etag string) bool {
-	for v := range strings.SplitSeq(header, ",") {
-		v = strings.TrimSpace(v)
-		if v == "*" || strings.TrimPrefix(v, "W/") == etag {
-			return true
-		}
-	}
-	return false
+	httpx.ServeDocument(w, r, h.doc, h.etag, h.cache)
 }

@@ -64,15 +64,16 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
 	if len(sets) == 0 {
 		sets = []string{SetIDToken, SetAccessToken}
 	}
-	set, err := h.Manager.PublicKeys(r.Context(), sets...)
+	doc, etag, err := h.Manager.PublicJWKS(r.Context(), sets...)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
+	cache := "no-store"
 	if age := h.Manager.JWKSMaxAge(); age > 0 {
-		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(age.Seconds())))
+		cache = "public, max-age=" + strconv.Itoa(int(age.Seconds()))
 	}
-	httpx.WriteJSON(w, http.StatusOK, set)
+	httpx.ServeDocument(w, r, doc, etag, cache)
 }
 
 // create generates a key: 201 with the set holding the new key including

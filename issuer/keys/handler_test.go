@@ -500,3 +500,49 @@ func TestJWKSDocument(t *testing.T) {
 func verifyWith(tok string, set jwk.Set) ([]byte, error) {
 	return jws.Verify([]byte(tok), jws.WithKeySet(set, jws.WithRequireKid(true)))
 }
+
+// The encoded JWKS is reused while the sets are unchanged, answers
+// If-None-Match with 304, and changes (with its ETag) as soon as a key is
+// added through the Manager.
+func TestJWKSDocumentCachedUntilChange(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	if err := a.m.EnsureSets(ctx, SetIDToken, SetAccessToken); err != nil {
+		t.Fatal(err)
+	}
+	get := func(etag string) response {
+		req := httptest.NewRequest("GET", "/.well-known/jwks.json", nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		rec := httptest.NewRecorder()
+		a.pub.ServeHTTP(rec, req)
+		return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	}
+	r1, r2 := get(""), get("")
+	etag := r1.header.Get("ETag")
+	if r1.status != http.StatusOK || etag == "" || r2.header.Get("ETag") != etag || !bytes.Equal(r1.body, r2.body) {
+		t.Fatalf("unstable document: %d %q %q", r1.status, etag, r2.header.Get("ETag"))
+	}
+	if r := get(etag); r.status != http.StatusNotModified || len(r.body) != 0 {
+		t.Fatalf("If-None-Match: %d %s", r.status, r.body)
+	}
+	if r := get(`"other"`); r.status != http.StatusOK {
+		t.Fatalf("If-None-Match other: %d", r.status)
+	}
+	k, err := a.m.Generate(ctx, SetAccessToken, GenerateParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3 := get(etag)
+	if r3.status != http.StatusOK || r3.header.Get("ETag") == etag {
+		t.Fatalf("after a new key: %d, ETag %q", r3.status, r3.header.Get("ETag"))
+	}
+	found := false
+	for _, pk := range keysOf(t, r3.body, false) {
+		found = found || kidOf(pk) == kidOf(k)
+	}
+	if !found {
+		t.Fatalf("new key %s missing from %s", kidOf(k), r3.body)
+	}
+}
