@@ -105,8 +105,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// Decode only the CheckRequest fields the decision needs.
 		grpc.ForceServerCodecV2(extauthz.NewCheckCodec()),
 		// A fixed pool of stream workers instead of a goroutine (and a
-		// stack to grow) per call.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// stack to grow) per call. grpc-go starts a new goroutine for a
+		// stream when every worker is busy, so the pool covers the calls
+		// Envoy keeps in flight (its workers multiplex many concurrent
+		// streams over each connection), not just the cores.
+		grpc.NumStreamWorkers(uint32(streamWorkers())),
 	)
 	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewCheckServer(a))
 	s.health = health.NewServer()
@@ -125,6 +128,10 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// streamWorkers is the size of the gRPC server's worker pool: 16 per
+// core. An idle worker costs a goroutine's stack (a few KiB).
+func streamWorkers() int { return 16 * runtime.GOMAXPROCS(0) }
 
 // NewHTTPClient is the default client for the issuer: bounded dial and
 // TLS handshake, a connection pool sized for concurrent introspection,

@@ -1,7 +1,11 @@
 // Command extauthz is the sidecar's load generator: it starts a fake
 // OpenID provider in this process (extauthztest), builds and starts the
 // real gatehouse-sidecar binary against it, and drives Envoy-shaped gRPC
-// Check calls over loopback from -connections concurrent connections:
+// Check calls over loopback the way Envoy's ext_authz filter does: a few
+// HTTP/2 connections (-connections, one per Envoy worker thread) each
+// multiplexing many concurrent Check streams (-streams in flight in
+// total), through a lean HTTP/2 client (h2client.go) or, with -typed,
+// grpc-go's authv3 client:
 //
 //	(a) one valid JWT repeated (decision-cache hit);
 //	(b) N distinct valid JWTs, each sent once (cache miss: signature
@@ -11,7 +15,7 @@
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
-// root: go run ./bench/extauthz [-duration 10s] [-connections 16].
+// root: go run ./bench/extauthz [-duration 10s] [-connections 2] [-streams 16].
 package main
 
 import (
@@ -41,7 +45,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -52,6 +55,7 @@ type options struct {
 	duration    time.Duration
 	warmup      time.Duration
 	connections int
+	streams     int
 	distinct    int
 	opaque      int
 	sidecar     string
@@ -63,12 +67,13 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of the repeated-token scenarios (a) and (c)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before (a) and (c)")
-	flag.IntVar(&o.connections, "connections", 16, "concurrent gRPC connections, one request in flight on each")
+	flag.IntVar(&o.connections, "connections", 2, "HTTP/2 connections to the sidecar (Envoy opens one per worker thread)")
+	flag.IntVar(&o.streams, "streams", 16, "concurrent Check calls in flight in total, multiplexed over the connections")
 	flag.IntVar(&o.distinct, "distinct", 100000, "distinct JWTs per algorithm in scenario (b), each sent once")
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
 	flag.StringVar(&o.scenarios, "scenarios", "a,c,b", "scenarios to run, in order")
-	flag.BoolVar(&o.typed, "typed", false, "send through the typed authv3 client (marshal every request, decode every response) instead of pre-marshaled bytes")
+	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
@@ -77,8 +82,12 @@ func main() {
 }
 
 func run(o options) error {
-	fmt.Printf("== extauthz: gRPC Check over loopback, %d connections, %d cores (GOMAXPROCS %d), %s %s/%s\n",
-		o.connections, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	client := "lean HTTP/2 client"
+	if o.typed {
+		client = "grpc-go authv3 client"
+	}
+	fmt.Printf("== extauthz: gRPC Check over loopback, %s, %d connections, %d streams in flight, %d cores (GOMAXPROCS %d), %s %s/%s\n",
+		client, o.connections, o.streams, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	is := extauthztest.New()
 	defer is.Close()
@@ -99,26 +108,22 @@ func run(o options) error {
 	defer sc.stop()
 	fmt.Printf("sidecar: pid %d, gRPC %s, idle RSS %s (before any check)\n", sc.cmd.Process.Pid, sc.grpcAddr, sc.rss())
 
-	clients := make([]*client, o.connections)
-	for i := range clients {
-		conn, err := grpc.NewClient(sc.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		clients[i] = &client{conn: conn, typed: authv3.NewAuthorizationClient(conn), useTyped: o.typed}
+	g, err := newGenerator(sc.grpcAddr, o)
+	if err != nil {
+		return err
 	}
+	defer g.close()
 
 	for _, s := range strings.Split(o.scenarios, ",") {
 		switch strings.TrimSpace(s) {
 		case "a":
 			req := newCall(checkRequest(is.Token(rsKey, nil)))
-			res := load(clients, sc, o.warmup, o.duration, 0, func(int) *call { return req })
+			res := g.load(sc, o.warmup, o.duration, 0, func() *call { return req })
 			res.print("(a) one JWT repeated (RS256, cache hit)")
 			fmt.Printf("    sidecar RSS %s\n", sc.rss())
 		case "b":
 			for _, k := range []*extauthztest.Key{rsKey, esKey} {
-				if err := distinctScenario(o, is, k, clients, sc); err != nil {
+				if err := distinctScenario(o, is, k, g, sc); err != nil {
 					return err
 				}
 			}
@@ -135,7 +140,7 @@ func run(o options) error {
 			}
 			// First pass, unmeasured: one introspection per token.
 			var first atomic.Int64
-			load(clients, sc, 0, 0, len(toks), func(int) *call {
+			g.load(sc, 0, 0, len(toks), func() *call {
 				if i := int(first.Add(1) - 1); i < len(toks) {
 					return toks[i]
 				}
@@ -143,13 +148,16 @@ func run(o options) error {
 			})
 			before := is.IntrospectionCalls.Load()
 			var next atomic.Int64
-			res := load(clients, sc, o.warmup, o.duration, 0, func(int) *call {
+			res := g.load(sc, o.warmup, o.duration, 0, func() *call {
 				return toks[int(next.Add(1)-1)%len(toks)]
 			})
 			res.print(fmt.Sprintf("(c) %d opaque tokens round robin, introspection cached", o.opaque))
 			fmt.Printf("    introspection calls to the issuer meanwhile: %d; sidecar RSS %s\n", is.IntrospectionCalls.Load()-before, sc.rss())
 		default:
 			return fmt.Errorf("unknown scenario %q (a, b or c)", s)
+		}
+		if g.failed != nil {
+			return g.failed
 		}
 	}
 	fmt.Printf("sidecar peak RSS %s\n", sc.peakRSS())
@@ -158,7 +166,7 @@ func run(o options) error {
 
 // distinctScenario mints o.distinct tokens signed by k, measures the raw
 // verification rate of this process for them, then sends each once.
-func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, clients []*client, sc *sidecarProc) error {
+func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g *generator, sc *sidecarProc) error {
 	start := time.Now()
 	toks := mint(is, k, o.distinct)
 	fmt.Printf("    minted %d %s tokens in %s\n", len(toks), k.Alg, time.Since(start).Round(time.Millisecond))
@@ -175,7 +183,7 @@ func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, c
 	// collected first, outside the measurement.
 	runtime.GC()
 	var next atomic.Int64
-	res := load(clients, sc, 0, 0, len(toks), func(int) *call {
+	res := g.load(sc, 0, 0, len(toks), func() *call {
 		i := next.Add(1) - 1
 		if int(i) >= len(toks) {
 			return nil
@@ -267,6 +275,7 @@ func checkRequest(tok string) *authv3.CheckRequest {
 type result struct {
 	n, errs    int
 	elapsed    time.Duration
+	err        error         // a connection failed
 	lat        []int64       // nanoseconds, sorted
 	sidecarCPU time.Duration // user+system CPU the sidecar used meanwhile
 	loadCPU    time.Duration // and this process
@@ -285,6 +294,9 @@ func (r result) pct(p float64) time.Duration {
 func (r result) print(name string) {
 	fmt.Printf("%s\n    %d checks in %s: %.0f checks/s, p50 %s, p99 %s, p99.9 %s, errors %d\n",
 		name, r.n, r.elapsed.Round(time.Millisecond), r.rate(), fmtDur(r.pct(50)), fmtDur(r.pct(99)), fmtDur(r.pct(99.9)), r.errs)
+	if r.err != nil {
+		fmt.Printf("    CONNECTION FAILED: %v\n", r.err)
+	}
 	if r.n > 0 {
 		fmt.Printf("    CPU per check: sidecar %.1fµs, load generator %.1fµs (sidecar used %.2f of %d cores)\n",
 			float64(r.sidecarCPU.Microseconds())/float64(r.n), float64(r.loadCPU.Microseconds())/float64(r.n),
@@ -296,45 +308,112 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }
 
-// load runs one worker per client, each with one request in flight. With
-// d > 0 it runs for d after an unmeasured warm-up; otherwise until next
-// returns nil. An error is a failed call or a non-OK decision.
-func load(clients []*client, sc *sidecarProc, warmup, d time.Duration, capHint int, next func(worker int) *call) result {
-	var measuring atomic.Bool
-	var stop atomic.Bool
-	type workerRes struct {
+// generator holds the connections to the sidecar for every scenario:
+// -connections HTTP/2 connections carrying -streams concurrent Check
+// calls in total, through the lean client (h2conn) or, with -typed,
+// through grpc-go and the authv3 client.
+type generator struct {
+	streams int
+	failed  error // a connection failed: later scenarios cannot run
+	h2      []*h2conn
+	grpc    []*grpc.ClientConn
+}
+
+func newGenerator(addr string, o options) (*generator, error) {
+	if o.connections < 1 || o.streams < o.connections {
+		return nil, fmt.Errorf("-connections must be ≥ 1 and -streams ≥ -connections")
+	}
+	g := &generator{streams: o.streams}
+	for range o.connections {
+		if o.typed {
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.grpc = append(g.grpc, conn)
+			continue
+		}
+		h, err := dialH2(addr)
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.h2 = append(g.h2, h)
+	}
+	return g, nil
+}
+
+func (g *generator) close() {
+	for _, h := range g.h2 {
+		h.close()
+	}
+	for _, c := range g.grpc {
+		c.Close()
+	}
+}
+
+// load keeps g.streams calls in flight. With d > 0 it runs for d after
+// an unmeasured warm-up; otherwise until next returns nil. An error is a
+// failed call or a non-OK decision.
+func (g *generator) load(sc *sidecarProc, warmup, d time.Duration, capHint int, next func() *call) result {
+	var measuring, stop atomic.Bool
+	type laneRes struct {
 		lat  []int64
 		errs int
+		err  error
 	}
-	out := make([]workerRes, len(clients))
-	var wg sync.WaitGroup
+	lanes := max(len(g.h2), g.streams*len(g.grpc))
+	out := make([]laneRes, lanes)
 	per := 1 << 16
 	if capHint > 0 {
-		per = capHint/len(clients) + 1
+		per = capHint/lanes + 1
 	}
-	for w := range clients {
-		out[w].lat = make([]int64, 0, per)
+	record := func(l *laneRes) func(time.Duration, bool) {
+		l.lat = make([]int64, 0, per)
+		return func(el time.Duration, ok bool) {
+			if !measuring.Load() {
+				return
+			}
+			if !ok {
+				l.errs++
+			}
+			l.lat = append(l.lat, int64(el))
+		}
+	}
+	var wg sync.WaitGroup
+	for i, h := range g.h2 {
+		// Streams spread evenly over the connections.
+		inFlight := g.streams / len(g.h2)
+		if i < g.streams%len(g.h2) {
+			inFlight++
+		}
+		rec := record(&out[i])
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			c := clients[w]
+			out[i].err = h.run(inFlight, next, stop.Load, rec)
+		}()
+	}
+	for i := range lanes {
+		if g.grpc == nil {
+			break
+		}
+		cl := authv3.NewAuthorizationClient(g.grpc[i%len(g.grpc)])
+		rec := record(&out[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for !stop.Load() {
-				req := next(w)
-				if req == nil {
+				k := next()
+				if k == nil {
 					return
 				}
 				t0 := time.Now()
-				ok := c.check(req)
-				el := time.Since(t0)
-				if !measuring.Load() {
-					continue
-				}
-				if !ok {
-					out[w].errs++
-				}
-				out[w].lat = append(out[w].lat, int64(el))
+				resp, err := cl.Check(context.Background(), k.req)
+				rec(time.Since(t0), err == nil && resp.GetStatus().GetCode() == 0)
 			}
-		}(w)
+		}()
 	}
 	var start time.Time
 	var sc0, self0 time.Duration
@@ -358,13 +437,16 @@ func load(clients []*client, sc *sidecarProc, warmup, d time.Duration, capHint i
 	for _, o := range out {
 		r.lat = append(r.lat, o.lat...)
 		r.errs += o.errs
+		if o.err != nil && r.err == nil {
+			r.err, g.failed = o.err, o.err
+		}
 	}
 	slices.Sort(r.lat)
 	r.n = len(r.lat)
 	return r
 }
 
-// call is one CheckRequest, kept marshaled for the raw client.
+// call is one CheckRequest, kept marshaled for the lean client.
 type call struct {
 	req *authv3.CheckRequest
 	raw []byte
@@ -376,47 +458,6 @@ func newCall(req *authv3.CheckRequest) *call {
 		panic(err)
 	}
 	return &call{req: req, raw: b}
-}
-
-// client sends checks on one connection: by default pre-marshaled bytes
-// whose answer is read only as far as CheckResponse.status.code (so the
-// load generator spends little of the shared CPU); with -typed through
-// the authv3 client, as the integration tests do.
-type client struct {
-	conn     *grpc.ClientConn
-	typed    authv3.AuthorizationClient
-	useTyped bool
-}
-
-func (c *client) check(k *call) bool {
-	ctx := context.Background()
-	if c.useTyped {
-		resp, err := c.typed.Check(ctx, k.req)
-		return err == nil && resp.GetStatus().GetCode() == 0
-	}
-	var resp rawMsg
-	req := rawMsg(k.raw)
-	if err := c.conn.Invoke(ctx, authv3.Authorization_Check_FullMethodName, &req, &resp, grpc.ForceCodecV2(rawCodec{})); err != nil {
-		return false
-	}
-	return statusCode(resp) == 0
-}
-
-// rawMsg is a message already in wire format.
-type rawMsg []byte
-
-// rawCodec passes rawMsg through unchanged.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*rawMsg))}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*v.(*rawMsg) = data.Materialize()
-	return nil
 }
 
 // statusCode reads CheckResponse.status (1).code (1); -1 if malformed.
