@@ -23,7 +23,8 @@ import (
 // body) are skipped, not allocated: decoding them is most of a cached
 // check's CPU. Every other message, and every response, goes through the
 // standard protobuf codec. Without this codec the server still works,
-// decoding the whole request.
+// decoding the whole request. Marshal sends the responses CheckServer
+// keeps marshaled (see Register) as they are.
 //
 // The skipped parts are checked for wire-format validity only; a request
 // the standard codec accepts decodes to the same Request (see the fuzz
@@ -36,7 +37,13 @@ type checkCodec struct{ std encoding.CodecV2 }
 
 func (c checkCodec) Name() string { return "proto" }
 
-func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.std.Marshal(v) }
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedResponse); ok {
+		// Shared, read-only bytes: a SliceBuffer is never recycled.
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+	}
+	return c.std.Marshal(v)
+}
 
 func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(*authv3.CheckRequest)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,7 +51,7 @@ type Denial struct {
 	Body            []byte
 
 	counter prometheus.Counter
-	envoy   atomic.Pointer[authv3.CheckResponse]
+	envoy   atomic.Pointer[encodedResponse]
 }
 
 // newDenial renders a denial. description must be RFC 6750 §3-safe (no

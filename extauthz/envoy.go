@@ -3,37 +3,107 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // CheckServer is Envoy's ext_authz gRPC service
 // (envoy.service.auth.v3.Authorization/Check).
+//
+// Responses are rendered once per cached identity or denial and kept
+// marshaled: Register serves them as these bytes (with NewCheckCodec),
+// Check decodes them for callers of the typed API.
 type CheckServer struct {
 	authv3.UnimplementedAuthorizationServer
-	a    *Authorizer
-	anon *authv3.CheckResponse
+	a      *Authorizer
+	anon   *encodedResponse
+	handle grpc.UnaryHandler
 }
 
 var _ authv3.AuthorizationServer = (*CheckServer)(nil)
 
 // NewCheckServer serves a's decisions over ext_authz.
 func NewCheckServer(a *Authorizer) *CheckServer {
-	return &CheckServer{a: a, anon: okResponse(nil, a.IdentityHeaderNames(), nil)}
+	s := &CheckServer{a: a, anon: encodeResponse(okResponse(nil, a.IdentityHeaderNames(), nil))}
+	s.handle = func(ctx context.Context, req any) (any, error) {
+		r, err := s.check(ctx, req.(*authv3.CheckRequest))
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return s
+}
+
+// Register registers the Authorization service on g with a Check
+// handler that sends the cached responses as they are, without
+// marshaling them on every call. g must use the check codec
+// (grpc.ForceServerCodecV2(NewCheckCodec())): the standard protobuf
+// codec cannot send them, and every check would fail (closed).
+// authv3.RegisterAuthorizationServer(g, s) serves the same answers
+// through Check with any codec.
+func (s *CheckServer) Register(g grpc.ServiceRegistrar) {
+	desc := authv3.Authorization_ServiceDesc
+	desc.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: s.checkHandler}}
+	g.RegisterService(&desc, s)
+}
+
+var checkInfo = &grpc.UnaryServerInfo{FullMethod: authv3.Authorization_Check_FullMethodName}
+
+// checkHandler is the generated _Authorization_Check_Handler, returning
+// the marshaled response.
+func (s *CheckServer) checkHandler(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(authv3.CheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.handle(ctx, in)
+	}
+	return interceptor(ctx, in, checkInfo, s.handle)
 }
 
 // Check extracts the request attributes, decides and renders.
 func (s *CheckServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	e, err := s.check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	r := &authv3.CheckResponse{}
+	if err := proto.Unmarshal(e.b, r); err != nil {
+		return nil, status.Error(codes.Internal, "internal error")
+	}
+	return r, nil
+}
+
+func (s *CheckServer) check(ctx context.Context, req *authv3.CheckRequest) (*encodedResponse, error) {
 	d := s.a.Decide(ctx, requestFromCheck(req))
 	return s.render(d)
+}
+
+// encodedResponse is a marshaled CheckResponse; the check codec sends it
+// unchanged. It is shared and never modified.
+type encodedResponse struct{ b []byte }
+
+func encodeResponse(r *authv3.CheckResponse) *encodedResponse {
+	b, err := proto.Marshal(r)
+	if err != nil {
+		// Only an invalid UTF-8 string could fail; every one in a
+		// response was checked (header values) or is ours.
+		panic(fmt.Sprintf("extauthz: marshaling a CheckResponse: %v", err))
+	}
+	return &encodedResponse{b: b}
 }
 
 // requestFromCheck reads the original request from a CheckRequest: the
@@ -72,7 +142,7 @@ func requestFromCheck(req *authv3.CheckRequest) *Request {
 	return r
 }
 
-func (s *CheckServer) render(d Decision) (*authv3.CheckResponse, error) {
+func (s *CheckServer) render(d Decision) (*encodedResponse, error) {
 	switch {
 	case d.Err != nil:
 		// No decision: Envoy's failure_mode_allow / status_on_error apply.
@@ -90,7 +160,7 @@ func (s *CheckServer) render(d Decision) (*authv3.CheckResponse, error) {
 	if s.a.DynamicMetadata() {
 		md = claimsMetadata(id.Claims)
 	}
-	r := okResponse(id.headers, id.unset, md)
+	r := encodeResponse(okResponse(id.headers, id.unset, md))
 	id.envoyOK.Store(r)
 	return r, nil
 }
@@ -126,7 +196,7 @@ func overwrite(name, value string) *corev3.HeaderValueOption {
 	}
 }
 
-func deniedResponse(d *Denial) *authv3.CheckResponse {
+func deniedResponse(d *Denial) *encodedResponse {
 	if r := d.envoy.Load(); r != nil {
 		return r
 	}
@@ -134,7 +204,7 @@ func deniedResponse(d *Denial) *authv3.CheckResponse {
 	if d.Status == 403 {
 		code = codes.PermissionDenied
 	}
-	r := &authv3.CheckResponse{
+	r := encodeResponse(&authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code), Message: d.Description},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
@@ -145,7 +215,7 @@ func deniedResponse(d *Denial) *authv3.CheckResponse {
 			},
 			Body: string(d.Body),
 		}},
-	}
+	})
 	d.envoy.Store(r)
 	return r
 }

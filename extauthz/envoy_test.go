@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // startCheck serves the authorizer over gRPC on loopback and returns a
@@ -24,8 +25,9 @@ func startCheck(t *testing.T, a *Authorizer) authv3.AuthorizationClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, NewCheckServer(a))
+	// As the sidecar serves it: the check codec, responses sent as cached.
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(NewCheckCodec()))
+	NewCheckServer(a).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -196,5 +198,52 @@ func TestCheckRawHeaderMap(t *testing.T) {
 	r, err := client.Check(context.Background(), req)
 	if err != nil || r.GetOkResponse() == nil {
 		t.Fatalf("header_map request: %v %v", r, err)
+	}
+}
+
+// The sidecar sends responses marshaled once (Register with the check
+// codec); the typed API (Check, any codec) must answer the same.
+func TestCheckEncodedAndTypedAgree(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Headers.DynamicMetadata = true
+		c.Rules = []Rule{{Match: Match{PathPrefix: "/public"}, AllowAnonymous: true}}
+	})
+	encoded := startCheck(t, e.a)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(srv, NewCheckServer(e.a))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	typed := authv3.NewAuthorizationClient(conn)
+
+	tok := e.is.Token(e.key, nil)
+	for _, req := range []*authv3.CheckRequest{
+		envoyCheck("GET", "h", "/", map[string]string{"authorization": "Bearer " + tok}),
+		envoyCheck("GET", "h", "/", map[string]string{"authorization": "Bearer " + tok}), // cached
+		envoyCheck("GET", "h", "/", nil),
+		envoyCheck("GET", "h", "/", map[string]string{"authorization": "Bearer a.b.c"}),
+		envoyCheck("GET", "h", "/public/x", nil),
+	} {
+		for i := 0; i < 2; i++ {
+			want, err := typed.Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encoded.Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, want) {
+				t.Fatalf("encoded %v\ntyped %v", got, want)
+			}
+		}
 	}
 }

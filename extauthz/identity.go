@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
 
 // Identity is a validated token: what upstreams learn about the caller.
@@ -33,7 +31,7 @@ type Identity struct {
 	headers     []Header   // identity headers this identity sets, by name
 	unset       []string   // configured identity headers it does not set
 
-	envoyOK       atomic.Pointer[authv3.CheckResponse]
+	envoyOK       atomic.Pointer[encodedResponse]
 	introspection atomic.Pointer[[]byte]
 }
 

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -111,7 +110,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// streams over each connection), not just the cores.
 		grpc.NumStreamWorkers(uint32(streamWorkers())),
 	)
-	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewCheckServer(a))
+	// Cached responses are sent as marshaled once (needs the check codec).
+	extauthz.NewCheckServer(a).Register(s.grpc)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(AuthorizationService, healthpb.HealthCheckResponse_NOT_SERVING)
