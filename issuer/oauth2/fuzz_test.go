@@ -73,7 +73,7 @@ func FuzzOpaqueToken(f *testing.F) {
 		}
 		sig, verified := opaqueSignature(k, opaqueAccessToken, token)
 		if verified {
-			if !ok || token != good && !k.VerifyMAC(opaqueAccessToken.purpose, key, mac) || !strings.HasSuffix(token, "."+sig) {
+			if !ok || token != good && !k.VerifyMAC(opaqueAccessToken.purpose, key, mac) || sig != storageSignature(key, mac) {
 				t.Fatalf("verified %q", token)
 			}
 		}

@@ -3,20 +3,32 @@ package oauth2
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
 // Opaque tokens look like Hydra's: <prefix><key>.<mac>, key being 32
-// random bytes and mac the MAC of the key under a purpose-bound key derived
-// from the system secret, both unpadded base64url. Only the mac part (the
-// "signature") is stored: a database dump yields no usable token, since the
-// random key cannot be recovered from its MAC.
+// bytes and mac the MAC of the key under a purpose-bound key derived from
+// the system secret, both unpadded base64url. What is stored (the
+// "signature") is the key's first 6 bytes followed by the MAC: a database
+// dump yields no usable token, since the rest of the key cannot be
+// recovered from its MAC.
+//
+// The key's first 6 bytes are the issue time in Unix milliseconds (big
+// endian); the other 26 bytes (208 bits) are random, far above RFC 6749
+// §10.10's 2^-128 bound on guessing. The time prefix is not secret (a
+// JWT carries its iat in clear) and exists for the database: signatures
+// issued close together sort together, so the primary-key index of a busy
+// token table grows at its right edge instead of dirtying a random page
+// per token (on SQLite that halves the pages a batch of inserts writes).
 const (
-	opaqueKeyBytes = 32
-	minMACBytes    = 16
-	maxMACBytes    = 64
+	opaqueKeyBytes  = 32
+	opaqueTimeBytes = 6
+	minMACBytes     = 16
+	maxMACBytes     = 64
 	// maxOpaqueLength bounds what the parser looks at.
 	maxOpaqueLength = 256
 )
@@ -40,13 +52,23 @@ var (
 // newOpaque generates a token of kind k and returns it with its signature,
 // the only part that is stored.
 func newOpaque(m MACer, k opaqueKind) (token, signature string, err error) {
+	return newOpaqueAt(m, k, time.Now())
+}
+
+func newOpaqueAt(m MACer, k opaqueKind, now time.Time) (token, signature string, err error) {
 	key := make([]byte, opaqueKeyBytes)
-	if _, err := rand.Read(key); err != nil {
+	binary.BigEndian.PutUint64(key, uint64(now.UnixMilli())<<16)
+	if _, err := rand.Read(key[opaqueTimeBytes:]); err != nil {
 		return "", "", err
 	}
 	mac := m.MAC(k.purpose, key)
-	signature = b64.EncodeToString(mac)
-	return k.prefix + b64.EncodeToString(key) + "." + signature, signature, nil
+	return k.prefix + b64.EncodeToString(key) + "." + b64.EncodeToString(mac), storageSignature(key, mac), nil
+}
+
+// storageSignature is the stored form of an opaque token: the key's time
+// prefix and the MAC, base64url.
+func storageSignature(key, mac []byte) string {
+	return b64.EncodeToString(key[:opaqueTimeBytes]) + b64.EncodeToString(mac)
 }
 
 // splitOpaque parses <prefix><key>.<mac>. It accepts only canonical
@@ -96,5 +118,5 @@ func opaqueSignature(m MACer, k opaqueKind, token string) (string, bool) {
 	if !ok || !m.VerifyMAC(k.purpose, key, mac) {
 		return "", false
 	}
-	return b64.EncodeToString(mac), true
+	return storageSignature(key, mac), true
 }

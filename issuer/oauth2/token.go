@@ -97,7 +97,9 @@ func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenR
 	now := h.Now().UTC().Truncate(time.Second)
 	exp := now.Add(g.Lifespan)
 	if g.RequestID == "" {
-		g.RequestID = uuid.NewString()
+		// Time-ordered (UUIDv7, RFC 9562 §5.7) so that the tokens table's
+		// request index grows at its right edge like its primary key.
+		g.RequestID = newRequestID()
 	}
 	sess := session{
 		Scope:     nonNil(g.Scope),
@@ -262,4 +264,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return append([]string{}, s...)
+}
+
+// newRequestID returns a time-ordered request id (UUIDv7).
+func newRequestID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }

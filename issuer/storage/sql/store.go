@@ -90,8 +90,16 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		s.writeMu = &sync.Mutex{}
 		s.writer = newWriter(s)
 		if maxOpen == 0 {
-			maxOpen = max(4, 2*runtime.GOMAXPROCS(0))
+			// Readers, plus the connection the writer keeps.
+			maxOpen = max(4, 2*runtime.GOMAXPROCS(0)) + 1
 		}
+		// The writer keeps one connection and memory pins another: leave
+		// at least one for readers whatever was configured.
+		minOpen := 2
+		if p.memory {
+			minOpen = 3
+		}
+		maxOpen = max(maxOpen, minOpen)
 		db.SetMaxOpenConns(maxOpen)
 		db.SetMaxIdleConns(maxOpen)
 		db.SetConnMaxLifetime(0)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 )
 
 // SQLite allows one writer at a time. Rather than let connections fight
@@ -28,6 +29,7 @@ type writeJob struct {
 
 type writer struct {
 	s    *Store
+	conn *sql.Conn // the writer's own connection (nil until first use or after an error)
 	jobs chan *writeJob
 	quit chan struct{}
 	done chan struct{}
@@ -65,6 +67,11 @@ func (w *writer) close() {
 
 func (w *writer) loop() {
 	defer close(w.done)
+	defer func() {
+		if w.conn != nil {
+			_ = w.conn.Close()
+		}
+	}()
 	batch := make([]*writeJob, 0, maxBatch)
 	for {
 		var first *writeJob
@@ -81,17 +88,56 @@ func (w *writer) loop() {
 			}
 		}
 		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case j := <-w.jobs:
-				batch = append(batch, j)
-			default:
-				break drain
+		batch = w.drain(batch)
+		// Gather: let the goroutines that are about to submit (handlers
+		// woken with this job's) do so before the batch is cut, so one
+		// commit serves more writes. Yielding costs nothing when no one
+		// else is runnable.
+		for range gatherYields {
+			if len(batch) >= maxBatch {
+				break
 			}
+			runtime.Gosched()
+			batch = w.drain(batch)
 		}
 		w.run(batch)
 	}
+}
+
+// gatherYields is how many times the writer yields to collect more writes
+// before it cuts a batch.
+const gatherYields = 2
+
+// drain adds the queued jobs to batch without waiting.
+func (w *writer) drain(batch []*writeJob) []*writeJob {
+	for len(batch) < maxBatch {
+		select {
+		case j := <-w.jobs:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// begin starts a transaction on the writer's own connection. Keeping one
+// connection for every write keeps its page cache warm: SQLite drops a
+// connection's cache when another connection wrote since it last read.
+func (w *writer) begin() (*sql.Tx, error) {
+	if w.conn == nil {
+		c, err := w.s.db.Conn(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		w.conn = c
+	}
+	tx, err := w.conn.BeginTx(context.Background(), nil)
+	if err != nil {
+		_ = w.conn.Close()
+		w.conn = nil
+	}
+	return tx, err
 }
 
 // run commits one batch and answers every job in it.
@@ -111,7 +157,7 @@ func (w *writer) run(batch []*writeJob) {
 		w.answer(batch, results)
 		return
 	}
-	tx, err := w.s.db.BeginTx(context.Background(), nil)
+	tx, err := w.begin()
 	if err != nil {
 		for i := range results {
 			if results[i] == nil {
