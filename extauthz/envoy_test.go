@@ -17,17 +17,22 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// startCheck serves the authorizer over gRPC on loopback and returns a
-// client built from go-control-plane's authv3 package, as Envoy uses it.
+// startCheck serves the authorizer over gRPC on loopback as the sidecar
+// does (the check codec, responses sent as cached) and returns a client
+// built from go-control-plane's authv3 package, as Envoy uses it.
 func startCheck(t *testing.T, a *Authorizer) authv3.AuthorizationClient {
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(NewCheckCodec()))
+	NewCheckServer(a).Register(srv)
+	return serveCheck(t, srv)
+}
+
+// serveCheck serves srv on loopback and returns an authv3 client.
+func serveCheck(t *testing.T, srv *grpc.Server) authv3.AuthorizationClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the sidecar serves it: the check codec, responses sent as cached.
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(NewCheckCodec()))
-	NewCheckServer(a).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -209,20 +214,9 @@ func TestCheckEncodedAndTypedAgree(t *testing.T) {
 		c.Rules = []Rule{{Match: Match{PathPrefix: "/public"}, AllowAnonymous: true}}
 	})
 	encoded := startCheck(t, e.a)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(srv, NewCheckServer(e.a))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	typed := authv3.NewAuthorizationClient(conn)
+	typed := serveCheck(t, srv)
 
 	tok := e.is.Token(e.key, nil)
 	for _, req := range []*authv3.CheckRequest{
