@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -328,75 +329,117 @@ func (h *Handler) currentSession(r *http.Request) (*storage.LoginSession, error)
 	return &s, nil
 }
 
-// loadVerified finds the flow of a verifier and consumes it: the secret
-// must match, the browser must carry the flow's CSRF cookie, and the flow
-// must have been accepted or rejected and not used before (a challenge is
-// used once). a is nil when the flow's request can no longer be trusted.
-func (h *Handler) loadVerified(w http.ResponseWriter, r *http.Request, kind storage.FlowKind, verifier, csrfBase string) (*storage.Flow, *state, *authz, error) {
+// verified is a flow whose verifier checked out, not used yet.
+type verified struct {
+	kind     storage.FlowKind
+	f        *storage.Flow
+	st       *state
+	csrfName string
+	restCSRF []string
+}
+
+// loadVerified finds the flow of a verifier and checks it without
+// writing anything: the secret must match, the browser must carry the
+// flow's CSRF cookie, and the flow must have been accepted or rejected and
+// not used before. use then consumes it. a is nil when the flow's request
+// can no longer be trusted.
+func (h *Handler) loadVerified(r *http.Request, kind storage.FlowKind, verifier, csrfBase string) (*verified, *authz, error) {
 	ctx := r.Context()
 	challenge, secret, ok := splitVerifier(verifier)
 	if !ok {
-		return nil, nil, nil, pageError{apierr.InvalidRequest("The %s verifier is malformed", kind)}
+		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is malformed", kind)}
 	}
 	f, err := h.Flows.Get(ctx, kind, challenge)
 	if isNotFound(err) {
-		return nil, nil, nil, pageError{apierr.InvalidRequest("The %s verifier is unknown or has expired; start again", kind)}
+		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is unknown or has expired; start again", kind)}
 	}
 	if err != nil {
-		return nil, nil, nil, pageError{apierr.ServerError(err)}
+		return nil, nil, pageError{apierr.ServerError(err)}
 	}
 	var st state
 	if err := json.Unmarshal(f.Data, &st); err != nil || st.Request == nil {
-		return nil, nil, nil, pageError{apierr.ServerError(fmt.Errorf("flow: unreadable %s flow: %v", kind, err))}
+		return nil, nil, pageError{apierr.ServerError(fmt.Errorf("flow: unreadable %s flow: %v", kind, err))}
 	}
 	if st.Verifier == "" || hashOf(secret) != st.Verifier {
-		return nil, nil, nil, pageError{apierr.InvalidRequest("The %s verifier is invalid", kind)}
+		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is invalid", kind)}
 	}
 	csrfName := csrfCookieName(csrfBase, f.ClientID)
 	restCSRF, ok := h.jar.checkCSRF(r, csrfName, st.CSRF)
 	if !ok {
-		return nil, nil, nil, pageError{apierr.Forbidden("The %s request was not started by this browser (CSRF cookie missing or wrong); start again", kind)}
+		return nil, nil, pageError{apierr.Forbidden("The %s request was not started by this browser (CSRF cookie missing or wrong); start again", kind)}
 	}
 	c, err := h.Clients.Get(ctx, f.ClientID)
 	if err != nil {
-		return nil, nil, nil, pageError{apierr.InvalidClient("The OAuth 2.0 Client of this request no longer exists")}
+		return nil, nil, pageError{apierr.InvalidClient("The OAuth 2.0 Client of this request no longer exists")}
 	}
 	a := &authz{client: c, req: st.Request, redirectURI: st.RedirectURI}
 	if !h.Now().Before(f.ExpiresAt) {
-		return nil, nil, a, apierr.InvalidRequest("The %s request has expired; start again", kind)
+		return nil, a, apierr.InvalidRequest("The %s request has expired; start again", kind)
 	}
-	updated, err := h.Flows.Update(ctx, kind, challenge, func(f *storage.Flow) error {
-		if f.Status != statusAccepted && f.Status != statusRejected {
+	// A replayed verifier fails here without a write; use checks again
+	// inside its transaction for concurrent requests.
+	switch f.Status {
+	case statusAccepted, statusRejected:
+	case statusUsed:
+		return nil, a, apierr.InvalidRequest("The %s verifier has already been used", kind)
+	default:
+		return nil, a, apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
+	}
+	return &verified{kind: kind, f: &f, st: &st, csrfName: csrfName, restCSRF: restCSRF}, a, nil
+}
+
+// use consumes a verified flow together with the writes of step, in one
+// transaction: a challenge is used once (of two requests with one
+// verifier only the first gets past here), and nothing of the step is
+// recorded unless the flow is consumed. The flow must still be exactly as
+// loadVerified read it (a new decision of the app replaces the verifier).
+// Then the flow's CSRF token is spent; a rejected flow returns the app's
+// rejection (its step must be empty).
+func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, step storage.FlowStep) error {
+	kind := v.kind
+	step.Kind, step.ID = kind, v.f.ID
+	step.Update = func(cur *storage.Flow) error {
+		if cur.Status != statusAccepted && cur.Status != statusRejected {
 			return errNotHandled
 		}
-		var cur state
-		if err := json.Unmarshal(f.Data, &cur); err != nil || cur.Verifier != st.Verifier {
+		if cur.Status != v.f.Status || !bytes.Equal(cur.Data, v.f.Data) {
 			return errUsed
 		}
-		f.Status = statusUsed
+		cur.Status = statusUsed
 		return nil
-	})
+	}
+	updated, err := h.Flows.Step(ctx, step)
 	switch {
 	case errors.Is(err, errNotHandled):
-		if updated.Status == statusUsed || f.Status == statusUsed {
-			return nil, nil, a, apierr.InvalidRequest("The %s verifier has already been used", kind)
+		if updated.Status == statusUsed {
+			return apierr.InvalidRequest("The %s verifier has already been used", kind)
 		}
-		return nil, nil, a, apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
+		return apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
 	case errors.Is(err, errUsed):
-		return nil, nil, a, apierr.InvalidRequest("The %s verifier has already been used", kind)
+		return apierr.InvalidRequest("The %s verifier has already been used", kind)
 	case err != nil:
-		return nil, nil, a, apierr.ServerError(err)
+		return apierr.ServerError(err)
 	}
 	// The token is spent; other tabs' flows keep theirs.
-	if len(restCSRF) == 0 {
-		h.jar.clear(w, csrfName)
-	} else if err := h.jar.set(w, csrfName, []byte(strings.Join(restCSRF, " ")), h.Config.TTL.LoginConsentRequest); err != nil {
-		return nil, nil, a, apierr.ServerError(err)
+	if len(v.restCSRF) == 0 {
+		h.jar.clear(w, v.csrfName)
+	} else if err := h.jar.set(w, v.csrfName, []byte(strings.Join(v.restCSRF, " ")), h.Config.TTL.LoginConsentRequest); err != nil {
+		return apierr.ServerError(err)
 	}
-	if f.Status == statusRejected {
-		return &f, &st, a, rejectError(st.Reject)
+	if v.f.Status == statusRejected {
+		return rejectError(v.st.Reject)
 	}
-	return &f, &st, a, nil
+	return nil
+}
+
+// loadAndUseRejected is loadVerified, and for a rejected flow use with
+// nothing else written (returning the rejection).
+func (h *Handler) loadAndUseRejected(r *http.Request, w http.ResponseWriter, kind storage.FlowKind, verifier, csrfBase string) (*verified, *authz, error) {
+	v, a, err := h.loadVerified(r, kind, verifier, csrfBase)
+	if err == nil && v.f.Status == statusRejected {
+		err = h.use(r.Context(), w, v, storage.FlowStep{})
+	}
+	return v, a, err
 }
 
 var (
@@ -423,21 +466,45 @@ func rejectError(rj *Reject) error {
 	return e
 }
 
-// loginVerified continues after the login app accepted or rejected.
+// loginVerified continues after the login app accepted or rejected: one
+// transaction consumes the login challenge, records the login session and
+// creates the consent challenge.
 func (h *Handler) loginVerified(w http.ResponseWriter, r *http.Request, verifier string) {
 	ctx := r.Context()
-	f, st, a, err := h.loadVerified(w, r, storage.FlowLogin, verifier, h.Config.Serve.Cookies.Names.LoginCSRF)
+	v, a, err := h.loadAndUseRejected(r, w, storage.FlowLogin, verifier, h.Config.Serve.Cookies.Names.LoginCSRF)
 	if err != nil {
 		h.failAfterVerifier(w, r, a, err)
 		return
 	}
+	f, st := v.f, v.st
 	login := st.Login
 	now := h.Now().UTC()
 	sid := f.SessionID
 	var authTime time.Time
+	var step storage.FlowStep
 	if st.Skip {
 		// The remembered session authenticated the End-User.
 		authTime = st.SessionAuth
+	} else {
+		authTime = st.loginHandledAt(now)
+		if st.SessionSubject != "" && st.SessionSubject != login.Subject {
+			sid = newChallenge() // another user logged in: a new session
+		}
+		step.LoginSession = &storage.LoginSession{ID: sid, Subject: login.Subject, AuthenticatedAt: authTime,
+			Remember: login.Remember, ExpiresAt: authTime.Add(h.sessionLifespan(login))}
+		// Re-authentication in the browser's session refreshes it; any
+		// other sid was minted for this flow and is new.
+		step.ReplaceLoginSession = st.SessionSubject != "" && sid == f.SessionID
+	}
+	// A consent that cannot start (max_age, id_token_hint, prompt=none)
+	// still uses the login challenge and records the session.
+	next, csrf, consentErr := h.prepareConsent(ctx, a, f, st, login, sid, authTime)
+	step.Next = next
+	if err := h.use(ctx, w, v, step); err != nil {
+		h.failAfterVerifier(w, r, a, err)
+		return
+	}
+	if st.Skip {
 		if login.ExtendSessionLifespan && login.RememberFor > 0 {
 			_, err := h.LoginSessions.Update(ctx, sid, func(s *storage.LoginSession) error {
 				s.ExpiresAt = now.Add(time.Duration(login.RememberFor) * time.Second)
@@ -449,14 +516,6 @@ func (h *Handler) loginVerified(w http.ResponseWriter, r *http.Request, verifier
 			}
 		}
 	} else {
-		authTime = st.loginHandledAt(now)
-		if st.SessionSubject != "" && st.SessionSubject != login.Subject {
-			sid = newChallenge() // another user logged in: a new session
-		}
-		if err := h.saveLoginSession(ctx, sid, login, authTime); err != nil {
-			h.redirectError(w, r, a, apierr.ServerError(err))
-			return
-		}
 		name := h.Config.Serve.Cookies.Names.Session
 		if login.Remember {
 			raw, _ := json.Marshal(sessionCookie{SID: sid})
@@ -469,7 +528,15 @@ func (h *Handler) loginVerified(w http.ResponseWriter, r *http.Request, verifier
 			h.jar.clear(w, name)
 		}
 	}
-	h.startConsent(w, r, a, f, st, sid, authTime)
+	if consentErr != nil {
+		h.redirectError(w, r, a, consentErr)
+		return
+	}
+	if err := h.jar.addCSRF(w, r, csrfCookieName(h.Config.Serve.Cookies.Names.ConsentCSRF, a.client.ID), csrf, h.Config.TTL.LoginConsentRequest); err != nil {
+		h.redirectError(w, r, a, apierr.ServerError(err))
+		return
+	}
+	http.Redirect(w, r, withQuery(h.consentURL(), url.Values{"consent_challenge": {next.ID}}), http.StatusFound)
 }
 
 // loginHandledAt is when the login was accepted (now for older flows).
@@ -478,22 +545,6 @@ func (st *state) loginHandledAt(now time.Time) time.Time {
 		return now
 	}
 	return st.HandledAt
-}
-
-// saveLoginSession records (or refreshes) the login session sid.
-func (h *Handler) saveLoginSession(ctx context.Context, sid string, login *AcceptLogin, authTime time.Time) error {
-	exp := authTime.Add(h.sessionLifespan(login))
-	// Most logins start a new session: try the insert first, so the common
-	// path is one write (re-authentication in a known session updates it).
-	err := h.LoginSessions.Create(ctx, storage.LoginSession{ID: sid, Subject: login.Subject,
-		AuthenticatedAt: authTime, Remember: login.Remember, ExpiresAt: exp})
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		_, err = h.LoginSessions.Update(ctx, sid, func(s *storage.LoginSession) error {
-			s.Subject, s.AuthenticatedAt, s.Remember, s.ExpiresAt = login.Subject, authTime, login.Remember, exp
-			return nil
-		})
-	}
-	return err
 }
 
 // sessionLifespan: remember_for seconds, else the refresh token lifetime
@@ -547,36 +598,32 @@ func pairwiseSubject(c *client.Client, subject, salt string) (string, error) {
 	return fmt.Sprintf("%x", sum), nil
 }
 
-// startConsent creates the consent challenge once the End-User is
-// authenticated.
-func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, a *authz, lf *storage.Flow, lst *state, sid string, authTime time.Time) {
-	ctx := r.Context()
-	req, login := a.req, lst.Login
+// prepareConsent builds the consent challenge once the End-User is
+// authenticated (its flow and CSRF token; the caller records it). err is
+// the client-facing error when the consent cannot start.
+func (h *Handler) prepareConsent(ctx context.Context, a *authz, lf *storage.Flow, lst *state, login *AcceptLogin, sid string, authTime time.Time) (next *storage.Flow, csrf string, err error) {
+	req := a.req
 	now := h.Now().UTC()
 	// OpenID Connect Core §3.1.2.1: after re-authentication max_age must
 	// hold; a login app that "accepted" from an old session did not
 	// re-authenticate.
 	if req.MaxAge >= 0 && now.Sub(authTime) > time.Duration(req.MaxAge)*time.Second+5*time.Second {
-		h.redirectError(w, r, a, apierr.LoginRequired("The authentication is older than max_age"))
-		return
+		return nil, "", apierr.LoginRequired("The authentication is older than max_age")
 	}
 	idSub, err := h.idTokenSubject(a.client, login.Subject, login.ForceSubjectIdentifier)
 	if err != nil {
-		h.redirectError(w, r, a, apierr.ServerError(err))
-		return
+		return nil, "", apierr.ServerError(err)
 	}
 	// §3.1.2.1 id_token_hint: "If the End-User identified by the ID Token
 	// is logged in or is logged in by the request, then the Authorization
 	// Server returns a positive response; otherwise, it SHOULD return an
 	// error, such as login_required."
 	if hintSub, _ := lst.OIDCContext.IDTokenHintClaims["sub"].(string); hintSub != "" && hintSub != idSub && hintSub != login.Subject {
-		h.redirectError(w, r, a, apierr.LoginRequired("The End-User who logged in is not the one identified by the id_token_hint"))
-		return
+		return nil, "", apierr.LoginRequired("The End-User who logged in is not the one identified by the id_token_hint")
 	}
 	remembered, err := h.rememberedConsent(ctx, login.Subject, a.client.ID, req)
 	if err != nil {
-		h.redirectError(w, r, a, apierr.ServerError(err))
-		return
+		return nil, "", apierr.ServerError(err)
 	}
 	// RFC 6749 §10.2: a remembered consent is not reused for a public
 	// client whose identity the redirect URI cannot assure (neither https
@@ -587,24 +634,19 @@ func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, a *authz,
 	skip := (a.client.SkipConsent || remembered) && !req.HasPrompt("consent")
 	if req.HasPrompt("none") && !skip {
 		// §3.1.2.6 consent_required.
-		h.redirectError(w, r, a, apierr.ConsentRequired("Prompt none was requested, but the End-User has not consented to this request before"))
-		return
+		return nil, "", apierr.ConsentRequired("Prompt none was requested, but the End-User has not consented to this request before")
 	}
-	challenge, csrf := newChallenge(), randomToken(24)
+	challenge := newChallenge()
+	csrf = randomToken(24)
 	st := state{Request: req, RedirectURI: a.redirectURI, RequestURL: lst.RequestURL, RequestedAt: lst.RequestedAt,
 		OIDCContext: lst.OIDCContext, Skip: skip, CSRF: hashOf(csrf), LoginChallenge: lf.ID,
 		IDTokenSubject: idSub, AuthTime: authTime, ACR: login.ACR, AMR: login.AMR, LoginContext: login.Context}
 	f := storage.Flow{Kind: storage.FlowConsent, ID: challenge, ClientID: a.client.ID, Subject: login.Subject,
 		SessionID: sid, Status: statusPending, CreatedAt: now, ExpiresAt: now.Add(h.Config.TTL.LoginConsentRequest)}
-	if err := h.createFlow(ctx, f, &st); err != nil {
-		h.redirectError(w, r, a, apierr.ServerError(err))
-		return
+	if f.Data, err = json.Marshal(&st); err != nil {
+		return nil, "", apierr.ServerError(err)
 	}
-	if err := h.jar.addCSRF(w, r, csrfCookieName(h.Config.Serve.Cookies.Names.ConsentCSRF, a.client.ID), csrf, h.Config.TTL.LoginConsentRequest); err != nil {
-		h.redirectError(w, r, a, apierr.ServerError(err))
-		return
-	}
-	http.Redirect(w, r, withQuery(h.consentURL(), url.Values{"consent_challenge": {challenge}}), http.StatusFound)
+	return &f, csrf, nil
 }
 
 // assuredRedirect reports whether a redirect URI identifies its client:
@@ -650,11 +692,12 @@ func subset(want, have []string) bool {
 // authorization response sent to the client.
 func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifier string) {
 	ctx := r.Context()
-	f, st, a, err := h.loadVerified(w, r, storage.FlowConsent, verifier, h.Config.Serve.Cookies.Names.ConsentCSRF)
+	v, a, err := h.loadAndUseRejected(r, w, storage.FlowConsent, verifier, h.Config.Serve.Cookies.Names.ConsentCSRF)
 	if err != nil {
 		h.failAfterVerifier(w, r, a, err)
 		return
 	}
+	f, st := v.f, v.st
 	acc := st.Consent
 	now := h.Now().UTC()
 	handled := st.loginHandledAt(now)
@@ -675,8 +718,9 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		return
 	}
 	cs.Data = data
-	if err := h.ConsentSessions.Create(ctx, cs); err != nil {
-		h.redirectError(w, r, a, apierr.ServerError(err))
+	// The consent challenge is used and the consent recorded at once.
+	if err := h.use(ctx, w, v, storage.FlowStep{ConsentSession: &cs}); err != nil {
+		h.failAfterVerifier(w, r, a, err)
 		return
 	}
 	httpx.Info(ctx).Subject = f.Subject

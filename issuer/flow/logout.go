@@ -260,7 +260,8 @@ func (h *Handler) logoutVerified(w http.ResponseWriter, r *http.Request, verifie
 		return
 	}
 	var st state
-	f, err := h.Flows.Update(ctx, storage.FlowLogout, challenge, func(f *storage.Flow) error {
+	// Step, not Update: marking a challenge used commits synchronously.
+	f, err := h.Flows.Step(ctx, storage.FlowStep{Kind: storage.FlowLogout, ID: challenge, Update: func(f *storage.Flow) error {
 		if err := json.Unmarshal(f.Data, &st); err != nil {
 			return err
 		}
@@ -269,7 +270,7 @@ func (h *Handler) logoutVerified(w http.ResponseWriter, r *http.Request, verifie
 		}
 		f.Status = statusUsed
 		return nil
-	})
+	}})
 	if isNotFound(err) || errors.Is(err, errUsed) {
 		h.errorPage(w, r, apierr.InvalidRequest("The logout verifier is unknown, expired or was already used"))
 		return

@@ -211,6 +211,31 @@ type FlowStore interface {
 	Update(ctx context.Context, kind FlowKind, id string, fn func(*Flow) error) (Flow, error)
 	Delete(ctx context.Context, kind FlowKind, id string) error
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+	// Step applies the writes of one step of a browser flow in one
+	// transaction (one commit): the update of the flow named by s.Kind and
+	// s.ID, then the sessions and the next flow of s. An error of s.Update
+	// (or of any write) aborts them all and is returned as is; the
+	// returned Flow is the updated one.
+	Step(ctx context.Context, s FlowStep) (Flow, error)
+}
+
+// FlowStep is what the browser's return from the login or consent app
+// writes: the challenge is marked used, and the login session, the consent
+// session and the next challenge are recorded, all or nothing.
+type FlowStep struct {
+	Kind   FlowKind
+	ID     string
+	Update func(*Flow) error
+	// LoginSession, when set, is created; when ReplaceLoginSession is set
+	// and a session with its ID exists, that session's subject,
+	// authentication time, remember flag and expiry are replaced instead
+	// (its data is kept).
+	LoginSession        *LoginSession
+	ReplaceLoginSession bool
+	// ConsentSession, when set, is created.
+	ConsentSession *ConsentSession
+	// Next, when set, is created.
+	Next *Flow
 }
 
 // ---------------------------------------------------------------- sessions

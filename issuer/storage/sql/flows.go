@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -28,9 +30,60 @@ func scanFlow(row interface{ Scan(...any) error }) (storage.Flow, error) {
 	return f, nil
 }
 
+// Challenges on PostgreSQL: Create and Update only move a challenge's
+// state between the steps of a browser flow (a new challenge, the app's
+// decision with the hash of its verifier), so they commit with
+// synchronous_commit off: PostgreSQL does not wait for the WAL flush
+// (about 1 ms per commit on a plain disk), the write is visible at once
+// and is made durable by the WAL writer within 3 × wal_writer_delay
+// (600 ms by default), or earlier by any later synchronous commit, since
+// the WAL is flushed in order. A crash inside that window loses only such
+// state: the challenge or verifier is then unknown and the End-User starts
+// again (fail closed). Everything a guarantee rests on commits
+// synchronously as before: Step (a challenge used once, the login and
+// consent sessions, the next challenge), Delete, sessions, codes and
+// tokens. See docs/flows.md.
+const asyncCommit = "SET LOCAL synchronous_commit = off"
+
+// insertFlowAsync is the PostgreSQL insert of Create: set_config(...,
+// true) lasts until the end of the statement's own (implicit) transaction,
+// so the insert stays one round trip.
+const insertFlowAsync = "INSERT INTO flows (" + flowCols + ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+
+const insertFlow = "INSERT INTO flows (" + flowCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+func flowArgs(f *storage.Flow) []any {
+	return []any{string(f.Kind), f.ID, f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data)}
+}
+
+// asyncProbe remembers per Store whether the database takes
+// synchronous_commit = off: PostgreSQL does; CockroachDB, spoken to with
+// the same dialect, is left alone.
+var asyncProbe sync.Map // *Store -> bool
+
+func (s *Store) asyncCommits(ctx context.Context) bool {
+	if s.dialect != DialectPostgres {
+		return false
+	}
+	if ok, known := asyncProbe.Load(s); known {
+		return ok.(bool)
+	}
+	var version, setting string
+	err := s.db.QueryRowContext(ctx, "SELECT version(), set_config('synchronous_commit', 'off', true)").Scan(&version, &setting)
+	if err != nil && ctx.Err() != nil {
+		return false // ask again next time
+	}
+	ok := err == nil && setting == "off" && !strings.Contains(version, "CockroachDB")
+	asyncProbe.Store(s, ok)
+	return ok
+}
+
 func (fs flowStore) Create(ctx context.Context, f storage.Flow) error {
-	_, err := fs.s.exec(ctx, "INSERT INTO flows ("+flowCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		string(f.Kind), f.ID, f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data))
+	query := insertFlow
+	if fs.s.asyncCommits(ctx) {
+		query = insertFlowAsync
+	}
+	_, err := fs.s.exec(ctx, query, flowArgs(&f)...)
 	return err
 }
 
@@ -38,23 +91,119 @@ func (fs flowStore) Get(ctx context.Context, kind storage.FlowKind, id string) (
 	return scanFlow(fs.s.queryRow(ctx, "SELECT "+flowCols+" FROM flows WHERE kind = ? AND id = ?", string(kind), id))
 }
 
+const (
+	selectFlowForUpdate = "SELECT " + flowCols + " FROM flows WHERE kind = ? AND id = ?"
+	updateFlow          = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? WHERE kind = ? AND id = ?"
+)
+
 func (fs flowStore) Update(ctx context.Context, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
 	var out storage.Flow
+	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
+	async := fs.s.asyncCommits(ctx)
 	err := fs.s.tx(ctx, func(tx *sql.Tx) error {
-		f, err := scanFlow(tx.QueryRowContext(ctx, fs.s.q("SELECT "+flowCols+" FROM flows WHERE kind = ? AND id = ?"+fs.s.forUpdate()), string(kind), id))
-		if err != nil {
-			return err
+		if async {
+			if _, err := tx.ExecContext(ctx, asyncCommit); err != nil {
+				return err
+			}
 		}
-		if err := fn(&f); err != nil {
-			return err
-		}
-		f.Kind, f.ID = kind, id
-		_, err = tx.ExecContext(ctx, fs.s.q("UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? WHERE kind = ? AND id = ?"),
-			f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data), string(kind), id)
-		out = f
+		var err error
+		out, err = fs.update(ctx, tx, kind, id, fn)
 		return err
 	})
 	return out, err
+}
+
+// update is the read-modify-write of one flow inside tx.
+func (fs flowStore) update(ctx context.Context, tx *sql.Tx, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
+	f, err := scanFlow(fs.s.txStmt(ctx, tx, selectFlowForUpdate+fs.s.forUpdate()).QueryRowContext(ctx, string(kind), id))
+	if err != nil {
+		return f, err
+	}
+	if err := fn(&f); err != nil {
+		return f, err
+	}
+	f.Kind, f.ID = kind, id
+	_, err = fs.s.txStmt(ctx, tx, updateFlow).ExecContext(ctx,
+		f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data), string(kind), id)
+	return f, mapErr(err)
+}
+
+// Step is one transaction, committed synchronously on every backend.
+func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) (storage.Flow, error) {
+	var out storage.Flow
+	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
+	if st.LoginSession != nil {
+		fs.s.prepare(ctx, insertLogin)
+		if st.ReplaceLoginSession {
+			fs.s.prepare(ctx, selectLoginForUpdate+fs.s.forUpdate(), replaceLogin)
+		}
+	}
+	if st.ConsentSession != nil {
+		fs.s.prepare(ctx, insertConsent)
+	}
+	if st.Next != nil {
+		fs.s.prepare(ctx, insertFlow)
+	}
+	err := fs.s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if out, err = fs.update(ctx, tx, st.Kind, st.ID, st.Update); err != nil {
+			return err
+		}
+		if l := st.LoginSession; l != nil {
+			if err := (loginStore{fs.s}).put(ctx, tx, l, st.ReplaceLoginSession); err != nil {
+				return err
+			}
+		}
+		if c := st.ConsentSession; c != nil {
+			if _, err := fs.s.txStmt(ctx, tx, insertConsent).ExecContext(ctx, consentArgs(c)...); err != nil {
+				return mapErr(err)
+			}
+		}
+		if n := st.Next; n != nil {
+			if _, err := fs.s.txStmt(ctx, tx, insertFlow).ExecContext(ctx, flowArgs(n)...); err != nil {
+				return mapErr(err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// stmtExecQuerier is the part of *sql.Stmt the transactions here use.
+type stmtExecQuerier interface {
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, args ...any) *sql.Row
+}
+
+// prepare prepares queries (Store.prepared) before a transaction that
+// runs them through txStmt: preparing inside the transaction would need a
+// second connection, and could wait forever for one of a full pool.
+func (s *Store) prepare(ctx context.Context, queries ...string) {
+	for _, q := range queries {
+		_, _ = s.prepared(ctx, q)
+	}
+}
+
+// txStmt binds the statement prepare prepared to tx, so that it is not
+// parsed again on every call; a query that was not prepared runs as text.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) stmtExecQuerier {
+	if st, ok := s.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt))
+	}
+	return txQuery{tx, s.q(query)}
+}
+
+type txQuery struct {
+	tx    *sql.Tx
+	query string
+}
+
+func (t txQuery) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.query, args...)
+}
+
+func (t txQuery) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.query, args...)
 }
 
 func (fs flowStore) Delete(ctx context.Context, kind storage.FlowKind, id string) error {

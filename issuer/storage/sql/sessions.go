@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -25,10 +26,39 @@ func scanLogin(row interface{ Scan(...any) error }) (storage.LoginSession, error
 	return l, nil
 }
 
+const insertLogin = "INSERT INTO login_sessions (" + loginCols + ") VALUES (?, ?, ?, ?, ?, ?)"
+
+func loginArgs(l *storage.LoginSession) []any {
+	return []any{l.ID, l.Subject, ts(l.AuthenticatedAt), l.Remember, ts(l.ExpiresAt), doc(l.Data)}
+}
+
 func (ls loginStore) Create(ctx context.Context, l storage.LoginSession) error {
-	_, err := ls.s.exec(ctx, "INSERT INTO login_sessions ("+loginCols+") VALUES (?, ?, ?, ?, ?, ?)",
-		l.ID, l.Subject, ts(l.AuthenticatedAt), l.Remember, ts(l.ExpiresAt), doc(l.Data))
+	_, err := ls.s.exec(ctx, insertLogin, loginArgs(&l)...)
 	return err
+}
+
+const (
+	selectLoginForUpdate = "SELECT 1 FROM login_sessions WHERE id = ?"
+	replaceLogin         = "UPDATE login_sessions SET subject = ?, authenticated_at = ?, remember = ?, expires_at = ? WHERE id = ?"
+)
+
+// put records l inside tx (FlowStore.Step): an insert, or with replace the
+// update of the session l.ID when it exists (its data is kept).
+func (ls loginStore) put(ctx context.Context, tx *sql.Tx, l *storage.LoginSession, replace bool) error {
+	if replace {
+		var one int
+		err := ls.s.txStmt(ctx, tx, selectLoginForUpdate+ls.s.forUpdate()).QueryRowContext(ctx, l.ID).Scan(&one)
+		switch {
+		case err == nil:
+			_, err = ls.s.txStmt(ctx, tx, replaceLogin).ExecContext(ctx,
+				l.Subject, ts(l.AuthenticatedAt), l.Remember, ts(l.ExpiresAt), l.ID)
+			return mapErr(err)
+		case !errors.Is(err, sql.ErrNoRows):
+			return mapErr(err)
+		}
+	}
+	_, err := ls.s.txStmt(ctx, tx, insertLogin).ExecContext(ctx, loginArgs(l)...)
+	return mapErr(err)
 }
 
 func (ls loginStore) Get(ctx context.Context, id string) (storage.LoginSession, error) {
@@ -105,10 +135,15 @@ func scanConsent(row interface{ Scan(...any) error }) (storage.ConsentSession, e
 	return c, nil
 }
 
+const insertConsent = "INSERT INTO consent_sessions (" + consentCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+func consentArgs(c *storage.ConsentSession) []any {
+	return []any{c.ID, c.Subject, c.ClientID, c.LoginSessionID, c.Remember, jsonList(c.GrantedScope), jsonList(c.GrantedAudience),
+		ts(c.HandledAt), ts(c.ExpiresAt), doc(c.Data)}
+}
+
 func (cs consentStore) Create(ctx context.Context, c storage.ConsentSession) error {
-	_, err := cs.s.exec(ctx, "INSERT INTO consent_sessions ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.Subject, c.ClientID, c.LoginSessionID, c.Remember, jsonList(c.GrantedScope), jsonList(c.GrantedAudience),
-		ts(c.HandledAt), ts(c.ExpiresAt), doc(c.Data))
+	_, err := cs.s.exec(ctx, insertConsent, consentArgs(&c)...)
 	return err
 }
 
