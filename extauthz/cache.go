@@ -3,6 +3,7 @@ package extauthz
 import (
 	"crypto/sha256"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -11,7 +12,9 @@ import (
 type tokenKey = string
 
 func hashToken(tok string) tokenKey {
-	sum := sha256.Sum256([]byte(tok))
+	// Hash the string's bytes in place: Sum256 only reads them, and a
+	// copy of every token checked was a tenth of a cache miss's garbage.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
 	return string(sum[:])
 }
 

@@ -391,6 +391,17 @@ func (g *generator) load(sc *sidecarProc, warmup, d time.Duration, capHint int, 
 			l.lat = append(l.lat, int64(el))
 		}
 	}
+	var start time.Time
+	var sc0, self0 time.Duration
+	begin := func() {
+		sc0, self0 = sc.cpu(), selfCPU()
+		start = time.Now()
+		measuring.Store(true)
+	}
+	if d == 0 {
+		// Every call counts: measure from before the first one.
+		begin()
+	}
 	var wg sync.WaitGroup
 	for i, h := range g.h2 {
 		// Streams spread evenly over the connections.
@@ -425,20 +436,11 @@ func (g *generator) load(sc *sidecarProc, warmup, d time.Duration, capHint int, 
 			}
 		}()
 	}
-	var start time.Time
-	var sc0, self0 time.Duration
-	begin := func() {
-		sc0, self0 = sc.cpu(), selfCPU()
-		start = time.Now()
-		measuring.Store(true)
-	}
 	if d > 0 {
 		time.Sleep(warmup)
 		begin()
 		time.Sleep(d)
 		stop.Store(true)
-	} else {
-		begin()
 	}
 	wg.Wait()
 	var r result

@@ -127,6 +127,8 @@ func runServe(ctx context.Context, fs *pflag.FlagSet, f serveFlags) error {
 	// gRPC's own messages go through zap, warnings and errors only.
 	grpclog.SetLoggerV2(zapgrpc.NewLogger(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)).With(zap.String("component", "grpc"))))
 
+	sidecar.ApplyGCDefaults(cfg, os.Getenv)
+
 	if ctx == nil {
 		ctx = context.Background()
 	}
