@@ -227,6 +227,41 @@ func TestRefreshTokenGrant(t *testing.T) {
 	}
 }
 
+// Refresh tokens introspect as Hydra's do: active with token_use
+// refresh_token and no access token type, until used or revoked; the
+// scope parameter applies to them too.
+func TestIntrospectRefreshToken(t *testing.T) {
+	e := newEnv(t)
+	withWebClients(t, e)
+	code := e.authorize("web", []string{"code"}, nil).Get("code")
+	r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
+	rt := r.str("refresh_token")
+	in := e.introspect(rt, "")
+	if in.json["active"] != true || in.json["token_use"] != "refresh_token" || in.json["client_id"] != "web" ||
+		in.json["sub"] != "alice" || in.json["scope"] != "openid offline_access profile" || in.json["exp"] == nil {
+		t.Fatalf("refresh token introspection: %s", in.body)
+	}
+	if _, ok := in.json["token_type"]; ok {
+		t.Fatalf("token_type on a refresh token: %s", in.body)
+	}
+	if at := e.introspect(r.str("access_token"), ""); at.json["token_use"] != "access_token" || at.json["token_type"] != "Bearer" {
+		t.Fatalf("access token introspection: %s", at.body)
+	}
+	if e.introspect(rt, "admin").json["active"] != false {
+		t.Fatal("a missing required scope left the refresh token active")
+	}
+	r2 := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web:web-secret")
+	if r2.status != 200 {
+		t.Fatalf("refresh: %d %s", r2.status, r2.body)
+	}
+	if e.introspect(rt, "").json["active"] != false {
+		t.Fatal("a used refresh token is still active")
+	}
+	if e.introspect(r2.str("refresh_token"), "").json["active"] != true {
+		t.Fatal("the rotated refresh token is not active")
+	}
+}
+
 func TestRevokeRefreshTokenRevokesChain(t *testing.T) {
 	e := newEnv(t)
 	withWebClients(t, e)

@@ -28,8 +28,11 @@ type Introspection struct {
 	Ext       map[string]any `json:"ext,omitempty"`
 }
 
-// Introspect answers RFC 7662 for a presented access token, opaque or JWT.
-// The token is inactive when it is malformed, forged, unknown, expired,
+// Introspect answers RFC 7662 for a presented access token, opaque or JWT,
+// or a refresh token (as Hydra does: token_use tells them apart, and
+// token_type, RFC 6749 §7.1's access token type, is left out for refresh
+// tokens; resource servers must accept only token_use "access_token", as
+// gatehouse-sidecar does). The token is inactive when it is malformed, forged, unknown, expired,
 // revoked, belongs to a deleted client, or lacks one of requiredScope
 // (checked with the configured scope strategy). err is only a storage
 // failure: an answer is never guessed.
@@ -49,9 +52,12 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 	if err != nil {
 		return nil, err
 	}
-	if s.TokenUse != useAccess {
-		// Only access tokens are introspected as such here; refresh
-		// tokens are added with their grant.
+	tokenType := "Bearer"
+	switch s.TokenUse {
+	case useAccess:
+	case useRefresh:
+		tokenType = ""
+	default:
 		return inactive, nil
 	}
 	for _, req := range requiredScope {
@@ -76,7 +82,7 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		NotBefore: t.IssuedAt.Unix(),
 		Audience:  nonNil(s.Audience),
 		Issuer:    h.IssuerURL,
-		TokenType: "Bearer",
+		TokenType: tokenType,
 		TokenUse:  s.TokenUse,
 		Ext:       s.Ext,
 	}, nil
