@@ -87,40 +87,49 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 // handle records the app's decision on a flow and returns the verifier
 // URL the browser continues at. A used challenge is refused; a handled
 // but unused one may be handled again (the last decision counts, as in
-// Hydra).
-func (h *Handler) handle(ctx context.Context, kind storage.FlowKind, challenge string, fn func(*storage.Flow, *state) error) (string, error) {
-	if _, _, err := h.loadFlow(ctx, kind, challenge); err != nil {
-		return "", err
-	}
+// Hydra). loaded is the flow as the caller just read it with loadFlow, or
+// nil. The decision is stored only if the flow did not change since it was
+// read (FlowStore.Swap, one statement), else it is read and decided again.
+func (h *Handler) handle(ctx context.Context, kind storage.FlowKind, challenge string, loaded *storage.Flow, fn func(*storage.Flow, *state) error) (string, error) {
 	verifier, vhash := newVerifier(challenge)
-	var base string
-	_, err := h.Flows.Update(ctx, kind, challenge, func(f *storage.Flow) error {
-		if f.Status == statusUsed {
-			return errUsed
+	for attempt := 0; ; attempt++ {
+		if loaded == nil {
+			f, _, err := h.loadFlow(ctx, kind, challenge)
+			if err != nil {
+				return "", err
+			}
+			loaded = f
 		}
+		if loaded.Status == statusUsed {
+			return "", apierr.Conflict("The %s request has already been used; the End-User must start again", kind)
+		}
+		next := *loaded
 		var st state
-		if err := json.Unmarshal(f.Data, &st); err != nil {
-			return err
+		if err := json.Unmarshal(next.Data, &st); err != nil {
+			return "", apierr.ServerError(err)
 		}
-		if err := fn(f, &st); err != nil {
-			return err
+		if err := fn(&next, &st); err != nil {
+			return "", err
 		}
 		st.Verifier, st.HandledAt = vhash, h.Now().UTC()
-		base = st.RequestURL
 		data, err := json.Marshal(&st)
-		f.Data = data
-		return err
-	})
-	if errors.Is(err, errUsed) {
-		return "", apierr.Conflict("The %s request has already been used; the End-User must start again", kind)
+		if err != nil {
+			return "", apierr.ServerError(err)
+		}
+		next.Data = data
+		err = h.Flows.Swap(ctx, *loaded, next)
+		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
+			loaded = nil // changed meanwhile: decide on the current flow
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if kind == storage.FlowLogout {
+			return withQuery(h.public+"/oauth2/sessions/logout", url.Values{"logout_verifier": {verifier}}), nil
+		}
+		return withQuery(st.RequestURL, url.Values{string(kind) + "_verifier": {verifier}}), nil
 	}
-	if err != nil {
-		return "", err
-	}
-	if kind == storage.FlowLogout {
-		return withQuery(h.public+"/oauth2/sessions/logout", url.Values{"logout_verifier": {verifier}}), nil
-	}
-	return withQuery(base, url.Values{string(kind) + "_verifier": {verifier}}), nil
 }
 
 func (h *Handler) acceptLogin(w http.ResponseWriter, r *http.Request) {
@@ -146,7 +155,7 @@ func (h *Handler) acceptLogin(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("Fields 'subject' and 'force_subject_identifier' are limited to 255 characters"))
 		return
 	}
-	to, err := h.handle(r.Context(), storage.FlowLogin, challenge, func(f *storage.Flow, st *state) error {
+	to, err := h.handle(r.Context(), storage.FlowLogin, challenge, nil, func(f *storage.Flow, st *state) error {
 		// Hydra: with skip, the app must confirm the session's subject.
 		if st.Skip && body.Subject != st.SessionSubject {
 			return apierr.InvalidRequest("Field 'subject' does not match subject from previous authentication")
@@ -176,7 +185,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, kind storage.Fl
 		httpx.WriteError(w, r, err)
 		return
 	}
-	to, err := h.handle(r.Context(), kind, challenge, func(f *storage.Flow, st *state) error {
+	to, err := h.handle(r.Context(), kind, challenge, nil, func(f *storage.Flow, st *state) error {
 		f.Status, st.Reject = statusRejected, &body
 		return nil
 	})
@@ -268,7 +277,7 @@ func (h *Handler) acceptConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	to, err := h.handle(ctx, storage.FlowConsent, challenge, func(f *storage.Flow, st *state) error {
+	to, err := h.handle(ctx, storage.FlowConsent, challenge, f, func(f *storage.Flow, st *state) error {
 		body.GrantScope, body.GrantAccessTokenAudience = nonNil(body.GrantScope), nonNil(body.GrantAccessTokenAudience)
 		f.Status, st.Consent, st.Reject = statusAccepted, &body, nil
 		return nil

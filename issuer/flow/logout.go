@@ -222,7 +222,7 @@ func (h *Handler) acceptLogout(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	to, err := h.handle(r.Context(), storage.FlowLogout, challenge, func(f *storage.Flow, st *state) error {
+	to, err := h.handle(r.Context(), storage.FlowLogout, challenge, nil, func(f *storage.Flow, st *state) error {
 		f.Status = statusAccepted
 		return nil
 	})
@@ -241,7 +241,7 @@ func (h *Handler) rejectLogout(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if _, err := h.handle(r.Context(), storage.FlowLogout, challenge, func(f *storage.Flow, st *state) error {
+	if _, err := h.handle(r.Context(), storage.FlowLogout, challenge, nil, func(f *storage.Flow, st *state) error {
 		f.Status = statusRejected
 		return nil
 	}); err != nil {

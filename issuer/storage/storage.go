@@ -217,6 +217,12 @@ type FlowStore interface {
 	// (or of any write) aborts them all and is returned as is; the
 	// returned Flow is the updated one.
 	Step(ctx context.Context, s FlowStep) (Flow, error)
+	// Swap stores next in place of the flow old (as Get returned it) if
+	// that flow is still stored exactly as old, and returns ErrConflict
+	// otherwise (changed meanwhile, or gone). next.Kind and next.ID must
+	// be old's. An optimistic Update in one statement where the backend
+	// allows it.
+	Swap(ctx context.Context, old, next Flow) error
 }
 
 // FlowStep is what the browser's return from the login or consent app

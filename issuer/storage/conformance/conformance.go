@@ -40,6 +40,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"Flows", testFlows},
 		{"FlowStep", testFlowStep},
 		{"FlowStepOnce", testFlowStepOnce},
+		{"FlowSwap", testFlowSwap},
 		{"LoginSessions", testLoginSessions},
 		{"ConsentSessions", testConsentSessions},
 		{"Trust", testTrust},
@@ -612,6 +613,38 @@ func testFlowStepOnce(t *testing.T, s storage.Storage) {
 	if won != 1 {
 		t.Fatalf("%d steps applied, want exactly 1", won)
 	}
+}
+
+// testFlowSwap: a swap applies only to the flow exactly as it was read.
+func testFlowSwap(t *testing.T, s storage.Storage) {
+	fs := s.Flows()
+	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowLogin, ID: "swap", ClientID: "c", Status: "pending",
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Data: json.RawMessage(`{"verifier":"aB"}`)}))
+	old, err := fs.Get(ctx(), storage.FlowLogin, "swap")
+	must(t, err)
+	next := old
+	next.Status, next.Subject, next.Data = "accepted", "alice", json.RawMessage(`{"verifier":"Ab"}`)
+	must(t, fs.Swap(ctx(), old, next))
+	got, err := fs.Get(ctx(), storage.FlowLogin, "swap")
+	must(t, err)
+	if got.Status != "accepted" || got.Subject != "alice" {
+		t.Fatalf("after Swap: %+v", got)
+	}
+	sameJSON(t, "swapped data", got.Data, next.Data)
+	// old is stale now: the data differs only in letter case, which must
+	// count as a change on every backend.
+	stale := next
+	stale.Data = json.RawMessage(`{"verifier":"AB"}`)
+	wantErr(t, fs.Swap(ctx(), old, stale), storage.ErrConflict)
+	lost := got
+	lost.Status = "pending"
+	wantErr(t, fs.Swap(ctx(), lost, stale), storage.ErrConflict)
+	if got, _ := fs.Get(ctx(), storage.FlowLogin, "swap"); string(got.Data) != `{"verifier":"Ab"}` || got.Status != "accepted" {
+		t.Fatalf("a stale Swap changed the flow: %+v", got)
+	}
+	gone := old
+	gone.ID = "nope"
+	wantErr(t, fs.Swap(ctx(), gone, gone), storage.ErrConflict)
 }
 
 func testLoginSessions(t *testing.T, s storage.Storage) {

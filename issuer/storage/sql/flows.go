@@ -1,8 +1,11 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +129,58 @@ func (fs flowStore) update(ctx context.Context, tx *sql.Tx, kind storage.FlowKin
 	_, err = fs.s.txStmt(ctx, tx, updateFlow).ExecContext(ctx,
 		f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data), string(kind), id)
 	return f, mapErr(err)
+}
+
+const swapFlow = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
+
+// swapFlowAsync is swapFlow on PostgreSQL, committed asynchronously (see
+// asyncCommit) in one round trip.
+const swapFlowAsync = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE kind = ? AND id = ? AND status = ? AND data = ?"
+
+// Swap is one conditional UPDATE on SQLite and PostgreSQL: text equality
+// there is byte equality (SQLite's BINARY collation, PostgreSQL's
+// deterministic collations). MySQL compares text through the column's
+// collation (case-insensitive by default), so there it is a locked
+// read-modify-write comparing the bytes.
+func (fs flowStore) Swap(ctx context.Context, old, next storage.Flow) error {
+	if next.Kind != old.Kind || next.ID != old.ID {
+		return fmt.Errorf("storage: Swap cannot change a flow's kind or id")
+	}
+	if fs.s.dialect == DialectMySQL {
+		_, err := fs.Update(ctx, old.Kind, old.ID, func(cur *storage.Flow) error {
+			if cur.Status != old.Status || !bytes.Equal(cur.Data, old.Data) {
+				return storage.ErrConflict
+			}
+			*cur = next
+			return nil
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.ErrConflict
+		}
+		return err
+	}
+	query := swapFlow
+	if fs.s.asyncCommits(ctx) {
+		query = swapFlowAsync
+	}
+	return conflictIfNone(fs.s.exec(ctx, query, next.ClientID, next.Subject, next.SessionID, next.Status, ts(next.CreatedAt),
+		ts(next.ExpiresAt), doc(next.Data), string(old.Kind), old.ID, old.Status, doc(old.Data)))
+}
+
+// conflictIfNone maps a conditional write that changed no row to
+// ErrConflict.
+func conflictIfNone(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return storage.ErrConflict
+	}
+	return nil
 }
 
 // Step is one transaction, committed synchronously on every backend.
