@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -392,32 +391,29 @@ func (h *Handler) loadVerified(r *http.Request, kind storage.FlowKind, verifier,
 // transaction: a challenge is used once (of two requests with one
 // verifier only the first gets past here), and nothing of the step is
 // recorded unless the flow is consumed. The flow must still be exactly as
-// loadVerified read it (a new decision of the app replaces the verifier).
+// loadVerified read it (FlowStore.Step compares it; a new decision of the
+// app replaces the verifier).
 // Then the flow's CSRF token is spent; a rejected flow returns the app's
 // rejection (its step must be empty).
 func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, step storage.FlowStep) error {
 	kind := v.kind
-	step.Kind, step.ID = kind, v.f.ID
-	step.Update = func(cur *storage.Flow) error {
-		if cur.Status != statusAccepted && cur.Status != statusRejected {
-			return errNotHandled
+	step.Flow, step.Status = *v.f, statusUsed
+	err := h.Flows.Step(ctx, step)
+	if errors.Is(err, storage.ErrConflict) {
+		// Another request used the verifier first, or the app decided
+		// again (which replaces the verifier).
+		cur, gerr := h.Flows.Get(ctx, kind, v.f.ID)
+		switch {
+		case isNotFound(gerr):
+			return apierr.InvalidRequest("The %s verifier is unknown or has expired; start again", kind)
+		case gerr != nil:
+			return apierr.ServerError(gerr)
+		case cur.Status == statusPending:
+			return apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
 		}
-		if cur.Status != v.f.Status || !bytes.Equal(cur.Data, v.f.Data) {
-			return errUsed
-		}
-		cur.Status = statusUsed
-		return nil
-	}
-	updated, err := h.Flows.Step(ctx, step)
-	switch {
-	case errors.Is(err, errNotHandled):
-		if updated.Status == statusUsed {
-			return apierr.InvalidRequest("The %s verifier has already been used", kind)
-		}
-		return apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
-	case errors.Is(err, errUsed):
 		return apierr.InvalidRequest("The %s verifier has already been used", kind)
-	case err != nil:
+	}
+	if err != nil {
 		return apierr.ServerError(err)
 	}
 	// The token is spent; other tabs' flows keep theirs.
@@ -441,11 +437,6 @@ func (h *Handler) loadAndUseRejected(r *http.Request, w http.ResponseWriter, kin
 	}
 	return v, a, err
 }
-
-var (
-	errNotHandled = errors.New("flow: not handled")
-	errUsed       = errors.New("flow: used")
-)
 
 // rejectError turns the login or consent app's rejection into the error
 // the client receives.

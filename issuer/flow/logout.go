@@ -259,28 +259,40 @@ func (h *Handler) logoutVerified(w http.ResponseWriter, r *http.Request, verifie
 		h.errorPage(w, r, apierr.InvalidRequest("The logout verifier is malformed"))
 		return
 	}
-	var st state
-	// Step, not Update: marking a challenge used commits synchronously.
-	f, err := h.Flows.Step(ctx, storage.FlowStep{Kind: storage.FlowLogout, ID: challenge, Update: func(f *storage.Flow) error {
-		if err := json.Unmarshal(f.Data, &st); err != nil {
-			return err
-		}
-		if st.Verifier == "" || hashOf(secret) != st.Verifier || f.Status != statusAccepted {
-			return errUsed
-		}
-		f.Status = statusUsed
-		return nil
-	}})
-	if isNotFound(err) || errors.Is(err, errUsed) {
+	unusable := func() {
 		h.errorPage(w, r, apierr.InvalidRequest("The logout verifier is unknown, expired or was already used"))
+	}
+	f, err := h.Flows.Get(ctx, storage.FlowLogout, challenge)
+	if isNotFound(err) {
+		unusable()
 		return
 	}
 	if err != nil {
 		h.errorPage(w, r, apierr.ServerError(err))
 		return
 	}
+	var st state
+	if err := json.Unmarshal(f.Data, &st); err != nil {
+		h.errorPage(w, r, apierr.ServerError(err))
+		return
+	}
+	if st.Verifier == "" || hashOf(secret) != st.Verifier || f.Status != statusAccepted {
+		unusable()
+		return
+	}
 	if !h.Now().Before(f.ExpiresAt) {
 		h.errorPage(w, r, apierr.InvalidRequest("The logout request has expired"))
+		return
+	}
+	// Used once (Step, which commits synchronously): only if the flow is
+	// still as read.
+	err = h.Flows.Step(ctx, storage.FlowStep{Flow: f, Status: statusUsed})
+	if errors.Is(err, storage.ErrConflict) {
+		unusable()
+		return
+	}
+	if err != nil {
+		h.errorPage(w, r, apierr.ServerError(err))
 		return
 	}
 	h.finishLogout(w, r, &f, &st)

@@ -211,12 +211,13 @@ type FlowStore interface {
 	Update(ctx context.Context, kind FlowKind, id string, fn func(*Flow) error) (Flow, error)
 	Delete(ctx context.Context, kind FlowKind, id string) error
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
-	// Step applies the writes of one step of a browser flow in one
-	// transaction (one commit): the update of the flow named by s.Kind and
-	// s.ID, then the sessions and the next flow of s. An error of s.Update
-	// (or of any write) aborts them all and is returned as is; the
-	// returned Flow is the updated one.
-	Step(ctx context.Context, s FlowStep) (Flow, error)
+	// Step applies the writes of one step of a browser flow atomically and
+	// with one commit: s.Flow gets s.Status if it is still stored exactly
+	// as s.Flow (as Get returned it), and then the sessions and the next
+	// flow of s are created. If the flow changed or is gone nothing is
+	// written and Step returns ErrConflict; a failing write (e.g.
+	// ErrAlreadyExists) undoes the whole step.
+	Step(ctx context.Context, s FlowStep) error
 	// Swap stores next in place of the flow old (as Get returned it) if
 	// that flow is still stored exactly as old, and returns ErrConflict
 	// otherwise (changed meanwhile, or gone). next.Kind and next.ID must
@@ -229,9 +230,8 @@ type FlowStore interface {
 // writes: the challenge is marked used, and the login session, the consent
 // session and the next challenge are recorded, all or nothing.
 type FlowStep struct {
-	Kind   FlowKind
-	ID     string
-	Update func(*Flow) error
+	Flow   Flow
+	Status string
 	// LoginSession, when set, is created; when ReplaceLoginSession is set
 	// and a session with its ID exists, that session's subject,
 	// authentication time, remember flag and expiry are replaced instead

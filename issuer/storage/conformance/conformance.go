@@ -491,65 +491,63 @@ func testFlows(t *testing.T, s storage.Storage) {
 }
 
 // testFlowStep: a step updates the flow and records the sessions and the
-// next flow in one transaction; a failing step records none of them.
+// next flow atomically, only if the flow is as read.
 func testFlowStep(t *testing.T, s storage.Storage) {
 	fs := s.Flows()
-	login := storage.Flow{Kind: storage.FlowLogin, ID: "step-1", ClientID: "c", SessionID: "sid-1", Status: "accepted",
-		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Data: json.RawMessage(`{"v":1}`)}
-	must(t, fs.Create(ctx(), login))
+	read := func(kind storage.FlowKind, id string) storage.Flow {
+		t.Helper()
+		f, err := fs.Get(ctx(), kind, id)
+		must(t, err)
+		return f
+	}
+	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowLogin, ID: "step-1", ClientID: "c", SessionID: "sid-1", Status: "accepted",
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Data: json.RawMessage(`{"v":"a"}`)}))
+	login := read(storage.FlowLogin, "step-1")
 	next := storage.Flow{Kind: storage.FlowConsent, ID: "step-2", ClientID: "c", Subject: "alice", SessionID: "sid-1",
 		Status: "pending", CreatedAt: base, ExpiresAt: base.Add(time.Hour), Data: json.RawMessage(`{"v":2}`)}
 	sess := storage.LoginSession{ID: "sid-1", Subject: "alice", AuthenticatedAt: base, Remember: true, ExpiresAt: base.Add(time.Hour)}
-	use := func(f *storage.Flow) error {
-		if f.Status != "accepted" {
-			return errStepUsed
-		}
-		f.Status = "used"
-		return nil
+	must(t, fs.Step(ctx(), storage.FlowStep{Flow: login, Status: "used", LoginSession: &sess, Next: &next}))
+	if f := read(storage.FlowLogin, "step-1"); f.Status != "used" {
+		t.Fatalf("flow after Step: %+v", f)
 	}
-	got, err := fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowLogin, ID: "step-1", Update: use, LoginSession: &sess, Next: &next})
-	must(t, err)
-	if got.Status != "used" || got.ID != "step-1" {
-		t.Fatalf("Step returned %+v", got)
+	f := read(storage.FlowConsent, "step-2")
+	if f.Subject != "alice" || f.Status != "pending" {
+		t.Fatalf("next flow after Step: %+v", f)
 	}
-	if f, err := fs.Get(ctx(), storage.FlowLogin, "step-1"); err != nil || f.Status != "used" {
-		t.Fatalf("flow after Step: %+v, %v", f, err)
-	}
-	if f, err := fs.Get(ctx(), storage.FlowConsent, "step-2"); err != nil || f.Subject != "alice" {
-		t.Fatalf("next flow after Step: %+v, %v", f, err)
-	} else {
-		sameJSON(t, "next data", f.Data, next.Data)
-	}
+	sameJSON(t, "next data", f.Data, next.Data)
 	if l, err := s.LoginSessions().Get(ctx(), "sid-1"); err != nil || l.Subject != "alice" || !l.Remember {
 		t.Fatalf("login session after Step: %+v, %v", l, err)
 	}
 
-	// The fn's error aborts everything and is returned as is.
+	// The flow is no longer as read: nothing is written.
 	cs := storage.ConsentSession{ID: "step-2", Subject: "alice", ClientID: "c", LoginSessionID: "sid-1",
 		GrantedScope: []string{"openid"}, GrantedAudience: []string{}, HandledAt: base}
-	_, err = fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowLogin, ID: "step-1", Update: use, ConsentSession: &cs,
+	err := fs.Step(ctx(), storage.FlowStep{Flow: login, Status: "used", ConsentSession: &cs,
 		Next: &storage.Flow{Kind: storage.FlowConsent, ID: "step-3", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}})
-	wantErr(t, err, errStepUsed)
+	wantErr(t, err, storage.ErrConflict)
 	_, err = fs.Get(ctx(), storage.FlowConsent, "step-3")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.ConsentSessions().Get(ctx(), "step-2")
 	wantErr(t, err, storage.ErrNotFound)
+	// Data that differs only in letter case is a change too.
+	caseOnly := login
+	caseOnly.Status, caseOnly.Data = "used", json.RawMessage(`{"v":"A"}`)
+	wantErr(t, fs.Step(ctx(), storage.FlowStep{Flow: caseOnly, Status: "x"}), storage.ErrConflict)
 
 	// A failing write undoes the update: step-2 exists already.
-	_, err = fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowConsent, ID: "step-2", Update: func(f *storage.Flow) error {
-		f.Status = "used"
-		return nil
-	}, ConsentSession: &cs, Next: &next})
+	consent := read(storage.FlowConsent, "step-2")
+	err = fs.Step(ctx(), storage.FlowStep{Flow: consent, Status: "used", ConsentSession: &cs, Next: &next})
 	wantErr(t, err, storage.ErrAlreadyExists)
-	if f, _ := fs.Get(ctx(), storage.FlowConsent, "step-2"); f.Status != "pending" {
+	if f := read(storage.FlowConsent, "step-2"); f.Status != "pending" {
 		t.Fatalf("a failed step changed the flow: %+v", f)
 	}
 	_, err = s.ConsentSessions().Get(ctx(), "step-2")
 	wantErr(t, err, storage.ErrNotFound)
 
 	// Unknown flow.
-	_, err = fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowLogin, ID: "nope", Update: use})
-	wantErr(t, err, storage.ErrNotFound)
+	gone := login
+	gone.ID = "nope"
+	wantErr(t, fs.Step(ctx(), storage.FlowStep{Flow: gone, Status: "used"}), storage.ErrConflict)
 
 	// Replacing a login session keeps its data; a new one is created.
 	_, err = s.LoginSessions().Update(ctx(), "sid-1", func(l *storage.LoginSession) error {
@@ -557,47 +555,39 @@ func testFlowStep(t *testing.T, s storage.Storage) {
 		return nil
 	})
 	must(t, err)
-	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowLogin, ID: "step-4", Status: "accepted", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}))
-	_, err = fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowLogin, ID: "step-4", Update: use, ConsentSession: &cs, ReplaceLoginSession: true,
-		LoginSession: &storage.LoginSession{ID: "sid-1", Subject: "bob", AuthenticatedAt: base.Add(time.Minute), ExpiresAt: base.Add(2 * time.Hour)}})
-	must(t, err)
+	must(t, fs.Step(ctx(), storage.FlowStep{Flow: consent, Status: "used", ConsentSession: &cs, ReplaceLoginSession: true,
+		LoginSession: &storage.LoginSession{ID: "sid-1", Subject: "bob", AuthenticatedAt: base.Add(time.Minute), ExpiresAt: base.Add(2 * time.Hour)}}))
 	l, err := s.LoginSessions().Get(ctx(), "sid-1")
 	must(t, err)
 	if l.Subject != "bob" || l.Remember {
 		t.Fatalf("replaced login session: %+v", l)
 	}
 	sameTime(t, "authenticated_at", l.AuthenticatedAt, base.Add(time.Minute))
+	sameTime(t, "expires_at", l.ExpiresAt, base.Add(2*time.Hour))
 	sameJSON(t, "kept data", l.Data, json.RawMessage(`{"k":"v"}`))
 	if c, err := s.ConsentSessions().Get(ctx(), "step-2"); err != nil || c.Subject != "alice" || len(c.GrantedScope) != 1 {
 		t.Fatalf("consent session after Step: %+v, %v", c, err)
 	}
 	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowLogin, ID: "step-5", Status: "accepted", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}))
-	_, err = fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowLogin, ID: "step-5", Update: use, ReplaceLoginSession: true,
-		LoginSession: &storage.LoginSession{ID: "sid-new", Subject: "carol", AuthenticatedAt: base}})
-	must(t, err)
+	must(t, fs.Step(ctx(), storage.FlowStep{Flow: read(storage.FlowLogin, "step-5"), Status: "used", ReplaceLoginSession: true,
+		LoginSession: &storage.LoginSession{ID: "sid-new", Subject: "carol", AuthenticatedAt: base}}))
 	if l, err := s.LoginSessions().Get(ctx(), "sid-new"); err != nil || l.Subject != "carol" {
 		t.Fatalf("new login session: %+v, %v", l, err)
 	}
 }
 
-var errStepUsed = errors.New("conformance: used")
-
 // testFlowStepOnce: of concurrent steps on one flow exactly one applies.
 func testFlowStepOnce(t *testing.T, s storage.Storage) {
 	fs := s.Flows()
 	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowConsent, ID: "once", Status: "accepted", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}))
+	f, err := fs.Get(ctx(), storage.FlowConsent, "once")
+	must(t, err)
 	const n = 8
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			_, err := fs.Step(ctx(), storage.FlowStep{Kind: storage.FlowConsent, ID: "once", Update: func(f *storage.Flow) error {
-				if f.Status != "accepted" {
-					return errStepUsed
-				}
-				f.Status = "used"
-				return nil
-			}, ConsentSession: &storage.ConsentSession{ID: "once", Subject: "alice", ClientID: "c", HandledAt: base}})
-			errs <- err
+			errs <- fs.Step(ctx(), storage.FlowStep{Flow: f, Status: "used",
+				ConsentSession: &storage.ConsentSession{ID: "once", Subject: "alice", ClientID: "c", HandledAt: base}})
 		}()
 	}
 	won := 0
@@ -606,8 +596,8 @@ func testFlowStepOnce(t *testing.T, s storage.Storage) {
 		switch {
 		case err == nil:
 			won++
-		case !errors.Is(err, errStepUsed):
-			t.Errorf("a losing step failed with %v, want the updater's error", err)
+		case !errors.Is(err, storage.ErrConflict):
+			t.Errorf("a losing step failed with %v, want ErrConflict", err)
 		}
 	}
 	if won != 1 {

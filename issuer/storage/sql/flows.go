@@ -183,9 +183,25 @@ func conflictIfNone(res sql.Result, err error) error {
 	return nil
 }
 
-// Step is one transaction, committed synchronously on every backend.
-func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) (storage.Flow, error) {
-	var out storage.Flow
+// Step commits synchronously on every backend. On PostgreSQL it is one
+// statement (one round trip, one commit): the conditional UPDATE of the
+// flow in a data-modifying WITH, and each insert selecting from its
+// RETURNING, so that nothing is inserted unless the flow was updated.
+// Elsewhere it is a transaction that locks the flow and compares its bytes
+// (MySQL compares text through the column's collation).
+func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
+	if fs.s.dialect == DialectPostgres {
+		query, args := stepStatement(&st)
+		var n int
+		if err := fs.s.queryRow(ctx, query, args...).Scan(&n); err != nil {
+			return mapErr(err)
+		}
+		if n == 0 {
+			return storage.ErrConflict
+		}
+		return nil
+	}
+	old := st.Flow
 	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
 	if st.LoginSession != nil {
 		fs.s.prepare(ctx, insertLogin)
@@ -199,9 +215,18 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) (storage.Flow
 	if st.Next != nil {
 		fs.s.prepare(ctx, insertFlow)
 	}
-	err := fs.s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out, err = fs.update(ctx, tx, st.Kind, st.ID, st.Update); err != nil {
+	return fs.s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := fs.update(ctx, tx, old.Kind, old.ID, func(cur *storage.Flow) error {
+			if cur.Status != old.Status || !bytes.Equal(cur.Data, old.Data) {
+				return storage.ErrConflict
+			}
+			cur.Status = st.Status
+			return nil
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.ErrConflict
+		}
+		if err != nil {
 			return err
 		}
 		if l := st.LoginSession; l != nil {
@@ -221,7 +246,31 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) (storage.Flow
 		}
 		return nil
 	})
-	return out, err
+}
+
+// stepStatement is Step on PostgreSQL.
+func stepStatement(st *storage.FlowStep) (string, []any) {
+	var b strings.Builder
+	b.WriteString("WITH used AS (UPDATE flows SET status = ? WHERE kind = ? AND id = ? AND status = ? AND data = ? RETURNING 1)")
+	args := []any{st.Status, string(st.Flow.Kind), st.Flow.ID, st.Flow.Status, doc(st.Flow.Data)}
+	if l := st.LoginSession; l != nil {
+		b.WriteString(", login AS (INSERT INTO login_sessions (" + loginCols + ") SELECT ?, ?, ?, ?, ?, ? FROM used")
+		if st.ReplaceLoginSession {
+			b.WriteString(" ON CONFLICT (id) DO UPDATE SET subject = EXCLUDED.subject, authenticated_at = EXCLUDED.authenticated_at, remember = EXCLUDED.remember, expires_at = EXCLUDED.expires_at")
+		}
+		b.WriteString(")")
+		args = append(args, loginArgs(l)...)
+	}
+	if c := st.ConsentSession; c != nil {
+		b.WriteString(", consent AS (INSERT INTO consent_sessions (" + consentCols + ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)")
+		args = append(args, consentArgs(c)...)
+	}
+	if n := st.Next; n != nil {
+		b.WriteString(", next AS (INSERT INTO flows (" + flowCols + ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)")
+		args = append(args, flowArgs(n)...)
+	}
+	b.WriteString(" SELECT count(*) FROM used")
+	return b.String(), args
 }
 
 // stmtExecQuerier is the part of *sql.Stmt the transactions here use.
