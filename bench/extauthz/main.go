@@ -75,6 +75,10 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "a,c,b", "scenarios to run, in order")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
 	flag.Parse()
+	if o.streams < o.connections {
+		// make bench's shared -connections alone: at least one stream each.
+		o.streams = o.connections
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
 		os.Exit(1)
@@ -175,8 +179,18 @@ func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g
 	if err != nil {
 		return err
 	}
-	raw1 := verifyRate(toks, pub, k.Alg, 1, 2*time.Second)
-	rawN := verifyRate(toks, pub, k.Alg, runtime.GOMAXPROCS(0), 2*time.Second)
+	// Best of three alternating 1 s runs each: other processes on the
+	// machine only ever lower a rate, so the best is the closest to the
+	// machine's own (and the ratio below the least flattering).
+	var raw1, rawN, cpu1 float64
+	for range 3 {
+		r, c := verifyRate(toks, pub, k.Alg, 1, time.Second)
+		if r > raw1 {
+			raw1, cpu1 = r, c
+		}
+		r, _ = verifyRate(toks, pub, k.Alg, runtime.GOMAXPROCS(0), time.Second)
+		rawN = max(rawN, r)
+	}
 
 	// Requests are built and marshaled before the measurement (Envoy
 	// copies headers it already parsed, it does not marshal a message
@@ -201,8 +215,8 @@ func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g
 		return calls[i]
 	})
 	res.print(fmt.Sprintf("(b) %d distinct %s JWTs, each once (cache miss)", res.n, k.Alg))
-	fmt.Printf("    raw %s verify in this process: %.0f/s on %d goroutines, %.0f/s on 1 (sidecar = %.0f%% / %.0f%% of them); sidecar RSS %s\n",
-		k.Alg, rawN, runtime.GOMAXPROCS(0), raw1, 100*res.rate()/rawN, 100*res.rate()/raw1, sc.rss())
+	fmt.Printf("    raw %s verify in this process (best of 3 x 1 s): %.0f/s on %d goroutines, %.0f/s on 1 (%.1fµs CPU each); sidecar = %.0f%% / %.0f%% of them; sidecar RSS %s\n",
+		k.Alg, rawN, runtime.GOMAXPROCS(0), raw1, cpu1, 100*res.rate()/rawN, 100*res.rate()/raw1, sc.rss())
 	runtime.GC()
 	return nil
 }
@@ -238,8 +252,10 @@ func rawPublicKey(k *extauthztest.Key) (any, error) {
 }
 
 // verifyRate is the raw signature verification rate (the same jws call
-// the sidecar makes) on g goroutines for d, cycling through toks.
-func verifyRate(toks []string, pub any, alg jwa.SignatureAlgorithm, g int, d time.Duration) float64 {
+// the sidecar makes) on g goroutines for d, cycling through toks, and
+// this process's CPU time per verification in microseconds.
+func verifyRate(toks []string, pub any, alg jwa.SignatureAlgorithm, g int, d time.Duration) (float64, float64) {
+	cpu0 := selfCPU()
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(d)
@@ -259,7 +275,8 @@ func verifyRate(toks []string, pub any, alg jwa.SignatureAlgorithm, g int, d tim
 		}(w)
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds()
+	n := float64(total.Load())
+	return n / time.Since(start).Seconds(), float64((selfCPU() - cpu0).Microseconds()) / n
 }
 
 func opaqueToken() string {
@@ -330,8 +347,8 @@ type generator struct {
 }
 
 func newGenerator(addr string, o options) (*generator, error) {
-	if o.connections < 1 || o.streams < o.connections {
-		return nil, fmt.Errorf("-connections must be ≥ 1 and -streams ≥ -connections")
+	if o.connections < 1 {
+		return nil, fmt.Errorf("-connections must be ≥ 1")
 	}
 	g := &generator{streams: o.streams}
 	for range o.connections {
