@@ -279,6 +279,14 @@ func TestClientCredentialsJWT(t *testing.T) {
 			if e.active(forged) {
 				t.Fatal("forged JWT is active")
 			}
+			// The same, keeping the jti the row is found by.
+			forged = parts[0] + "." + b64.EncodeToString([]byte(`{"sub":"admin","jti":"`+claims["jti"].(string)+`"}`)) + "." + parts[2]
+			if e.active(forged) {
+				t.Fatal("forged JWT with the real jti is active")
+			}
+			if rows := e.tokens.all(); len(rows) == 0 || !strings.HasPrefix(rows[len(rows)-1].Signature, claims["jti"].(string)+".") {
+				t.Fatalf("the stored key does not start with the jti: %+v", rows)
+			}
 			r := e.post(e.pub.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, tc.id+":"+tc.secret)
 			if r.status != http.StatusOK || e.active(tok.AccessToken) {
 				t.Fatalf("revoke %d %s", r.status, r.body)
