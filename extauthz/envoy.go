@@ -3,7 +3,6 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -35,7 +34,9 @@ var _ authv3.AuthorizationServer = (*CheckServer)(nil)
 
 // NewCheckServer serves a's decisions over ext_authz.
 func NewCheckServer(a *Authorizer) *CheckServer {
-	s := &CheckServer{a: a, anon: encodeResponse(okResponse(nil, a.IdentityHeaderNames(), nil))}
+	// Header names were validated with the configuration.
+	anon, _ := encodeResponse(okResponse(nil, a.IdentityHeaderNames(), nil))
+	s := &CheckServer{a: a, anon: anon}
 	s.handle = func(ctx context.Context, req any) (any, error) {
 		r, err := s.check(ctx, req.(*authv3.CheckRequest))
 		if err != nil {
@@ -82,7 +83,7 @@ func (s *CheckServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	}
 	r := &authv3.CheckResponse{}
 	if err := proto.Unmarshal(e.b, r); err != nil {
-		return nil, status.Error(codes.Internal, "internal error")
+		return nil, errEncode
 	}
 	return r, nil
 }
@@ -96,14 +97,17 @@ func (s *CheckServer) check(ctx context.Context, req *authv3.CheckRequest) (*enc
 // unchanged. It is shared and never modified.
 type encodedResponse struct{ b []byte }
 
-func encodeResponse(r *authv3.CheckResponse) *encodedResponse {
+// errEncode answers a response that cannot be marshaled (only a string
+// that is not UTF-8 could do that; header values are checked and the
+// others are ours): no decision, so the gateway's failure mode applies.
+var errEncode = status.Error(codes.Internal, "internal error")
+
+func encodeResponse(r *authv3.CheckResponse) (*encodedResponse, error) {
 	b, err := proto.Marshal(r)
 	if err != nil {
-		// Only an invalid UTF-8 string could fail; every one in a
-		// response was checked (header values) or is ours.
-		panic(fmt.Sprintf("extauthz: marshaling a CheckResponse: %v", err))
+		return nil, errEncode
 	}
-	return &encodedResponse{b: b}
+	return &encodedResponse{b: b}, nil
 }
 
 // requestFromCheck reads the original request from a CheckRequest: the
@@ -148,7 +152,7 @@ func (s *CheckServer) render(d Decision) (*encodedResponse, error) {
 		// No decision: Envoy's failure_mode_allow / status_on_error apply.
 		return nil, status.Error(codes.Unavailable, "authorization temporarily unavailable")
 	case d.Denial != nil:
-		return deniedResponse(d.Denial), nil
+		return deniedResponse(d.Denial)
 	case d.Identity == nil:
 		return s.anon, nil
 	}
@@ -160,7 +164,10 @@ func (s *CheckServer) render(d Decision) (*encodedResponse, error) {
 	if s.a.DynamicMetadata() {
 		md = claimsMetadata(id.Claims)
 	}
-	r := encodeResponse(okResponse(id.headers, id.unset, md))
+	r, err := encodeResponse(okResponse(id.headers, id.unset, md))
+	if err != nil {
+		return nil, err
+	}
 	id.envoyOK.Store(r)
 	return r, nil
 }
@@ -196,15 +203,15 @@ func overwrite(name, value string) *corev3.HeaderValueOption {
 	}
 }
 
-func deniedResponse(d *Denial) *encodedResponse {
+func deniedResponse(d *Denial) (*encodedResponse, error) {
 	if r := d.envoy.Load(); r != nil {
-		return r
+		return r, nil
 	}
 	code := codes.Unauthenticated
 	if d.Status == 403 {
 		code = codes.PermissionDenied
 	}
-	r := encodeResponse(&authv3.CheckResponse{
+	r, err := encodeResponse(&authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code), Message: d.Description},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
@@ -216,8 +223,11 @@ func deniedResponse(d *Denial) *encodedResponse {
 			Body: string(d.Body),
 		}},
 	})
+	if err != nil {
+		return nil, err
+	}
 	d.envoy.Store(r)
-	return r
+	return r, nil
 }
 
 // claimsMetadata renders claims as dynamic metadata {"claims": {...}}.

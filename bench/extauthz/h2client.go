@@ -49,6 +49,7 @@ type h2conn struct {
 	streams map[uint32]*h2stream
 	cur     *h2stream     // stream whose header block is being decoded
 	pending []pendingCall // requests waiting for send window
+	free    []*h2stream   // finished streams, reused
 }
 
 type pendingCall struct {
@@ -177,7 +178,15 @@ func (h *h2conn) queue(k *call, now time.Time) error {
 	h.out = appendFrameHeader(h.out, int(n), http2.FrameData, http2.FlagDataEndStream, id)
 	h.out = append(h.out, 0, byte(len(k.raw)>>24), byte(len(k.raw)>>16), byte(len(k.raw)>>8), byte(len(k.raw)))
 	h.out = append(h.out, k.raw...)
-	h.streams[id] = &h2stream{start: now}
+	var st *h2stream
+	if n := len(h.free); n > 0 {
+		st, h.free = h.free[n-1], h.free[:n-1]
+		*st = h2stream{msg: st.msg[:0]}
+	} else {
+		st = &h2stream{}
+	}
+	st.start = now
+	h.streams[id] = st
 	return nil
 }
 
@@ -299,6 +308,7 @@ func (h *h2conn) finish(id uint32, done func(outcome)) {
 	delete(h.streams, id)
 	ok := s.httpStatus == "200" && s.grpcStatus == "0" && len(s.msg) >= 5 && s.msg[0] == 0 &&
 		int(binary.BigEndian.Uint32(s.msg[1:5])) == len(s.msg)-5 && statusCode(s.msg[5:]) == 0
+	h.free = append(h.free, s)
 	if done != nil {
 		done(outcome{start: s.start, ok: ok})
 	}

@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ type options struct {
 	sidecar     string
 	scenarios   string
 	typed       bool
+	cpuprofile  string
 }
 
 func main() {
@@ -73,13 +75,26 @@ func main() {
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
 	flag.StringVar(&o.scenarios, "scenarios", "a,c,b", "scenarios to run, in order")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
 	flag.Parse()
 	if o.streams < o.connections {
 		// make bench's shared -connections alone: at least one stream each.
 		o.streams = o.connections
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
 		os.Exit(1)
 	}
