@@ -350,7 +350,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 	if s.writer != nil {
 		var res sql.Result
 		st, perr := s.prepared(ctx, query)
-		err := s.writer.submit(ctx, func(tx *sql.Tx) error {
+		err := s.writer.submit(ctx, true, func(tx *sql.Tx) error {
 			var err error
 			if perr == nil {
 				res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -393,7 +393,7 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 // deadlocks a few times. fn must not call other Store methods.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.writer != nil {
-		return s.writer.submit(ctx, fn)
+		return s.writer.submit(ctx, false, fn)
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {

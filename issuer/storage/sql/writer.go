@@ -25,6 +25,9 @@ type writeJob struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
 	done chan error
+	// stmt: fn runs exactly one statement. SQLite undoes a failing
+	// statement by itself (statement journal), so it needs no savepoint.
+	stmt bool
 }
 
 type writer struct {
@@ -41,9 +44,10 @@ func newWriter(s *Store) *writer {
 	return w
 }
 
-// submit queues fn and waits for its batch to commit.
-func (w *writer) submit(ctx context.Context, fn func(*sql.Tx) error) error {
-	j := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+// submit queues fn and waits for its batch to commit. oneStatement says
+// that fn runs a single statement.
+func (w *writer) submit(ctx context.Context, oneStatement bool, fn func(*sql.Tx) error) error {
+	j := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1), stmt: oneStatement}
 	select {
 	case w.jobs <- j:
 	case <-w.quit:
@@ -170,6 +174,10 @@ func (w *writer) run(batch []*writeJob) {
 	single := live == 1
 	for i, j := range batch {
 		if results[i] != nil {
+			continue
+		}
+		if j.stmt && !single {
+			results[i] = mapErr(j.fn(tx))
 			continue
 		}
 		if single {
