@@ -71,8 +71,9 @@ func (id *Identity) cost() int64 {
 
 var errInvalidClaims = errors.New("invalid claims")
 
-// parseClaims decodes a JSON object keeping numbers exact.
-func parseClaims(raw []byte) (map[string]any, error) {
+// parseClaimsStd decodes a JSON object keeping numbers exact, with
+// encoding/json (see parseClaims).
+func parseClaimsStd(raw []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,42 @@ func FuzzAuthenticate(f *testing.F) {
 			t.Fatal("neither identity, denial nor error")
 		}
 	})
+}
+
+// The fast claims decoder must answer exactly as encoding/json does:
+// the same error or no error, and the same values.
+func FuzzParseClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://i","sub":"u","exp":1700000000,"nbf":1.5e9,"aud":["a","b"],"scope":"read write","ext":{"email":"a@b","n":[1,{"x":null}]},"ok":true,"no":false}`,
+		`{"a":1,"a":{"b":2}}`, `{"a":"\"\\\/\b\f\n\r\t"}`, `{"a":"\u00e9"}`, `{"a":"\ud800"}`, "{\"a\":\"\t\"}", `{"a":"é"}`,
+		"{\"a\":\"\xff\"}", `{"a":01}`, `{"a":-0.0e+1}`, `{"a":1}x`, `[1]`, `null`, `{}`, ` {"a" : [ ] } `, `{"a":inf}`, `{"a":NaN}`,
+		`{"a":1,}`, `{"a"}`, "{\"a\":1}\x00", `{"":""}`, `{"a":[[[[[[[[[[1]]]]]]]]]]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gerr := parseClaims(b)
+		want, werr := parseClaimsStd(b)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: fast %#v, %v; encoding/json %#v, %v", b, got, gerr, want, werr)
+		}
+	})
+}
+
+// go test -bench ParseClaims ./extauthz/: a typical access token's claims.
+func BenchmarkParseClaims(b *testing.B) {
+	raw := []byte(`{"iss":"https://auth.example.com","sub":"user-42","aud":["api"],"client_id":"client-1","exp":1790000000,"iat":1789996400,"nbf":1789996400,"jti":"bench-42","scope":"read write","ext":{"tenant":"acme"}}`)
+	for _, bc := range []struct {
+		name  string
+		parse func([]byte) (map[string]any, error)
+	}{{"fastjson", parseClaims}, {"encoding_json", parseClaimsStd}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.parse(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
