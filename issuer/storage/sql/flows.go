@@ -187,8 +187,10 @@ func conflictIfNone(res sql.Result, err error) error {
 // statement (one round trip, one commit): the conditional UPDATE of the
 // flow in a data-modifying WITH, and each insert selecting from its
 // RETURNING, so that nothing is inserted unless the flow was updated.
-// Elsewhere it is a transaction that locks the flow and compares its bytes
-// (MySQL compares text through the column's collation).
+// Elsewhere it is a transaction: on SQLite with the same conditional
+// UPDATE (its BINARY collation compares bytes), on MySQL with a locked
+// read comparing the bytes (MySQL compares text through the column's
+// collation).
 func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	if fs.s.dialect == DialectPostgres {
 		query, args := stepStatement(&st)
@@ -202,7 +204,9 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 		return nil
 	}
 	old := st.Flow
-	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
+	if fs.s.dialect != DialectSQLite {
+		fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
+	}
 	if st.LoginSession != nil {
 		fs.s.prepare(ctx, insertLogin)
 		if st.ReplaceLoginSession {
@@ -215,14 +219,22 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	if st.Next != nil {
 		fs.s.prepare(ctx, insertFlow)
 	}
+	if fs.s.dialect == DialectSQLite {
+		fs.s.prepare(ctx, useFlow)
+	}
 	return fs.s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := fs.update(ctx, tx, old.Kind, old.ID, func(cur *storage.Flow) error {
-			if cur.Status != old.Status || !bytes.Equal(cur.Data, old.Data) {
-				return storage.ErrConflict
-			}
-			cur.Status = st.Status
-			return nil
-		})
+		var err error
+		if fs.s.dialect == DialectSQLite {
+			err = conflictIfNone(fs.s.txStmt(ctx, tx, useFlow).ExecContext(ctx, st.Status, string(old.Kind), old.ID, old.Status, doc(old.Data)))
+		} else {
+			_, err = fs.update(ctx, tx, old.Kind, old.ID, func(cur *storage.Flow) error {
+				if cur.Status != old.Status || !bytes.Equal(cur.Data, old.Data) {
+					return storage.ErrConflict
+				}
+				cur.Status = st.Status
+				return nil
+			})
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.ErrConflict
 		}
@@ -248,10 +260,13 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	})
 }
 
+// useFlow sets the status of a flow that is still as read.
+const useFlow = "UPDATE flows SET status = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
+
 // stepStatement is Step on PostgreSQL.
 func stepStatement(st *storage.FlowStep) (string, []any) {
 	var b strings.Builder
-	b.WriteString("WITH used AS (UPDATE flows SET status = ? WHERE kind = ? AND id = ? AND status = ? AND data = ? RETURNING 1)")
+	b.WriteString("WITH used AS (" + useFlow + " RETURNING 1)")
 	args := []any{st.Status, string(st.Flow.Kind), st.Flow.ID, st.Flow.Status, doc(st.Flow.Data)}
 	if l := st.LoginSession; l != nil {
 		b.WriteString(", login AS (INSERT INTO login_sessions (" + loginCols + ") SELECT ?, ?, ?, ?, ?, ? FROM used")
