@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -238,6 +239,31 @@ func TestCheckEncodedAndTypedAgree(t *testing.T) {
 			if !proto.Equal(got, want) {
 				t.Fatalf("encoded %v\ntyped %v", got, want)
 			}
+		}
+	}
+}
+
+func TestAppendOKResponse(t *testing.T) {
+	long := strings.Repeat("v", 300) // multi-byte lengths
+	for _, tc := range []struct {
+		set    []Header
+		remove []string
+	}{
+		{},
+		{set: []Header{{"x-user-id", "alice"}}},
+		{remove: []string{"x-claims", "x-user-id"}},
+		{set: []Header{{"x-client-id", "c"}, {"x-user-id", long}, {"x-user-scopes", "read write"}}, remove: []string{"x-email"}},
+		{set: []Header{{"x-user-id", "é ü"}}},
+		{set: []Header{{"x-user-id", "\xff"}}},
+		{remove: []string{"\xfe"}},
+	} {
+		want, werr := proto.Marshal(okResponse(tc.set, tc.remove, nil))
+		got, gerr := appendOKResponse(tc.set, tc.remove)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%+v: proto.Marshal error %v, appendOKResponse error %v", tc, werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got.b, want) {
+			t.Fatalf("%+v:\n got %x\nwant %x", tc, got.b, want)
 		}
 	}
 }
