@@ -242,7 +242,7 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 			return err
 		}
 		if l := st.LoginSession; l != nil {
-			if err := (loginStore{fs.s}).put(ctx, tx, l, st.ReplaceLoginSession); err != nil {
+			if err := loginStore(fs).put(ctx, tx, l, st.ReplaceLoginSession); err != nil {
 				return err
 			}
 		}
