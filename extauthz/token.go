@@ -76,6 +76,15 @@ func parseBearer(h string, maxBytes int) (tok string, isBearer bool, err error) 
 	return rest, true, nil
 }
 
+// b64TokenChar holds b64token's characters before the trailing "="s; a
+// table, as every check scans the whole token.
+var b64TokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
+
 // isB64Token reports whether s matches RFC 6750 §2.1's b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
@@ -83,12 +92,8 @@ func isB64Token(s string) bool {
 		return false
 	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && b64TokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
