@@ -204,6 +204,10 @@ type Flow struct {
 	Data      json.RawMessage
 }
 
+// FlowStore keeps the challenges. Create and Swap may commit without
+// waiting for the write to be durable (PostgreSQL: synchronous_commit off):
+// a crash can lose a pending challenge or decision, never more. Writes that
+// must survive a crash (a challenge used once, sessions) go through Step.
 type FlowStore interface {
 	Create(ctx context.Context, f Flow) error
 	// Get returns ErrNotFound for unknown challenges of that kind.

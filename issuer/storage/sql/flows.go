@@ -33,20 +33,19 @@ func scanFlow(row interface{ Scan(...any) error }) (storage.Flow, error) {
 	return f, nil
 }
 
-// Challenges on PostgreSQL: Create and Update only move a challenge's
-// state between the steps of a browser flow (a new challenge, the app's
+// Challenges on PostgreSQL: Create and Swap only move a challenge's state
+// between the steps of a browser flow (a new challenge, the app's
 // decision with the hash of its verifier), so they commit with
-// synchronous_commit off: PostgreSQL does not wait for the WAL flush
-// (about 1 ms per commit on a plain disk), the write is visible at once
-// and is made durable by the WAL writer within 3 × wal_writer_delay
-// (600 ms by default), or earlier by any later synchronous commit, since
-// the WAL is flushed in order. A crash inside that window loses only such
-// state: the challenge or verifier is then unknown and the End-User starts
-// again (fail closed). Everything a guarantee rests on commits
-// synchronously as before: Step (a challenge used once, the login and
-// consent sessions, the next challenge), Delete, sessions, codes and
-// tokens. See docs/flows.md.
-const asyncCommit = "SET LOCAL synchronous_commit = off"
+// synchronous_commit off, set for their own transaction only: PostgreSQL
+// does not wait for the WAL flush (about 1 ms per commit on a plain disk),
+// the write is visible at once and is made durable by the WAL writer
+// within 3 × wal_writer_delay (600 ms by default), or earlier by any later
+// synchronous commit, since the WAL is flushed in order. A crash inside
+// that window loses only such state: the challenge or verifier is then
+// unknown and the End-User starts again (fail closed). Everything a
+// guarantee rests on commits synchronously: Step (a challenge used once,
+// the login and consent sessions, the next challenge), Update, Delete,
+// sessions, codes and tokens. See docs/flows.md.
 
 // insertFlowAsync is the PostgreSQL insert of Create: set_config(...,
 // true) lasts until the end of the statement's own (implicit) transaction,
@@ -102,13 +101,7 @@ const (
 func (fs flowStore) Update(ctx context.Context, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
 	var out storage.Flow
 	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
-	async := fs.s.asyncCommits(ctx)
 	err := fs.s.tx(ctx, func(tx *sql.Tx) error {
-		if async {
-			if _, err := tx.ExecContext(ctx, asyncCommit); err != nil {
-				return err
-			}
-		}
 		var err error
 		out, err = fs.update(ctx, tx, kind, id, fn)
 		return err
@@ -134,7 +127,7 @@ func (fs flowStore) update(ctx context.Context, tx *sql.Tx, kind storage.FlowKin
 const swapFlow = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
 
 // swapFlowAsync is swapFlow on PostgreSQL, committed asynchronously (see
-// asyncCommit) in one round trip.
+// insertFlowAsync) in one round trip.
 const swapFlowAsync = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE kind = ? AND id = ? AND status = ? AND data = ?"
 
 // Swap is one conditional UPDATE on SQLite and PostgreSQL: text equality
