@@ -75,28 +75,6 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if err := verifyPKCE(s.Code.CodeChallenge, s.Code.CodeChallengeMethod, req.CodeVerifier); err != nil {
 		return nil, err
 	}
-	// Redeem exactly once: the update is serialised by the store, the
-	// loser of a race sees the code used (RFC 6749 §4.1.2: "The client
-	// MUST NOT use the authorization code more than once").
-	_, err = h.Tokens.Update(ctx, storage.KindAuthorizationCode, sig, func(t *storage.Token) error {
-		cur, err := decodeSession(t.Data)
-		if err != nil {
-			return err
-		}
-		if cur.Used || !t.Active {
-			return errAlreadyUsed
-		}
-		cur.Used, cur.UsedAt = true, h.Now().UTC()
-		t.Active = false
-		t.Data, err = json.Marshal(cur)
-		return err
-	})
-	if errors.Is(err, errAlreadyUsed) {
-		return nil, g.reused(ctx, &t)
-	}
-	if err != nil {
-		return nil, apierr.ServerError(err)
-	}
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
@@ -105,6 +83,31 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
 		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
 		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	}, func(issue []storage.Token) error {
+		// Redeem exactly once, recording the new tokens in the same
+		// transaction: the store serialises the update, the loser of a
+		// race sees the code used (RFC 6749 §4.1.2: "The client MUST NOT
+		// use the authorization code more than once").
+		_, err := h.Tokens.Redeem(ctx, storage.KindAuthorizationCode, sig, func(t *storage.Token) error {
+			cur, err := decodeSession(t.Data)
+			if err != nil {
+				return err
+			}
+			if cur.Used || !t.Active {
+				return errAlreadyUsed
+			}
+			cur.Used, cur.UsedAt = true, h.Now().UTC()
+			t.Active = false
+			t.Data, err = json.Marshal(cur)
+			return err
+		}, "", issue)
+		if errors.Is(err, errAlreadyUsed) {
+			return g.reused(ctx, &t)
+		}
+		if err != nil {
+			return apierr.ServerError(err)
+		}
+		return nil
 	})
 }
 
@@ -179,13 +182,15 @@ type grantTokens struct {
 	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
 }
 
-// issueGrantTokens issues the access token, the refresh token when
-// offline access was granted and the client may use refresh tokens
-// (as in Hydra, silently none otherwise), and the ID token when openid was
-// granted, with at_hash.
-func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens) (*tokenResponse, error) {
+// issueGrantTokens mints the access token, the refresh token when offline
+// access was granted and the client may use refresh tokens (as in Hydra,
+// silently none otherwise), and the ID token when openid was granted, with
+// at_hash. redeem records the new tokens (with the use of the code or
+// refresh token they come from, in one transaction); nothing is handed out
+// unless it succeeds.
+func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem func(issue []storage.Token) error) (*tokenResponse, error) {
 	g := gt.Grant
-	resp, err := h.issueAccessToken(ctx, &accessGrant{
+	resp, at, err := h.newAccessToken(ctx, &accessGrant{
 		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
 		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
 		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
@@ -193,11 +198,20 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens) (*token
 	if err != nil {
 		return nil, err
 	}
+	issue := []storage.Token{at}
+	if g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken) {
+		rt, row, err := h.newRefreshToken(gt)
+		if err != nil {
+			return nil, err
+		}
+		resp.RefreshToken = rt
+		issue = append(issue, row)
+	}
 	// The ID token (at_hash needs the access token) does not depend on
-	// the refresh token: its signature (about a millisecond of CPU with
-	// RS256) runs while the refresh token is recorded (a database commit),
-	// which takes a millisecond off the response when there is a core to
-	// spare, and costs nothing when there is not.
+	// the write: its signature (about a millisecond of CPU with RS256)
+	// runs while the tokens are recorded (a database commit), which takes
+	// a millisecond off the response when there is a core to spare, and
+	// costs nothing when there is not.
 	var idToken string
 	idErr := make(chan error, 1)
 	if g.HasScope("openid") {
@@ -209,13 +223,9 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens) (*token
 	} else {
 		idErr <- nil
 	}
-	if g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken) {
-		rt, err := h.issueRefreshToken(ctx, gt)
-		if err != nil {
-			<-idErr
-			return nil, err
-		}
-		resp.RefreshToken = rt
+	if err := redeem(issue); err != nil {
+		<-idErr
+		return nil, err
 	}
 	if err := <-idErr; err != nil {
 		return nil, err
@@ -224,14 +234,14 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens) (*token
 	return resp, nil
 }
 
-// issueRefreshToken records a new refresh token (ory_rt_...) of the chain.
-// It keeps the whole granted scope, so that a later refresh may ask again
-// for scope an earlier one narrowed away (RFC 6749 §6).
-func (h *Handler) issueRefreshToken(ctx context.Context, gt *grantTokens) (string, error) {
+// newRefreshToken mints a refresh token (ory_rt_...) of the chain and the
+// row to record. It keeps the whole granted scope, so that a later refresh
+// may ask again for scope an earlier one narrowed away (RFC 6749 §6).
+func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error) {
 	now := h.Now().UTC().Truncate(time.Second)
 	tok, sig, err := newOpaque(h.MAC, opaqueRefreshToken)
 	if err != nil {
-		return "", apierr.ServerError(err)
+		return "", storage.Token{}, apierr.ServerError(err)
 	}
 	g := gt.Grant
 	data, err := json.Marshal(session{
@@ -239,12 +249,9 @@ func (h *Handler) issueRefreshToken(ctx context.Context, gt *grantTokens) (strin
 		TokenUse: useRefresh, GrantType: gt.GrantType, Format: formatOpaque, Grant: g,
 	})
 	if err != nil {
-		return "", apierr.ServerError(err)
+		return "", storage.Token{}, apierr.ServerError(err)
 	}
-	if err := h.Tokens.Create(ctx, storage.Token{Kind: storage.KindRefreshToken, Signature: sig,
+	return tok, storage.Token{Kind: storage.KindRefreshToken, Signature: sig,
 		RequestID: gt.RequestID, ClientID: gt.Client.ID, Subject: g.Subject, Active: true,
-		IssuedAt: now, ExpiresAt: now.Add(gt.RefreshLifespan), Data: data}); err != nil {
-		return "", apierr.ServerError(fmt.Errorf("oauth2: recording the refresh token: %w", err))
-	}
-	return tok, nil
+		IssuedAt: now, ExpiresAt: now.Add(gt.RefreshLifespan), Data: data}, nil
 }

@@ -207,7 +207,11 @@ func (m *memTokens) Get(_ context.Context, kind storage.TokenKind, sig string) (
 	return cloneToken(t), nil
 }
 
-func (m *memTokens) Update(_ context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+func (m *memTokens) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+	return m.Redeem(ctx, kind, sig, fn, "", nil)
+}
+
+func (m *memTokens) Redeem(_ context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := tokenKey{kind, sig}
@@ -219,8 +223,24 @@ func (m *memTokens) Update(_ context.Context, kind storage.TokenKind, sig string
 	if err := fn(&t); err != nil {
 		return storage.Token{}, err
 	}
+	for _, n := range issue {
+		if _, dup := m.rows[tokenKey{n.Kind, n.Signature}]; dup {
+			return storage.Token{}, storage.ErrAlreadyExists
+		}
+	}
 	t.Kind, t.Signature = kind, sig
+	if revokeRequest != "" {
+		for rk, r := range m.rows {
+			if r.RequestID == revokeRequest && rk != k {
+				r.Active = false
+				m.rows[rk] = r
+			}
+		}
+	}
 	m.rows[k] = cloneToken(t)
+	for _, n := range issue {
+		m.rows[tokenKey{n.Kind, n.Signature}] = cloneToken(n)
+	}
 	return t, nil
 }
 

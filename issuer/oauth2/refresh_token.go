@@ -68,53 +68,14 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		scope = req.Scope
 	}
 	grace := h.Config.OAuth2.Grant.RefreshToken.RotationGracePeriod
-	var inGrace bool
-	_, err = h.Tokens.Update(ctx, storage.KindRefreshToken, sig, func(t *storage.Token) error {
-		cur, err := decodeSession(t.Data)
-		if err != nil {
-			return err
-		}
-		if cur.Used {
-			if grace > 0 && t.Active && h.Now().Before(cur.UsedAt.Add(grace)) {
-				inGrace = true
-				return nil
-			}
-			return errAlreadyUsed
-		}
-		if !t.Active {
-			return errRevoked
-		}
-		cur.Used, cur.UsedAt = true, h.Now().UTC()
-		if grace <= 0 {
-			t.Active = false
-		}
-		t.Data, err = json.Marshal(cur)
-		return err
-	})
-	switch {
-	case errors.Is(err, errAlreadyUsed):
-		if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
-			return nil, apierr.ServerError(err)
-		}
-		h.Logger.Warn("a rotated refresh token was used again; the whole token chain was revoked",
-			zap.String("client_id", t.ClientID))
-		return nil, apierr.InvalidGrant("The refresh token has already been used; every token of its grant was revoked")
-	case errors.Is(err, errRevoked):
-		return nil, apierr.InvalidGrant("The refresh token was revoked")
-	case errors.Is(err, storage.ErrNotFound):
-		return nil, apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
-	case err != nil:
-		return nil, apierr.ServerError(err)
-	}
-	if !inGrace && grace <= 0 {
-		// The access tokens issued before this refresh are retired with
-		// it (as Hydra does); the new ones are created below. With a grace
-		// period the used refresh token must stay active (it is refused
-		// by its UsedAt once the period is over), so the chain is left
-		// alone and the old access tokens simply expire.
-		if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
-			return nil, apierr.ServerError(err)
-		}
+	// Without a grace period the access tokens issued before this refresh
+	// are retired with it (as Hydra does), in the transaction that records
+	// the new ones. With a grace period the used refresh token must stay
+	// active (it is refused by its UsedAt once the period is over), so the
+	// chain is left alone and the old access tokens simply expire.
+	revoke := ""
+	if grace <= 0 {
+		revoke = t.RequestID
 	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
@@ -122,6 +83,44 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
 		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
 		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	}, func(issue []storage.Token) error {
+		_, err := h.Tokens.Redeem(ctx, storage.KindRefreshToken, sig, func(t *storage.Token) error {
+			cur, err := decodeSession(t.Data)
+			if err != nil {
+				return err
+			}
+			if cur.Used {
+				if grace > 0 && t.Active && h.Now().Before(cur.UsedAt.Add(grace)) {
+					return nil // reused within the grace period: rotate again
+				}
+				return errAlreadyUsed
+			}
+			if !t.Active {
+				return errRevoked
+			}
+			cur.Used, cur.UsedAt = true, h.Now().UTC()
+			if grace <= 0 {
+				t.Active = false
+			}
+			t.Data, err = json.Marshal(cur)
+			return err
+		}, revoke, issue)
+		switch {
+		case errors.Is(err, errAlreadyUsed):
+			if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+				return apierr.ServerError(err)
+			}
+			h.Logger.Warn("a rotated refresh token was used again; the whole token chain was revoked",
+				zap.String("client_id", t.ClientID))
+			return apierr.InvalidGrant("The refresh token has already been used; every token of its grant was revoked")
+		case errors.Is(err, errRevoked):
+			return apierr.InvalidGrant("The refresh token was revoked")
+		case errors.Is(err, storage.ErrNotFound):
+			return apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
+		case err != nil:
+			return apierr.ServerError(err)
+		}
+		return nil
 	})
 }
 

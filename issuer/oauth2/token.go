@@ -91,8 +91,21 @@ func (h *Handler) accessTokenStrategy(c *client.Client) string {
 // issueAccessToken creates, records and returns an access token for g
 // (RFC 6749 §5.1 response, without refresh or ID token).
 func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenResponse, error) {
+	resp, row, err := h.newAccessToken(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Tokens.Create(ctx, row); err != nil {
+		return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the access token: %w", err))
+	}
+	return resp, nil
+}
+
+// newAccessToken mints an access token for g without recording it: the
+// response, and the row the caller must store before handing it out.
+func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenResponse, storage.Token, error) {
 	if g.Lifespan <= 0 {
-		return nil, apierr.ServerError(errors.New("oauth2: access token lifespan must be positive"))
+		return nil, storage.Token{}, apierr.ServerError(errors.New("oauth2: access token lifespan must be positive"))
 	}
 	now := h.Now().UTC().Truncate(time.Second)
 	exp := now.Add(g.Lifespan)
@@ -120,21 +133,21 @@ func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenR
 		}
 		token, err = h.signAccessToken(ctx, g, &sess, now, exp)
 		if err != nil {
-			return nil, apierr.ServerError(fmt.Errorf("oauth2: signing the access token: %w", err))
+			return nil, storage.Token{}, apierr.ServerError(fmt.Errorf("oauth2: signing the access token: %w", err))
 		}
 		sig = jwtSignature(token)
 	default:
 		sess.Format = formatOpaque
 		token, sig, err = newOpaque(h.MAC, opaqueAccessToken)
 		if err != nil {
-			return nil, apierr.ServerError(err)
+			return nil, storage.Token{}, apierr.ServerError(err)
 		}
 	}
 	data, err := json.Marshal(sess)
 	if err != nil {
-		return nil, apierr.ServerError(fmt.Errorf("oauth2: encoding the session: %w", err))
+		return nil, storage.Token{}, apierr.ServerError(fmt.Errorf("oauth2: encoding the session: %w", err))
 	}
-	if err := h.Tokens.Create(ctx, storage.Token{
+	row := storage.Token{
 		Kind:      storage.KindAccessToken,
 		Signature: sig,
 		RequestID: g.RequestID,
@@ -144,15 +157,13 @@ func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenR
 		IssuedAt:  now,
 		ExpiresAt: exp,
 		Data:      data,
-	}); err != nil {
-		return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the access token: %w", err))
 	}
 	return &tokenResponse{
 		AccessToken: token,
 		TokenType:   "bearer",
 		ExpiresIn:   int64(g.Lifespan / time.Second),
 		Scope:       strings.Join(g.Scope, " "),
-	}, nil
+	}, row, nil
 }
 
 // reservedClaims cannot be set from session extras.

@@ -167,6 +167,12 @@ type TokenStore interface {
 	// to mark codes and refresh tokens used exactly once: concurrent
 	// callers are serialised, the loser sees the winner's change).
 	Update(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error) (Token, error)
+	// Redeem is Update followed, in the same transaction and only when fn
+	// succeeds, by deactivating every token of revokeRequest (when not
+	// empty; the redeemed token keeps what fn gave it) and creating each
+	// token of issue: a code or refresh token is used up and its
+	// successors recorded with one commit, all or nothing.
+	Redeem(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error, revokeRequest string, issue []Token) (Token, error)
 	Delete(ctx context.Context, kind TokenKind, signature string) error
 	// RevokeRequest deactivates every token of every kind with this request ID.
 	RevokeRequest(ctx context.Context, requestID string) error

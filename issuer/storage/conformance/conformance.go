@@ -36,6 +36,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"KeysInitRace", testKeysInitRace},
 		{"Tokens", testTokens},
 		{"TokenUpdateOnce", testTokenUpdateOnce},
+		{"TokenRedeem", testTokenRedeem},
 		{"TokenFlush", testTokenFlush},
 		{"Flows", testFlows},
 		{"FlowStep", testFlowStep},
@@ -424,6 +425,65 @@ func testTokenUpdateOnce(t *testing.T, s storage.Storage) {
 	wg.Wait()
 	if winners != 1 || losers != n-1 {
 		t.Fatalf("winners %d losers %d, want 1 and %d", winners, losers, n-1)
+	}
+}
+
+// testTokenRedeem: Redeem uses a token, retires the rest of its request
+// and records the successors in one transaction; nothing of it happens when
+// fn refuses or a successor cannot be created.
+func testTokenRedeem(t *testing.T, s storage.Storage) {
+	ts := s.Tokens()
+	exp := base.Add(time.Hour)
+	must(t, ts.Create(ctx(), token(storage.KindRefreshToken, "rt1", "chain", "c", exp)))
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "at1", "chain", "c", exp)))
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "other", "unrelated", "c", exp)))
+	active := func(kind storage.TokenKind, sig string) bool {
+		t.Helper()
+		tk, err := ts.Get(ctx(), kind, sig)
+		must(t, err)
+		return tk.Active
+	}
+	next := []storage.Token{token(storage.KindAccessToken, "at2", "chain", "c", exp), token(storage.KindRefreshToken, "rt2", "chain", "c", exp)}
+
+	// fn refuses: nothing changes, nothing is created.
+	refused := errors.New("refused")
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(*storage.Token) error { return refused }, "chain", next); !errors.Is(err, refused) {
+		t.Fatalf("refusing fn: %v", err)
+	}
+	if !active(storage.KindAccessToken, "at1") {
+		t.Fatal("a refused redeem revoked the chain")
+	}
+	if _, err := ts.Get(ctx(), storage.KindAccessToken, "at2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a refused redeem created a token: %v", err)
+	}
+	// A successor that already exists: all or nothing.
+	dup := []storage.Token{token(storage.KindAccessToken, "at3", "chain", "c", exp), token(storage.KindAccessToken, "other", "chain", "c", exp)}
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(tk *storage.Token) error { tk.Active = false; return nil }, "chain", dup); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("duplicate successor: %v", err)
+	}
+	if !active(storage.KindRefreshToken, "rt1") || !active(storage.KindAccessToken, "at1") {
+		t.Fatal("a failed redeem kept its update or revocation")
+	}
+	if _, err := ts.Get(ctx(), storage.KindAccessToken, "at3"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a failed redeem kept a successor: %v", err)
+	}
+	// Success: used, chain retired, successors active, others untouched.
+	got, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(tk *storage.Token) error {
+		tk.Data = []byte(`{"used":true}`)
+		return nil
+	}, "chain", next)
+	must(t, err)
+	if got.Signature != "rt1" || !got.Active {
+		t.Fatalf("redeemed %+v", got)
+	}
+	if !active(storage.KindRefreshToken, "rt1") {
+		t.Fatal("the revocation overrode what fn left on the redeemed token")
+	}
+	if active(storage.KindAccessToken, "at1") || !active(storage.KindAccessToken, "at2") || !active(storage.KindRefreshToken, "rt2") || !active(storage.KindAccessToken, "other") {
+		t.Fatal("wrong tokens active after the redeem")
+	}
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "nope", func(*storage.Token) error { return nil }, "", nil); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown token: %v", err)
 	}
 }
 

@@ -30,7 +30,7 @@ func scanToken(row interface{ Scan(...any) error }) (storage.Token, error) {
 }
 
 func (ts_ tokenStore) Create(ctx context.Context, t storage.Token) error {
-	_, err := ts_.s.exec(ctx, "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := ts_.s.exec(ctx, insertToken,
 		string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data))
 	return err
 }
@@ -40,9 +40,42 @@ func (ts_ tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig strin
 }
 
 func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+	return ts_.Redeem(ctx, kind, sig, fn, "", nil)
+}
+
+const (
+	selectTokenForUpdate = "SELECT " + tokenCols + " FROM tokens WHERE kind = ? AND signature = ?"
+	updateToken          = "UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ? WHERE kind = ? AND signature = ?"
+	revokeRequestOthers  = "UPDATE tokens SET active = ? WHERE request_id = ? AND NOT (kind = ? AND signature = ?)"
+	insertToken          = "INSERT INTO tokens (" + tokenCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+	s := ts_.s
+	// Prepared once per connection, outside the transaction (preparing
+	// inside it could wait for a pooled connection while holding one).
+	sel, err := s.prepared(ctx, selectTokenForUpdate+s.forUpdate())
+	if err != nil {
+		return storage.Token{}, mapErr(err)
+	}
+	upd, err := s.prepared(ctx, updateToken)
+	if err != nil {
+		return storage.Token{}, mapErr(err)
+	}
+	var rev, ins *sql.Stmt
+	if revokeRequest != "" {
+		if rev, err = s.prepared(ctx, revokeRequestOthers); err != nil {
+			return storage.Token{}, mapErr(err)
+		}
+	}
+	if len(issue) > 0 {
+		if ins, err = s.prepared(ctx, insertToken); err != nil {
+			return storage.Token{}, mapErr(err)
+		}
+	}
 	var out storage.Token
-	err := ts_.s.tx(ctx, func(tx *sql.Tx) error {
-		t, err := scanToken(tx.QueryRowContext(ctx, ts_.s.q("SELECT "+tokenCols+" FROM tokens WHERE kind = ? AND signature = ?"+ts_.s.forUpdate()), string(kind), sig))
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.StmtContext(ctx, sel).QueryRowContext(ctx, string(kind), sig))
 		if err != nil {
 			return err
 		}
@@ -50,10 +83,21 @@ func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig st
 			return err
 		}
 		t.Kind, t.Signature = kind, sig
-		_, err = tx.ExecContext(ctx, ts_.s.q("UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ? WHERE kind = ? AND signature = ?"),
-			t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig)
+		if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig); err != nil {
+			return err
+		}
+		if rev != nil {
+			if _, err := tx.StmtContext(ctx, rev).ExecContext(ctx, false, revokeRequest, string(kind), sig); err != nil {
+				return err
+			}
+		}
+		for _, n := range issue {
+			if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, string(n.Kind), n.Signature, n.RequestID, n.ClientID, n.Subject, n.Active, ts(n.IssuedAt), ts(n.ExpiresAt), doc(n.Data)); err != nil {
+				return err
+			}
+		}
 		out = t
-		return err
+		return nil
 	})
 	return out, err
 }
