@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -40,6 +41,7 @@ type Authorizer struct {
 	rules        []*rule
 	defaultRule  *rule
 	claimPaths   []string
+	jwtClaims    map[string]bool // the top-level claims verifyJWT and buildIdentity read
 	headers      headerPlan
 	deny         denials
 	cache        *decisionCache
@@ -84,6 +86,7 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 	}
 	sort.Strings(a.headers.names)
 	a.compileRules(cfg.Rules)
+	a.jwtClaims = a.claimsRead()
 
 	c, err := newDecisionCache(cfg.Cache.MaxBytes)
 	if err != nil {
@@ -271,4 +274,28 @@ func tokenFingerprint(tok string) string {
 	}
 	h := hashToken(tok)
 	return hex.EncodeToString([]byte(h[:6]))
+}
+
+// claimsRead names the top-level claims a JWT decision reads: the
+// registered ones verifyJWT and buildIdentity check, and for every claim
+// path of a rule or identity header each name lookupClaim may try (the
+// path itself and each prefix ending before a dot).
+func (a *Authorizer) claimsRead() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range []string{"iss", "exp", "nbf", "iat", "sub", "client_id", "aud", "scope", "scp"} {
+		m[c] = true
+	}
+	paths := slices.Clone(a.claimPaths)
+	for _, h := range a.headers.identity {
+		paths = append(paths, h.path)
+	}
+	for _, p := range paths {
+		m[p] = true
+		for i := range len(p) {
+			if p[i] == '.' {
+				m[p[:i]] = true
+			}
+		}
+	}
+	return m
 }

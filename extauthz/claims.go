@@ -19,19 +19,32 @@ import (
 var claimsParsers fastjson.ParserPool
 
 // parseClaims decodes a JSON object keeping numbers exact (json.Number).
-func parseClaims(raw []byte) (map[string]any, error) {
+func parseClaims(raw []byte) (map[string]any, error) { return parseSomeClaims(raw, nil) }
+
+// parseSomeClaims is parseClaims where only the members named in keep
+// need to be in the map (nil: all): a decision reads a handful of claims,
+// and converting the others (jti, nested objects, ...) to Go values was
+// garbage on every cache miss. Other members may still be there.
+func parseSomeClaims(raw []byte, keep map[string]bool) (map[string]any, error) {
 	if plainJSON(raw) && fastjson.ValidateBytes(raw) == nil {
 		p := claimsParsers.Get()
 		v, err := p.ParseBytes(raw)
 		if err == nil && v.Type() == fastjson.TypeObject {
-			m, ok := fastValue(v).(map[string]any)
-			claimsParsers.Put(p)
-			if ok {
-				return m, nil
+			o, _ := v.Object()
+			n := o.Len()
+			if keep != nil {
+				n = min(n, len(keep))
 			}
-		} else {
+			m := make(map[string]any, n)
+			o.Visit(func(k []byte, v *fastjson.Value) {
+				if keep == nil || keep[string(k)] {
+					m[string(k)] = fastValue(v) // a repeated key: the last one wins
+				}
+			})
 			claimsParsers.Put(p)
+			return m, nil
 		}
+		claimsParsers.Put(p)
 	}
 	return parseClaimsStd(raw)
 }

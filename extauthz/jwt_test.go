@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -42,6 +43,12 @@ func rawJWT(hdr, claims map[string]any, sign func(input []byte) []byte) string {
 	return input + "." + b64.EncodeToString(sign([]byte(input)))
 }
 
+// rawHeaderJWT is rawJWT with the protected header given as JSON text.
+func rawHeaderJWT(hdr string, claims map[string]any, sign func(input []byte) []byte) string {
+	input := b64.EncodeToString([]byte(hdr)) + "." + segment(claims)
+	return input + "." + b64.EncodeToString(sign([]byte(input)))
+}
+
 // TestJWTAttacks is the attack suite: each hostile or invalid token is
 // denied with the right status, RFC 6750 error and metrics reason.
 func TestJWTAttacks(t *testing.T) {
@@ -54,6 +61,11 @@ func TestJWTAttacks(t *testing.T) {
 	claims := e.is.Claims()
 	valid := e.is.Sign(e.key, claims, nil)
 	rsaPriv := e.key.Private.(*rsa.PrivateKey)
+	rs256 := func(in []byte) []byte {
+		h := sha256.Sum256(in)
+		s, _ := rsa.SignPKCS1v15(nil, rsaPriv, crypto.SHA256, h[:])
+		return s
+	}
 
 	// A JWKS server the attacker controls, which must never be contacted.
 	var attackerHits atomic.Int64
@@ -158,6 +170,20 @@ func TestJWTAttacks(t *testing.T) {
 		{"typ JWT accepted by default", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "JWT"})), 200, "", ""},
 		{"typ application/at+jwt", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "application/AT+JWT"})), 200, "", ""},
 		{"sub not a string", bearer(withClaims(map[string]any{"sub": 42})), 401, ErrInvalidToken, ReasonInvalidClaims},
+		// The compact JWS parser (compact.go).
+		{"alg repeated in the header", bearer(rawHeaderJWT(`{"alg":"RS256","kid":"`+e.key.KID+`","alg":"HS256"}`, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"kid repeated in the header", bearer(rawHeaderJWT(`{"alg":"RS256","kid":"`+e.key.KID+`","kid":"other"}`, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"b64 header", bearer(rawJWT(map[string]any{"alg": "RS256", "kid": e.key.KID, "b64": false}, claims, rs256)), 401, ErrInvalidToken, ReasonCritical},
+		{"crit and b64 headers", bearer(rawJWT(map[string]any{"alg": "RS256", "kid": e.key.KID, "b64": false, "crit": []string{"b64"}}, claims, rs256)), 401, ErrInvalidToken, ReasonCritical},
+		{"kid not a string", bearer(rawJWT(map[string]any{"alg": "RS256", "kid": 42}, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"typ not a string", bearer(rawJWT(map[string]any{"alg": "RS256", "kid": e.key.KID, "typ": true}, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"alg not a string", bearer(rawJWT(map[string]any{"alg": []string{"RS256"}, "kid": e.key.KID}, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"header a JSON array", bearer(rawHeaderJWT(`["alg","RS256"]`, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"header with trailing garbage", bearer(rawHeaderJWT(`{"alg":"RS256","kid":"`+e.key.KID+`"}x`, claims, rs256)), 401, ErrInvalidToken, ReasonMalformed},
+		{"header in standard base64", bearer(strings.NewReplacer("-", "+", "_", "/").Replace(segment(map[string]any{"alg": "RS256", "kid": e.key.KID, "typ": "at+jwt", "x": "??????>>>>>>"})) + "." + parts[1] + "." + parts[2]), 401, ErrInvalidToken, ReasonMalformed},
+		{"payload not base64url", bearer(parts[0] + ".e+30." + parts[2]), 401, ErrInvalidToken, ReasonMalformed},
+		{"padded signature", bearer(valid + "=="), 401, ErrInvalidToken, ReasonBadSignature},
+		{"signed with the right key, valid payload, signature of another token", bearer(parts[0] + "." + parts[1] + "." + strings.Split(withClaims(map[string]any{"sub": "other"}), ".")[2]), 401, ErrInvalidToken, ReasonBadSignature},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

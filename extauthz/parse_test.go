@@ -1,12 +1,16 @@
 package extauthz
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 func TestExtractToken(t *testing.T) {
@@ -274,6 +278,17 @@ func FuzzParseClaims(f *testing.F) {
 		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: fast %#v, %v; encoding/json %#v, %v", b, got, gerr, want, werr)
 		}
+		// Only some members: the same answer for those.
+		keep := map[string]bool{"a": true, "iss": true, "exp": true, "ext": true, "": true}
+		some, serr := parseSomeClaims(b, keep)
+		if (serr == nil) != (werr == nil) {
+			t.Fatalf("%q: some %v, encoding/json %v", b, serr, werr)
+		}
+		for k := range keep {
+			if !reflect.DeepEqual(some[k], want[k]) {
+				t.Fatalf("%q: some[%q] %#v, encoding/json %#v", b, k, some[k], want[k])
+			}
+		}
 	})
 }
 
@@ -293,4 +308,45 @@ func BenchmarkParseClaims(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSplitJWS: the compact JWS parser never panics, and whatever it
+// accepts jwx's own header helpers read the same way (the same three
+// parts, alg, kid, typ, crit/b64 presence).
+func FuzzSplitJWS(f *testing.F) {
+	for _, s := range []string{
+		"eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.e30.c2ln", "e30.e30.e30", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "..", "a.b.c.d",
+		b64.EncodeToString([]byte(`{"alg":"RS256","alg":"none"}`)) + ".e30.x", b64.EncodeToString([]byte(`{"alg":"ES256","crit":["x"],"kid":1}`)) + ".e30.x",
+		b64.EncodeToString([]byte(`{"alg":"\u0052S256","kid":"a\"b","typ":null}`)) + ".e30.x", b64.EncodeToString([]byte(`{"alg":"RS256","b64":false}`)) + ".e30.x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		sc := new(jwsScratch)
+		jp, ok := splitJWS(sc, tok)
+		sig, sigOK := sc.decodeSignature(jp.sig)
+		if !ok {
+			return
+		}
+		h, p, s, err := jwsbb.SplitCompact([]byte(tok))
+		if err != nil || jp.signingInput != string(h)+"."+string(p) || jp.payload != string(p) || jp.sig != string(s) {
+			t.Fatalf("%q: split %q %q %q, jwsbb %q %q %q %v", tok, jp.signingInput, jp.payload, jp.sig, h, p, s, err)
+		}
+		hdr := jwsbb.HeaderParseCompact(h)
+		if alg, err := jwsbb.HeaderGetString(hdr, "alg"); err != nil || alg != jp.hdr.alg {
+			t.Fatalf("%q: alg %q, jwsbb %q %v", tok, jp.hdr.alg, alg, err)
+		}
+		if kid, _ := jwsbb.HeaderGetString(hdr, "kid"); kid != jp.hdr.kid {
+			t.Fatalf("%q: kid %q, jwsbb %q", tok, jp.hdr.kid, kid)
+		}
+		if typ, _ := jwsbb.HeaderGetString(hdr, "typ"); typ != jp.hdr.typ {
+			t.Fatalf("%q: typ %q, jwsbb %q", tok, jp.hdr.typ, typ)
+		}
+		if crit := jwsbb.HeaderHas(hdr, "crit") || jwsbb.HeaderHas(hdr, "b64"); crit != jp.hdr.critical {
+			t.Fatalf("%q: critical %v, jwsbb %v", tok, jp.hdr.critical, crit)
+		}
+		if want, err := base64.RawURLEncoding.DecodeString(jp.sig); (err == nil) != sigOK || (err == nil && !bytes.Equal(want, sig)) {
+			t.Fatalf("%q: signature %x %v, want %x %v", tok, sig, sigOK, want, err)
+		}
+	})
 }
