@@ -300,6 +300,9 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims map[string]a
 			}
 		}
 	}
+	if n := len(a.headers.identity); n > 0 || a.headers.claimsHeader != "" {
+		id.headers = make([]Header, 0, n+1) // usually all of them are set
+	}
 	for _, h := range a.headers.identity {
 		var v string
 		var ok bool
