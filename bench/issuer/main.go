@@ -66,29 +66,35 @@ import (
 )
 
 type options struct {
-	duration    time.Duration
-	warmup      time.Duration
-	signFor     time.Duration
-	connections int
-	scenarios   string
-	jsonOut     bool
-	public      string
-	admin       string
-	pid         int
-	bin         string
-	tokens      int
-	helloEach   bool
-	profileDir  string
+	generatorProcs int
+	duration       time.Duration
+	warmup         time.Duration
+	signFor        time.Duration
+	connections    int
+	scenarios      string
+	jsonOut        bool
+	public         string
+	admin          string
+	pid            int
+	bin            string
+	tokens         int
+	helloEach      bool
+	profileDir     string
 }
 
 const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,introspect,jwks,discovery"
 
 func main() {
+	if os.Getenv(helloEnv) == "1" {
+		serveHello()
+		return
+	}
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each load scenario")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each load scenario (opens the connections)")
 	flag.DurationVar(&o.signFor, "sign-duration", 2*time.Second, "how long each single-core sign rate is measured")
 	flag.IntVar(&o.connections, "connections", 16, "concurrent keep-alive connections, one request in flight on each")
+	flag.IntVar(&o.generatorProcs, "generator-procs", 0, "GOMAXPROCS of the load generator while it drives a server (0: all cores, the generator and the hello server in one process as always); with N > 0 the hello server runs in a child process with all cores, so that every scenario has a separate server and the same generator. A generator on fewer Ps spends less CPU spinning in the scheduler while it waits, which the server under test then has; on 1 P it also caps hello")
 	flag.StringVar(&o.scenarios, "scenarios", allScenarios, "comma-separated scenarios, in order (hello and sign always run first when listed; sign is added when a jwt-* scenario is listed)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the table")
 	flag.StringVar(&o.public, "public", "", "public URL of a running issuer (default: build and start one on SQLite)")
@@ -434,6 +440,9 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	if is != nil {
 		serverPID = is.pid
 	}
+	if o.generatorProcs > 0 && is != nil {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.generatorProcs))
+	}
 	tr := newTransport(o.connections)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -546,22 +555,84 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 
 // ---- scenarios ----
 
+// helloEnv makes this program serve the hello-world handler instead (the
+// child process helloScenario starts).
+const helloEnv = "GATEHOUSE_BENCH_HELLO_SERVER"
+
+// serveHello serves "Hello, World!" on a loopback port, prints the address
+// on stdout and serves until it is terminated.
+func serveHello() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv := &http.Server{Handler: helloHandler(), ReadHeaderTimeout: 5 * time.Second}
+	fmt.Println(ln.Addr().String())
+	_ = srv.Serve(ln)
+}
+
+// helloScenario measures the machine's HTTP ceiling: the same generator
+// against a trivial net/http handler, in this process (generator and
+// server share the runtime; the default) or, with -generator-procs, in a
+// child process with all cores, as the issuer runs in its own.
 func helloScenario(o options) (*scenario, error) {
+	if o.generatorProcs <= 0 {
+		return helloInProcess(o)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, helloEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &issuerProc{name: "hello", cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	defer p.stop()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("hello server: %w", err)
+	}
+	u := "http://" + strings.TrimSpace(addr) + "/"
+	s := load(o, "hello", p, func() (*http.Request, error) { return http.NewRequest(http.MethodGet, u, nil) })
+	s.RSSAfterKiB = 0
+	s.Note = fmt.Sprintf("net/http hello-world in a child process (all cores), generator on %d P", o.generatorProcs)
+	return s, nil
+}
+
+func helloInProcess(o options) (*scenario, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	body := []byte("Hello, World!\n")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write(body)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: helloHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	u := "http://" + ln.Addr().String() + "/"
 	s := load(o, "hello", nil, func() (*http.Request, error) { return http.NewRequest(http.MethodGet, u, nil) })
 	s.Note = "in-process net/http hello-world (server and generator share this process: cpu µs/r is both)"
 	return s, nil
+}
+
+func helloHandler() http.Handler {
+	body := []byte("Hello, World!\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write(body)
+	})
 }
 
 func tokenScenario(o options, is *issuerProc, name, strategy, wantAlg string) (*scenario, error) {
