@@ -62,7 +62,6 @@ type h2stream struct {
 	httpStatus string
 	grpcStatus string
 	msg        []byte
-	ended      bool
 }
 
 const (
