@@ -34,7 +34,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -68,6 +67,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
+
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 )
 
 type options struct {
@@ -242,8 +243,8 @@ var requestKinds = []string{
 
 func run(o options) error {
 	rep := &report{
-		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: loadavg()},
+		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
 			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv},
 		Backend: "sqlite",
@@ -280,7 +281,7 @@ func run(o options) error {
 		}
 		addCleanup(func() { os.RemoveAll(dir) })
 		logf("building ./issuer/cmd/gatehouse ...\n")
-		if bin, err = buildIssuer(dir, o.profileDir != ""); err != nil {
+		if bin, err = benchproc.BuildIssuer(dir, o.profileDir != ""); err != nil {
 			return err
 		}
 	}
@@ -311,19 +312,21 @@ func run(o options) error {
 	rep.Machine.BusyBefore = machineBusy(time.Second)
 	rep.Machine.CalibrationUS = calibrate(time.Second)
 
-	is, err := startIssuer(bin, dataDir, dsn, o.issuerEnv, o.profileDir != "")
+	is, err := benchproc.StartIssuer(bin, dataDir, append([]string{"DSN=" + dsn,
+		"URLS_LOGIN=" + appBase + "/login", "URLS_CONSENT=" + appBase + "/consent", "URLS_LOGOUT=" + appBase + "/logout"},
+		o.issuerEnv...), o.profileDir != "")
 	if err != nil {
 		return err
 	}
-	addCleanup(is.stop)
-	rep.Issuer.PID = is.pid
-	rep.Issuer.StartupMilli = is.startup.Milliseconds()
-	rep.Issuer.IdleRSSKiB = rssKiB(is.pid, "VmRSS")
+	addCleanup(is.Stop)
+	rep.Issuer.PID = is.PID
+	rep.Issuer.StartupMilli = is.Startup.Milliseconds()
+	rep.Issuer.IdleRSSKiB = benchproc.RSSKiB(is.PID, "VmRSS")
 	logf("== flows bench on %s: %s measured (+%s warm-up) per level, concurrency %v; %s, %d cores (GOMAXPROCS %d), %s %s, load average %s, %.2f cores busy before the start, RSA-2048 sign %.0f µs\n",
 		rep.Backend, o.duration, o.warmup, o.concurrency, rep.Machine.CPU, rep.Machine.Cores, rep.Machine.GOMAXPROCS,
 		rep.Machine.Go, rep.Machine.OS, rep.Machine.LoadStart, rep.Machine.BusyBefore, rep.Machine.CalibrationUS)
 	logf("issuer: pid %d, public %s, admin %s, ready after %s, idle RSS %s\n",
-		is.pid, is.public, is.admin, is.startup.Round(time.Millisecond), kib(rep.Issuer.IdleRSSKiB))
+		is.PID, is.Public, is.Admin, is.Startup.Round(time.Millisecond), benchproc.KiB(rep.Issuer.IdleRSSKiB))
 	if len(o.issuerEnv) > 0 {
 		logf("issuer environment added: %s\n", strings.Join(o.issuerEnv, " "))
 	}
@@ -345,8 +348,8 @@ func run(o options) error {
 		rep.Levels = append(rep.Levels, lv)
 		logf("%s", lv.text())
 	}
-	rep.Issuer.PeakRSSKiB = rssKiB(is.pid, "VmHWM")
-	rep.LoadEnd = loadavg()
+	rep.Issuer.PeakRSSKiB = benchproc.RSSKiB(is.PID, "VmHWM")
+	rep.LoadEnd = benchproc.LoadAvg()
 	rep.Machine.CalibrationEndUS = calibrate(time.Second)
 	rep.Targets = targets(rep)
 	if o.jsonOut {
@@ -398,7 +401,7 @@ func (lv *level) text() string {
 	if lv.DBCPUms > 0 {
 		fmt.Fprintf(&b, ", database server %.2f ms", lv.DBCPUms)
 	}
-	fmt.Fprintf(&b, "; meanwhile irq %.2f cores, other processes %.2f cores; issuer RSS %s\n", lv.IRQCores, lv.OtherCores, kib(lv.RSSAfterKiB))
+	fmt.Fprintf(&b, "; meanwhile irq %.2f cores, other processes %.2f cores; issuer RSS %s\n", lv.IRQCores, lv.OtherCores, benchproc.KiB(lv.RSSAfterKiB))
 	if lv.FirstError != "" {
 		fmt.Fprintf(&b, "   first error: %s\n", lv.FirstError)
 	}
@@ -430,7 +433,7 @@ func (r *report) printSummary() {
 		fmt.Println()
 	}
 	fmt.Printf("(milliseconds) backend %s; load average: start %s, end %s; RSA-2048 sign: %.0f µs before, %.0f µs after; issuer peak RSS %s\n",
-		r.Backend, r.Machine.LoadStart, r.LoadEnd, r.Machine.CalibrationUS, r.Machine.CalibrationEndUS, kib(r.Issuer.PeakRSSKiB))
+		r.Backend, r.Machine.LoadStart, r.LoadEnd, r.Machine.CalibrationUS, r.Machine.CalibrationEndUS, benchproc.KiB(r.Issuer.PeakRSSKiB))
 	for _, t := range r.Targets {
 		verdict := "met"
 		if !t.Met {
@@ -443,7 +446,7 @@ func (r *report) printSummary() {
 // ---- the flows ----
 
 type bench struct {
-	is     *issuerProc
+	is     *benchproc.Issuer
 	tr     *http.Transport
 	admin  *http.Client // the login/consent app's and the relying party's client
 	client client
@@ -472,7 +475,7 @@ func (b *bench) createClient() (client, error) {
 		ID     string `json:"client_id"`
 		Secret string `json:"client_secret"`
 	}
-	code, raw, err := b.call(b.admin, http.MethodPost, b.is.admin+"/admin/clients", "application/json", "", body)
+	code, raw, err := b.call(b.admin, http.MethodPost, b.is.Admin+"/admin/clients", "application/json", "", body)
 	if err == nil && code != http.StatusCreated {
 		err = fmt.Errorf("POST /admin/clients: %d %.300s", code, raw)
 	}
@@ -527,7 +530,7 @@ func (b *bench) flow() (r flowResult) {
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
 	}
 	t0 := time.Now()
-	at, err := b.visit(br, b.is.public+"/oauth2/auth?"+q.Encode(), &r.req[0])
+	at, err := b.visit(br, b.is.Public+"/oauth2/auth?"+q.Encode(), &r.req[0])
 	r.step[0] = time.Since(t0)
 	if err != nil {
 		return fail(stepAuthorize, err)
@@ -624,7 +627,7 @@ func (b *bench) visit(br *http.Client, u string, d *time.Duration) (*url.URL, er
 	if u == "" {
 		return nil, errors.New("no redirect_to")
 	}
-	issuerHost := strings.TrimPrefix(b.is.public, "http://")
+	issuerHost := strings.TrimPrefix(b.is.Public, "http://")
 	for range 10 {
 		resp, err := br.Get(u)
 		if err != nil {
@@ -658,7 +661,7 @@ func (b *bench) adminJSON(method, path string, in, out any, d *time.Duration) er
 		ct = "application/json"
 	}
 	t0 := time.Now()
-	code, raw, err := b.call(b.admin, method, b.is.admin+path, ct, "", body)
+	code, raw, err := b.call(b.admin, method, b.is.Admin+path, ct, "", body)
 	*d += time.Since(t0)
 	if err != nil {
 		return err
@@ -675,7 +678,7 @@ func (b *bench) adminJSON(method, path string, in, out any, d *time.Duration) er
 
 func (b *bench) token(form url.Values, out *tokenResponse, d *time.Duration) error {
 	t0 := time.Now()
-	code, raw, err := b.call(b.admin, http.MethodPost, b.is.public+"/oauth2/token", "application/x-www-form-urlencoded", b.client.basic, []byte(form.Encode()))
+	code, raw, err := b.call(b.admin, http.MethodPost, b.is.Public+"/oauth2/token", "application/x-www-form-urlencoded", b.client.basic, []byte(form.Encode()))
 	*d += time.Since(t0)
 	if err != nil {
 		return err
@@ -720,7 +723,7 @@ func (b *bench) checkFlow() (string, error) {
 		return "", fmt.Errorf("%s: %w", r.failed, r.err)
 	}
 	ctx := oidc.ClientContext(context.Background(), b.admin)
-	p, err := oidc.NewProvider(ctx, b.is.public)
+	p, err := oidc.NewProvider(ctx, b.is.Public)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}
@@ -800,19 +803,19 @@ func (b *bench) level(o options, c int, backend string) *level {
 	time.Sleep(o.warmup)
 	profDone := make(chan error, 1)
 	profFile := ""
-	if b.is.pprof != "" {
+	if b.is.Profiling() {
 		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-c%d.pprof", backendOf(o.dsn), c))
-		go func() { profDone <- b.is.cpuProfile(profFile, o.duration) }()
+		go func() { profDone <- b.is.CPUProfile(profFile, o.duration) }()
 	} else {
 		profDone <- nil
 	}
-	cpu0 := sampleCPU(b.is.pid, backend)
+	cpu0 := sampleCPU(b.is.PID, backend)
 	start := time.Now()
 	measuring.Store(true)
 	time.Sleep(o.duration)
 	stop.Store(true)
 	elapsed := time.Since(start)
-	cpu1 := sampleCPU(b.is.pid, backend)
+	cpu1 := sampleCPU(b.is.PID, backend)
 	wg.Wait()
 	profErr := <-profDone
 
@@ -854,7 +857,7 @@ func (b *bench) level(o options, c int, backend string) *level {
 		lv.OtherCores = max(0, (d.machine-d.irq-d.server-d.self-d.db).Seconds()/elapsed.Seconds())
 		lv.IRQCores = d.irq.Seconds() / elapsed.Seconds()
 	}
-	lv.RSSAfterKiB = rssKiB(b.is.pid, "VmRSS")
+	lv.RSSAfterKiB = benchproc.RSSKiB(b.is.PID, "VmRSS")
 	if profFile != "" {
 		if profErr != nil {
 			lv.FirstError += " (profile: " + profErr.Error() + ")"
@@ -1018,233 +1021,6 @@ func redactDSN(dsn string) string {
 }
 
 // ---- the issuer process ----
-
-type issuerProc struct {
-	public, admin string
-	pid           int
-	cmd           *exec.Cmd
-	exited        chan struct{}
-	startup       time.Duration
-	stopOnce      sync.Once
-	pprof         string // host:port of the overlay pprof listener, with -profile
-}
-
-// pprofEnv names the loopback address the profiling overlay listens on.
-const pprofEnv = "GATEHOUSE_BENCH_PPROF"
-
-// pprofOverlay is added to package main of the issuer at build time with
-// -profile (go build -overlay: the source tree is not touched). It serves
-// net/http/pprof on its own loopback listener, never on the issuer's.
-const pprofOverlay = `package main
-
-import (
-	"net/http"
-	"net/http/pprof"
-	"os"
-)
-
-func init() {
-	addr := os.Getenv("` + pprofEnv + `")
-	if addr == "" {
-		return
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	go func() { _ = http.ListenAndServe(addr, mux) }()
-}
-`
-
-// buildIssuer builds the binary the way `make build` does; with profile,
-// plus the pprof overlay.
-func buildIssuer(dir string, profile bool) (string, error) {
-	bin := filepath.Join(dir, "gatehouse")
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
-	if profile {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		src := filepath.Join(dir, "zz_bench_pprof.go")
-		ov := filepath.Join(dir, "overlay.json")
-		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
-		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(ov, b, 0o600); err != nil {
-			return "", err
-		}
-		args = append(args, "-overlay", ov)
-	}
-	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
-	}
-	return bin, nil
-}
-
-// startIssuer runs `gatehouse serve all` on dsn with loopback ports, the
-// login, consent and logout apps at appBase, and waits for /health/ready
-// on both listeners.
-func startIssuer(bin, dir, dsn string, env []string, profile bool) (*issuerProc, error) {
-	pubPort, admPort := freePort(), freePort()
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	cmd := exec.Command(bin, "serve", "all")
-	cmd.Env = append(os.Environ(),
-		"DSN="+dsn,
-		"SECRETS_SYSTEM="+base64.RawURLEncoding.EncodeToString(secret), // 32 characters
-		"URLS_SELF_ISSUER=http://127.0.0.1:"+strconv.Itoa(pubPort),
-		"URLS_LOGIN="+appBase+"/login", "URLS_CONSENT="+appBase+"/consent", "URLS_LOGOUT="+appBase+"/logout",
-		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pubPort),
-		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(admPort),
-		"LOG_LEVEL=warn",
-	)
-	cmd.Env = append(cmd.Env, env...)
-	pprofAddr := ""
-	if profile {
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(freePort())
-		cmd.Env = append(cmd.Env, pprofEnv+"="+pprofAddr)
-	}
-	logPath := filepath.Join(dir, "issuer.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &issuerProc{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), pprof: pprofAddr,
-		public: "http://127.0.0.1:" + strconv.Itoa(pubPort), admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, u := range []string{p.public + "/health/ready", p.admin + "/health/ready"} {
-		for {
-			resp, err := http.Get(u)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			select {
-			case <-p.exited:
-				b, _ := os.ReadFile(logPath)
-				return nil, fmt.Errorf("the issuer exited before it was ready:\n%s", b)
-			default:
-			}
-			if time.Now().After(deadline) {
-				p.stop()
-				return nil, fmt.Errorf("the issuer is not ready after 60s: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	p.startup = time.Since(t0)
-	return p, nil
-}
-
-// stop sends SIGTERM to the process this program started (by pid) and
-// waits for it.
-func (p *issuerProc) stop() {
-	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-}
-
-// cpuProfile saves a CPU profile of the next d (whole seconds) to file.
-func (p *issuerProc) cpuProfile(file string, d time.Duration) error {
-	secs := max(1, int(d.Round(time.Second)/time.Second))
-	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof: %s", resp.Status)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// ---- /proc ----
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// rssKiB reads a VmRSS/VmHWM line of /proc/<pid>/status.
-func rssKiB(pid int, field string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func kib(n int64) string {
-	if n == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
-}
 
 // cpuSample is CPU time used so far by the issuer, this process and the
 // whole machine (all non-idle time in /proc/stat, of which irq is irq and

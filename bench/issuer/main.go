@@ -62,6 +62,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 	"github.com/gatehouse-dev/gatehouse/issuer/keys"
 )
 
@@ -189,8 +190,8 @@ func run(o options) error {
 		return err
 	}
 	rep := &report{
-		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: loadavg()},
+		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
 			"scenarios": strings.Join(scen, ","), "tokens": o.tokens},
 	}
@@ -231,7 +232,7 @@ func run(o options) error {
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 		logf("building ./issuer/cmd/gatehouse ...\n")
-		if bin, err = buildIssuer(dir, o.profileDir != ""); err != nil {
+		if bin, err = benchproc.BuildIssuer(dir, o.profileDir != ""); err != nil {
 			return err
 		}
 	}
@@ -240,7 +241,7 @@ func run(o options) error {
 			if o.admin == "" {
 				return errors.New("-public needs -admin")
 			}
-			main = &issuerProc{name: "given", public: strings.TrimRight(o.public, "/"), admin: strings.TrimRight(o.admin, "/"), pid: o.pid}
+			main = &issuerProc{Issuer: &benchproc.Issuer{Public: strings.TrimRight(o.public, "/"), Admin: strings.TrimRight(o.admin, "/"), PID: o.pid}, name: "given"}
 		} else {
 			p, err := startIssuer(bin, "rs256", nil, o.profileDir != "")
 			if err != nil {
@@ -249,11 +250,11 @@ func run(o options) error {
 			cleanups = append(cleanups, p.stop)
 			main = p
 		}
-		main.mem.Name, main.mem.PID = main.name, main.pid
-		main.mem.IdleRSSKiB = rssKiB(main.pid, "VmRSS")
+		main.mem.Name, main.mem.PID = main.name, main.PID
+		main.mem.IdleRSSKiB = benchproc.RSSKiB(main.PID, "VmRSS")
 		rep.Issuers = append(rep.Issuers, &main.mem)
 		logf("issuer %s: pid %d, public %s, admin %s, idle RSS %s (after start, before any request)\n",
-			main.name, main.pid, main.public, main.admin, kib(main.mem.IdleRSSKiB))
+			main.name, main.PID, main.Public, main.Admin, benchproc.KiB(main.mem.IdleRSSKiB))
 	}
 
 	for _, name := range scen {
@@ -291,9 +292,9 @@ func run(o options) error {
 		case "introspect":
 			s, err = introspectScenario(o, main, logf)
 		case "jwks":
-			s, err = getScenario(o, main, "jwks", main.public+"/.well-known/jwks.json")
+			s, err = getScenario(o, main, "jwks", main.Public+"/.well-known/jwks.json")
 		case "discovery":
-			s, err = getScenario(o, main, "discovery", main.public+"/.well-known/openid-configuration")
+			s, err = getScenario(o, main, "discovery", main.Public+"/.well-known/openid-configuration")
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -315,11 +316,11 @@ func run(o options) error {
 		rep.Scenarios = append(rep.Scenarios, s)
 		logf("%s\n", s.line())
 	}
-	if main != nil && main.pid > 0 {
-		main.mem.LoadRSSKiB = rssKiB(main.pid, "VmRSS")
-		main.mem.PeakRSSKiB = rssKiB(main.pid, "VmHWM")
+	if main != nil && main.PID > 0 {
+		main.mem.LoadRSSKiB = benchproc.RSSKiB(main.PID, "VmRSS")
+		main.mem.PeakRSSKiB = benchproc.RSSKiB(main.PID, "VmHWM")
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = benchproc.LoadAvg()
 	if o.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -409,7 +410,7 @@ func (r *report) printTable() {
 			ratio(s.OfHello), ratio(s.OfSignCeil), s.ServerCPUus, rss)
 	}
 	for _, m := range r.Issuers {
-		fmt.Printf("issuer %-7s pid %d: idle RSS %s, after load %s, peak %s\n", m.Name, m.PID, kib(m.IdleRSSKiB), kib(m.LoadRSSKiB), kib(m.PeakRSSKiB))
+		fmt.Printf("issuer %-7s pid %d: idle RSS %s, after load %s, peak %s\n", m.Name, m.PID, benchproc.KiB(m.IdleRSSKiB), benchproc.KiB(m.LoadRSSKiB), benchproc.KiB(m.PeakRSSKiB))
 	}
 	fmt.Printf("load average: start %s, end %s\n", r.Machine.LoadStart, r.LoadEnd)
 }
@@ -438,7 +439,7 @@ func newTransport(n int) *http.Transport {
 func load(o options, name string, is *issuerProc, mk target) *scenario {
 	serverPID := 0
 	if is != nil {
-		serverPID = is.pid
+		serverPID = is.PID
 	}
 	if o.generatorProcs > 0 && is != nil {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.generatorProcs))
@@ -494,8 +495,8 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	}
 	time.Sleep(o.warmup)
 	profDone := make(chan error, 1)
-	if is != nil && is.pprof != "" {
-		go func() { profDone <- is.cpuProfile(filepath.Join(o.profileDir, name+".pprof"), o.duration) }()
+	if is != nil && is.Profiling() {
+		go func() { profDone <- is.CPUProfile(filepath.Join(o.profileDir, name+".pprof"), o.duration) }()
 	} else {
 		profDone <- nil
 	}
@@ -545,7 +546,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 		s.SoftIRQ = d.irq.Seconds() / elapsed.Seconds()
 	}
 	if serverPID > 0 {
-		s.RSSAfterKiB = rssKiB(serverPID, "VmRSS")
+		s.RSSAfterKiB = benchproc.RSSKiB(serverPID, "VmRSS")
 	}
 	if profErr != nil {
 		s.FirstError += " (profile: " + profErr.Error() + ")"
@@ -599,8 +600,7 @@ func helloScenario(o options) (*scenario, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &issuerProc{name: "hello", cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	p := &issuerProc{Issuer: benchproc.Adopt(cmd), name: "hello"}
 	defer p.stop()
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -655,7 +655,7 @@ func tokenScenario(o options, is *issuerProc, name, strategy, wantAlg string) (*
 }
 
 func tokenTarget(is *issuerProc, cl client) target {
-	u := is.public + "/oauth2/token"
+	u := is.Public + "/oauth2/token"
 	body := []byte(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode())
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cl.ID)+":"+url.QueryEscape(cl.Secret)))
 	return func() (*http.Request, error) {
@@ -694,7 +694,7 @@ func checkToken(is *issuerProc, tok, strategy, wantAlg string) (string, error) {
 			Kid, Alg, Kty, N, Crv string
 		} `json:"keys"`
 	}
-	if err := is.getJSON(is.public+"/.well-known/jwks.json", &set); err != nil {
+	if err := is.getJSON(is.Public+"/.well-known/jwks.json", &set); err != nil {
 		return "", err
 	}
 	for _, k := range set.Keys {
@@ -723,7 +723,7 @@ func checkToken(is *issuerProc, tok, strategy, wantAlg string) (string, error) {
 // started the first one, otherwise by adding an ES256 key to the given
 // issuer's access-token set for the duration of the scenario.
 func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf func(string, ...any)) (*scenario, error) {
-	if main.cmd == nil {
+	if !main.Started() {
 		kid, err := main.addKey("ES256")
 		if err != nil {
 			return nil, err
@@ -744,12 +744,12 @@ func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf fu
 		return nil, err
 	}
 	defer p.stop()
-	p.mem.Name, p.mem.PID = p.name, p.pid
-	p.mem.IdleRSSKiB = rssKiB(p.pid, "VmRSS")
-	logf("issuer %s: pid %d, KEYS_ALGORITHM=ES256, idle RSS %s\n", p.name, p.pid, kib(p.mem.IdleRSSKiB))
+	p.mem.Name, p.mem.PID = p.name, p.PID
+	p.mem.IdleRSSKiB = benchproc.RSSKiB(p.PID, "VmRSS")
+	logf("issuer %s: pid %d, KEYS_ALGORITHM=ES256, idle RSS %s\n", p.name, p.PID, benchproc.KiB(p.mem.IdleRSSKiB))
 	s, err := tokenScenario(o, p, "jwt-es256", "jwt", "ES256")
-	p.mem.LoadRSSKiB = rssKiB(p.pid, "VmRSS")
-	p.mem.PeakRSSKiB = rssKiB(p.pid, "VmHWM")
+	p.mem.LoadRSSKiB = benchproc.RSSKiB(p.PID, "VmRSS")
+	p.mem.PeakRSSKiB = benchproc.RSSKiB(p.PID, "VmHWM")
 	rep.Issuers = append(rep.Issuers, &p.mem)
 	if s != nil {
 		s.Note += "; second issuer started with KEYS_ALGORITHM=ES256"
@@ -795,7 +795,7 @@ func introspectScenario(o options, is *issuerProc, logf func(string, ...any)) (*
 		Active   bool   `json:"active"`
 		ClientID string `json:"client_id"`
 	}
-	if err := is.postForm(is.admin+"/admin/oauth2/introspect", url.Values{"token": {toks[0]}}, &ir); err != nil {
+	if err := is.postForm(is.Admin+"/admin/oauth2/introspect", url.Values{"token": {toks[0]}}, &ir); err != nil {
 		return nil, err
 	}
 	if !ir.Active || ir.ClientID != cl.ID {
@@ -805,7 +805,7 @@ func introspectScenario(o options, is *issuerProc, logf func(string, ...any)) (*
 	for i, t := range toks {
 		bodies[i] = []byte(url.Values{"token": {t}}.Encode())
 	}
-	u := is.admin + "/admin/oauth2/introspect"
+	u := is.Admin + "/admin/oauth2/introspect"
 	var n atomic.Int64
 	s := load(o, "introspect", is, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(bodies[int(n.Add(1))%len(bodies)]))
@@ -947,181 +947,37 @@ func rate(d time.Duration, f func() error) (perCPU, perWall float64, err error) 
 // ---- the issuer process and its admin API ----
 
 type issuerProc struct {
-	name          string
-	public, admin string
-	pid           int
-	cmd           *exec.Cmd
-	dir           string
-	exited        chan struct{}
-	mem           issuerMem
-	stopOnce      sync.Once
-	pprof         string // host:port of the overlay pprof listener, with -profile
+	*benchproc.Issuer
+	name string
+	dir  string // removed by stop
+	mem  issuerMem
+}
+
+// stop ends the process this program started and removes its directory.
+func (p *issuerProc) stop() {
+	p.Stop()
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
 }
 
 type client struct{ ID, Secret string }
 
-// pprofEnv names the loopback address the profiling overlay listens on.
-const pprofEnv = "GATEHOUSE_BENCH_PPROF"
-
-// pprofOverlay is added to package main of the issuer at build time with
-// -profile (go build -overlay: the source tree is not touched). It serves
-// net/http/pprof on its own loopback listener, never on the issuer's.
-const pprofOverlay = `package main
-
-import (
-	"net/http"
-	"net/http/pprof"
-	"os"
-)
-
-func init() {
-	addr := os.Getenv("` + pprofEnv + `")
-	if addr == "" {
-		return
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	go func() { _ = http.ListenAndServe(addr, mux) }()
-}
-`
-
-// buildIssuer builds the binary the way `make build` does; with profile,
-// plus the pprof overlay.
-func buildIssuer(dir string, profile bool) (string, error) {
-	bin := filepath.Join(dir, "gatehouse")
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
-	if profile {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		src := filepath.Join(dir, "zz_bench_pprof.go")
-		ov := filepath.Join(dir, "overlay.json")
-		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
-		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(ov, b, 0o600); err != nil {
-			return "", err
-		}
-		args = append(args, "-overlay", ov)
-	}
-	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
-	}
-	return bin, nil
-}
-
-// startIssuer runs `gatehouse serve all` on a fresh SQLite file (the
-// embedded default) in a temporary directory, loopback ports, and waits
-// for /health/ready on both listeners.
+// startIssuer runs the issuer on a fresh SQLite file in a temporary
+// directory (removed by stop).
 func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, error) {
 	dir, err := os.MkdirTemp("", "gatehouse-bench-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
-	pubPort, admPort := freePort(), freePort()
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	cmd := exec.Command(bin, "serve", "all")
-	cmd.Env = append(os.Environ(),
-		"DSN=sqlite://"+filepath.Join(dir, "gh.sqlite"),
-		"SECRETS_SYSTEM="+base64.RawURLEncoding.EncodeToString(secret), // 32 characters
-		"URLS_SELF_ISSUER=http://127.0.0.1:"+strconv.Itoa(pubPort),
-		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pubPort),
-		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(admPort),
-		"LOG_LEVEL=warn",
-	)
-	cmd.Env = append(cmd.Env, env...)
-	pprofAddr := ""
-	if profile {
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(freePort())
-		cmd.Env = append(cmd.Env, pprofEnv+"="+pprofAddr)
-	}
-	logf, err := os.Create(filepath.Join(dir, "issuer.log"))
+	is, err := benchproc.StartIssuer(bin, dir, append([]string{"DSN=sqlite://" + filepath.Join(dir, "gh.sqlite")}, env...), profile)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &issuerProc{name: name, cmd: cmd, pid: cmd.Process.Pid, dir: dir, exited: make(chan struct{}), pprof: pprofAddr,
-		public: "http://127.0.0.1:" + strconv.Itoa(pubPort), admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, u := range []string{p.public + "/health/ready", p.admin + "/health/ready"} {
-		for {
-			resp, err := http.Get(u)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			select {
-			case <-p.exited:
-				b, _ := os.ReadFile(filepath.Join(dir, "issuer.log"))
-				os.RemoveAll(dir)
-				return nil, fmt.Errorf("the issuer exited before it was ready:\n%s", b)
-			default:
-			}
-			if time.Now().After(deadline) {
-				p.stop()
-				return nil, fmt.Errorf("the issuer is not ready after 60s: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	p.mem.StartupMilli = time.Since(t0).Milliseconds()
+	p := &issuerProc{Issuer: is, name: name, dir: dir}
+	p.mem.StartupMilli = is.Startup.Milliseconds()
 	return p, nil
-}
-
-// stop sends SIGTERM to the process this program started (by pid), waits
-// for it, and removes its directory.
-func (p *issuerProc) stop() {
-	if p.cmd == nil {
-		return
-	}
-	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		os.RemoveAll(p.dir)
-	})
-}
-
-// cpuProfile saves a CPU profile of the next d (whole seconds) to file.
-func (p *issuerProc) cpuProfile(file string, d time.Duration) error {
-	secs := max(1, int(d.Round(time.Second)/time.Second))
-	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof: %s", resp.Status)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func (p *issuerProc) createClient(strategy string) (client, error) {
@@ -1129,7 +985,7 @@ func (p *issuerProc) createClient(strategy string) (client, error) {
 		"client_name": "bench " + strategy, "grant_types": []string{"client_credentials"},
 		"scope": "read write", "access_token_strategy": strategy,
 	})
-	req, _ := http.NewRequest(http.MethodPost, p.admin+"/admin/clients", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, p.Admin+"/admin/clients", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	var out struct {
 		ID     string `json:"client_id"`
@@ -1156,7 +1012,7 @@ func (p *issuerProc) token(cl client) (string, error) {
 }
 
 func (p *issuerProc) addKey(alg string) (string, error) {
-	req, _ := http.NewRequest(http.MethodPost, p.admin+"/admin/keys/hydra.jwt.access-token",
+	req, _ := http.NewRequest(http.MethodPost, p.Admin+"/admin/keys/hydra.jwt.access-token",
 		strings.NewReader(`{"alg":"`+alg+`","use":"sig"}`))
 	req.Header.Set("Content-Type", "application/json")
 	var out struct {
@@ -1174,7 +1030,7 @@ func (p *issuerProc) addKey(alg string) (string, error) {
 }
 
 func (p *issuerProc) deleteKey(kid string) error {
-	req, _ := http.NewRequest(http.MethodDelete, p.admin+"/admin/keys/hydra.jwt.access-token/"+url.PathEscape(kid), nil)
+	req, _ := http.NewRequest(http.MethodDelete, p.Admin+"/admin/keys/hydra.jwt.access-token/"+url.PathEscape(kid), nil)
 	return do(req, http.StatusNoContent, nil)
 }
 
@@ -1211,67 +1067,6 @@ func do(req *http.Request, want int, out any) error {
 }
 
 // ---- /proc ----
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// rssKiB reads a VmRSS/VmHWM line of /proc/<pid>/status.
-func rssKiB(pid int, field string) int64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func kib(n int64) string {
-	if n == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
-}
 
 // cpuSample is CPU time used so far by the server process, this process
 // and the whole machine (all non-idle time in /proc/stat, of which irq is

@@ -1,0 +1,276 @@
+// Package benchproc holds what the load generators under bench/ share:
+// building and starting the real gatehouse binary on loopback ports (with
+// an optional pprof overlay), stopping it, and reading /proc.
+package benchproc
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// PprofEnv names the loopback address the profiling overlay listens on.
+const PprofEnv = "GATEHOUSE_BENCH_PPROF"
+
+// pprofOverlay is added to package main of the issuer at build time with
+// -profile (go build -overlay: the source tree is not touched). It serves
+// net/http/pprof on its own loopback listener, never on the issuer's.
+const pprofOverlay = `package main
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"os"
+)
+
+func init() {
+	addr := os.Getenv("` + PprofEnv + `")
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go func() { _ = http.ListenAndServe(addr, mux) }()
+}
+`
+
+// BuildIssuer builds ./issuer/cmd/gatehouse into dir the way `make build`
+// does (run from the repository root); with profile, plus the pprof overlay.
+func BuildIssuer(dir string, profile bool) (string, error) {
+	bin := filepath.Join(dir, "gatehouse")
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
+	if profile {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		src := filepath.Join(dir, "zz_bench_pprof.go")
+		ov := filepath.Join(dir, "overlay.json")
+		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
+			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
+		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(ov, b, 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ov)
+	}
+	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// Issuer is a gatehouse process (or, with only PID set, one given by the
+// user; or any child process adopted with Adopt).
+type Issuer struct {
+	Public, Admin string
+	PID           int
+	Startup       time.Duration
+	cmd           *exec.Cmd
+	exited        chan struct{}
+	stopOnce      sync.Once
+	pprof         string // host:port of the overlay pprof listener
+}
+
+// StartIssuer runs `bin serve all` with loopback ports, a random system
+// secret, LOG_LEVEL=warn and env (the DSN and anything else), logging to
+// dir/issuer.log, and waits for /health/ready on both listeners. With
+// profile the pprof overlay listens on a loopback port of its own.
+func StartIssuer(bin, dir string, env []string, profile bool) (*Issuer, error) {
+	pubPort, admPort := FreePort(), FreePort()
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	cmd := exec.Command(bin, "serve", "all")
+	cmd.Env = append(os.Environ(),
+		"SECRETS_SYSTEM="+base64.RawURLEncoding.EncodeToString(secret), // 32 characters
+		"URLS_SELF_ISSUER=http://127.0.0.1:"+strconv.Itoa(pubPort),
+		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pubPort),
+		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(admPort),
+		"LOG_LEVEL=warn",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	pprofAddr := ""
+	if profile {
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(FreePort())
+		cmd.Env = append(cmd.Env, PprofEnv+"="+pprofAddr)
+	}
+	logPath := filepath.Join(dir, "issuer.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &Issuer{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{}), pprof: pprofAddr,
+		Public: "http://127.0.0.1:" + strconv.Itoa(pubPort), Admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, u := range []string{p.Public + "/health/ready", p.Admin + "/health/ready"} {
+		for {
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-p.exited:
+				b, _ := os.ReadFile(logPath)
+				return nil, fmt.Errorf("the issuer exited before it was ready:\n%s", b)
+			default:
+			}
+			if time.Now().After(deadline) {
+				p.Stop()
+				return nil, fmt.Errorf("the issuer is not ready after 60s: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	p.Startup = time.Since(t0)
+	return p, nil
+}
+
+// Adopt wraps a started child process so that Stop ends it.
+func Adopt(cmd *exec.Cmd) *Issuer {
+	p := &Issuer{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p
+}
+
+// Started reports whether this program started the process (else it was
+// given, and Stop leaves it alone).
+func (p *Issuer) Started() bool { return p.cmd != nil }
+
+// Profiling reports whether the process has the pprof overlay listener.
+func (p *Issuer) Profiling() bool { return p.pprof != "" }
+
+// Stop sends SIGTERM to the process this program started (by pid) and
+// waits for it (SIGKILL after 10 s). A given process is left alone.
+func (p *Issuer) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// CPUProfile saves a CPU profile of the next d (whole seconds) to file.
+func (p *Issuer) CPUProfile(file string, d time.Duration) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ---- /proc ----
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// CPUModel is the model name in /proc/cpuinfo.
+func CPUModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// LoadAvg is the three load averages of /proc/loadavg.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// RSSKiB reads a VmRSS/VmHWM line of /proc/<pid>/status (0 if unknown).
+func RSSKiB(pid int, field string) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// KiB formats a KiB count as MiB ("?" for 0).
+func KiB(n int64) string {
+	if n == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
+}
