@@ -96,9 +96,9 @@ func TestManagerCacheInvalidation(t *testing.T) {
 		m.cache.Wait()
 	}
 	// Cached: no further store reads.
-	n := st.getCount()
-	if _, err := b.Get(ctx, "c1"); err != nil || st.getCount() != n {
-		t.Fatalf("second Get was not served from the cache (%d -> %d)", n, st.getCount())
+	n := st.Gets()
+	if _, err := b.Get(ctx, "c1"); err != nil || st.Gets() != n {
+		t.Fatalf("second Get was not served from the cache (%d -> %d)", n, st.Gets())
 	}
 	// Returned clients are copies: modifying one does not touch the cache.
 	got, _ := b.Get(ctx, "c1")
