@@ -56,16 +56,24 @@ func (h *Handler) loadFlow(ctx context.Context, kind storage.FlowKind, challenge
 	return &f, &st, nil
 }
 
+// openFlow reads the flow a GET .../requests/{kind} names; on an error it
+// answers the request itself and returns ok false.
+func (h *Handler) openFlow(w http.ResponseWriter, r *http.Request, kind storage.FlowKind) (f *storage.Flow, st *state, ok bool) {
+	challenge, err := challengeParam(r, kind)
+	if err == nil {
+		f, st, err = h.loadFlow(r.Context(), kind, challenge)
+	}
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return nil, nil, false
+	}
+	return f, st, true
+}
+
 func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	challenge, err := challengeParam(r, storage.FlowLogin)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	f, st, err := h.loadFlow(ctx, storage.FlowLogin, challenge)
-	if err != nil {
-		httpx.WriteError(w, r, err)
+	f, st, ok := h.openFlow(w, r, storage.FlowLogin)
+	if !ok {
 		return
 	}
 	if f.Status == statusUsed {
@@ -214,14 +222,8 @@ func (h *Handler) consentRequest(f *storage.Flow, st *state) *ConsentRequest {
 
 func (h *Handler) getConsent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	challenge, err := challengeParam(r, storage.FlowConsent)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	f, st, err := h.loadFlow(ctx, storage.FlowConsent, challenge)
-	if err != nil {
-		httpx.WriteError(w, r, err)
+	f, st, ok := h.openFlow(w, r, storage.FlowConsent)
+	if !ok {
 		return
 	}
 	if f.Status == statusUsed {

@@ -192,14 +192,8 @@ func (h *Handler) afterLogoutURL(redirect, state string) string {
 
 func (h *Handler) getLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	challenge, err := challengeParam(r, storage.FlowLogout)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	f, st, err := h.loadFlow(ctx, storage.FlowLogout, challenge)
-	if err != nil {
-		httpx.WriteError(w, r, err)
+	f, st, ok := h.openFlow(w, r, storage.FlowLogout)
+	if !ok {
 		return
 	}
 	if f.Status == statusUsed {
