@@ -24,7 +24,6 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -51,6 +50,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
+
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 )
 
 type options struct {
@@ -126,7 +127,7 @@ func run(o options) error {
 		return err
 	}
 	defer sc.stop()
-	fmt.Printf("sidecar: pid %d, gRPC %s, idle RSS %s (before any check)\n", sc.cmd.Process.Pid, sc.grpcAddr, sc.rss())
+	fmt.Printf("sidecar: pid %d, gRPC %s, idle RSS %s (before any check)\n", sc.PID, sc.grpcAddr, sc.rss())
 
 	g, err := newGenerator(sc.grpcAddr, o)
 	if err != nil {
@@ -577,10 +578,9 @@ func buildSidecar() (string, error) {
 }
 
 type sidecarProc struct {
-	cmd      *exec.Cmd
-	grpcAddr string
-	dir      string
-	exited   chan struct{}
+	*benchproc.Process // adopted child process
+	grpcAddr           string
+	dir                string
 }
 
 // startSidecar runs the binary against the fake issuer with introspection
@@ -601,8 +601,7 @@ func startSidecar(bin string, is *extauthztest.Issuer) (*sidecarProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &sidecarProc{cmd: cmd, grpcAddr: g, dir: dir, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	p := &sidecarProc{Process: benchproc.Adopt(cmd), grpcAddr: g, dir: dir}
 	// Stop the sidecar if the bench is interrupted.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -624,7 +623,7 @@ func startSidecar(bin string, is *extauthztest.Issuer) (*sidecarProc, error) {
 			return p, nil
 		}
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			return nil, fmt.Errorf("the sidecar exited before serving")
 		default:
 		}
@@ -636,61 +635,20 @@ func startSidecar(bin string, is *extauthztest.Issuer) (*sidecarProc, error) {
 	}
 }
 
+// stop ends the sidecar (SIGTERM, by pid) and removes its directory.
 func (p *sidecarProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	p.Stop()
 	os.RemoveAll(p.dir)
 }
 
-// cpu is the sidecar's user+system CPU time from /proc/<pid>/stat
-// (fields 14 and 15, in clock ticks of 1/100 s).
+// cpu is the sidecar's user+system CPU time (/proc/<pid>/stat).
 func (p *sidecarProc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may contain spaces: split after ")".
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	d, _ := benchproc.ProcCPU(strconv.Itoa(p.PID))
+	return d
 }
 
 // rss and peakRSS read VmRSS and VmHWM from /proc (Linux).
-func (p *sidecarProc) rss() string     { return p.status("VmRSS") }
-func (p *sidecarProc) peakRSS() string { return p.status("VmHWM") }
+func (p *sidecarProc) rss() string     { return benchproc.KiB(benchproc.RSSKiB(p.PID, "VmRSS")) }
+func (p *sidecarProc) peakRSS() string { return benchproc.KiB(benchproc.RSSKiB(p.PID, "VmHWM")) }
 
-func (p *sidecarProc) status(field string) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return "n/a"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				return strings.TrimSpace(v)
-			}
-			return fmt.Sprintf("%.1f MiB", float64(kb)/1024)
-		}
-	}
-	return "n/a"
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr() string { return "127.0.0.1:" + strconv.Itoa(benchproc.FreePort()) }

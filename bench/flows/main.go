@@ -446,7 +446,7 @@ func (r *report) printSummary() {
 // ---- the flows ----
 
 type bench struct {
-	is     *benchproc.Issuer
+	is     *benchproc.Process
 	tr     *http.Transport
 	admin  *http.Client // the login/consent app's and the relying party's client
 	client client
@@ -1043,20 +1043,18 @@ func (a cpuSample) sub(b cpuSample) cpuDelta {
 	return d
 }
 
-const clkTck = 100 // USER_HZ on Linux
-
 // sampleCPU reads the CPU times of the issuer (pid), this process, the
 // machine, and the database server processes working for the issuer (see
 // dbProcesses).
 func sampleCPU(pid int, backend string) cpuSample {
 	s := cpuSample{db: map[int]time.Duration{}}
-	s.server, _ = procCPU(strconv.Itoa(pid))
+	s.server, _ = benchproc.ProcCPU(strconv.Itoa(pid))
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	for _, p := range dbProcesses(pid, backend) {
-		s.db[p], _ = procCPU(strconv.Itoa(p))
+		s.db[p], _ = benchproc.ProcCPU(strconv.Itoa(p))
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -1075,8 +1073,8 @@ func sampleCPU(pid int, backend string) cpuSample {
 				irq += n
 			}
 		}
-		s.machine = time.Duration(busy) * time.Second / clkTck
-		s.irq = time.Duration(irq) * time.Second / clkTck
+		s.machine = time.Duration(busy) * time.Second / benchproc.ClkTck
+		s.irq = time.Duration(irq) * time.Second / benchproc.ClkTck
 	}
 	return s
 }
@@ -1131,7 +1129,7 @@ func dbProcesses(issuerPID int, backend string) []int {
 		if err != nil {
 			continue
 		}
-		_, comm := procCPU(e.Name())
+		_, comm := benchproc.ProcCPU(e.Name())
 		switch backend {
 		case "mysql":
 			if comm == "mariadbd" || comm == "mysqld" {
@@ -1191,26 +1189,4 @@ func localPorts(pid int) map[string]bool {
 		}
 	}
 	return ports
-}
-
-// procCPU is utime+stime and the command name of a process from
-// /proc/<pid>/stat.
-func procCPU(pid string) (time.Duration, string) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, ""
-	}
-	// The command name may contain spaces; fields resume after ")".
-	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if i < 0 || j < i {
-		return 0, ""
-	}
-	comm := string(b[i+1 : j])
-	f := strings.Fields(string(b[j+1:]))
-	if len(f) < 13 {
-		return 0, comm
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clkTck, comm
 }

@@ -241,7 +241,7 @@ func run(o options) error {
 			if o.admin == "" {
 				return errors.New("-public needs -admin")
 			}
-			main = &issuerProc{Issuer: &benchproc.Issuer{Public: strings.TrimRight(o.public, "/"), Admin: strings.TrimRight(o.admin, "/"), PID: o.pid}, name: "given"}
+			main = &issuerProc{Process: &benchproc.Process{Public: strings.TrimRight(o.public, "/"), Admin: strings.TrimRight(o.admin, "/"), PID: o.pid}, name: "given"}
 		} else {
 			p, err := startIssuer(bin, "rs256", nil, o.profileDir != "")
 			if err != nil {
@@ -600,7 +600,7 @@ func helloScenario(o options) (*scenario, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &issuerProc{Issuer: benchproc.Adopt(cmd), name: "hello"}
+	p := &issuerProc{Process: benchproc.Adopt(cmd), name: "hello"}
 	defer p.stop()
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -947,7 +947,7 @@ func rate(d time.Duration, f func() error) (perCPU, perWall float64, err error) 
 // ---- the issuer process and its admin API ----
 
 type issuerProc struct {
-	*benchproc.Issuer
+	*benchproc.Process
 	name string
 	dir  string // removed by stop
 	mem  issuerMem
@@ -975,7 +975,7 @@ func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, err
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &issuerProc{Issuer: is, name: name, dir: dir}
+	p := &issuerProc{Process: is, name: name, dir: dir}
 	p.mem.StartupMilli = is.Startup.Milliseconds()
 	return p, nil
 }
@@ -1077,12 +1077,10 @@ func (a cpuSample) sub(b cpuSample) cpuSample {
 	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine, a.irq - b.irq}
 }
 
-const clkTck = 100 // USER_HZ on Linux
-
 func sampleCPU(pid int) cpuSample {
 	var s cpuSample
 	if pid > 0 {
-		s.server = procCPU(strconv.Itoa(pid))
+		s.server, _ = benchproc.ProcCPU(strconv.Itoa(pid))
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -1105,28 +1103,8 @@ func sampleCPU(pid int) cpuSample {
 				irq += n
 			}
 		}
-		s.machine = time.Duration(busy) * time.Second / clkTck
-		s.irq = time.Duration(irq) * time.Second / clkTck
+		s.machine = time.Duration(busy) * time.Second / benchproc.ClkTck
+		s.irq = time.Duration(irq) * time.Second / benchproc.ClkTck
 	}
 	return s
-}
-
-// procCPU is utime+stime of a process from /proc/<pid>/stat.
-func procCPU(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name may contain spaces; fields resume after ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clkTck
 }

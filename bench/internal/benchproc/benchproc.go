@@ -77,9 +77,9 @@ func BuildIssuer(dir string, profile bool) (string, error) {
 	return bin, nil
 }
 
-// Issuer is a gatehouse process (or, with only PID set, one given by the
+// Process is a gatehouse (or other) process (or, with only PID set, one given by the
 // user; or any child process adopted with Adopt).
-type Issuer struct {
+type Process struct {
 	Public, Admin string
 	PID           int
 	Startup       time.Duration
@@ -93,7 +93,7 @@ type Issuer struct {
 // secret, LOG_LEVEL=warn and env (the DSN and anything else), logging to
 // dir/issuer.log, and waits for /health/ready on both listeners. With
 // profile the pprof overlay listens on a loopback port of its own.
-func StartIssuer(bin, dir string, env []string, profile bool) (*Issuer, error) {
+func StartIssuer(bin, dir string, env []string, profile bool) (*Process, error) {
 	pubPort, admPort := FreePort(), FreePort()
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
@@ -122,7 +122,7 @@ func StartIssuer(bin, dir string, env []string, profile bool) (*Issuer, error) {
 		logf.Close()
 		return nil, err
 	}
-	p := &Issuer{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{}), pprof: pprofAddr,
+	p := &Process{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{}), pprof: pprofAddr,
 		Public: "http://127.0.0.1:" + strconv.Itoa(pubPort), Admin: "http://127.0.0.1:" + strconv.Itoa(admPort)}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
 	deadline := time.Now().Add(60 * time.Second)
@@ -153,22 +153,25 @@ func StartIssuer(bin, dir string, env []string, profile bool) (*Issuer, error) {
 }
 
 // Adopt wraps a started child process so that Stop ends it.
-func Adopt(cmd *exec.Cmd) *Issuer {
-	p := &Issuer{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{})}
+func Adopt(cmd *exec.Cmd) *Process {
+	p := &Process{cmd: cmd, PID: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	return p
 }
 
 // Started reports whether this program started the process (else it was
 // given, and Stop leaves it alone).
-func (p *Issuer) Started() bool { return p.cmd != nil }
+func (p *Process) Started() bool { return p.cmd != nil }
+
+// Exited is closed when the process has exited (nil for a given process).
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // Profiling reports whether the process has the pprof overlay listener.
-func (p *Issuer) Profiling() bool { return p.pprof != "" }
+func (p *Process) Profiling() bool { return p.pprof != "" }
 
 // Stop sends SIGTERM to the process this program started (by pid) and
 // waits for it (SIGKILL after 10 s). A given process is left alone.
-func (p *Issuer) Stop() {
+func (p *Process) Stop() {
 	if p.cmd == nil {
 		return
 	}
@@ -184,7 +187,7 @@ func (p *Issuer) Stop() {
 }
 
 // CPUProfile saves a CPU profile of the next d (whole seconds) to file.
-func (p *Issuer) CPUProfile(file string, d time.Duration) error {
+func (p *Process) CPUProfile(file string, d time.Duration) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
 	if err != nil {
@@ -273,4 +276,29 @@ func KiB(n int64) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
+}
+
+// ClkTck is USER_HZ on Linux, the unit of /proc's CPU times.
+const ClkTck = 100
+
+// ProcCPU reads user+system CPU time and the command name of a process
+// from /proc/<pid>/stat.
+func ProcCPU(pid string) (time.Duration, string) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, ""
+	}
+	// The command name may contain spaces; fields resume after ")".
+	i, j := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+	if i < 0 || j < i {
+		return 0, ""
+	}
+	comm := string(b[i+1 : j])
+	f := strings.Fields(string(b[j+1:]))
+	if len(f) < 13 {
+		return 0, comm
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / ClkTck, comm
 }
