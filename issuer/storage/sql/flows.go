@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -58,17 +57,18 @@ func flowArgs(f *storage.Flow) []any {
 	return []any{string(f.Kind), f.ID, f.ClientID, f.Subject, f.SessionID, f.Status, ts(f.CreatedAt), ts(f.ExpiresAt), doc(f.Data)}
 }
 
-// asyncProbe remembers per Store whether the database takes
-// synchronous_commit = off: PostgreSQL does; CockroachDB, spoken to with
-// the same dialect, is left alone.
-var asyncProbe sync.Map // *Store -> bool
-
+// asyncCommits reports (probing once per Store) whether the database
+// takes synchronous_commit = off: PostgreSQL does; CockroachDB, spoken to
+// with the same dialect, is left alone.
 func (s *Store) asyncCommits(ctx context.Context) bool {
 	if s.dialect != DialectPostgres {
 		return false
 	}
-	if ok, known := asyncProbe.Load(s); known {
-		return ok.(bool)
+	switch s.async.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
 	}
 	var version, setting string
 	err := s.db.QueryRowContext(ctx, "SELECT version(), set_config('synchronous_commit', 'off', true)").Scan(&version, &setting)
@@ -76,7 +76,11 @@ func (s *Store) asyncCommits(ctx context.Context) bool {
 		return false // ask again next time
 	}
 	ok := err == nil && setting == "off" && !strings.Contains(version, "CockroachDB")
-	asyncProbe.Store(s, ok)
+	if ok {
+		s.async.Store(1)
+	} else {
+		s.async.Store(2)
+	}
 	return ok
 }
 

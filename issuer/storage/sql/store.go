@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -59,6 +60,7 @@ type Store struct {
 	pin      *sql.Conn   // memory only: keeps the database alive
 	memory   bool
 	stmts    sync.Map      // query -> *sql.Stmt
+	async    atomic.Int32  // PostgreSQL: 0 not yet probed, 1 synchronous_commit=off is taken, 2 it is not (flows.go)
 	stopCkpt chan struct{} // SQLite file only: stops the checkpointer
 	ckptDone chan struct{}
 }

@@ -52,30 +52,11 @@ const (
 
 func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
 	s := ts_.s
-	// Prepared once per connection, outside the transaction (preparing
-	// inside it could wait for a pooled connection while holding one).
-	sel, err := s.prepared(ctx, selectTokenForUpdate+s.forUpdate())
-	if err != nil {
-		return storage.Token{}, mapErr(err)
-	}
-	upd, err := s.prepared(ctx, updateToken)
-	if err != nil {
-		return storage.Token{}, mapErr(err)
-	}
-	var rev, ins *sql.Stmt
-	if revokeRequest != "" {
-		if rev, err = s.prepared(ctx, revokeRequestOthers); err != nil {
-			return storage.Token{}, mapErr(err)
-		}
-	}
-	if len(issue) > 0 {
-		if ins, err = s.prepared(ctx, insertToken); err != nil {
-			return storage.Token{}, mapErr(err)
-		}
-	}
+	sel := selectTokenForUpdate + s.forUpdate()
+	s.prepare(ctx, sel, updateToken, revokeRequestOthers, insertToken)
 	var out storage.Token
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		t, err := scanToken(tx.StmtContext(ctx, sel).QueryRowContext(ctx, string(kind), sig))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(s.txStmt(ctx, tx, sel).QueryRowContext(ctx, string(kind), sig))
 		if err != nil {
 			return err
 		}
@@ -83,16 +64,16 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 			return err
 		}
 		t.Kind, t.Signature = kind, sig
-		if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig); err != nil {
+		if _, err := s.txStmt(ctx, tx, updateToken).ExecContext(ctx, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig); err != nil {
 			return err
 		}
-		if rev != nil {
-			if _, err := tx.StmtContext(ctx, rev).ExecContext(ctx, false, revokeRequest, string(kind), sig); err != nil {
+		if revokeRequest != "" {
+			if _, err := s.txStmt(ctx, tx, revokeRequestOthers).ExecContext(ctx, false, revokeRequest, string(kind), sig); err != nil {
 				return err
 			}
 		}
 		for _, n := range issue {
-			if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, string(n.Kind), n.Signature, n.RequestID, n.ClientID, n.Subject, n.Active, ts(n.IssuedAt), ts(n.ExpiresAt), doc(n.Data)); err != nil {
+			if _, err := s.txStmt(ctx, tx, insertToken).ExecContext(ctx, string(n.Kind), n.Signature, n.RequestID, n.ClientID, n.Subject, n.Active, ts(n.IssuedAt), ts(n.ExpiresAt), doc(n.Data)); err != nil {
 				return err
 			}
 		}
