@@ -56,6 +56,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,7 @@ type options struct {
 	bin         string
 	profileDir  string
 	issuerEnv   []string
+	genProfile  string
 }
 
 func main() {
@@ -96,6 +98,7 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the tables")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each level's measured window to this directory")
+	flag.StringVar(&o.genProfile, "generator-profile", "", "write a CPU profile of this load generator (all levels) to this file")
 	flag.Func("issuer-env", "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)
@@ -343,6 +346,17 @@ func run(o options) error {
 	}
 	logf("checked flow: %s\n", rep.Issuer.Check)
 
+	if o.genProfile != "" {
+		f, err := os.Create(o.genProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, c := range o.concurrency {
 		lv := b.level(o, c, rep.Backend)
 		rep.Levels = append(rep.Levels, lv)

@@ -63,11 +63,13 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
+	"github.com/gatehouse-dev/gatehouse/bench/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/issuer/keys"
 )
 
 type options struct {
 	generatorProcs int
+	client         string
 	duration       time.Duration
 	warmup         time.Duration
 	signFor        time.Duration
@@ -96,6 +98,7 @@ func main() {
 	flag.DurationVar(&o.signFor, "sign-duration", 2*time.Second, "how long each single-core sign rate is measured")
 	flag.IntVar(&o.connections, "connections", 16, "concurrent keep-alive connections, one request in flight on each")
 	flag.IntVar(&o.generatorProcs, "generator-procs", 0, "GOMAXPROCS of the load generator while it drives a server (0: all cores, the generator and the hello server in one process as always); with N > 0 the hello server runs in a child process with all cores, so that every scenario has a separate server and the same generator. A generator on fewer Ps spends less CPU spinning in the scheduler while it waits, which the server under test then has; on 1 P it also caps hello")
+	flag.StringVar(&o.client, "client", "h1", "how the workers send: h1 (bench/internal/h1: each request written and its response read on the worker's goroutine over a pooled keep-alive connection, as wrk does) or transport (net/http's Client and Transport, whose per-connection goroutines cost the generator two scheduler hand-offs per request)")
 	flag.StringVar(&o.scenarios, "scenarios", allScenarios, "comma-separated scenarios, in order (hello and sign always run first when listed; sign is added when a jwt-* scenario is listed)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the table")
 	flag.StringVar(&o.public, "public", "", "public URL of a running issuer (default: build and start one on SQLite)")
@@ -106,6 +109,10 @@ func main() {
 	flag.BoolVar(&o.helloEach, "hello-each", false, "re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one (steadier on a shared machine; doubles the run time)")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
 	flag.Parse()
+	if o.client != "h1" && o.client != "transport" {
+		fmt.Fprintf(os.Stderr, "bench/issuer: -client %q: want h1 or transport\n", o.client)
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/issuer:", err)
 		os.Exit(1)
@@ -175,6 +182,8 @@ type scenario struct {
 	OfHello     float64 `json:"ratio_to_hello,omitempty"`
 	OfSignCeil  float64 `json:"ratio_to_cores_x_sign,omitempty"`
 	SignShare   float64 `json:"sign_share_of_server_cpu,omitempty"` // single-core sign CPU / issuer CPU per token
+	SignBefore  float64 `json:"sign_before_per_cpu_sec,omitempty"`  // single-core sign rate before the run (the sign scenario)
+	SignAfter   float64 `json:"sign_after_per_cpu_sec,omitempty"`   // and right after it; the ratio uses the higher
 	HelloRPS    float64 `json:"hello_rps_adjacent,omitempty"`       // with -hello-each: the ceiling measured just before
 	ServerCPUus float64 `json:"server_cpu_us_per_req,omitempty"`    // issuer (or, for hello, this process) CPU per request
 	BenchCPUus  float64 `json:"bench_cpu_us_per_req,omitempty"`     // this process (generator), not for hello
@@ -193,7 +202,7 @@ func run(o options) error {
 		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
-			"scenarios": strings.Join(scen, ","), "tokens": o.tokens},
+			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs},
 	}
 	logf := func(format string, a ...any) {
 		if !o.jsonOut {
@@ -307,9 +316,18 @@ func run(o options) error {
 		}
 		if alg, ok := strings.CutPrefix(s.Name, "jwt-"); ok {
 			if r, ok := signs[strings.ToUpper(alg)]; ok {
-				s.OfSignCeil = s.RPS / (r.JWXPerSec * float64(runtime.NumCPU()))
+				// The reference is the faster of the sign rates measured
+				// before and right after the scenario (the least
+				// flattering when the host's speed drifts during a run).
+				after, err := signRateAgain(strings.ToUpper(alg), o.signFor)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				s.SignBefore, s.SignAfter = r.JWXPerSec, after
+				ref := max(r.JWXPerSec, after)
+				s.OfSignCeil = s.RPS / (ref * float64(runtime.NumCPU()))
 				if s.ServerCPUus > 0 {
-					s.SignShare = 1e6 / r.JWXPerSec / s.ServerCPUus
+					s.SignShare = 1e6 / ref / s.ServerCPUus
 				}
 			}
 		}
@@ -369,7 +387,7 @@ func (s *scenario) line() string {
 		b += fmt.Sprintf("  %5.1f%% of hello", 100*s.OfHello)
 	}
 	if s.OfSignCeil > 0 {
-		b += fmt.Sprintf("  %5.1f%% of cores x sign", 100*s.OfSignCeil)
+		b += fmt.Sprintf("  %5.1f%% of cores x sign (%.0f/s before, %.0f/s after)", 100*s.OfSignCeil, s.SignBefore, s.SignAfter)
 	}
 	if s.HelloRPS > 0 {
 		b += fmt.Sprintf(" (hello just before: %.0f/s)", s.HelloRPS)
@@ -444,9 +462,16 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	if o.generatorProcs > 0 && is != nil {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.generatorProcs))
 	}
-	tr := newTransport(o.connections)
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var do func(req *http.Request) (*http.Response, error)
+	if o.client == "transport" {
+		tr := newTransport(o.connections)
+		defer tr.CloseIdleConnections()
+		do = (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do
+	} else {
+		tr := &h1.Transport{Timeout: 30 * time.Second, MaxIdlePerHost: o.connections}
+		defer tr.Close()
+		do = tr.RoundTrip
+	}
 
 	var measuring, stop atomic.Bool
 	type workerRes struct {
@@ -468,7 +493,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 					panic(err)
 				}
 				t0 := time.Now()
-				resp, err := hc.Do(req)
+				resp, err := do(req)
 				var status int
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
@@ -836,10 +861,9 @@ func getScenario(o options, is *issuerProc, name, u string) (*scenario, error) {
 
 // ---- sign rate ----
 
-// measureSign is the rate of one goroutine signing a ~400-byte RFC 9068
-// payload: with keys.SignCompact and kid/typ protected headers, exactly as
-// keys.Manager.Sign does, and with the raw crypto primitive.
-func measureSign(alg string, d time.Duration) (signRate, error) {
+// newSigner makes a key for alg and a sign call over the payload
+// measureSign times.
+func newSigner(alg string) (crypto.Signer, func(key any) func() error, []byte, error) {
 	var key crypto.Signer
 	var sa jwa.SignatureAlgorithm
 	var err error
@@ -852,7 +876,7 @@ func measureSign(alg string, d time.Duration) (signRate, error) {
 		sa = jwa.ES256()
 	}
 	if err != nil {
-		return signRate{}, err
+		return nil, nil, nil, err
 	}
 	payload, _ := json.Marshal(map[string]any{
 		"aud": []string{}, "client_id": "6064a8d8-25b1-4f4a-9bc1-5dc384ae2c69", "exp": 1796176704, "iat": 1796173104,
@@ -865,11 +889,33 @@ func measureSign(alg string, d time.Duration) (signRate, error) {
 			return err
 		}
 	}
+	return key, sign, payload, nil
+}
+
+// signRateAgain is measureSign's single-goroutine keys.SignCompact rate
+// alone, measured again after a signing scenario: the machine's cores do
+// not keep one speed for the length of a run.
+func signRateAgain(alg string, d time.Duration) (float64, error) {
+	key, sign, _, err := newSigner(alg)
+	if err != nil {
+		return 0, err
+	}
+	perCPU, _, err := rate(d, sign(key))
+	return perCPU, err
+}
+
+// measureSign is the rate of one goroutine signing a ~400-byte RFC 9068
+// payload: with keys.SignCompact and kid/typ protected headers, exactly as
+// keys.Manager.Sign does, and with the raw crypto primitive.
+func measureSign(alg string, d time.Duration) (signRate, error) {
+	key, sign, payload, err := newSigner(alg)
+	if err != nil {
+		return signRate{}, err
+	}
 	r := signRate{Alg: alg}
 	if r.JWXPerSec, r.JWXWallSec, err = rate(d, sign(key)); err != nil {
 		return r, err
-	}
-	// A private JWK parsed and exported back to a crypto key, without
+	} // A private JWK parsed and exported back to a crypto key, without
 	// Precompute (see ExportedPerSec).
 	jk, err := jwk.Import(key)
 	if err != nil {
