@@ -25,8 +25,8 @@ import (
 // PprofEnv names the loopback address the profiling overlay listens on.
 const PprofEnv = "GATEHOUSE_BENCH_PPROF"
 
-// pprofOverlay is added to package main of the issuer at build time with
-// -profile (go build -overlay: the source tree is not touched). It serves
+// pprofOverlay is added to package main of the issuer (or another command,
+// see Build) at build time with -profile (go build -overlay: the source tree is not touched). It serves
 // net/http/pprof on its own loopback listener, never on the issuer's.
 const pprofOverlay = `package main
 
@@ -51,7 +51,15 @@ func init() {
 // BuildIssuer builds ./issuer/cmd/gatehouse into dir the way `make build`
 // does (run from the repository root); with profile, plus the pprof overlay.
 func BuildIssuer(dir string, profile bool) (string, error) {
-	bin := filepath.Join(dir, "gatehouse")
+	return Build(dir, "./issuer/cmd/gatehouse", profile)
+}
+
+// Build builds the command package pkg (e.g. "./sidecar/cmd/gatehouse-sidecar",
+// relative to the repository root, the working directory) into dir the way
+// `make build` does; with profile, plus the pprof overlay, which serves
+// pprof on the address in PprofEnv when the process has it.
+func Build(dir, pkg string, profile bool) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
 	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
 	if profile {
 		wd, err := os.Getwd()
@@ -61,7 +69,7 @@ func BuildIssuer(dir string, profile bool) (string, error) {
 		src := filepath.Join(dir, "zz_bench_pprof.go")
 		ov := filepath.Join(dir, "overlay.json")
 		b, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-			filepath.Join(wd, "issuer", "cmd", "gatehouse", "zz_bench_pprof.go"): src}})
+			filepath.Join(wd, filepath.FromSlash(pkg), "zz_bench_pprof.go"): src}})
 		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
 			return "", err
 		}
@@ -70,7 +78,7 @@ func BuildIssuer(dir string, profile bool) (string, error) {
 		}
 		args = append(args, "-overlay", ov)
 	}
-	cmd := exec.Command("go", append(args, "./issuer/cmd/gatehouse")...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build (run from the repository root): %v\n%s", err, b)
 	}
@@ -159,6 +167,21 @@ func Adopt(cmd *exec.Cmd) *Process {
 	return p
 }
 
+// PprofAddr returns a free loopback address for the overlay's pprof
+// listener and the environment entry that gives it to the process.
+func PprofAddr() (addr, env string) {
+	addr = "127.0.0.1:" + strconv.Itoa(FreePort())
+	return addr, PprofEnv + "=" + addr
+}
+
+// AdoptProfiled is Adopt for a process built with the pprof overlay and
+// started with the environment entry of PprofAddr(addr).
+func AdoptProfiled(cmd *exec.Cmd, addr string) *Process {
+	p := Adopt(cmd)
+	p.pprof = addr
+	return p
+}
+
 // Started reports whether this program started the process (else it was
 // given, and Stop leaves it alone).
 func (p *Process) Started() bool { return p.cmd != nil }
@@ -189,7 +212,13 @@ func (p *Process) Stop() {
 // CPUProfile saves a CPU profile of the next d (whole seconds) to file.
 func (p *Process) CPUProfile(file string, d time.Duration) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	return p.SaveProfile(file, "profile?seconds="+strconv.Itoa(secs))
+}
+
+// SaveProfile saves the overlay's /debug/pprof/<name> (e.g. "allocs",
+// "heap", "profile?seconds=3") to file.
+func (p *Process) SaveProfile(file, name string) error {
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/" + name)
 	if err != nil {
 		return err
 	}
