@@ -70,6 +70,7 @@ import (
 	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
+	"github.com/gatehouse-dev/gatehouse/bench/internal/h1"
 )
 
 type options struct {
@@ -82,6 +83,7 @@ type options struct {
 	profileDir  string
 	issuerEnv   []string
 	genProfile  string
+	client      string
 }
 
 func main() {
@@ -98,6 +100,7 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document instead of the tables")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each level's measured window to this directory")
+	flag.StringVar(&o.client, "client", "h1", "how the browsers, the login/consent app and the relying party send: h1 (bench/internal/h1: request written and response read on the flow's goroutine over a pooled keep-alive connection) or transport (net/http's Transport, two goroutine hand-offs per request)")
 	flag.StringVar(&o.genProfile, "generator-profile", "", "write a CPU profile of this load generator (all levels) to this file")
 	flag.Func("issuer-env", "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
@@ -107,6 +110,10 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	if o.client != "h1" && o.client != "transport" {
+		fmt.Fprintf(os.Stderr, "bench/flows: -client %q: want h1 or transport\n", o.client)
+		os.Exit(2)
+	}
 	var err error
 	if o.concurrency, err = parseConcurrency(conc); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/flows:", err)
@@ -249,7 +256,7 @@ func run(o options) error {
 		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
-			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv},
+			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client},
 		Backend: "sqlite",
 	}
 	logf := func(format string, a ...any) {
@@ -335,9 +342,19 @@ func run(o options) error {
 	}
 
 	maxConc := slices.Max(o.concurrency)
-	tr := newTransport(2*maxConc + 4)
-	defer tr.CloseIdleConnections()
-	b := &bench{is: is, tr: tr, admin: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	var tr http.RoundTripper
+	if o.client == "transport" {
+		t := newTransport(2*maxConc + 4)
+		defer t.CloseIdleConnections()
+		tr = t
+	} else {
+		// Requests are bounded by the transport's timeout, not the
+		// client's (which would add a timer per request).
+		t := &h1.Transport{Timeout: 60 * time.Second, MaxIdlePerHost: 2*maxConc + 4}
+		defer t.Close()
+		tr = t
+	}
+	b := &bench{is: is, tr: tr, admin: &http.Client{Transport: tr}}
 	if b.client, err = b.createClient(); err != nil {
 		return err
 	}
@@ -461,7 +478,7 @@ func (r *report) printSummary() {
 
 type bench struct {
 	is     *benchproc.Process
-	tr     *http.Transport
+	tr     http.RoundTripper
 	admin  *http.Client // the login/consent app's and the relying party's client
 	client client
 	seq    atomic.Int64
@@ -526,7 +543,7 @@ type tokenResponse struct {
 // flow runs one complete flow in a new browser (its own cookie jar).
 func (b *bench) flow() (r flowResult) {
 	jar, _ := cookiejar.New(nil)
-	br := &http.Client{Jar: jar, Transport: b.tr, Timeout: 60 * time.Second,
+	br := &http.Client{Jar: jar, Transport: b.tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	subject := "bench-user-" + strconv.FormatInt(b.seq.Add(1), 10)
 	verifier, challenge := pkcePair()
