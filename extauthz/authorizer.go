@@ -251,13 +251,20 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	a.m.cacheMiss.Inc()
 	var res result
 	var err error
-	if looksLikeJWT(tok) {
+	jwt := looksLikeJWT(tok)
+	if jwt {
 		res, err = a.verifyJWT(ctx, tok)
 	} else {
 		res, err = a.introspectOpaque(ctx, key, tok)
 	}
 	if err != nil {
 		return result{}, err
+	}
+	if jwt && !a.cache.admit(key) {
+		// A JWT's decision is cached from its second miss on: verifying
+		// it again costs less than caching every token sent only once.
+		// An introspection answer is always cached (a call to the issuer).
+		return res, nil
 	}
 	cost := int64(256)
 	if res.id != nil {

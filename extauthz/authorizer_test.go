@@ -19,12 +19,13 @@ import (
 func TestDecisionCacheHitsAndExpiry(t *testing.T) {
 	e := newEnv(t, nil)
 	tok := e.is.Token(e.key, map[string]any{"exp": e.clock.Now().Add(2 * time.Minute).Unix()})
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		if d := e.a.Decide(context.Background(), bearer(tok)); !d.Allowed() {
 			t.Fatalf("request %d denied: %+v", i, d.Denial)
 		}
 		e.a.cache.wait()
 	}
+	// A JWT is cached from its second miss on (the doorkeeper).
 	if hits := counterValue(t, e.reg, "gatehouse_sidecar_cache_requests_total", map[string]string{"result": "hit"}); hits != 2 {
 		t.Fatalf("cache hits = %v, want 2", hits)
 	}
@@ -33,6 +34,76 @@ func TestDecisionCacheHitsAndExpiry(t *testing.T) {
 	d := e.a.Decide(context.Background(), bearer(tok))
 	if d.Denial == nil || d.Denial.Reason != ReasonExpired {
 		t.Fatalf("after exp: %+v", d)
+	}
+}
+
+// A JWT seen once is not cached (a one-hit wonder would only cost the
+// cache memory and evict others); seen again, it is. Opaque tokens are
+// cached at once: their miss is a call to the issuer.
+func TestDoorkeeper(t *testing.T) {
+	e := newEnv(t, nil)
+	hits := func() float64 {
+		return counterValue(t, e.reg, "gatehouse_sidecar_cache_requests_total", map[string]string{"result": "hit"})
+	}
+	once, twice := e.is.Token(e.key, nil), e.is.Token(e.key, nil)
+	for _, tok := range []string{once, twice, twice, twice, once} {
+		if d := e.a.Decide(context.Background(), bearer(tok)); !d.Allowed() {
+			t.Fatalf("denied: %+v", d.Denial)
+		}
+		e.a.cache.wait()
+	}
+	// twice: miss, miss (cached), hit; once: miss, miss (cached).
+	if h := hits(); h != 1 {
+		t.Fatalf("cache hits = %v, want 1", h)
+	}
+	// A denial goes through the doorkeeper too.
+	forged := e.is.Token(e.key, nil)
+	forged = forged[:len(forged)-4] + "AAAA"
+	for i := 0; i < 3; i++ {
+		if d := e.a.Decide(context.Background(), bearer(forged)); d.Denial == nil || d.Denial.Reason != ReasonBadSignature {
+			t.Fatalf("forged token: %+v", d)
+		}
+		e.a.cache.wait()
+	}
+	if h := hits(); h != 2 {
+		t.Fatalf("cache hits = %v, want 2", h)
+	}
+
+	op := "ory_at_doorkeeperdoorkeeper.signature"
+	e.is.AddOpaque(op, nil)
+	for i := 0; i < 2; i++ {
+		if d := e.a.Decide(context.Background(), bearer(op)); !d.Allowed() {
+			t.Fatalf("opaque token denied: %+v", d.Denial)
+		}
+		e.a.cache.wait()
+	}
+	if n := e.is.IntrospectionCalls.Load(); n != 1 {
+		t.Fatalf("introspection called %d times, want 1 (cached at once)", n)
+	}
+}
+
+func TestDoorkeeperSlots(t *testing.T) {
+	d := newDoorkeeper(1000)
+	if len(d.slots) != 1024 {
+		t.Fatalf("slots = %d, want 1024", len(d.slots))
+	}
+	a, b := hashToken("a"), hashToken("b")
+	if d.admit(a) || !d.admit(a) || !d.admit(a) {
+		t.Fatal("a token is admitted from its second offer on")
+	}
+	if d.admit(b) {
+		t.Fatal("b admitted at its first offer")
+	}
+	// A token whose slot another one took is forgotten, not confused.
+	var c tokenKey
+	for i := 0; ; i++ {
+		c = hashToken(fmt.Sprint("c", i))
+		if le64(c[16:24])&d.mask == le64(b[16:24])&d.mask {
+			break
+		}
+	}
+	if d.admit(c) || d.admit(b) {
+		t.Fatal("a slot's new token or its overwritten one admitted")
 	}
 }
 

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"crypto/sha256"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -29,7 +30,8 @@ type cacheEntry struct {
 // their own expiry on the injected clock; ristretto's TTL (wall clock)
 // only reclaims memory. Memory is bounded by CacheConfig.MaxBytes.
 type decisionCache struct {
-	c *ristretto.Cache[tokenKey, *cacheEntry]
+	c    *ristretto.Cache[tokenKey, *cacheEntry]
+	seen doorkeeper
 }
 
 func newDecisionCache(maxBytes int64) (*decisionCache, error) {
@@ -50,7 +52,7 @@ func newDecisionCache(maxBytes int64) (*decisionCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &decisionCache{c: c}, nil
+	return &decisionCache{c: c, seen: newDoorkeeper(2 * items)}, nil
 }
 
 func (d *decisionCache) get(k tokenKey, now time.Time) (*cacheEntry, bool) {
@@ -68,6 +70,10 @@ func (d *decisionCache) set(k tokenKey, e *cacheEntry, cost int64, ttl time.Dura
 	d.c.SetWithTTL(k, e, cost, ttl)
 }
 
+// admit reports whether a decision on k that costs only local work (a
+// JWT's) may be cached: from the token's second miss on (see doorkeeper).
+func (d *decisionCache) admit(k tokenKey) bool { return d.seen.admit(k) }
+
 func (d *decisionCache) clear() { d.c.Clear() }
 
 func (d *decisionCache) wait() { d.c.Wait() }
@@ -78,4 +84,44 @@ func le64(s string) uint64 {
 	_ = s[7]
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// doorkeeper keeps one-hit wonders out of the decision cache (TinyLFU's
+// doorkeeper): a JWT decision is cached from the token's second miss
+// within a recent window, not its first. Inserting a decision is most of
+// a miss's cost beyond the signature (ristretto's admission goroutine,
+// the cached identity kept live for the collector to mark, the heap
+// growing to hold it), paid for nothing when the token is never sent
+// again: clients that fetch a token per request, a flood of distinct
+// forged tokens (which would also evict the decisions of real callers).
+// A token sent repeatedly is verified twice instead of once.
+//
+// It is a direct-mapped table of 64-bit fingerprints of token hashes,
+// lock-free: a token forgotten because another overwrote its slot is
+// merely verified again.
+type doorkeeper struct {
+	slots []atomic.Uint64
+	mask  uint64
+}
+
+// newDoorkeeper remembers up to n (rounded up to a power of two) tokens.
+func newDoorkeeper(n int64) doorkeeper {
+	size := uint64(1)
+	for size < uint64(n) {
+		size <<= 1
+	}
+	return doorkeeper{slots: make([]atomic.Uint64, size), mask: size - 1}
+}
+
+// admit reports whether k was offered recently, else remembers it. The
+// slot and fingerprint come from bits of the SHA-256 that ristretto's
+// hashes (the first 128) do not use.
+func (d *doorkeeper) admit(k tokenKey) bool {
+	slot := &d.slots[le64(k[16:24])&d.mask]
+	fp := le64(k[24:32]) | 1 // never the empty slot's 0
+	if slot.Load() == fp {
+		return true
+	}
+	slot.Store(fp)
+	return false
 }

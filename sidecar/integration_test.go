@@ -430,6 +430,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	p := newFakeProvider(t)
 	s := startSidecar(t, p, "")
 	tok, _ := p.JWT(t)
+	// A JWT is cached from its second check on.
+	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	s.check(t, "GET", "a", "/", nil)
@@ -446,7 +448,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`gatehouse_sidecar_decisions_total{reason="valid_token",result="allow"} 2`,
+		`gatehouse_sidecar_decisions_total{reason="valid_token",result="allow"} 3`,
 		`gatehouse_sidecar_decisions_total{reason="missing_token",result="deny"} 1`,
 		`gatehouse_sidecar_cache_requests_total{result="hit"} 1`,
 		`gatehouse_sidecar_jwks_fetches_total{issuer="` + p.Issuer() + `",result="success",trigger="scheduled"}`,
