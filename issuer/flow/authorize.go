@@ -709,11 +709,9 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		return
 	}
 	cs.Data = data
-	// The consent challenge is used and the consent recorded at once.
-	if err := h.use(ctx, w, v, storage.FlowStep{ConsentSession: &cs}); err != nil {
-		h.failAfterVerifier(w, r, a, err)
-		return
-	}
+	// The consent challenge is used, the consent recorded and the code
+	// (and implicit/hybrid access token) stored at once, in one commit.
+	var stepErr error
 	httpx.Info(ctx).Subject = f.Subject
 	params, err := h.Tokens.Authorize(ctx, &oauth2.Authorization{
 		Client: a.client, ResponseTypes: a.req.ResponseTypes,
@@ -724,7 +722,15 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 			AuthTime: st.AuthTime, RequestedAt: st.RequestedAt, ACR: st.ACR, AMR: st.AMR,
 			GrantedScope: nonNil(acc.GrantScope), GrantedAudience: nonNil(acc.GrantAccessTokenAudience),
 			AccessTokenClaims: acc.Session.AccessToken, IDTokenClaims: acc.Session.IDToken},
+		Record: func(ctx context.Context, toks []storage.Token) error {
+			stepErr = h.use(ctx, w, v, storage.FlowStep{ConsentSession: &cs, Tokens: toks})
+			return stepErr
+		},
 	})
+	if stepErr != nil {
+		h.failAfterVerifier(w, r, a, stepErr)
+		return
+	}
 	if err != nil {
 		h.redirectError(w, r, a, err)
 		return

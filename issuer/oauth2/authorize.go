@@ -102,6 +102,11 @@ type Authorization struct {
 	// challenge), so that revoking the consent revokes them all.
 	RequestID string
 	Grant     GrantSession
+	// Record, when set, stores the tokens Authorize issues (the code, the
+	// implicit/hybrid access token) instead of Authorize writing them one
+	// by one: the consent step records them in the transaction that uses
+	// the consent challenge. Its error is returned as it is.
+	Record func(ctx context.Context, toks []storage.Token) error
 }
 
 // Authorize issues what the response types of a granted authorization
@@ -117,6 +122,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	has := func(rt string) bool { return slices.Contains(a.ResponseTypes, rt) }
 	now := h.Now().UTC().Truncate(time.Second)
 	var code, accessToken string
+	var rows []storage.Token
 	if has("code") {
 		var sig string
 		var err error
@@ -134,18 +140,16 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}
-		if err := h.Tokens.Create(ctx, storage.Token{Kind: storage.KindAuthorizationCode, Signature: sig,
+		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: sig,
 			RequestID: a.RequestID, ClientID: c.ID, Subject: g.Subject, Active: true, IssuedAt: now,
-			ExpiresAt: now.Add(h.Config.TTL.AuthCode), Data: data}); err != nil {
-			return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the authorization code: %w", err))
-		}
+			ExpiresAt: now.Add(h.Config.TTL.AuthCode), Data: data})
 		out.Set("code", code)
 	}
 	if has("token") {
 		// RFC 6749 §4.2.2 (implicit) and OAuth 2.0 Multiple Response
 		// Types §3 (hybrid): the access token comes with the response.
 		g := a.Grant
-		resp, err := h.issueAccessToken(ctx, &accessGrant{
+		resp, row, err := h.newAccessToken(ctx, &accessGrant{
 			GrantType: client.GrantImplicit, Client: c, Subject: g.Subject,
 			Scope: g.GrantedScope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: &g,
 			Lifespan:  c.ImplicitGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
@@ -154,6 +158,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		if err != nil {
 			return nil, err
 		}
+		rows = append(rows, row)
 		accessToken = resp.AccessToken
 		out.Set("access_token", resp.AccessToken)
 		out.Set("token_type", resp.TokenType)
@@ -172,6 +177,18 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	}
 	if !has("token") && has("code") && len(a.Grant.GrantedScope) > 0 {
 		out.Set("scope", strings.Join(a.Grant.GrantedScope, " "))
+	}
+	// Nothing is handed out before it is recorded.
+	if a.Record != nil {
+		if err := a.Record(ctx, rows); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	for _, row := range rows {
+		if err := h.Tokens.Create(ctx, row); err != nil {
+			return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the %s: %w", row.Kind, err))
+		}
 	}
 	return out, nil
 }

@@ -252,6 +252,10 @@ type FlowStep struct {
 	ConsentSession *ConsentSession
 	// Next, when set, is created.
 	Next *Flow
+	// Tokens are created too: what the step issues, e.g. the
+	// authorization code of a consent (one commit for the consent and its
+	// code).
+	Tokens []Token
 }
 
 // ---------------------------------------------------------------- sessions

@@ -634,6 +634,34 @@ func testFlowStep(t *testing.T, s storage.Storage) {
 	if l, err := s.LoginSessions().Get(ctx(), "sid-new"); err != nil || l.Subject != "carol" {
 		t.Fatalf("new login session: %+v, %v", l, err)
 	}
+
+	// Tokens are created with the step, and not at all when it conflicts
+	// or fails.
+	code := storage.Token{Kind: storage.KindAuthorizationCode, Signature: "step-code", RequestID: "step-6", ClientID: "c",
+		Subject: "alice", Active: true, IssuedAt: base, ExpiresAt: base.Add(time.Minute), Data: json.RawMessage(`{"c":1}`)}
+	at := code
+	at.Kind, at.Signature = storage.KindAccessToken, "step-at"
+	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowConsent, ID: "step-6", Status: "accepted", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}))
+	c6 := read(storage.FlowConsent, "step-6")
+	stale := c6
+	stale.Status = "pending"
+	wantErr(t, fs.Step(ctx(), storage.FlowStep{Flow: stale, Status: "used", Tokens: []storage.Token{code}}), storage.ErrConflict)
+	_, err = s.Tokens().Get(ctx(), storage.KindAuthorizationCode, "step-code")
+	wantErr(t, err, storage.ErrNotFound)
+	dup := storage.Flow{Kind: storage.FlowConsent, ID: "step-2", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+	wantErr(t, fs.Step(ctx(), storage.FlowStep{Flow: c6, Status: "used", Next: &dup, Tokens: []storage.Token{code}}), storage.ErrAlreadyExists)
+	_, err = s.Tokens().Get(ctx(), storage.KindAuthorizationCode, "step-code")
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, fs.Step(ctx(), storage.FlowStep{Flow: c6, Status: "used", Tokens: []storage.Token{code, at}}))
+	for _, want := range []storage.Token{code, at} {
+		got, err := s.Tokens().Get(ctx(), want.Kind, want.Signature)
+		must(t, err)
+		if got.RequestID != "step-6" || got.Subject != "alice" || !got.Active {
+			t.Fatalf("token created by Step: %+v", got)
+		}
+		sameTime(t, "expires_at", got.ExpiresAt, want.ExpiresAt)
+		sameJSON(t, "token data", got.Data, want.Data)
+	}
 }
 
 // testFlowStepOnce: of concurrent steps on one flow exactly one applies.

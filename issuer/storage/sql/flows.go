@@ -216,6 +216,9 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	if st.Next != nil {
 		fs.s.prepare(ctx, insertFlow)
 	}
+	if len(st.Tokens) > 0 {
+		fs.s.prepare(ctx, insertToken)
+	}
 	if fs.s.dialect == DialectSQLite {
 		fs.s.prepare(ctx, useFlow)
 	}
@@ -253,6 +256,11 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 				return mapErr(err)
 			}
 		}
+		for i := range st.Tokens {
+			if _, err := fs.s.txStmt(ctx, tx, insertToken).ExecContext(ctx, tokenArgs(&st.Tokens[i])...); err != nil {
+				return mapErr(err)
+			}
+		}
 		return nil
 	})
 }
@@ -280,6 +288,10 @@ func stepStatement(st *storage.FlowStep) (string, []any) {
 	if n := st.Next; n != nil {
 		b.WriteString(", next AS (INSERT INTO flows (" + flowCols + ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)")
 		args = append(args, flowArgs(n)...)
+	}
+	for i := range st.Tokens {
+		fmt.Fprintf(&b, ", token%d AS (INSERT INTO tokens ("+tokenCols+") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)", i)
+		args = append(args, tokenArgs(&st.Tokens[i])...)
 	}
 	b.WriteString(" SELECT count(*) FROM used")
 	return b.String(), args

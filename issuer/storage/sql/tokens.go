@@ -30,9 +30,13 @@ func scanToken(row interface{ Scan(...any) error }) (storage.Token, error) {
 }
 
 func (ts_ tokenStore) Create(ctx context.Context, t storage.Token) error {
-	_, err := ts_.s.exec(ctx, insertToken,
-		string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data))
+	_, err := ts_.s.exec(ctx, insertToken, tokenArgs(&t)...)
 	return err
+}
+
+// tokenArgs are insertToken's arguments (tokenCols' order).
+func tokenArgs(t *storage.Token) []any {
+	return []any{string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data)}
 }
 
 func (ts_ tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
@@ -73,7 +77,7 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 			}
 		}
 		for _, n := range issue {
-			if _, err := s.txStmt(ctx, tx, insertToken).ExecContext(ctx, string(n.Kind), n.Signature, n.RequestID, n.ClientID, n.Subject, n.Active, ts(n.IssuedAt), ts(n.ExpiresAt), doc(n.Data)); err != nil {
+			if _, err := s.txStmt(ctx, tx, insertToken).ExecContext(ctx, tokenArgs(&n)...); err != nil {
 				return err
 			}
 		}
