@@ -430,9 +430,11 @@ func TestHealthAndMetrics(t *testing.T) {
 	p := newFakeProvider(t)
 	s := startSidecar(t, p, "")
 	tok, _ := p.JWT(t)
-	// A JWT is cached from its second check on.
+	// A JWT is cached from its second check on; the cache applies a set
+	// asynchronously (a moment after the answer).
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
+	time.Sleep(50 * time.Millisecond)
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	s.check(t, "GET", "a", "/", nil)
 	for _, path := range []string{"/health/alive", "/health/ready"} {
