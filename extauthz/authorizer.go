@@ -41,7 +41,7 @@ type Authorizer struct {
 	rules        []*rule
 	defaultRule  *rule
 	claimPaths   []string
-	jwtClaims    map[string]bool // the top-level claims verifyJWT and buildIdentity read
+	jwtClaims    map[string]bool // the unregistered top-level claims buildIdentity may read
 	headers      headerPlan
 	deny         denials
 	cache        *decisionCache
@@ -283,15 +283,12 @@ func tokenFingerprint(tok string) string {
 	return hex.EncodeToString([]byte(h[:6]))
 }
 
-// claimsRead names the top-level claims a JWT decision reads: the
-// registered ones verifyJWT and buildIdentity check, and for every claim
+// claimsRead names the top-level claims besides the registered ones
+// (fastClaims reads those) that a JWT decision may read: for every claim
 // path of a rule or identity header each name lookupClaim may try (the
 // path itself and each prefix ending before a dot).
 func (a *Authorizer) claimsRead() map[string]bool {
 	m := map[string]bool{}
-	for _, c := range []string{"iss", "exp", "nbf", "iat", "sub", "client_id", "aud", "scope", "scp"} {
-		m[c] = true
-	}
 	paths := slices.Clone(a.claimPaths)
 	for _, h := range a.headers.identity {
 		paths = append(paths, h.path)
@@ -303,6 +300,9 @@ func (a *Authorizer) claimsRead() map[string]bool {
 				m[p[:i]] = true
 			}
 		}
+	}
+	for _, c := range registeredClaims {
+		delete(m, c)
 	}
 	return m
 }

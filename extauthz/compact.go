@@ -33,12 +33,14 @@ type jwsParts struct {
 }
 
 // jwsScratch is the per-call state of splitJWS and verifyJWT, pooled: a
-// JSON parser for the header and buffers for the decoded header and
-// signature (neither outlives the call).
+// JSON parser for the header and then the claims, buffers for the
+// decoded header and signature, the claims read in place (none outlives
+// the call).
 type jwsScratch struct {
-	p   fastjson.Parser
-	hdr []byte
-	sig []byte
+	p      fastjson.Parser
+	hdr    []byte
+	sig    []byte
+	claims fastClaims
 }
 
 var jwsScratchPool = sync.Pool{New: func() any { return new(jwsScratch) }}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -132,52 +133,85 @@ func numericDate(m map[string]any, name string) (t time.Time, present bool, err 
 	if !ok {
 		return time.Time{}, true, errInvalidClaims
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
+	t, err = dateOf(string(n))
+	return t, true, err
+}
+
+// dateOf is the time of a NumericDate's JSON number text.
+func dateOf(n string) (time.Time, error) {
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return time.Time{}, true, errInvalidClaims
+		return time.Time{}, errInvalidClaims
 	}
 	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
 // scopesOf merges the space-separated "scope" claim (RFC 8693 §4.2, RFC
 // 9068 §2.2.3) and the "scp" array some issuers (Hydra) add.
 func scopesOf(m map[string]any) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
+	var scope, scp []string
 	switch x := m["scope"].(type) {
 	case nil:
 	case string:
-		for _, s := range strings.Fields(x) {
-			add(s)
-		}
+		scope = strings.Fields(x)
 	default:
 		return nil, errInvalidClaims
 	}
 	switch x := m["scp"].(type) {
 	case nil:
 	case []any:
+		scp = make([]string, 0, len(x))
 		for _, e := range x {
 			s, ok := e.(string)
 			if !ok {
 				return nil, errInvalidClaims
 			}
-			add(s)
+			scp = append(scp, s)
 		}
 	case string:
-		for _, s := range strings.Fields(x) {
-			add(s)
-		}
+		scp = strings.Fields(x)
 	default:
 		return nil, errInvalidClaims
 	}
-	return out, nil
+	return mergeScopes(scope, scp), nil
+}
+
+// mergeScopes is a's then b's scopes, each once and never "", in order;
+// it reuses a's array.
+func mergeScopes(a, b []string) []string {
+	out := a[:0]
+	var seen map[string]bool // beyond a few scopes, instead of a linear search
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		if seen != nil {
+			if seen[s] {
+				return
+			}
+			seen[s] = true
+		} else if slices.Contains(out, s) {
+			return
+		}
+		out = append(out, s)
+		if seen == nil && len(out) > 16 {
+			seen = make(map[string]bool, len(a)+len(b))
+			for _, s := range out {
+				seen[s] = true
+			}
+		}
+	}
+	for _, s := range a {
+		add(s)
+	}
+	for _, s := range b {
+		add(s)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // lookupClaim walks a dot-separated path into nested objects. A claim
@@ -194,6 +228,30 @@ func lookupClaim(m map[string]any, path string) (any, bool) {
 		if sub, ok := m[path[:i]].(map[string]any); ok {
 			if v, ok := lookupClaim(sub, path[i+1:]); ok {
 				return v, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// lookupIn is lookupClaim on a claims set: the path itself, then each
+// prefix ending before a dot (the longest first) holding an object.
+func lookupIn(c claimSet, path string) (any, bool) {
+	if m, ok := c.(mapClaims); ok {
+		return lookupClaim(m, path)
+	}
+	if v, ok := c.value(path); ok {
+		return v, true
+	}
+	for i := len(path) - 1; i > 0; i-- {
+		if path[i] != '.' {
+			continue
+		}
+		if sub, ok := c.value(path[:i]); ok {
+			if m, ok := sub.(map[string]any); ok {
+				if v, ok := lookupClaim(m, path[i+1:]); ok {
+					return v, true
+				}
 			}
 		}
 	}
@@ -273,20 +331,20 @@ type headerPlan struct {
 type headerSpec struct{ name, path string }
 
 // buildIdentity assembles an Identity from validated claims.
-func (a *Authorizer) buildIdentity(tokenType, issuer string, claims map[string]any, raw []byte, exp time.Time) (*Identity, error) {
-	sub, _, err := stringClaim(claims, "sub")
+func (a *Authorizer) buildIdentity(tokenType, issuer string, claims claimSet, raw []byte, exp time.Time) (*Identity, error) {
+	sub, _, err := claims.str("sub")
 	if err != nil {
 		return nil, err
 	}
-	clientID, _, err := stringClaim(claims, "client_id")
+	clientID, _, err := claims.str("client_id")
 	if err != nil {
 		return nil, err
 	}
-	aud, err := stringsClaim(claims, "aud")
+	aud, err := claims.strs("aud")
 	if err != nil {
 		return nil, err
 	}
-	scopes, err := scopesOf(claims)
+	scopes, err := claims.scopes()
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +353,7 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims map[string]a
 	if len(a.claimPaths) > 0 {
 		id.claimValues = make([][]string, len(a.claimPaths))
 		for i, p := range a.claimPaths {
-			if v, ok := lookupClaim(claims, p); ok {
+			if v, ok := lookupIn(claims, p); ok {
 				id.claimValues[i] = claimElements(v)
 			}
 		}
@@ -306,10 +364,19 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims map[string]a
 	for _, h := range a.headers.identity {
 		var v string
 		var ok bool
-		if h.path == "scope" {
+		switch h.path {
+		case "scope":
 			v, ok = strings.Join(scopes, " "), len(scopes) > 0
-		} else if x, found := lookupClaim(claims, h.path); found {
-			v, ok = claimText(x)
+		case "sub":
+			// What lookupClaim and claimText give for a string, null
+			// or absent claim, the only kinds str lets through.
+			v, ok = sub, sub != ""
+		case "client_id":
+			v, ok = clientID, clientID != ""
+		default:
+			if x, found := lookupIn(claims, h.path); found {
+				v, ok = claimText(x)
+			}
 		}
 		if ok && headerValueOK(v) {
 			id.headers = append(id.headers, Header{h.name, v})

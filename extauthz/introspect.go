@@ -100,7 +100,7 @@ func (a *Authorizer) opaqueResult(is *issuerState, claims map[string]any, raw []
 	} else if present && now.Add(skew).Before(nbf) {
 		return neg(d.notYetValid)
 	}
-	id, err := a.buildIdentity(TokenTypeOpaque, is.cfg.Issuer, claims, raw, exp)
+	id, err := a.buildIdentity(TokenTypeOpaque, is.cfg.Issuer, mapClaims(claims), raw, exp)
 	if err != nil {
 		return neg(d.invalidClaims)
 	}
