@@ -82,7 +82,11 @@ type options struct {
 	bin            string
 	tokens         int
 	helloEach      bool
-	profileDir     string
+	pairs          int
+	// between, when set with pairs > 1, runs between the slices of a
+	// scenario's measured window (the paired hello/sign measurements).
+	between    func()
+	profileDir string
 }
 
 const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,introspect,jwks,discovery"
@@ -106,6 +110,7 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "with -public/-admin: the issuer's pid, to report its memory and CPU")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
 	flag.IntVar(&o.tokens, "tokens", 1000, "opaque tokens minted for the introspection scenario, introspected round robin")
+	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
 	flag.BoolVar(&o.helloEach, "hello-each", false, "re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one (steadier on a shared machine; doubles the run time)")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
 	flag.Parse()
@@ -183,7 +188,9 @@ type scenario struct {
 	OfSignCeil  float64 `json:"ratio_to_cores_x_sign,omitempty"`
 	SignShare   float64 `json:"sign_share_of_server_cpu,omitempty"` // single-core sign CPU / issuer CPU per token
 	SignBefore  float64 `json:"sign_before_per_cpu_sec,omitempty"`  // single-core sign rate before the run (the sign scenario)
-	SignAfter   float64 `json:"sign_after_per_cpu_sec,omitempty"`   // and right after it; the ratio uses the higher
+	SignAfter   float64 `json:"sign_after_per_cpu_sec,omitempty"`   // and right after it; without -pairs the ratio uses the higher
+	SignPaired  float64 `json:"sign_paired_per_cpu_sec,omitempty"`  // with -pairs: the mean of the rates measured between the slices
+	Pairs       int     `json:"pairs,omitempty"`                    // slices interleaved with hello (and sign) measurements
 	HelloRPS    float64 `json:"hello_rps_adjacent,omitempty"`       // with -hello-each: the ceiling measured just before
 	ServerCPUus float64 `json:"server_cpu_us_per_req,omitempty"`    // issuer (or, for hello, this process) CPU per request
 	BenchCPUus  float64 `json:"bench_cpu_us_per_req,omitempty"`     // this process (generator), not for hello
@@ -202,7 +209,7 @@ func run(o options) error {
 		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
-			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs},
+			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs, "pairs": o.pairs},
 	}
 	logf := func(format string, a ...any) {
 		if !o.jsonOut {
@@ -276,6 +283,29 @@ func run(o options) error {
 			}
 			adjacent = h.RPS
 		}
+		// -pairs: the hello ceiling (and the sign rate) measured between
+		// the slices of this scenario's window.
+		so := o
+		var pairReq int
+		var pairSec, signSum float64
+		var signN int
+		jwtAlg, isJWT := strings.CutPrefix(name, "jwt-")
+		if o.pairs > 1 && name != "hello" && name != "sign" {
+			ho := o
+			ho.duration, ho.warmup = o.duration/time.Duration(o.pairs), 200*time.Millisecond
+			so.between = func() {
+				if h, err := helloScenario(ho); err == nil {
+					pairReq += h.Requests
+					pairSec += h.Seconds
+				}
+				if isJWT {
+					if r, err := signRateAgain(strings.ToUpper(jwtAlg), o.signFor/time.Duration(o.pairs)); err == nil {
+						signSum += r
+						signN++
+					}
+				}
+			}
+		}
 		switch name {
 		case "hello":
 			s, err = helloScenario(o)
@@ -293,17 +323,17 @@ func run(o options) error {
 			}
 			continue
 		case "opaque":
-			s, err = tokenScenario(o, main, "opaque", "opaque", "")
+			s, err = tokenScenario(so, main, "opaque", "opaque", "")
 		case "jwt-rs256":
-			s, err = tokenScenario(o, main, "jwt-rs256", "jwt", "RS256")
+			s, err = tokenScenario(so, main, "jwt-rs256", "jwt", "RS256")
 		case "jwt-es256":
-			s, err = es256Scenario(o, main, bin, rep, logf)
+			s, err = es256Scenario(so, main, bin, rep, logf)
 		case "introspect":
-			s, err = introspectScenario(o, main, logf)
+			s, err = introspectScenario(so, main, logf)
 		case "jwks":
-			s, err = getScenario(o, main, "jwks", main.Public+"/.well-known/jwks.json")
+			s, err = getScenario(so, main, "jwks", main.Public+"/.well-known/jwks.json")
 		case "discovery":
-			s, err = getScenario(o, main, "discovery", main.Public+"/.well-known/openid-configuration")
+			s, err = getScenario(so, main, "discovery", main.Public+"/.well-known/openid-configuration")
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -314,17 +344,28 @@ func run(o options) error {
 		if adjacent > 0 {
 			s.HelloRPS, s.OfHello = adjacent, s.RPS/adjacent
 		}
+		if s.Pairs > 0 && pairSec > 0 {
+			s.HelloRPS = float64(pairReq) / pairSec
+			s.OfHello = s.RPS / s.HelloRPS
+		}
 		if alg, ok := strings.CutPrefix(s.Name, "jwt-"); ok {
 			if r, ok := signs[strings.ToUpper(alg)]; ok {
 				// The reference is the faster of the sign rates measured
 				// before and right after the scenario (the least
 				// flattering when the host's speed drifts during a run).
-				after, err := signRateAgain(strings.ToUpper(alg), o.signFor)
-				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
+				s.SignBefore = r.JWXPerSec
+				var ref float64
+				if signN > 0 {
+					s.SignPaired = signSum / float64(signN)
+					ref = s.SignPaired
+				} else {
+					after, err := signRateAgain(strings.ToUpper(alg), o.signFor)
+					if err != nil {
+						return fmt.Errorf("%s: %w", name, err)
+					}
+					s.SignAfter = after
+					ref = max(r.JWXPerSec, after)
 				}
-				s.SignBefore, s.SignAfter = r.JWXPerSec, after
-				ref := max(r.JWXPerSec, after)
 				s.OfSignCeil = s.RPS / (ref * float64(runtime.NumCPU()))
 				if s.ServerCPUus > 0 {
 					s.SignShare = 1e6 / ref / s.ServerCPUus
@@ -387,9 +428,15 @@ func (s *scenario) line() string {
 		b += fmt.Sprintf("  %5.1f%% of hello", 100*s.OfHello)
 	}
 	if s.OfSignCeil > 0 {
-		b += fmt.Sprintf("  %5.1f%% of cores x sign (%.0f/s before, %.0f/s after)", 100*s.OfSignCeil, s.SignBefore, s.SignAfter)
+		if s.SignPaired > 0 {
+			b += fmt.Sprintf("  %5.1f%% of cores x sign (%.0f/s, measured between its %d slices)", 100*s.OfSignCeil, s.SignPaired, s.Pairs)
+		} else {
+			b += fmt.Sprintf("  %5.1f%% of cores x sign (%.0f/s before, %.0f/s after)", 100*s.OfSignCeil, s.SignBefore, s.SignAfter)
+		}
 	}
-	if s.HelloRPS > 0 {
+	if s.HelloRPS > 0 && s.Pairs > 0 {
+		b += fmt.Sprintf(" (hello between its %d slices: %.0f/s)", s.Pairs, s.HelloRPS)
+	} else if s.HelloRPS > 0 {
 		b += fmt.Sprintf(" (hello just before: %.0f/s)", s.HelloRPS)
 	}
 	if s.ServerCPUus > 0 {
@@ -473,7 +520,8 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 		do = tr.RoundTrip
 	}
 
-	var measuring, stop atomic.Bool
+	var measuring, stop, paused atomic.Bool
+	var inFlight atomic.Int64
 	type workerRes struct {
 		lat      []int64
 		errs     int
@@ -488,6 +536,15 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 			defer wg.Done()
 			wr := &out[w]
 			for !stop.Load() {
+				if paused.Load() {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				inFlight.Add(1)
+				if paused.Load() { // paused meanwhile: the pauser may have seen none in flight
+					inFlight.Add(-1)
+					continue
+				}
 				req, err := mk()
 				if err != nil {
 					panic(err)
@@ -501,6 +558,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 					status = resp.StatusCode
 				}
 				el := time.Since(t0)
+				inFlight.Add(-1)
 				if !measuring.Load() {
 					continue
 				}
@@ -520,22 +578,49 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	}
 	time.Sleep(o.warmup)
 	profDone := make(chan error, 1)
-	if is != nil && is.Profiling() {
+	profiling := is != nil && is.Profiling()
+	if profiling {
 		go func() { profDone <- is.CPUProfile(filepath.Join(o.profileDir, name+".pprof"), o.duration) }()
 	} else {
 		profDone <- nil
 	}
-	cpu0 := sampleCPU(serverPID)
-	start := time.Now()
-	measuring.Store(true)
-	time.Sleep(o.duration)
-	stop.Store(true)
-	elapsed := time.Since(start)
-	cpu1 := sampleCPU(serverPID)
+	nSlices := 1
+	if o.between != nil && o.pairs > 1 && !profiling {
+		nSlices = o.pairs
+	}
+	var elapsed time.Duration
+	var d cpuSample
+	for k := range nSlices {
+		if nSlices > 1 {
+			// Pause: the workers finish their request and wait, the
+			// paired measurement runs alone, then the load resumes and
+			// refills its connections before the next slice.
+			paused.Store(true)
+			for inFlight.Load() > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			o.between()
+			paused.Store(false)
+			time.Sleep(200 * time.Millisecond)
+		}
+		cpu0 := sampleCPU(serverPID)
+		start := time.Now()
+		measuring.Store(true)
+		time.Sleep(o.duration / time.Duration(nSlices))
+		if k == nSlices-1 {
+			stop.Store(true)
+		}
+		measuring.Store(false)
+		elapsed += time.Since(start)
+		d = d.add(sampleCPU(serverPID).sub(cpu0))
+	}
 	wg.Wait()
 	profErr := <-profDone
 
 	s := &scenario{Name: name, Seconds: elapsed.Seconds()}
+	if nSlices > 1 {
+		s.Pairs = nSlices
+	}
 	var lat []int64
 	for _, r := range out {
 		lat = append(lat, r.lat...)
@@ -557,7 +642,6 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	}
 	s.P50ms, s.P99ms, s.P999ms, s.Maxms = ms(50), ms(99), ms(99.9), ms(100)
 	if s.Requests > 0 {
-		d := cpu1.sub(cpu0)
 		switch {
 		case is == nil: // in-process server: this process's CPU is both sides
 			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
@@ -1118,6 +1202,10 @@ func do(req *http.Request, want int, out any) error {
 // and the whole machine (all non-idle time in /proc/stat, of which irq is
 // irq and softirq time).
 type cpuSample struct{ server, self, machine, irq time.Duration }
+
+func (a cpuSample) add(b cpuSample) cpuSample {
+	return cpuSample{a.server + b.server, a.self + b.self, a.machine + b.machine, a.irq + b.irq}
+}
 
 func (a cpuSample) sub(b cpuSample) cpuSample {
 	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine, a.irq - b.irq}
