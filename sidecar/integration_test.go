@@ -434,7 +434,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	// asynchronously (a moment after the answer).
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
 	s.check(t, "GET", "a", "/", nil)
 	for _, path := range []string{"/health/alive", "/health/ready"} {
@@ -540,6 +540,9 @@ func TestRevokedOpaqueDeniedAfterCacheTTL(t *testing.T) {
 	tok, _ := p.Opaque(t)
 	first := time.Now()
 	okSet(t, s.check(t, "GET", "a", "/", bearer(tok)))
+	// The cache applies a set asynchronously, a moment after the answer
+	// (under a loaded CI machine, more than a moment).
+	time.Sleep(200 * time.Millisecond)
 	p.Revoke(t, tok)
 	// Inside the TTL the cached introspection answer is used.
 	r := s.check(t, "GET", "a", "/", bearer(tok))
