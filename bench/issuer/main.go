@@ -83,6 +83,7 @@ type options struct {
 	tokens         int
 	helloEach      bool
 	pairs          int
+	issuerEnv      []string
 	// between, when set with pairs > 1, runs between the slices of a
 	// scenario's measured window (the paired hello/sign measurements).
 	between    func()
@@ -110,6 +111,13 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "with -public/-admin: the issuer's pid, to report its memory and CPU")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
 	flag.IntVar(&o.tokens, "tokens", 1000, "opaque tokens minted for the introspection scenario, introspected round robin")
+	flag.Func("issuer-env", "KEY=VALUE added to the environment of the issuers this program starts (repeatable), e.g. GOGC=200 to compare configurations", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.issuerEnv = append(o.issuerEnv, v)
+		return nil
+	})
 	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
 	flag.BoolVar(&o.helloEach, "hello-each", false, "re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one (steadier on a shared machine; doubles the run time)")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
@@ -209,7 +217,7 @@ func run(o options) error {
 		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
-			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs, "pairs": o.pairs},
+			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs, "pairs": o.pairs, "issuer_env": o.issuerEnv},
 	}
 	logf := func(format string, a ...any) {
 		if !o.jsonOut {
@@ -259,7 +267,7 @@ func run(o options) error {
 			}
 			main = &issuerProc{Process: &benchproc.Process{Public: strings.TrimRight(o.public, "/"), Admin: strings.TrimRight(o.admin, "/"), PID: o.pid}, name: "given"}
 		} else {
-			p, err := startIssuer(bin, "rs256", nil, o.profileDir != "")
+			p, err := startIssuer(bin, "rs256", o.issuerEnv, o.profileDir != "")
 			if err != nil {
 				return err
 			}
@@ -848,7 +856,7 @@ func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf fu
 		}
 		return s, err
 	}
-	p, err := startIssuer(bin, "es256", []string{"KEYS_ALGORITHM=ES256"}, o.profileDir != "")
+	p, err := startIssuer(bin, "es256", append([]string{"KEYS_ALGORITHM=ES256"}, o.issuerEnv...), o.profileDir != "")
 	if err != nil {
 		return nil, err
 	}
