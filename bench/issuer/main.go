@@ -119,7 +119,7 @@ func main() {
 		return nil
 	})
 	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
-	flag.BoolVar(&o.helloEach, "hello-each", false, "re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one (steadier on a shared machine; doubles the run time)")
+	flag.BoolVar(&o.helloEach, "hello-each", false, "with -pairs 0: re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
 	flag.Parse()
 	if o.client != "h1" && o.client != "transport" {
@@ -284,7 +284,7 @@ func run(o options) error {
 	for _, name := range scen {
 		var s *scenario
 		var adjacent float64
-		if o.helloEach && name != "hello" && name != "sign" {
+		if o.helloEach && o.pairs <= 1 && name != "hello" && name != "sign" { // with pairs, hello is measured between the slices
 			h, err := helloScenario(o)
 			if err != nil {
 				return err
