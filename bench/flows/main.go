@@ -56,7 +56,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -363,17 +362,11 @@ func run(o options) error {
 	}
 	logf("checked flow: %s\n", rep.Issuer.Check)
 
-	if o.genProfile != "" {
-		f, err := os.Create(o.genProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchproc.StartCPUProfile(o.genProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	for _, c := range o.concurrency {
 		lv := b.level(o, c, rep.Backend)
 		rep.Levels = append(rep.Levels, lv)

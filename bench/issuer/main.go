@@ -68,6 +68,7 @@ import (
 )
 
 type options struct {
+	genProfile     string
 	generatorProcs int
 	client         string
 	duration       time.Duration
@@ -121,6 +122,7 @@ func main() {
 	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
 	flag.BoolVar(&o.helloEach, "hello-each", false, "with -pairs 0: re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
+	flag.StringVar(&o.genProfile, "generator-profile", "", "write a CPU profile of this load generator (every scenario, and the in-process hello server when hello runs) to this file")
 	flag.Parse()
 	if o.client != "h1" && o.client != "transport" {
 		fmt.Fprintf(os.Stderr, "bench/issuer: -client %q: want h1 or transport\n", o.client)
@@ -213,6 +215,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := benchproc.StartCPUProfile(o.genProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	rep := &report{
 		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},

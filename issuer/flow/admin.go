@@ -360,7 +360,7 @@ func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	for _, cs := range list {
-		if err := h.Tokens.RevokeRequest(ctx, cs.ID); err != nil {
+		if err := h.Tokens.RevokeRequest(ctx, cs.ClientID, cs.ID); err != nil {
 			httpx.WriteError(w, r, err)
 			return
 		}

@@ -44,7 +44,7 @@ import (
 // the tokens of a grant (issuer/oauth2.Handler).
 type Issuer interface {
 	Authorize(ctx context.Context, a *oauth2.Authorization) (url.Values, error)
-	RevokeRequest(ctx context.Context, requestID string) error
+	RevokeRequest(ctx context.Context, clientID, requestID string) error
 }
 
 // Keys signs logout tokens and verifies id_token_hint against the ID token

@@ -116,7 +116,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 // deny the request and SHOULD revoke (when possible) all tokens previously
 // issued based on that authorization code."
 func (g *authorizationCodeGrant) reused(ctx context.Context, t *storage.Token) error {
-	if err := g.h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+	if err := g.h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
 		return apierr.ServerError(err)
 	}
 	g.h.Logger.Warn("an authorization code was used twice; every token issued from it was revoked",

@@ -195,8 +195,8 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 
 // RevokeRequest deactivates every token of a grant (its code, access,
 // refresh and rotated tokens), e.g. when its consent is revoked.
-func (h *Handler) RevokeRequest(ctx context.Context, requestID string) error {
-	if err := h.Tokens.RevokeRequest(ctx, requestID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+func (h *Handler) RevokeRequest(ctx context.Context, clientID, requestID string) error {
+	if err := h.Tokens.RevokeRequest(ctx, clientID, requestID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	return nil

@@ -106,7 +106,7 @@ func (m *memTokens) Redeem(_ context.Context, kind storage.TokenKind, sig string
 	t.Kind, t.Signature = kind, sig
 	if revokeRequest != "" {
 		for rk, r := range m.rows {
-			if r.RequestID == revokeRequest && rk != k {
+			if r.ClientID == t.ClientID && r.RequestID == revokeRequest && rk != k {
 				r.Active = false
 				m.rows[rk] = r
 			}
@@ -130,11 +130,11 @@ func (m *memTokens) Delete(_ context.Context, kind storage.TokenKind, sig string
 	return nil
 }
 
-func (m *memTokens) RevokeRequest(_ context.Context, requestID string) error {
+func (m *memTokens) RevokeRequest(_ context.Context, clientID, requestID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, t := range m.rows {
-		if t.RequestID == requestID {
+		if t.ClientID == clientID && t.RequestID == requestID {
 			t.Active = false
 			m.rows[k] = t
 		}

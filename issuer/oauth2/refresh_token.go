@@ -107,7 +107,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		}, revoke, issue)
 		switch {
 		case errors.Is(err, errAlreadyUsed):
-			if err := h.Tokens.RevokeRequest(ctx, t.RequestID); err != nil {
+			if err := h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
 				return apierr.ServerError(err)
 			}
 			h.Logger.Warn("a rotated refresh token was used again; the whole token chain was revoked",

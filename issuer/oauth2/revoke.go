@@ -62,7 +62,7 @@ func (h *Handler) revokeToken(ctx context.Context, clientID, token string) error
 	// tokens of its grant (the whole chain); an access token is revoked
 	// on its own.
 	if t.Kind == storage.KindRefreshToken {
-		return h.Tokens.RevokeRequest(ctx, t.RequestID)
+		return h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID)
 	}
 	_, err = h.Tokens.Update(ctx, t.Kind, t.Signature, func(t *storage.Token) error {
 		t.Active = false

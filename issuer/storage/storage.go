@@ -168,14 +168,18 @@ type TokenStore interface {
 	// callers are serialised, the loser sees the winner's change).
 	Update(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error) (Token, error)
 	// Redeem is Update followed, in the same transaction and only when fn
-	// succeeds, by deactivating every token of revokeRequest (when not
-	// empty; the redeemed token keeps what fn gave it) and creating each
+	// succeeds, by deactivating every token of revokeRequest issued to the
+	// redeemed token's client (when not empty; the redeemed token keeps
+	// what fn gave it) and creating each
 	// token of issue: a code or refresh token is used up and its
 	// successors recorded with one commit, all or nothing.
 	Redeem(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error, revokeRequest string, issue []Token) (Token, error)
 	Delete(ctx context.Context, kind TokenKind, signature string) error
-	// RevokeRequest deactivates every token of every kind with this request ID.
-	RevokeRequest(ctx context.Context, requestID string) error
+	// RevokeRequest deactivates every token of every kind with this
+	// request ID issued to this client. (Request IDs are unique; the client
+	// ID lets one index on (client_id, request_id) serve this and
+	// RevokeClient, so a token insert updates one index less.)
+	RevokeRequest(ctx context.Context, clientID, requestID string) error
 	// RevokeClient deactivates every token issued to a client.
 	RevokeClient(ctx context.Context, clientID string) (int64, error)
 	// FlushExpired deletes at most limit tokens that expired before

@@ -367,7 +367,12 @@ func testTokens(t *testing.T, s storage.Storage) {
 	_, err = ts.Get(ctx(), storage.KindAuthorizationCode, "sig-1")
 	wantErr(t, err, storage.ErrNotFound)
 
-	must(t, ts.RevokeRequest(ctx(), "req-1"))
+	// A request ID is revoked only among its client's tokens.
+	must(t, ts.RevokeRequest(ctx(), "c2", "req-1"))
+	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-1"); !got.Active {
+		t.Fatal("RevokeRequest with another client's ID revoked the token")
+	}
+	must(t, ts.RevokeRequest(ctx(), "c1", "req-1"))
 	for _, k := range []storage.TokenKind{storage.KindAccessToken, storage.KindRefreshToken} {
 		got, err := ts.Get(ctx(), k, "sig-1")
 		must(t, err)

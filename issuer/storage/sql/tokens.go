@@ -50,7 +50,7 @@ func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig st
 const (
 	selectTokenForUpdate = "SELECT " + tokenCols + " FROM tokens WHERE kind = ? AND signature = ?"
 	updateToken          = "UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ? WHERE kind = ? AND signature = ?"
-	revokeRequestOthers  = "UPDATE tokens SET active = ? WHERE request_id = ? AND NOT (kind = ? AND signature = ?)"
+	revokeRequestOthers  = "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ? AND NOT (kind = ? AND signature = ?)"
 	insertToken          = "INSERT INTO tokens (" + tokenCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -72,7 +72,7 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 			return err
 		}
 		if revokeRequest != "" {
-			if _, err := s.txStmt(ctx, tx, revokeRequestOthers).ExecContext(ctx, false, revokeRequest, string(kind), sig); err != nil {
+			if _, err := s.txStmt(ctx, tx, revokeRequestOthers).ExecContext(ctx, false, t.ClientID, revokeRequest, string(kind), sig); err != nil {
 				return err
 			}
 		}
@@ -91,8 +91,8 @@ func (ts_ tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig st
 	return affectedOne(ts_.s.exec(ctx, "DELETE FROM tokens WHERE kind = ? AND signature = ?", string(kind), sig))
 }
 
-func (ts_ tokenStore) RevokeRequest(ctx context.Context, requestID string) error {
-	_, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE request_id = ?", false, requestID)
+func (ts_ tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string) error {
+	_, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ?", false, clientID, requestID)
 	return err
 }
 
