@@ -367,6 +367,30 @@ func testTokens(t *testing.T, s storage.Storage) {
 	_, err = ts.Get(ctx(), storage.KindAuthorizationCode, "sig-1")
 	wantErr(t, err, storage.ErrNotFound)
 
+	// Update keeps what fn changed, indexed columns included.
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "sig-u", "req-u", "c1", base.Add(time.Hour))))
+	_, err = ts.Update(ctx(), storage.KindAccessToken, "sig-u", func(tk *storage.Token) error {
+		tk.Data = json.RawMessage(`{"scope":"a"}`)
+		return nil
+	})
+	must(t, err)
+	_, err = ts.Update(ctx(), storage.KindAccessToken, "sig-u", func(tk *storage.Token) error {
+		tk.RequestID, tk.ExpiresAt = "req-v", base.Add(3*time.Hour)
+		return nil
+	})
+	must(t, err)
+	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-u"); got.RequestID != "req-v" || !got.Active {
+		t.Fatalf("after Update: %+v", got)
+	} else {
+		sameTime(t, "updated expiry", got.ExpiresAt, base.Add(3*time.Hour))
+		sameJSON(t, "updated data", got.Data, json.RawMessage(`{"scope":"a"}`))
+	}
+	must(t, ts.RevokeRequest(ctx(), "c1", "req-v"))
+	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-u"); got.Active {
+		t.Fatal("RevokeRequest missed a token whose request ID Update changed")
+	}
+	must(t, ts.Delete(ctx(), storage.KindAccessToken, "sig-u"))
+
 	// A request ID is revoked only among its client's tokens.
 	must(t, ts.RevokeRequest(ctx(), "c2", "req-1"))
 	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-1"); !got.Active {
@@ -728,6 +752,16 @@ func testFlowSwap(t *testing.T, s storage.Storage) {
 	gone := old
 	gone.ID = "nope"
 	wantErr(t, fs.Swap(ctx(), gone, gone), storage.ErrConflict)
+	// A swap that changes the indexed columns too (backends may write a
+	// swap that leaves them alone with a narrower statement).
+	moved := got
+	moved.Data, moved.SessionID, moved.ExpiresAt = json.RawMessage(`{"verifier":"xY"}`), "sess-9", base.Add(2*time.Hour)
+	must(t, fs.Swap(ctx(), got, moved))
+	if got, _ := fs.Get(ctx(), storage.FlowLogin, "swap"); got.SessionID != "sess-9" || got.Subject != "alice" {
+		t.Fatalf("after a Swap of the session and expiry: %+v", got)
+	} else {
+		sameTime(t, "swapped expiry", got.ExpiresAt, base.Add(2*time.Hour))
+	}
 }
 
 func testLoginSessions(t *testing.T, s storage.Storage) {

@@ -130,6 +130,11 @@ func (fs flowStore) update(ctx context.Context, tx *sql.Tx, kind storage.FlowKin
 
 const swapFlow = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
 
+// swapFlowState is swapFlow for a change that leaves the indexed columns
+// (session_id, expires_at) as they were: SQLite rewrites the entries of
+// every index whose columns an UPDATE sets, changed or not.
+const swapFlowState = "UPDATE flows SET client_id = ?, subject = ?, status = ?, created_at = ?, data = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
+
 // swapFlowAsync is swapFlow on PostgreSQL, committed asynchronously (see
 // insertFlowAsync) in one round trip.
 const swapFlowAsync = "UPDATE flows SET client_id = ?, subject = ?, session_id = ?, status = ?, created_at = ?, expires_at = ?, data = ? FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE kind = ? AND id = ? AND status = ? AND data = ?"
@@ -155,6 +160,10 @@ func (fs flowStore) Swap(ctx context.Context, old, next storage.Flow) error {
 			return storage.ErrConflict
 		}
 		return err
+	}
+	if fs.s.dialect == DialectSQLite && next.SessionID == old.SessionID && next.ExpiresAt.Equal(old.ExpiresAt) {
+		return conflictIfNone(fs.s.exec(ctx, swapFlowState, next.ClientID, next.Subject, next.Status, ts(next.CreatedAt),
+			doc(next.Data), string(old.Kind), old.ID, old.Status, doc(old.Data)))
 	}
 	query := swapFlow
 	if fs.s.asyncCommits(ctx) {

@@ -50,25 +50,37 @@ func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig st
 const (
 	selectTokenForUpdate = "SELECT " + tokenCols + " FROM tokens WHERE kind = ? AND signature = ?"
 	updateToken          = "UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ? WHERE kind = ? AND signature = ?"
-	revokeRequestOthers  = "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ? AND NOT (kind = ? AND signature = ?)"
-	insertToken          = "INSERT INTO tokens (" + tokenCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	// updateTokenState sets only columns no index covers. SQLite rewrites
+	// the entries of every index whose columns an UPDATE sets, changed or
+	// not, so marking a code or refresh token used through updateToken
+	// deleted and re-inserted its entries in two indexes (and dirtied
+	// their pages, more WAL frames per commit).
+	updateTokenState    = "UPDATE tokens SET subject = ?, active = ?, issued_at = ?, data = ? WHERE kind = ? AND signature = ?"
+	revokeRequestOthers = "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ? AND NOT (kind = ? AND signature = ?)"
+	insertToken         = "INSERT INTO tokens (" + tokenCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
 	s := ts_.s
 	sel := selectTokenForUpdate + s.forUpdate()
-	s.prepare(ctx, sel, updateToken, revokeRequestOthers, insertToken)
+	s.prepare(ctx, sel, updateToken, updateTokenState, revokeRequestOthers, insertToken)
 	var out storage.Token
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		t, err := scanToken(s.txStmt(ctx, tx, sel).QueryRowContext(ctx, string(kind), sig))
 		if err != nil {
 			return err
 		}
+		before := t
 		if err := fn(&t); err != nil {
 			return err
 		}
 		t.Kind, t.Signature = kind, sig
-		if _, err := s.txStmt(ctx, tx, updateToken).ExecContext(ctx, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig); err != nil {
+		if t.RequestID == before.RequestID && t.ClientID == before.ClientID && t.ExpiresAt.Equal(before.ExpiresAt) {
+			_, err = s.txStmt(ctx, tx, updateTokenState).ExecContext(ctx, t.Subject, t.Active, ts(t.IssuedAt), doc(t.Data), string(kind), sig)
+		} else {
+			_, err = s.txStmt(ctx, tx, updateToken).ExecContext(ctx, t.RequestID, t.ClientID, t.Subject, t.Active, ts(t.IssuedAt), ts(t.ExpiresAt), doc(t.Data), string(kind), sig)
+		}
+		if err != nil {
 			return err
 		}
 		if revokeRequest != "" {
