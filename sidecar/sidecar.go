@@ -109,12 +109,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// Envoy keeps in flight (its workers multiplex many concurrent
 		// streams over each connection), not just the cores.
 		grpc.NumStreamWorkers(uint32(streamWorkers())),
-		// Fixed 1 MiB flow-control windows (a CheckRequest is a few KiB)
-		// turn off grpc-go's BDP estimation, which otherwise pings the
-		// client and updates the connection window every round trip on a
-		// busy connection: frames and wake-ups that never grow the window.
-		grpc.InitialWindowSize(flowWindow),
-		grpc.InitialConnWindowSize(flowWindow),
 	)
 	// Cached responses are sent as marshaled once (needs the check codec).
 	extauthz.NewCheckServer(a).Register(s.grpc)
@@ -134,10 +128,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	return s, nil
 }
-
-// flowWindow is the gRPC server's per-stream and per-connection receive
-// window (static: no BDP pings).
-const flowWindow = 1 << 20
 
 // streamWorkers is the size of the gRPC server's worker pool: 16 per
 // core. An idle worker costs a goroutine's stack (a few KiB).
