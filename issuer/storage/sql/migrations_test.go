@@ -87,7 +87,9 @@ func schemaOf(t *testing.T, file, src string) map[string][]string {
 	for _, m := range createIndex.FindAllStringSubmatch(up, -1) {
 		out[fmt.Sprintf("%s index %s", file, strings.ToLower(m[2]))] = append([]string{strings.ToLower(m[3]), strings.TrimSpace(strings.ToLower(m[1]))}, splitCols(m[4])...)
 	}
-	if len(out) == 0 {
+	// A migration that creates nothing (one that only alters storage
+	// parameters on one dialect) has nothing to compare.
+	if len(out) == 0 && strings.Contains(strings.ToUpper(up), "CREATE ") {
 		t.Fatalf("%s: nothing parsed", file)
 	}
 	return out

@@ -1,0 +1,7 @@
+-- Gatehouse schema, version 3 (mysql dialect): nothing to do here; on PostgreSQL this version leaves room on each
+-- page for updated row versions (fillfactor), which mysql has no use for.
+-- +goose Up
+SELECT 1;
+
+-- +goose Down
+SELECT 1;
