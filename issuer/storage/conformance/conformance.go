@@ -514,6 +514,43 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "nope", func(*storage.Token) error { return nil }, "", nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
+
+	// Concurrent redemptions of one code: one wins and records its
+	// successor; the others see the code used and record nothing.
+	must(t, ts.Create(ctx(), token(storage.KindAuthorizationCode, "race", "race-req", "c", exp)))
+	used := errors.New("used")
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := ts.Redeem(ctx(), storage.KindAuthorizationCode, "race", func(tk *storage.Token) error {
+				if !tk.Active {
+					return used
+				}
+				tk.Active = false
+				return nil
+			}, "race-req", []storage.Token{token(storage.KindAccessToken, fmt.Sprintf("race-at-%d", i), "race-req", "c", exp)})
+			errs <- err
+		}()
+	}
+	winners := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			winners++
+		case !errors.Is(err, used):
+			t.Errorf("concurrent redeem: %v", err)
+		}
+	}
+	created := 0
+	for i := range n {
+		if _, err := ts.Get(ctx(), storage.KindAccessToken, fmt.Sprintf("race-at-%d", i)); err == nil {
+			created++
+		}
+	}
+	if winners != 1 || created != 1 {
+		t.Fatalf("concurrent redeem: %d winners, %d successors recorded; want 1 and 1", winners, created)
+	}
 }
 
 func testTokenFlush(t *testing.T, s storage.Storage) {

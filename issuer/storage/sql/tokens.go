@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -62,6 +64,9 @@ const (
 
 func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
 	s := ts_.s
+	if s.dialect == DialectPostgres {
+		return ts_.redeemSwap(ctx, kind, sig, fn, revokeRequest, issue)
+	}
 	sel := selectTokenForUpdate + s.forUpdate()
 	s.prepare(ctx, sel, updateToken, updateTokenState, revokeRequestOthers, insertToken)
 	var out storage.Token
@@ -118,4 +123,67 @@ func (ts_ tokenStore) RevokeClient(ctx context.Context, clientID string) (int64,
 
 func (ts_ tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return ts_.s.deleteExpired(ctx, "tokens", "kind, signature", before, limit)
+}
+
+// redeemAttempts bounds how often redeemSwap reads again a token that
+// changed between its read and its write.
+const redeemAttempts = 10
+
+// redeemSwap is Redeem on PostgreSQL in two round trips instead of seven
+// (BEGIN, a locking read, the update, the revocation, each insert,
+// COMMIT): a plain read, fn, then one statement that updates the token
+// only if it is still as read and revokes and inserts only if it did
+// (redeemStatement). A token changed meanwhile (a concurrent redemption)
+// is read again and fn runs on what is there now, so the loser of a race
+// sees the winner's change, as with the locking read.
+func (ts_ tokenStore) redeemSwap(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+	s := ts_.s
+	for range redeemAttempts {
+		t, err := scanToken(s.queryRow(ctx, selectTokenForUpdate, string(kind), sig))
+		if err != nil {
+			return storage.Token{}, err
+		}
+		before := t
+		if err := fn(&t); err != nil {
+			return storage.Token{}, err
+		}
+		t.Kind, t.Signature = kind, sig
+		query, args := redeemStatement(&before, &t, revokeRequest, issue)
+		var n int
+		if err := s.queryRow(ctx, query, args...).Scan(&n); err != nil {
+			return storage.Token{}, mapErr(err)
+		}
+		if n == 1 {
+			return t, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return storage.Token{}, err
+		}
+	}
+	return storage.Token{}, storage.ErrConflict
+}
+
+// redeemStatement is one PostgreSQL statement: the update of the token as
+// a compare-and-set on the row as read (active, expires_at and data: every
+// change of a token changes one of them), in a data-modifying WITH whose
+// RETURNING the revocation and each insert select from, so that nothing
+// else happens unless the token was updated. The sub-statements share one
+// snapshot: the revocation does not see the inserted tokens, as in the
+// transaction the other dialects run.
+func redeemStatement(old, next *storage.Token, revokeRequest string, issue []storage.Token) (string, []any) {
+	var b strings.Builder
+	b.WriteString("WITH used AS (UPDATE tokens SET request_id = ?, client_id = ?, subject = ?, active = ?, issued_at = ?, expires_at = ?, data = ?" +
+		" WHERE kind = ? AND signature = ? AND active = ? AND expires_at = ? AND data = ? RETURNING 1)")
+	args := []any{next.RequestID, next.ClientID, next.Subject, next.Active, ts(next.IssuedAt), ts(next.ExpiresAt), doc(next.Data),
+		string(old.Kind), old.Signature, old.Active, ts(old.ExpiresAt), doc(old.Data)}
+	if revokeRequest != "" {
+		b.WriteString(", revoked AS (UPDATE tokens SET active = ? WHERE EXISTS (SELECT 1 FROM used) AND client_id = ? AND request_id = ? AND NOT (kind = ? AND signature = ?))")
+		args = append(args, false, next.ClientID, revokeRequest, string(old.Kind), old.Signature)
+	}
+	for i := range issue {
+		fmt.Fprintf(&b, ", issued%d AS (INSERT INTO tokens ("+tokenCols+") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)", i)
+		args = append(args, tokenArgs(&issue[i])...)
+	}
+	b.WriteString(" SELECT count(*) FROM used")
+	return b.String(), args
 }
