@@ -137,10 +137,19 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	if p.dialect == DialectSQLite && !p.memory {
 		s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
-		go s.checkpointer(time.Second)
+		go s.checkpointer(checkpointEvery)
 	}
 	return s, nil
 }
+
+// checkpointEvery is how often the background checkpointer runs. Under
+// a write load the WAL grows by thousands of frames a second (about six
+// per commit of the writer's batch); a checkpoint every second let it
+// reach SQLite's wal_autocheckpoint backstop (10,000 frames), which then
+// ran inside a commit of the writer, fsyncs included, and stalled every
+// write for 70-100 ms. A PASSIVE checkpoint with nothing to copy costs
+// next to nothing.
+const checkpointEvery = 100 * time.Millisecond
 
 // checkpointer copies the WAL back into the database file every interval
 // on its own connection, without waiting for readers or the writer
