@@ -117,8 +117,9 @@ func StartIssuer(bin, dir string, env []string, profile bool) (*Process, error) 
 	cmd.Env = append(cmd.Env, env...)
 	pprofAddr := ""
 	if profile {
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(FreePort())
-		cmd.Env = append(cmd.Env, PprofEnv+"="+pprofAddr)
+		var pprofEnv string
+		pprofAddr, pprofEnv = PprofAddr()
+		cmd.Env = append(cmd.Env, pprofEnv)
 	}
 	logPath := filepath.Join(dir, "issuer.log")
 	logf, err := os.Create(logPath)

@@ -298,10 +298,7 @@ func stepStatement(st *storage.FlowStep) (string, []any) {
 		b.WriteString(", next AS (INSERT INTO flows (" + flowCols + ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)")
 		args = append(args, flowArgs(n)...)
 	}
-	for i := range st.Tokens {
-		fmt.Fprintf(&b, ", token%d AS (INSERT INTO tokens ("+tokenCols+") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)", i)
-		args = append(args, tokenArgs(&st.Tokens[i])...)
-	}
+	args = insertTokensFromUsed(&b, args, st.Tokens)
 	b.WriteString(" SELECT count(*) FROM used")
 	return b.String(), args
 }

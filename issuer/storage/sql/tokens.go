@@ -180,10 +180,19 @@ func redeemStatement(old, next *storage.Token, revokeRequest string, issue []sto
 		b.WriteString(", revoked AS (UPDATE tokens SET active = ? WHERE EXISTS (SELECT 1 FROM used) AND client_id = ? AND request_id = ? AND NOT (kind = ? AND signature = ?))")
 		args = append(args, false, next.ClientID, revokeRequest, string(old.Kind), old.Signature)
 	}
-	for i := range issue {
-		fmt.Fprintf(&b, ", issued%d AS (INSERT INTO tokens ("+tokenCols+") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)", i)
-		args = append(args, tokenArgs(&issue[i])...)
-	}
+	args = insertTokensFromUsed(&b, args, issue)
 	b.WriteString(" SELECT count(*) FROM used")
 	return b.String(), args
+}
+
+// insertTokensFromUsed appends to a PostgreSQL data-modifying WITH whose
+// first sub-statement is named used one INSERT per token, each selecting
+// from used (so nothing is inserted unless used changed a row), and
+// returns args with their arguments added.
+func insertTokensFromUsed(b *strings.Builder, args []any, tokens []storage.Token) []any {
+	for i := range tokens {
+		fmt.Fprintf(b, ", token%d AS (INSERT INTO tokens ("+tokenCols+") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM used)", i)
+		args = append(args, tokenArgs(&tokens[i])...)
+	}
+	return args
 }
