@@ -59,6 +59,7 @@ type options struct {
 	warmup      time.Duration
 	connections int
 	streams     int
+	missStreams int
 	distinct    int
 	opaque      int
 	sidecar     string
@@ -74,6 +75,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before (a) and (c)")
 	flag.IntVar(&o.connections, "connections", 2, "HTTP/2 connections to the sidecar (Envoy opens one per worker thread)")
 	flag.IntVar(&o.streams, "streams", 16, "concurrent Check calls in flight in total, multiplexed over the connections")
+	flag.IntVar(&o.missStreams, "miss-streams", 48, "concurrent Check calls in flight in scenario (b): enough to keep both cores busy, because (b) compares the sidecar's capacity with a saturated verify loop (an explicit -streams alone sets it too)")
 	flag.IntVar(&o.distinct, "distinct", 100000, "distinct JWTs per algorithm in scenario (b), each sent once")
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
@@ -82,10 +84,16 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["streams"] && !set["miss-streams"] {
+		o.missStreams = o.streams
+	}
 	if o.streams < o.connections {
 		// make bench's shared -connections alone: at least one stream each.
 		o.streams = o.connections
 	}
+	o.missStreams = max(o.missStreams, o.connections)
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
 		if err == nil {
@@ -109,8 +117,8 @@ func run(o options) error {
 	if o.typed {
 		client = "grpc-go authv3 client"
 	}
-	fmt.Printf("== extauthz: gRPC Check over loopback, %s, %d connections, %d streams in flight, %d cores (GOMAXPROCS %d), %s %s/%s\n",
-		client, o.connections, o.streams, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("== extauthz: gRPC Check over loopback, %s, %d connections, %d streams in flight (%d in (b)), %d cores (GOMAXPROCS %d), %s %s/%s\n",
+		client, o.connections, o.streams, o.missStreams, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	is := extauthztest.New()
 	defer is.Close()
@@ -141,7 +149,7 @@ func run(o options) error {
 		switch strings.TrimSpace(s) {
 		case "a":
 			req := newCall(checkRequest(is.Token(rsKey, nil)))
-			res := g.load(sc, o.warmup, o.duration, 0, func() *call { return req })
+			res := g.load(sc, o.streams, o.warmup, o.duration, 0, func() *call { return req })
 			res.print("(a) one JWT repeated (RS256, cache hit)")
 			fmt.Printf("    sidecar RSS %s\n", sc.rss())
 		case "b":
@@ -163,7 +171,7 @@ func run(o options) error {
 			}
 			// First pass, unmeasured: one introspection per token.
 			var first atomic.Int64
-			g.load(sc, 0, 0, len(toks), func() *call {
+			g.load(sc, o.streams, 0, 0, len(toks), func() *call {
 				if i := int(first.Add(1) - 1); i < len(toks) {
 					return toks[i]
 				}
@@ -171,7 +179,7 @@ func run(o options) error {
 			})
 			before := is.IntrospectionCalls.Load()
 			var next atomic.Int64
-			res := g.load(sc, o.warmup, o.duration, 0, func() *call {
+			res := g.load(sc, o.streams, o.warmup, o.duration, 0, func() *call {
 				return toks[int(next.Add(1)-1)%len(toks)]
 			})
 			res.print(fmt.Sprintf("(c) %d opaque tokens round robin, introspection cached", o.opaque))
@@ -250,14 +258,14 @@ func distinctScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g
 		}()
 	}
 	var next atomic.Int64
-	res := g.load(sc, 0, 0, len(calls), func() *call {
+	res := g.load(sc, o.missStreams, 0, 0, len(calls), func() *call {
 		i := next.Add(1) - 1
 		if int(i) >= len(calls) {
 			return nil
 		}
 		return calls[i]
 	})
-	res.print(fmt.Sprintf("(b) %d distinct %s JWTs, each once (cache miss)", res.n, k.Alg))
+	res.print(fmt.Sprintf("(b) %d distinct %s JWTs, each once (cache miss), %d in flight", res.n, k.Alg, o.missStreams))
 	fmt.Printf("    raw %s verify in this process (best of 3 x 1 s): %.0f/s on %d goroutines, %.0f/s on 1 (%.1fµs CPU each); sidecar = %.0f%% / %.0f%% of them; sidecar RSS %s\n",
 		k.Alg, rawN, runtime.GOMAXPROCS(0), raw1, cpu1, 100*res.rate()/rawN, 100*res.rate()/raw1, sc.rss())
 	runtime.GC()
@@ -383,17 +391,16 @@ func fmtDur(d time.Duration) string {
 // calls in total, through the lean client (h2conn) or, with -typed,
 // through grpc-go and the authv3 client.
 type generator struct {
-	streams int
-	failed  error // a connection failed: later scenarios cannot run
-	h2      []*h2conn
-	grpc    []*grpc.ClientConn
+	failed error // a connection failed: later scenarios cannot run
+	h2     []*h2conn
+	grpc   []*grpc.ClientConn
 }
 
 func newGenerator(addr string, o options) (*generator, error) {
 	if o.connections < 1 {
 		return nil, fmt.Errorf("-connections must be ≥ 1")
 	}
-	g := &generator{streams: o.streams}
+	g := &generator{}
 	for range o.connections {
 		if o.typed {
 			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -423,17 +430,17 @@ func (g *generator) close() {
 	}
 }
 
-// load keeps g.streams calls in flight. With d > 0 it runs for d after
+// load keeps streams calls in flight. With d > 0 it runs for d after
 // an unmeasured warm-up; otherwise until next returns nil. An error is a
 // failed call or a non-OK decision.
-func (g *generator) load(sc *sidecarProc, warmup, d time.Duration, capHint int, next func() *call) result {
+func (g *generator) load(sc *sidecarProc, streams int, warmup, d time.Duration, capHint int, next func() *call) result {
 	var measuring, stop atomic.Bool
 	type laneRes struct {
 		lat  []int64
 		errs int
 		err  error
 	}
-	lanes := max(len(g.h2), g.streams*len(g.grpc))
+	lanes := max(len(g.h2), streams*len(g.grpc))
 	out := make([]laneRes, lanes)
 	per := 1 << 16
 	if capHint > 0 {
@@ -465,8 +472,8 @@ func (g *generator) load(sc *sidecarProc, warmup, d time.Duration, capHint int, 
 	var wg sync.WaitGroup
 	for i, h := range g.h2 {
 		// Streams spread evenly over the connections.
-		inFlight := g.streams / len(g.h2)
-		if i < g.streams%len(g.h2) {
+		inFlight := streams / len(g.h2)
+		if i < streams%len(g.h2) {
 			inFlight++
 		}
 		rec := record(&out[i])
