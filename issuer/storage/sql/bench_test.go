@@ -80,3 +80,23 @@ func reportCPU(b *testing.B) func() {
 		b.ReportMetric(float64((cpu()-t0).Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }
+
+// BenchmarkConsentList measures the remembered-consent lookup every
+// login_verifier makes (subject and client; none found for a new user).
+func BenchmarkConsentList(b *testing.B) {
+	s := openMigrated(b, sqliteFile(b))
+	ctx := context.Background()
+	for i := range 100 {
+		c := storage.ConsentSession{ID: "cs-" + strconv.Itoa(i), Subject: "user-" + strconv.Itoa(i), ClientID: "c", Remember: true,
+			GrantedScope: []string{"openid"}, GrantedAudience: []string{}, HandledAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.ConsentSessions().Create(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer reportCPU(b)()
+	for b.Loop() {
+		if _, err := s.ConsentSessions().List(ctx, storage.ConsentFilter{Subject: "someone-new", ClientID: "c"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

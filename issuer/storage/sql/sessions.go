@@ -89,7 +89,7 @@ func (ls loginStore) Delete(ctx context.Context, id string) error {
 }
 
 func (ls loginStore) ListBySubject(ctx context.Context, subject string) ([]storage.LoginSession, error) {
-	rows, err := ls.s.db.QueryContext(ctx, ls.s.q("SELECT "+loginCols+" FROM login_sessions WHERE subject = ? ORDER BY authenticated_at DESC, id"), subject)
+	rows, err := ls.s.query(ctx, "SELECT "+loginCols+" FROM login_sessions WHERE subject = ? ORDER BY authenticated_at DESC, id", subject)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -170,7 +170,8 @@ func consentWhere(f storage.ConsentFilter) (string, []any) {
 
 func (cs consentStore) List(ctx context.Context, f storage.ConsentFilter) ([]storage.ConsentSession, error) {
 	where, args := consentWhere(f)
-	rows, err := cs.s.db.QueryContext(ctx, cs.s.q("SELECT "+consentCols+" FROM consent_sessions"+where+" ORDER BY handled_at DESC, id"), args...)
+	// consentWhere builds one of a few filters: each is prepared once.
+	rows, err := cs.s.query(ctx, "SELECT "+consentCols+" FROM consent_sessions"+where+" ORDER BY handled_at DESC, id", args...)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -383,6 +383,16 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return s.db.QueryRowContext(ctx, s.q(query), args...)
 }
 
+// query runs a multi-row read through a prepared statement (prepared),
+// as queryRow does for single rows: a text query is parsed and planned
+// again on every call (SQLite's driver keeps no statement cache).
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, err := s.prepared(ctx, query); err == nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, s.q(query), args...)
+}
+
 // prepared returns a prepared statement for a hot query, prepared once per
 // connection by database/sql and kept for the life of the Store.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
