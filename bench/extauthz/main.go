@@ -30,7 +30,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,19 +93,14 @@ func main() {
 		o.streams = o.connections
 	}
 	o.missStreams = max(o.missStreams, o.connections)
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchproc.StartCPUProfile(o.cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	if err := run(o); err != nil {
-		pprof.StopCPUProfile()
+		stopProfile()
 		fmt.Fprintln(os.Stderr, "bench/extauthz:", err)
 		os.Exit(1)
 	}
