@@ -77,13 +77,9 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	}
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
-	return h.issueGrantTokens(ctx, &grantTokens{
-		GrantType: client.GrantAuthorizationCode, Client: c, Grant: grant,
-		Scope: grant.GrantedScope, RequestID: t.RequestID, Nonce: s.Code.Nonce,
-		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
-		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
-		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
-	}, func(issue []storage.Token) error {
+	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
+	gt.presigned = h.takePresigned(ctx, sig, gt)
+	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a
 		// race sees the code used (RFC 6749 §4.1.2: "The client MUST NOT
@@ -180,6 +176,10 @@ type grantTokens struct {
 	Nonce     string
 
 	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
+
+	// presigned, when set, is this exchange's access token and ID token,
+	// minted when the code was issued (presign.go).
+	presigned *presigned
 }
 
 // issueGrantTokens mints the access token, the refresh token when offline
@@ -190,13 +190,21 @@ type grantTokens struct {
 // unless it succeeds.
 func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem func(issue []storage.Token) error) (*tokenResponse, error) {
 	g := gt.Grant
-	resp, at, err := h.newAccessToken(ctx, &accessGrant{
-		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
-		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
-		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
-	})
-	if err != nil {
-		return nil, err
+	var resp *tokenResponse
+	var at storage.Token
+	if p := gt.presigned; p != nil {
+		r := *p.resp
+		resp, at = &r, p.row
+	} else {
+		var err error
+		resp, at, err = h.newAccessToken(ctx, &accessGrant{
+			GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
+			Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
+			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	issue := []storage.Token{at}
 	if g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken) {
@@ -214,13 +222,17 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 	// costs nothing when there is not.
 	var idToken string
 	idErr := make(chan error, 1)
-	if g.HasScope("openid") {
+	switch {
+	case gt.presigned != nil:
+		idToken = gt.presigned.idToken
+		idErr <- nil
+	case g.HasScope("openid"):
 		go func() {
 			var err error
 			idToken, err = h.signIDToken(ctx, gt.Client, g, gt.Nonce, resp.AccessToken, "", gt.IDLifespan)
 			idErr <- err
 		}()
-	} else {
+	default:
 		idErr <- nil
 	}
 	if err := redeem(issue); err != nil {

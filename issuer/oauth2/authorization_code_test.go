@@ -380,3 +380,97 @@ func TestAuthorizationCodeJWTAccessToken(t *testing.T) {
 		t.Fatal("JWT access token inactive")
 	}
 }
+
+// TestPresignedCodeExchange: the code exchange's tokens are minted when
+// the code is issued and used by its exchange only while they are what the
+// exchange would mint; otherwise the exchange signs as before.
+func TestPresignedCodeExchange(t *testing.T) {
+	e := newEnv(t)
+	withWebClients(t, e)
+	pending := func() int {
+		e.h.presign.mu.Lock()
+		defer e.h.presign.mu.Unlock()
+		return len(e.h.presign.m)
+	}
+	exchange := func(code string) (*response, map[string]any) {
+		t.Helper()
+		r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
+		if r.status != 200 {
+			t.Fatalf("exchange: %d %s", r.status, r.body)
+		}
+		return r, e.idClaims(r.str("id_token"))
+	}
+	iat := func(c map[string]any) int64 { return int64(c["iat"].(float64)) }
+
+	// Fresh: the presigned tokens are used (and taken), and are right.
+	issued := e.clk.Now().Unix()
+	code := e.authorize("web", []string{"code"}, nil).Get("code")
+	if pending() != 1 {
+		t.Fatalf("pending presigned results: %d, want 1", pending())
+	}
+	e.h.presign.mu.Lock()
+	for _, p := range e.h.presign.m {
+		<-p.done // minted at the code's time, before the clock moves
+	}
+	e.h.presign.mu.Unlock()
+	e.clk.Advance(2 * time.Second)
+	r, c := exchange(code)
+	if pending() != 0 || iat(c) != issued || c["at_hash"] != halfHash("RS256", r.str("access_token")) || c["nonce"] != "n-1" {
+		t.Fatalf("presigned exchange: pending %d, claims %v", pending(), c)
+	}
+	if in := e.introspect(r.str("access_token"), "").json; in["active"] != true || in["sub"] != "alice" {
+		t.Fatalf("presigned access token not recorded: %v", in)
+	}
+	// The code is still single-use.
+	wantError(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret"),
+		http.StatusBadRequest, "invalid_grant")
+	if e.active(r.str("access_token")) {
+		t.Fatal("presigned access token survived a code replay")
+	}
+
+	// Too old: signed at the exchange.
+	code = e.authorize("web", []string{"code"}, nil).Get("code")
+	e.clk.Advance(presignMaxAge + time.Second)
+	if _, c = exchange(code); iat(c) != e.clk.Now().Unix() {
+		t.Fatalf("stale presigned ID token used: iat %d, now %d", iat(c), e.clk.Now().Unix())
+	}
+
+	// The client's ID token lifespan changed in between: signed at the
+	// exchange with the new one.
+	code = e.authorize("web", []string{"code"}, nil).Get("code")
+	if _, err := e.clients.Patch(context.Background(), "web",
+		[]byte(`[{"op":"add","path":"/authorization_code_grant_id_token_lifespan","value":"5m"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, c = exchange(code); int64(c["exp"].(float64))-iat(c) != 300 {
+		t.Fatalf("presigned ID token of the old client settings used: %v", c)
+	}
+
+	// A failed exchange leaves nothing pending and issues nothing.
+	code = e.authorize("web", []string{"code"}, nil).Get("code")
+	wantError(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://web.example.com/other"}}, "web:web-secret"),
+		http.StatusBadRequest, "invalid_grant")
+	if pending() != 1 {
+		t.Fatalf("a failed exchange must not consume the presigned result (the code may still be redeemed): %d", pending())
+	}
+}
+
+func TestPresignCacheBound(t *testing.T) {
+	var pc presignCache
+	now := time.Unix(1_700_000_000, 0)
+	for i := range presignMaxPending {
+		if pc.reserve(strings.Repeat("s", 1)+time.Duration(i).String(), now, presignShape{}) == nil {
+			t.Fatalf("reserve %d refused below the bound", i)
+		}
+	}
+	if pc.reserve("one-more", now, presignShape{}) != nil {
+		t.Fatal("reserve beyond the bound")
+	}
+	// Once the pending ones are stale they make room.
+	if pc.reserve("later", now.Add(presignMaxAge+time.Second), presignShape{}) == nil || len(pc.m) != 1 {
+		t.Fatalf("stale results not dropped: %d pending", len(pc.m))
+	}
+	if pc.take("later") == nil || pc.take("later") != nil {
+		t.Fatal("take must return a result once")
+	}
+}

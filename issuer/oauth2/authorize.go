@@ -121,12 +121,11 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	out := url.Values{}
 	has := func(rt string) bool { return slices.Contains(a.ResponseTypes, rt) }
 	now := h.Now().UTC().Truncate(time.Second)
-	var code, accessToken string
+	var code, codeSig, accessToken string
 	var rows []storage.Token
 	if has("code") {
-		var sig string
 		var err error
-		code, sig, err = newOpaque(h.MAC, opaqueAuthorizeCode)
+		code, codeSig, err = newOpaque(h.MAC, opaqueAuthorizeCode)
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}
@@ -140,7 +139,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}
-		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: sig,
+		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: codeSig,
 			RequestID: a.RequestID, ClientID: c.ID, Subject: g.Subject, Active: true, IssuedAt: now,
 			ExpiresAt: now.Add(h.Config.TTL.AuthCode), Data: data})
 		out.Set("code", code)
@@ -183,12 +182,16 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		if err := a.Record(ctx, rows); err != nil {
 			return nil, err
 		}
-		return out, nil
-	}
-	for _, row := range rows {
-		if err := h.Tokens.Create(ctx, row); err != nil {
-			return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the %s: %w", row.Kind, err))
+	} else {
+		for _, row := range rows {
+			if err := h.Tokens.Create(ctx, row); err != nil {
+				return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the %s: %w", row.Kind, err))
+			}
 		}
+	}
+	if code != "" {
+		g := a.Grant
+		h.presignCode(ctx, codeSig, h.codeGrantTokens(c, &g, a.RequestID, a.Nonce))
 	}
 	return out, nil
 }

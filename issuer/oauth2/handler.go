@@ -85,6 +85,8 @@ type Handler struct {
 	// assertionAudiences are the accepted aud values of RFC 7523
 	// assertions: the token endpoint URLs and the issuer.
 	assertionAudiences []string
+	// presign holds the code exchanges' tokens minted ahead (presign.go).
+	presign presignCache
 }
 
 var _ interface {

@@ -1,0 +1,155 @@
+package oauth2
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/client"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// Presigning the code exchange's tokens.
+//
+// Everything the code exchange issues (RFC 6749 §4.1.4, OpenID Connect
+// Core §3.1.3.3) is fixed when the code is minted: the grant, the nonce,
+// the client and its lifespans. Only the ID token's signature is
+// expensive (about a millisecond of CPU with RS256), so when a code is
+// issued for an openid grant the access token and the ID token are minted
+// on a spare core right away, while the browser carries the code to the
+// client and the client sends it back; the exchange then only records
+// them. Nothing minted ahead is stored or handed out unless the exchange
+// succeeds through every check it makes anyway, and a result is used only
+// if the client's settings that shaped it are still the same and it is at
+// most presignMaxAge old (its iat/exp are the minting time's); otherwise,
+// on another instance, or when too many are pending, the exchange signs
+// as it always did. The tokens live only in this process's memory, keyed
+// by the code's signature, for the few seconds until the exchange.
+
+const (
+	// presignMaxAge bounds how old a presigned result may be when used,
+	// and so how far its iat may precede the exchange.
+	presignMaxAge = 10 * time.Second
+	// presignMaxPending bounds the results waiting for their exchange; a
+	// code issued beyond it is simply signed at its exchange.
+	presignMaxPending = 4096
+)
+
+// presigned is the code exchange's access token and ID token, minted when
+// the code was issued. done is closed once the fields are set.
+type presigned struct {
+	done    chan struct{}
+	created time.Time
+	// shape is what must still hold at the exchange for the result to be
+	// the one the exchange would mint.
+	shape presignShape
+
+	resp    *tokenResponse
+	row     storage.Token
+	idToken string
+	err     error
+}
+
+type presignShape struct {
+	ClientID, RequestID, Strategy               string
+	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
+}
+
+// presignCache holds the pending presigned results.
+type presignCache struct {
+	mu sync.Mutex
+	m  map[string]*presigned
+}
+
+// reserve registers a pending result for code signature sig, or returns
+// nil when too many are pending (after dropping the stale ones).
+func (pc *presignCache) reserve(sig string, now time.Time, shape presignShape) *presigned {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.m == nil {
+		pc.m = map[string]*presigned{}
+	}
+	if len(pc.m) >= presignMaxPending {
+		for k, p := range pc.m {
+			if now.Sub(p.created) > presignMaxAge {
+				delete(pc.m, k)
+			}
+		}
+		if len(pc.m) >= presignMaxPending {
+			return nil
+		}
+	}
+	p := &presigned{done: make(chan struct{}), created: now, shape: shape}
+	pc.m[sig] = p
+	return p
+}
+
+// take removes and returns the result for code signature sig, if any.
+func (pc *presignCache) take(sig string) *presigned {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	p := pc.m[sig]
+	delete(pc.m, sig)
+	return p
+}
+
+// codeGrantTokens is what the exchange of a code minted for a would issue.
+func (h *Handler) codeGrantTokens(c *client.Client, g *GrantSession, requestID, nonce string) *grantTokens {
+	return &grantTokens{
+		GrantType: client.GrantAuthorizationCode, Client: c, Grant: g,
+		Scope: g.GrantedScope, RequestID: requestID, Nonce: nonce,
+		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
+		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	}
+}
+
+func (h *Handler) shapeOf(gt *grantTokens) presignShape {
+	return presignShape{
+		ClientID: gt.Client.ID, RequestID: gt.RequestID, Strategy: h.accessTokenStrategy(gt.Client),
+		AccessLifespan: gt.AccessLifespan, IDLifespan: gt.IDLifespan, RefreshLifespan: gt.RefreshLifespan,
+	}
+}
+
+// presignCode starts minting the exchange's tokens for the code with
+// signature sig, when the grant has an ID token to sign.
+func (h *Handler) presignCode(ctx context.Context, sig string, gt *grantTokens) {
+	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
+		return
+	}
+	p := h.presign.reserve(sig, h.Now(), h.shapeOf(gt))
+	if p == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer close(p.done)
+		p.resp, p.row, p.err = h.newAccessToken(ctx, &accessGrant{
+			GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
+			Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
+			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+		})
+		if p.err == nil {
+			p.idToken, p.err = h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
+		}
+	}()
+}
+
+// takePresigned returns the presigned result for the code with signature
+// sig if there is a usable one for gt, waiting for it if it is still
+// being minted.
+func (h *Handler) takePresigned(ctx context.Context, sig string, gt *grantTokens) *presigned {
+	p := h.presign.take(sig)
+	if p == nil || p.shape != h.shapeOf(gt) || h.Now().Sub(p.created) > presignMaxAge {
+		return nil
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil
+	}
+	if p.err != nil {
+		return nil
+	}
+	return p
+}
