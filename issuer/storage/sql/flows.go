@@ -41,10 +41,11 @@ func scanFlow(row interface{ Scan(...any) error }) (storage.Flow, error) {
 // within 3 × wal_writer_delay (600 ms by default), or earlier by any later
 // synchronous commit, since the WAL is flushed in order. A crash inside
 // that window loses only such state: the challenge or verifier is then
-// unknown and the End-User starts again (fail closed). Everything a
-// guarantee rests on commits synchronously: Step (a challenge used once,
-// the login and consent sessions, the next challenge), Update, Delete,
-// sessions, codes and tokens. See docs/flows.md.
+// unknown and the End-User starts again (fail closed). The login step
+// (Step with only a login session and the consent challenge, asyncStep)
+// commits the same way. Everything a guarantee rests on commits
+// synchronously: the consent step (consent session, code and tokens),
+// Update, Delete, logout, codes and tokens. See docs/flows.md.
 
 // insertFlowAsync is the PostgreSQL insert of Create: set_config(...,
 // true) lasts until the end of the statement's own (implicit) transaction,
@@ -199,7 +200,7 @@ func conflictIfNone(res sql.Result, err error) error {
 // collation).
 func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	if fs.s.dialect == DialectPostgres {
-		query, args := stepStatement(&st)
+		query, args := stepStatement(&st, asyncStep(&st) && fs.s.asyncCommits(ctx))
 		var n int
 		if err := fs.s.queryRow(ctx, query, args...).Scan(&n); err != nil {
 			return mapErr(err)
@@ -277,10 +278,31 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 // useFlow sets the status of a flow that is still as read.
 const useFlow = "UPDATE flows SET status = ? WHERE kind = ? AND id = ? AND status = ? AND data = ?"
 
+// useFlowAsync is useFlow committed with synchronous_commit off (PostgreSQL).
+const useFlowAsync = "UPDATE flows SET status = ? FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE kind = ? AND id = ? AND status = ? AND data = ?"
+
+// asyncStep tells whether a step only moves the End-User on to the next
+// challenge (the login step: the login challenge used, the login session
+// and the consent challenge), so that on PostgreSQL it may commit without
+// waiting for the WAL flush, like Create and Swap. Losing it in a crash
+// of the database loses the whole step, and everything after it that no
+// synchronous commit has flushed yet (the WAL is flushed in order): the
+// consent challenge it created is then unknown and the End-User logs in
+// again, fail closed. A step that records a consent session or tokens
+// (the consent step: a code, implicit tokens) commits synchronously, and
+// in doing so makes every earlier step durable first.
+func asyncStep(st *storage.FlowStep) bool {
+	return st.Next != nil && st.ConsentSession == nil && len(st.Tokens) == 0
+}
+
 // stepStatement is Step on PostgreSQL.
-func stepStatement(st *storage.FlowStep) (string, []any) {
+func stepStatement(st *storage.FlowStep, async bool) (string, []any) {
 	var b strings.Builder
-	b.WriteString("WITH used AS (" + useFlow + " RETURNING 1)")
+	if async {
+		b.WriteString("WITH used AS (" + useFlowAsync + " RETURNING 1)")
+	} else {
+		b.WriteString("WITH used AS (" + useFlow + " RETURNING 1)")
+	}
 	args := []any{st.Status, string(st.Flow.Kind), st.Flow.ID, st.Flow.Status, doc(st.Flow.Data)}
 	if l := st.LoginSession; l != nil {
 		b.WriteString(", login AS (INSERT INTO login_sessions (" + loginCols + ") SELECT ?, ?, ?, ?, ?, ? FROM used")
