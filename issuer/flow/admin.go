@@ -36,9 +36,19 @@ func gone(w http.ResponseWriter, redirectTo string) {
 	httpx.WriteJSON(w, http.StatusGone, Redirect{RedirectTo: redirectTo})
 }
 
-// loadFlow reads a pending or handled flow for the admin API.
-func (h *Handler) loadFlow(ctx context.Context, kind storage.FlowKind, challenge string) (*storage.Flow, *state, error) {
-	f, err := h.Flows.Get(ctx, kind, challenge)
+// loadFlow reads a pending or handled flow for the admin API; recent
+// allows the process's own last write of it, for a read that only feeds
+// a compare-and-set (recent.go).
+func (h *Handler) loadFlow(ctx context.Context, kind storage.FlowKind, challenge string, recent bool) (*storage.Flow, *state, error) {
+	var f storage.Flow
+	var ok bool
+	if recent {
+		f, ok = h.recent.get(kind, challenge, h.Now())
+	}
+	var err error
+	if !ok {
+		f, err = h.Flows.Get(ctx, kind, challenge)
+	}
 	if isNotFound(err) {
 		return nil, nil, apierr.NotFound("The %s request %q does not exist (unknown challenge, or expired and removed)", kind, truncate(challenge))
 	}
@@ -61,7 +71,7 @@ func (h *Handler) loadFlow(ctx context.Context, kind storage.FlowKind, challenge
 func (h *Handler) openFlow(w http.ResponseWriter, r *http.Request, kind storage.FlowKind) (f *storage.Flow, st *state, ok bool) {
 	challenge, err := challengeParam(r, kind)
 	if err == nil {
-		f, st, err = h.loadFlow(r.Context(), kind, challenge)
+		f, st, err = h.loadFlow(r.Context(), kind, challenge, false)
 	}
 	if err != nil {
 		httpx.WriteError(w, r, err)
@@ -102,7 +112,7 @@ func (h *Handler) handle(ctx context.Context, kind storage.FlowKind, challenge s
 	verifier, vhash := newVerifier(challenge)
 	for attempt := 0; ; attempt++ {
 		if loaded == nil {
-			f, _, err := h.loadFlow(ctx, kind, challenge)
+			f, _, err := h.loadFlow(ctx, kind, challenge, attempt == 0)
 			if err != nil {
 				return "", err
 			}
@@ -127,12 +137,16 @@ func (h *Handler) handle(ctx context.Context, kind storage.FlowKind, challenge s
 		next.Data = data
 		err = h.Flows.Swap(ctx, *loaded, next)
 		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
-			loaded = nil // changed meanwhile: decide on the current flow
+			// Changed meanwhile (or read from an outdated copy): decide
+			// on the current flow.
+			h.recent.drop(kind, challenge)
+			loaded = nil
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
+		h.recent.put(next, h.Now())
 		if kind == storage.FlowLogout {
 			return withQuery(h.public+"/oauth2/sessions/logout", url.Values{"logout_verifier": {verifier}}), nil
 		}
@@ -256,7 +270,7 @@ func (h *Handler) acceptConsent(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("Field 'remember_for' must not be negative"))
 		return
 	}
-	f, _, err := h.loadFlow(ctx, storage.FlowConsent, challenge)
+	f, _, err := h.loadFlow(ctx, storage.FlowConsent, challenge, true)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return

@@ -296,7 +296,11 @@ func (h *Handler) createFlow(ctx context.Context, f storage.Flow, st *state) err
 		return err
 	}
 	f.Data = data
-	return h.Flows.Create(ctx, f)
+	if err := h.Flows.Create(ctx, f); err != nil {
+		return err
+	}
+	h.recent.put(f, h.Now())
+	return nil
 }
 
 // sessionCookie is the login session cookie's content.
@@ -343,18 +347,31 @@ type verified struct {
 // not used before. use then consumes it. a is nil when the flow's request
 // can no longer be trusted.
 func (h *Handler) loadVerified(r *http.Request, kind storage.FlowKind, verifier, csrfBase string) (*verified, *authz, error) {
-	ctx := r.Context()
 	challenge, secret, ok := splitVerifier(verifier)
 	if !ok {
 		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is malformed", kind)}
 	}
-	f, err := h.Flows.Get(ctx, kind, challenge)
+	if f, ok := h.recent.get(kind, challenge, h.Now()); ok {
+		if v, a, err := h.checkVerifier(r, kind, f, secret, csrfBase); err == nil {
+			return v, a, nil
+		}
+		// Refused by the process's own copy of the flow: the database
+		// decides (the app may have decided again on another instance).
+	}
+	f, err := h.Flows.Get(r.Context(), kind, challenge)
 	if isNotFound(err) {
 		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is unknown or has expired; start again", kind)}
 	}
 	if err != nil {
 		return nil, nil, pageError{apierr.ServerError(err)}
 	}
+	return h.checkVerifier(r, kind, f, secret, csrfBase)
+}
+
+// checkVerifier is loadVerified's checks of the verifier's secret against
+// flow f.
+func (h *Handler) checkVerifier(r *http.Request, kind storage.FlowKind, f storage.Flow, secret, csrfBase string) (*verified, *authz, error) {
+	ctx := r.Context()
 	var st state
 	if err := json.Unmarshal(f.Data, &st); err != nil || st.Request == nil {
 		return nil, nil, pageError{apierr.ServerError(fmt.Errorf("flow: unreadable %s flow: %v", kind, err))}
@@ -400,6 +417,7 @@ func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, s
 	step.Flow, step.Status = *v.f, statusUsed
 	err := h.Flows.Step(ctx, step)
 	if errors.Is(err, storage.ErrConflict) {
+		h.recent.drop(kind, v.f.ID)
 		// Another request used the verifier first, or the app decided
 		// again (which replaces the verifier).
 		cur, gerr := h.Flows.Get(ctx, kind, v.f.ID)
@@ -410,11 +428,20 @@ func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, s
 			return apierr.ServerError(gerr)
 		case cur.Status == statusPending:
 			return apierr.InvalidRequest("The %s request has already been used or was not handled", kind)
+		case cur.Status != statusUsed && verifierHash(cur) != v.st.Verifier:
+			// The app decided again (at another instance, after this
+			// one's copy of the flow): the verifier was replaced, as
+			// loadVerified says when it reads the database.
+			return pageError{apierr.InvalidRequest("The %s verifier is invalid", kind)}
 		}
 		return apierr.InvalidRequest("The %s verifier has already been used", kind)
 	}
 	if err != nil {
 		return apierr.ServerError(err)
+	}
+	h.recent.drop(kind, v.f.ID)
+	if step.Next != nil {
+		h.recent.put(*step.Next, h.Now())
 	}
 	// The token is spent; other tabs' flows keep theirs.
 	if len(v.restCSRF) == 0 {
@@ -426,6 +453,13 @@ func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, s
 		return rejectError(v.st.Reject)
 	}
 	return nil
+}
+
+// verifierHash is the hash of the verifier the flow's last decision gave out.
+func verifierHash(f storage.Flow) string {
+	var st state
+	_ = json.Unmarshal(f.Data, &st)
+	return st.Verifier
 }
 
 // loadAndUseRejected is loadVerified, and for a rejected flow use with

@@ -80,10 +80,12 @@ type Handler struct {
 
 	once    sync.Once
 	initErr error
-	jar     *cookieJar
-	scopes  oauth2.ScopeStrategy
-	issuer  string
-	public  string
+	// recent are the flows this process wrote last (recent.go).
+	recent recentFlows
+	jar    *cookieJar
+	scopes oauth2.ScopeStrategy
+	issuer string
+	public string
 }
 
 var _ interface {
