@@ -78,7 +78,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
-	gt.presigned = h.takePresigned(ctx, sig, gt)
+	gt.presigned = h.takePresigned(sig, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a
@@ -224,8 +224,11 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 	idErr := make(chan error, 1)
 	switch {
 	case gt.presigned != nil:
-		idToken = gt.presigned.idToken
-		idErr <- nil
+		go func() {
+			var err error
+			idToken, err = h.presignedIDToken(ctx, gt.presigned, gt)
+			idErr <- err
+		}()
 	case g.HasScope("openid"):
 		go func() {
 			var err error

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -36,7 +37,8 @@ const (
 )
 
 // presigned is the code exchange's access token and ID token, minted when
-// the code was issued. done is closed once the fields are set.
+// the code was issued: the access token at once (resp, row), the ID token
+// on another goroutine, which closes done once idToken or err is set.
 type presigned struct {
 	done    chan struct{}
 	created time.Time
@@ -44,8 +46,9 @@ type presigned struct {
 	// the one the exchange would mint.
 	shape presignShape
 
-	resp    *tokenResponse
-	row     storage.Token
+	resp *tokenResponse
+	row  storage.Token
+
 	idToken string
 	err     error
 }
@@ -117,39 +120,51 @@ func (h *Handler) presignCode(ctx context.Context, sig string, gt *grantTokens) 
 	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
 		return
 	}
+	// The access token is cheap (an opaque token is random bytes and a
+	// MAC), so it is minted here: the exchange can record it at once,
+	// while the ID token's signature may still be running. A JWT access
+	// token is signed here too.
+	resp, row, err := h.newAccessToken(ctx, &accessGrant{
+		GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
+		Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+	})
+	if err != nil {
+		return
+	}
 	p := h.presign.reserve(sig, h.Now(), h.shapeOf(gt))
 	if p == nil {
 		return
 	}
+	p.resp, p.row = resp, row
 	ctx = context.WithoutCancel(ctx)
 	go func() {
 		defer close(p.done)
-		p.resp, p.row, p.err = h.newAccessToken(ctx, &accessGrant{
-			GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
-			Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
-			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
-		})
-		if p.err == nil {
-			p.idToken, p.err = h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
-		}
+		p.idToken, p.err = h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, resp.AccessToken, "", gt.IDLifespan)
 	}()
 }
 
 // takePresigned returns the presigned result for the code with signature
-// sig if there is a usable one for gt, waiting for it if it is still
-// being minted.
-func (h *Handler) takePresigned(ctx context.Context, sig string, gt *grantTokens) *presigned {
+// sig if there is a usable one for gt; its ID token may still be being
+// signed (presignedIDToken waits for it).
+func (h *Handler) takePresigned(sig string, gt *grantTokens) *presigned {
 	p := h.presign.take(sig)
 	if p == nil || p.shape != h.shapeOf(gt) || h.Now().Sub(p.created) > presignMaxAge {
 		return nil
 	}
+	return p
+}
+
+// presignedIDToken waits for the presigned ID token; if its signature failed, it
+// is signed again now.
+func (h *Handler) presignedIDToken(ctx context.Context, p *presigned, gt *grantTokens) (string, error) {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		return nil
+		return "", apierr.ServerError(ctx.Err())
 	}
 	if p.err != nil {
-		return nil
+		return h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
 	}
-	return p
+	return p.idToken, nil
 }
