@@ -84,7 +84,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		// transaction: the store serialises the update, the loser of a
 		// race sees the code used (RFC 6749 §4.1.2: "The client MUST NOT
 		// use the authorization code more than once").
-		_, err := h.Tokens.Redeem(ctx, storage.KindAuthorizationCode, sig, func(t *storage.Token) error {
+		_, err := h.Tokens.Redeem(ctx, storage.KindAuthorizationCode, sig, &t, func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
 			if err != nil {
 				return err

@@ -83,10 +83,10 @@ func (m *memTokens) Get(_ context.Context, kind storage.TokenKind, sig string) (
 }
 
 func (m *memTokens) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
-	return m.Redeem(ctx, kind, sig, fn, "", nil)
+	return m.Redeem(ctx, kind, sig, nil, fn, "", nil)
 }
 
-func (m *memTokens) Redeem(_ context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+func (m *memTokens) Redeem(_ context.Context, kind storage.TokenKind, sig string, _ *storage.Token, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := tokenKey{kind, sig}

@@ -84,7 +84,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
 		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
 	}, func(issue []storage.Token) error {
-		_, err := h.Tokens.Redeem(ctx, storage.KindRefreshToken, sig, func(t *storage.Token) error {
+		_, err := h.Tokens.Redeem(ctx, storage.KindRefreshToken, sig, &t, func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
 			if err != nil {
 				return err

@@ -172,8 +172,12 @@ type TokenStore interface {
 	// redeemed token's client (when not empty; the redeemed token keeps
 	// what fn gave it) and creating each
 	// token of issue: a code or refresh token is used up and its
-	// successors recorded with one commit, all or nothing.
-	Redeem(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error, revokeRequest string, issue []Token) (Token, error)
+	// successors recorded with one commit, all or nothing. read, when not
+	// nil, is the token as the caller just read it with Get: a backend may
+	// run fn on it and store the result only if the token is still stored
+	// as read, and otherwise read it again and run fn on what is there
+	// (fn may run more than once), which saves it a read.
+	Redeem(ctx context.Context, kind TokenKind, signature string, read *Token, fn func(*Token) error, revokeRequest string, issue []Token) (Token, error)
 	Delete(ctx context.Context, kind TokenKind, signature string) error
 	// RevokeRequest deactivates every token of every kind with this
 	// request ID issued to this client. (Request IDs are unique; the client

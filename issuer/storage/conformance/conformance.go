@@ -476,7 +476,7 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 
 	// fn refuses: nothing changes, nothing is created.
 	refused := errors.New("refused")
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(*storage.Token) error { return refused }, "chain", next); !errors.Is(err, refused) {
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(*storage.Token) error { return refused }, "chain", next); !errors.Is(err, refused) {
 		t.Fatalf("refusing fn: %v", err)
 	}
 	if !active(storage.KindAccessToken, "at1") {
@@ -487,7 +487,7 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	}
 	// A successor that already exists: all or nothing.
 	dup := []storage.Token{token(storage.KindAccessToken, "at3", "chain", "c", exp), token(storage.KindAccessToken, "other", "chain", "c", exp)}
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(tk *storage.Token) error { tk.Active = false; return nil }, "chain", dup); !errors.Is(err, storage.ErrAlreadyExists) {
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(tk *storage.Token) error { tk.Active = false; return nil }, "chain", dup); !errors.Is(err, storage.ErrAlreadyExists) {
 		t.Fatalf("duplicate successor: %v", err)
 	}
 	if !active(storage.KindRefreshToken, "rt1") || !active(storage.KindAccessToken, "at1") {
@@ -497,7 +497,7 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 		t.Fatalf("a failed redeem kept a successor: %v", err)
 	}
 	// Success: used, chain retired, successors active, others untouched.
-	got, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", func(tk *storage.Token) error {
+	got, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(tk *storage.Token) error {
 		tk.Data = []byte(`{"used":true}`)
 		return nil
 	}, "chain", next)
@@ -511,45 +511,75 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	if active(storage.KindAccessToken, "at1") || !active(storage.KindAccessToken, "at2") || !active(storage.KindRefreshToken, "rt2") || !active(storage.KindAccessToken, "other") {
 		t.Fatal("wrong tokens active after the redeem")
 	}
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "nope", func(*storage.Token) error { return nil }, "", nil); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "nope", nil, func(*storage.Token) error { return nil }, "", nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
 
-	// Concurrent redemptions of one code: one wins and records its
-	// successor; the others see the code used and record nothing.
-	must(t, ts.Create(ctx(), token(storage.KindAuthorizationCode, "race", "race-req", "c", exp)))
-	used := errors.New("used")
-	const n = 8
-	errs := make(chan error, n)
-	for i := range n {
-		go func() {
-			_, err := ts.Redeem(ctx(), storage.KindAuthorizationCode, "race", func(tk *storage.Token) error {
-				if !tk.Active {
-					return used
-				}
-				tk.Active = false
-				return nil
-			}, "race-req", []storage.Token{token(storage.KindAccessToken, fmt.Sprintf("race-at-%d", i), "race-req", "c", exp)})
-			errs <- err
-		}()
+	// A read the token changed after: fn runs on the token as it is now.
+	must(t, ts.Create(ctx(), token(storage.KindRefreshToken, "stale", "stale-req", "c", exp)))
+	stale, err := ts.Get(ctx(), storage.KindRefreshToken, "stale")
+	must(t, err)
+	_, err = ts.Update(ctx(), storage.KindRefreshToken, "stale", func(tk *storage.Token) error {
+		tk.Data = []byte(`{"v":2}`)
+		return nil
+	})
+	must(t, err)
+	var last string
+	got, err = ts.Redeem(ctx(), storage.KindRefreshToken, "stale", &stale, func(tk *storage.Token) error {
+		last = string(tk.Data)
+		tk.Active = false
+		return nil
+	}, "", nil)
+	must(t, err)
+	if last != `{"v":2}` || got.Active {
+		t.Fatalf("redeem from an outdated read: fn last saw %s, stored %+v", last, got)
 	}
-	winners := 0
-	for range n {
-		switch err := <-errs; {
-		case err == nil:
-			winners++
-		case !errors.Is(err, used):
-			t.Errorf("concurrent redeem: %v", err)
+
+	// Concurrent redemptions of one code, each from its own read or all
+	// from one read made before: one wins and records its successor; the
+	// others see the code used and record nothing.
+	for _, shared := range []bool{false, true} {
+		code := fmt.Sprintf("race-%v", shared)
+		must(t, ts.Create(ctx(), token(storage.KindAuthorizationCode, code, code+"-req", "c", exp)))
+		var read *storage.Token
+		if shared {
+			r, err := ts.Get(ctx(), storage.KindAuthorizationCode, code)
+			must(t, err)
+			read = &r
 		}
-	}
-	created := 0
-	for i := range n {
-		if _, err := ts.Get(ctx(), storage.KindAccessToken, fmt.Sprintf("race-at-%d", i)); err == nil {
-			created++
+		used := errors.New("used")
+		const n = 8
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				_, err := ts.Redeem(ctx(), storage.KindAuthorizationCode, code, read, func(tk *storage.Token) error {
+					if !tk.Active {
+						return used
+					}
+					tk.Active = false
+					return nil
+				}, code+"-req", []storage.Token{token(storage.KindAccessToken, fmt.Sprintf("%s-at-%d", code, i), code+"-req", "c", exp)})
+				errs <- err
+			}()
 		}
-	}
-	if winners != 1 || created != 1 {
-		t.Fatalf("concurrent redeem: %d winners, %d successors recorded; want 1 and 1", winners, created)
+		winners := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				winners++
+			case !errors.Is(err, used):
+				t.Errorf("concurrent redeem: %v", err)
+			}
+		}
+		created := 0
+		for i := range n {
+			if _, err := ts.Get(ctx(), storage.KindAccessToken, fmt.Sprintf("%s-at-%d", code, i)); err == nil {
+				created++
+			}
+		}
+		if winners != 1 || created != 1 {
+			t.Fatalf("concurrent redeem (shared read %v): %d winners, %d successors recorded; want 1 and 1", shared, winners, created)
+		}
 	}
 }
 
