@@ -21,6 +21,10 @@ import (
 // concurrent or earlier request already used.
 var errAlreadyUsed = errors.New("oauth2: already used")
 
+// errRevoked aborts the redemption of a code or refresh token revoked
+// (with its grant) after the caller read it.
+var errRevoked = errors.New("oauth2: revoked")
+
 // authorizationCodeGrant is RFC 6749 §4.1.3: the client redeems a code
 // issued by the authorization endpoint for an access token, an ID token
 // when openid was granted (OpenID Connect Core §3.1.3.3) and a refresh
@@ -39,12 +43,22 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if !ok {
 		return nil, apierr.InvalidGrant("The authorization code is malformed or was not issued by this server")
 	}
-	t, err := h.Tokens.Get(ctx, storage.KindAuthorizationCode, sig)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, apierr.InvalidGrant("The authorization code is unknown, expired or was revoked")
-	}
-	if err != nil {
-		return nil, apierr.ServerError(err)
+	// The code as this process recorded it moments ago, when it has it
+	// (presign.go): everything checked here but its use and revocation is
+	// fixed at minting, and those Redeem checks on the stored row.
+	presigned := h.presign.take(sig)
+	var t storage.Token
+	if presigned != nil {
+		t = presigned.code
+	} else {
+		var err error
+		t, err = h.Tokens.Get(ctx, storage.KindAuthorizationCode, sig)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, apierr.InvalidGrant("The authorization code is unknown, expired or was revoked")
+		}
+		if err != nil {
+			return nil, apierr.ServerError(err)
+		}
 	}
 	// RFC 6749 §4.1.3: the code was issued to this authenticated client.
 	if t.ClientID != c.ID {
@@ -78,7 +92,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
-	gt.presigned = h.takePresigned(sig, gt)
+	gt.presigned = h.usablePresigned(presigned, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a
@@ -89,8 +103,11 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 			if err != nil {
 				return err
 			}
-			if cur.Used || !t.Active {
+			if cur.Used {
 				return errAlreadyUsed
+			}
+			if !t.Active {
+				return errRevoked
 			}
 			cur.Used, cur.UsedAt = true, h.Now().UTC()
 			t.Active = false
@@ -99,6 +116,9 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		}, "", issue)
 		if errors.Is(err, errAlreadyUsed) {
 			return g.reused(ctx, &t)
+		}
+		if errors.Is(err, errRevoked) {
+			return apierr.InvalidGrant("The authorization code was revoked")
 		}
 		if err != nil {
 			return apierr.ServerError(err)

@@ -446,12 +446,25 @@ func TestPresignedCodeExchange(t *testing.T) {
 		t.Fatalf("presigned ID token of the old client settings used: %v", c)
 	}
 
-	// A failed exchange leaves nothing pending and issues nothing.
+	// A failed exchange issues nothing; the code can still be redeemed
+	// (then signed at the exchange).
 	code = e.authorize("web", []string{"code"}, nil).Get("code")
 	wantError(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://web.example.com/other"}}, "web:web-secret"),
 		http.StatusBadRequest, "invalid_grant")
-	if pending() != 1 {
-		t.Fatalf("a failed exchange must not consume the presigned result (the code may still be redeemed): %d", pending())
+	if pending() != 0 {
+		t.Fatalf("pending after a failed exchange: %d", pending())
+	}
+	exchange(code)
+
+	// The grant is revoked after the code was minted: the exchange, which
+	// starts from the process's copy of the code, still refuses it.
+	code = e.authorize("web", []string{"code"}, func(a *Authorization) { a.RequestID = "req-revoked" }).Get("code")
+	if err := e.h.RevokeRequest(context.Background(), "web", "req-revoked"); err != nil {
+		t.Fatal(err)
+	}
+	r = e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
+	if r.str("error") != "invalid_grant" || !strings.Contains(r.str("error_description"), "revoked") {
+		t.Fatalf("revoked code: %d %s", r.status, r.body)
 	}
 }
 

@@ -46,6 +46,8 @@ type presigned struct {
 	// the one the exchange would mint.
 	shape presignShape
 
+	// code is the authorization code's row as recorded.
+	code storage.Token
 	resp *tokenResponse
 	row  storage.Token
 
@@ -114,9 +116,9 @@ func (h *Handler) shapeOf(gt *grantTokens) presignShape {
 	}
 }
 
-// presignCode starts minting the exchange's tokens for the code with
-// signature sig, when the grant has an ID token to sign.
-func (h *Handler) presignCode(ctx context.Context, sig string, gt *grantTokens) {
+// presignCode starts minting the exchange's tokens for the code recorded
+// as code, when the grant has an ID token to sign.
+func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grantTokens) {
 	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
 		return
 	}
@@ -132,11 +134,11 @@ func (h *Handler) presignCode(ctx context.Context, sig string, gt *grantTokens) 
 	if err != nil {
 		return
 	}
-	p := h.presign.reserve(sig, h.Now(), h.shapeOf(gt))
+	p := h.presign.reserve(code.Signature, h.Now(), h.shapeOf(gt))
 	if p == nil {
 		return
 	}
-	p.resp, p.row = resp, row
+	p.code, p.resp, p.row = code, resp, row
 	ctx = context.WithoutCancel(ctx)
 	go func() {
 		defer close(p.done)
@@ -144,11 +146,10 @@ func (h *Handler) presignCode(ctx context.Context, sig string, gt *grantTokens) 
 	}()
 }
 
-// takePresigned returns the presigned result for the code with signature
-// sig if there is a usable one for gt; its ID token may still be being
-// signed (presignedIDToken waits for it).
-func (h *Handler) takePresigned(sig string, gt *grantTokens) *presigned {
-	p := h.presign.take(sig)
+// usablePresigned returns p (taken from the cache) if it is usable for
+// gt; its ID token may still be being signed (presignedIDToken waits for
+// it).
+func (h *Handler) usablePresigned(p *presigned, gt *grantTokens) *presigned {
 	if p == nil || p.shape != h.shapeOf(gt) || h.Now().Sub(p.created) > presignMaxAge {
 		return nil
 	}

@@ -123,5 +123,3 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		return nil
 	})
 }
-
-var errRevoked = errors.New("oauth2: revoked")
