@@ -92,7 +92,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
-	gt.presigned = h.usablePresigned(presigned, gt)
+	gt.presigned = h.usablePresigned(ctx, presigned, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a

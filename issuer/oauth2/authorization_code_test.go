@@ -364,9 +364,15 @@ func TestAuthorizationCodeJWTAccessToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := e.authorize("web", []string{"code"}, nil).Get("code")
+	if len(e.h.presign.m) != 1 {
+		t.Fatal("the JWT access token and ID token were not minted ahead") // presign.go
+	}
 	r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
 	if r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if len(e.h.presign.m) != 0 {
+		t.Fatal("the presigned exchange was not used")
 	}
 	at := e.idClaims(r.str("access_token"))
 	if at["sub"] != "alice" || at["client_id"] != "web" || at["ext"].(map[string]any)["tenant"] != "t1" || at["scope"] != "openid offline_access profile" {

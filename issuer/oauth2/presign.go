@@ -37,11 +37,12 @@ const (
 )
 
 // presigned is the code exchange's access token and ID token, minted when
-// the code was issued: the access token at once (resp, row), the ID token
-// on another goroutine, which closes done once idToken or err is set.
+// the code was issued: an opaque access token at once, a JWT one and the
+// ID token on another goroutine. accessDone is closed once resp and row
+// are set (both nil if minting failed), done once idToken or err is.
 type presigned struct {
-	done    chan struct{}
-	created time.Time
+	accessDone, done chan struct{}
+	created          time.Time
 	// shape is what must still hold at the exchange for the result to be
 	// the one the exchange would mint.
 	shape presignShape
@@ -84,7 +85,7 @@ func (pc *presignCache) reserve(sig string, now time.Time, shape presignShape) *
 			return nil
 		}
 	}
-	p := &presigned{done: make(chan struct{}), created: now, shape: shape}
+	p := &presigned{accessDone: make(chan struct{}), done: make(chan struct{}), created: now, shape: shape}
 	pc.m[sig] = p
 	return p
 }
@@ -122,35 +123,66 @@ func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grant
 	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
 		return
 	}
-	// The access token is cheap (an opaque token is random bytes and a
-	// MAC), so it is minted here: the exchange can record it at once,
-	// while the ID token's signature may still be running. A JWT access
-	// token is signed here too.
-	resp, row, err := h.newAccessToken(ctx, &accessGrant{
-		GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
-		Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
-		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
-	})
-	if err != nil {
-		return
+	ctx = context.WithoutCancel(ctx)
+	mint := func() (*tokenResponse, storage.Token, error) {
+		return h.newAccessToken(ctx, &accessGrant{
+			GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
+			Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
+			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+		})
+	}
+	// An opaque access token is cheap (random bytes and a MAC), so it is
+	// minted here: the exchange can record it at once, while the ID
+	// token's signature may still be running. A JWT access token is
+	// signed on the goroutine, and the exchange waits for it.
+	opaque := h.accessTokenStrategy(gt.Client) != formatJWT
+	var resp *tokenResponse
+	var row storage.Token
+	if opaque {
+		var err error
+		if resp, row, err = mint(); err != nil {
+			return
+		}
 	}
 	p := h.presign.reserve(code.Signature, h.Now(), h.shapeOf(gt))
 	if p == nil {
 		return
 	}
-	p.code, p.resp, p.row = code, resp, row
-	ctx = context.WithoutCancel(ctx)
+	p.code = code
+	if opaque {
+		p.resp, p.row = resp, row
+		close(p.accessDone)
+	}
 	go func() {
 		defer close(p.done)
-		p.idToken, p.err = h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, resp.AccessToken, "", gt.IDLifespan)
+		if !opaque {
+			resp, row, err := mint()
+			if err == nil {
+				p.resp, p.row = resp, row
+			}
+			close(p.accessDone)
+			if err != nil {
+				p.err = err
+				return
+			}
+		}
+		p.idToken, p.err = h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
 	}()
 }
 
 // usablePresigned returns p (taken from the cache) if it is usable for
-// gt; its ID token may still be being signed (presignedIDToken waits for
-// it).
-func (h *Handler) usablePresigned(p *presigned, gt *grantTokens) *presigned {
+// gt, once its access token is there; its ID token may still be being
+// signed (presignedIDToken waits for it).
+func (h *Handler) usablePresigned(ctx context.Context, p *presigned, gt *grantTokens) *presigned {
 	if p == nil || p.shape != h.shapeOf(gt) || h.Now().Sub(p.created) > presignMaxAge {
+		return nil
+	}
+	select {
+	case <-p.accessDone:
+	case <-ctx.Done():
+		return nil
+	}
+	if p.resp == nil {
 		return nil
 	}
 	return p
