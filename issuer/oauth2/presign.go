@@ -24,8 +24,12 @@ import (
 // if the client's settings that shaped it are still the same and it is at
 // most presignMaxAge old (its iat/exp are the minting time's); otherwise,
 // on another instance, or when too many are pending, the exchange signs
-// as it always did. The tokens live only in this process's memory, keyed
-// by the code's signature, for the few seconds until the exchange.
+// as it always did. The code's row is kept with them, so the exchange
+// checks the code (client, redirect_uri, PKCE: all fixed at minting) as
+// this process recorded it instead of reading it back; its use and
+// revocation are checked on the stored row by Redeem, which marks it used.
+// All of it lives only in this process's memory, keyed by the code's
+// signature, for the few seconds until the exchange.
 
 const (
 	// presignMaxAge bounds how old a presigned result may be when used,
