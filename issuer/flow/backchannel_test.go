@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func TestBackchannelDelivery(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var n atomic.Int32
+			var mu sync.Mutex // a hung attempt's handler still runs beside the retry
 			var claims map[string]any
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				cur := n.Add(1)
@@ -61,7 +63,11 @@ func TestBackchannelDelivery(t *testing.T) {
 				parts := strings.Split(r.PostForm.Get("logout_token"), ".")
 				if len(parts) == 3 {
 					b, _ := base64.RawURLEncoding.DecodeString(parts[1])
-					_ = json.Unmarshal(b, &claims)
+					var got map[string]any
+					_ = json.Unmarshal(b, &got)
+					mu.Lock()
+					claims = got
+					mu.Unlock()
 				}
 				tc.handler(cur, w)
 			}))
@@ -76,6 +82,8 @@ func TestBackchannelDelivery(t *testing.T) {
 				t.Fatalf("err %v after %d attempts, want ok=%v after %d", err, n.Load(), tc.ok, tc.attempts)
 			}
 			if tc.ok {
+				mu.Lock()
+				defer mu.Unlock()
 				ev, _ := claims["events"].(map[string]any)
 				if claims["iss"] != "https://issuer.example" || claims["sub"] != "pairwise-sub" || claims["sid"] != "sid-1" ||
 					ev[backchannelEvent] == nil || claims["jti"] == nil || claims["nonce"] != nil {
