@@ -21,11 +21,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 )
 
 type options struct {
@@ -66,10 +67,7 @@ func run(o options, w io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		o.flowsBin = filepath.Join(dir, "flows")
-		cmd := exec.Command("go", "build", "-o", o.flowsBin, "./bench/flows")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
+		if o.flowsBin, err = benchproc.Build(dir, "./bench/flows", false); err != nil {
 			return fmt.Errorf("building bench/flows: %w", err)
 		}
 	}

@@ -202,6 +202,16 @@ type grantTokens struct {
 	presigned *presigned
 }
 
+// accessGrant is the access token gt issues.
+func (gt *grantTokens) accessGrant() *accessGrant {
+	g := gt.Grant
+	return &accessGrant{
+		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
+		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+	}
+}
+
 // issueGrantTokens mints the access token, the refresh token when offline
 // access was granted and the client may use refresh tokens (as in Hydra,
 // silently none otherwise), and the ID token when openid was granted, with
@@ -217,12 +227,7 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 		resp, at = &r, p.row
 	} else {
 		var err error
-		resp, at, err = h.newAccessToken(ctx, &accessGrant{
-			GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
-			Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
-			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
-		})
-		if err != nil {
+		if resp, at, err = h.newAccessToken(ctx, gt.accessGrant()); err != nil {
 			return nil, err
 		}
 	}

@@ -128,13 +128,7 @@ func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grant
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	mint := func() (*tokenResponse, storage.Token, error) {
-		return h.newAccessToken(ctx, &accessGrant{
-			GrantType: gt.GrantType, Client: gt.Client, Subject: gt.Grant.Subject,
-			Scope: gt.Scope, Audience: gt.Grant.GrantedAudience, Ext: gt.Grant.AccessTokenClaims, Grant: gt.Grant,
-			Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
-		})
-	}
+	mint := func() (*tokenResponse, storage.Token, error) { return h.newAccessToken(ctx, gt.accessGrant()) }
 	// An opaque access token is cheap (random bytes and a MAC), so it is
 	// minted here: the exchange can record it at once, while the ID
 	// token's signature may still be running. A JWT access token is

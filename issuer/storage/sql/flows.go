@@ -298,11 +298,11 @@ func asyncStep(st *storage.FlowStep) bool {
 // stepStatement is Step on PostgreSQL.
 func stepStatement(st *storage.FlowStep, async bool) (string, []any) {
 	var b strings.Builder
+	use := useFlow
 	if async {
-		b.WriteString("WITH used AS (" + useFlowAsync + " RETURNING 1)")
-	} else {
-		b.WriteString("WITH used AS (" + useFlow + " RETURNING 1)")
+		use = useFlowAsync
 	}
+	b.WriteString("WITH used AS (" + use + " RETURNING 1)")
 	args := []any{st.Status, string(st.Flow.Kind), st.Flow.ID, st.Flow.Status, doc(st.Flow.Data)}
 	if l := st.LoginSession; l != nil {
 		b.WriteString(", login AS (INSERT INTO login_sessions (" + loginCols + ") SELECT ?, ?, ?, ?, ?, ? FROM used")
