@@ -1,0 +1,376 @@
+// Package memory implements issuer/storage in process memory: one struct
+// of maps behind one lock, for tests and for programs that embed the
+// issuer without a database. It is not a production store: nothing
+// survives the process, and replicas do not share it.
+//
+// It keeps the SQL backends' contracts and shapes, so that code tested on
+// it behaves the same on them: the same sentinel errors; values copied in
+// and out (no caller ever shares memory with a stored row); times kept in
+// UTC to the microsecond and empty lists and documents returned as nil, as
+// the SQL columns hold them; read-modify-write updaters run under the lock
+// (an updater must not call the store); compare-and-set writes compare
+// what the SQL statements compare. It passes storage/conformance.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// ErrClosed is returned by every call after Close.
+var ErrClosed = errors.New("storage/memory: store is closed")
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Now is the clock used where a backend reads the time itself: the
+	// expiry of used nonces and the creation time of keys stored
+	// without one. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is a storage.Storage in memory.
+type Store struct {
+	now func() time.Time
+
+	// mu guards closed and the content of the maps (the fields
+	// themselves are set once by New).
+	mu       sync.RWMutex
+	closed   bool
+	clients  map[string]storage.Client
+	keySets  map[string]map[string]storage.Key // set -> kid -> key; a set without keys exists until a key is deleted from it
+	tokens   map[tokenKey]storage.Token
+	flows    map[flowKey]storage.Flow
+	logins   map[string]storage.LoginSession
+	consents map[string]storage.ConsentSession
+	trust    map[string]storage.TrustedIssuer
+	nonces   map[string]int64 // key -> expiry in Unix microseconds (0: never)
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+type tokenKey struct {
+	kind storage.TokenKind
+	sig  string
+}
+
+type flowKey struct {
+	kind storage.FlowKind
+	id   string
+}
+
+// New returns an empty store.
+func New(o Options) *Store {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		now:      now,
+		clients:  map[string]storage.Client{},
+		keySets:  map[string]map[string]storage.Key{},
+		tokens:   map[tokenKey]storage.Token{},
+		flows:    map[flowKey]storage.Flow{},
+		logins:   map[string]storage.LoginSession{},
+		consents: map[string]storage.ConsentSession{},
+		trust:    map[string]storage.TrustedIssuer{},
+		nonces:   map[string]int64{},
+	}
+}
+
+func (s *Store) Clients() storage.ClientStore                 { return clientStore{s} }
+func (s *Store) Keys() storage.KeyStore                       { return keyStore{s} }
+func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{s} }
+func (s *Store) Flows() storage.FlowStore                     { return flowStore{s} }
+func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{s} }
+func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{s} }
+func (s *Store) Trust() storage.TrustStore                    { return trustStore{s} }
+func (s *Store) Nonces() storage.NonceStore                   { return nonceStore{s} }
+
+// Ping answers nil until the store is closed.
+func (s *Store) Ping(ctx context.Context) error {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
+		return err
+	}
+	unlock()
+	return nil
+}
+
+// Stats reports an empty pool: there are no connections.
+func (s *Store) Stats() *storage.PoolStats { return &storage.PoolStats{} }
+
+// Close drops every row; later calls return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	clear(s.clients)
+	clear(s.keySets)
+	clear(s.tokens)
+	clear(s.flows)
+	clear(s.logins)
+	clear(s.consents)
+	clear(s.trust)
+	clear(s.nonces)
+	return nil
+}
+
+// lock takes the write lock for a call with ctx, failing as a database
+// call would if ctx is done or the store is closed.
+func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	return s.mu.Unlock, nil
+}
+
+// rlock is lock for reading.
+func (s *Store) rlock(ctx context.Context) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.mu.RUnlock, nil
+}
+
+// --- values as the SQL columns keep them ---
+
+// micros is a time as the SQL backends store it: Unix microseconds, the
+// zero time 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+// stored is t as it comes back from an SQL backend.
+func stored(t time.Time) time.Time { return fromMicros(micros(t)) }
+
+// expiredBefore is the SQL backends' flush condition: an expiry that is
+// set and before cutoff (Unix microseconds).
+func expiredBefore(exp time.Time, cutoff int64) bool {
+	e := micros(exp)
+	return e > 0 && e < cutoff
+}
+
+// flushLimit is the SQL backends' batch size when the caller gives none.
+func flushLimit(limit int) int {
+	if limit <= 0 {
+		return 1000
+	}
+	return limit
+}
+
+// flush deletes at most limit rows of m that expired before `before`
+// and returns how many it deleted.
+func flush[K comparable, V any](m map[K]V, expires func(V) time.Time, before time.Time, limit int) int64 {
+	limit, cutoff := flushLimit(limit), micros(before)
+	var n int64
+	for k, v := range m {
+		if n == int64(limit) {
+			break
+		}
+		if expiredBefore(expires(v), cutoff) {
+			delete(m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// doc copies a JSON document or byte string; empty is nil.
+func doc(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+// list copies a string list; empty is nil.
+func list(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return slices.Clone(l)
+}
+
+// The copy functions return a value that shares no memory with their
+// argument, in the form an SQL backend would return it.
+
+func copyClient(c storage.Client) storage.Client {
+	c.RotatedSecretHashes, c.Metadata = list(c.RotatedSecretHashes), doc(c.Metadata)
+	c.CreatedAt, c.UpdatedAt = stored(c.CreatedAt), stored(c.UpdatedAt)
+	return c
+}
+
+func copyKey(k storage.Key) storage.Key {
+	k.PublicJWK, k.PrivateEncrypted = doc(k.PublicJWK), doc(k.PrivateEncrypted)
+	k.CreatedAt = stored(k.CreatedAt)
+	return k
+}
+
+func copyToken(t storage.Token) storage.Token {
+	t.Data = doc(t.Data)
+	t.IssuedAt, t.ExpiresAt = stored(t.IssuedAt), stored(t.ExpiresAt)
+	return t
+}
+
+func copyFlow(f storage.Flow) storage.Flow {
+	f.Data = doc(f.Data)
+	f.CreatedAt, f.ExpiresAt = stored(f.CreatedAt), stored(f.ExpiresAt)
+	return f
+}
+
+func copyLogin(l storage.LoginSession) storage.LoginSession {
+	l.Data = doc(l.Data)
+	l.AuthenticatedAt, l.ExpiresAt = stored(l.AuthenticatedAt), stored(l.ExpiresAt)
+	return l
+}
+
+func copyConsent(c storage.ConsentSession) storage.ConsentSession {
+	c.GrantedScope, c.GrantedAudience, c.Data = list(c.GrantedScope), list(c.GrantedAudience), doc(c.Data)
+	c.HandledAt, c.ExpiresAt = stored(c.HandledAt), stored(c.ExpiresAt)
+	return c
+}
+
+func copyTrust(t storage.TrustedIssuer) storage.TrustedIssuer {
+	t.Scope, t.PublicKey = list(t.Scope), doc(t.PublicKey)
+	t.ExpiresAt, t.CreatedAt = stored(t.ExpiresAt), stored(t.CreatedAt)
+	return t
+}
+
+// update is the read-modify-write of one row of rows under the store's
+// write lock: fn gets a copy of the row, its error is returned as is, and
+// what it leaves (with the key fields set back by fix) is stored as a
+// copy. It returns what fn left.
+func update[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K, cp func(V) V, fix func(*V), fn func(*V) error) (V, error) {
+	var zero V
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return zero, err
+	}
+	defer unlock()
+	v, ok := rows[k]
+	if !ok {
+		return zero, storage.ErrNotFound
+	}
+	v = cp(v)
+	if err := fn(&v); err != nil {
+		return zero, err
+	}
+	fix(&v)
+	rows[k] = cp(v)
+	return v, nil
+}
+
+// get returns a copy of one row of rows.
+func get[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K, cp func(V) V) (V, error) {
+	var zero V
+	unlock, err := s.rlock(ctx)
+	if err != nil {
+		return zero, err
+	}
+	defer unlock()
+	v, ok := rows[k]
+	if !ok {
+		return zero, storage.ErrNotFound
+	}
+	return cp(v), nil
+}
+
+// create stores a copy of v under k unless k is taken.
+func create[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K, v V, cp func(V) V) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := rows[k]; ok {
+		return storage.ErrAlreadyExists
+	}
+	rows[k] = cp(v)
+	return nil
+}
+
+// remove deletes the row k of rows; ErrNotFound if there is none.
+func remove[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := rows[k]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(rows, k)
+	return nil
+}
+
+// flushExpired is FlushExpired on rows.
+func flushExpired[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, expires func(V) time.Time, before time.Time, limit int) (int64, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	return flush(rows, expires, before, limit), nil
+}
+
+// selectRows returns copies of the rows match selects, in no order.
+func selectRows[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, match func(*V) bool, cp func(V) V) ([]V, error) {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var out []V
+	for _, v := range rows {
+		if match(&v) {
+			out = append(out, cp(v))
+		}
+	}
+	return out, nil
+}
+
+// deleteRows deletes the rows match selects and returns how many.
+func deleteRows[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, match func(*V) bool) (int64, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	var n int64
+	for k, v := range rows {
+		if match(&v) {
+			delete(rows, k)
+			n++
+		}
+	}
+	return n, nil
+}

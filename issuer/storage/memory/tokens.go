@@ -1,0 +1,143 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+type tokenStore struct{ s *Store }
+
+var _ storage.TokenStore = tokenStore{}
+
+func (ts tokenStore) Create(ctx context.Context, t storage.Token) error {
+	return create(ctx, ts.s, ts.s.tokens, tokenKey{t.Kind, t.Signature}, t, copyToken)
+}
+
+func (ts tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
+	return get(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig}, copyToken)
+}
+
+func (ts tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
+	return ts.Redeem(ctx, kind, sig, nil, fn, "", nil)
+}
+
+// Redeem with a read of this token runs fn on a copy of the read first,
+// outside the lock, and stores the result only if the token is still
+// stored as read; otherwise (or without a read) fn runs under the lock on
+// the token as it is now. That is what PostgreSQL does (one
+// compare-and-set statement, then a new read on a conflict), so code
+// tested here meets fn running twice, on an outdated read and then on the
+// current token, as it will in production.
+func (ts tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, read *storage.Token, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+	k := tokenKey{kind, sig}
+	var first *storage.Token
+	if read != nil && read.Kind == kind && read.Signature == sig {
+		t := copyToken(*read)
+		if err := fn(&t); err != nil {
+			return storage.Token{}, err
+		}
+		first = &t
+	}
+	unlock, err := ts.s.lock(ctx)
+	if err != nil {
+		return storage.Token{}, err
+	}
+	defer unlock()
+	cur, ok := ts.s.tokens[k]
+	if !ok {
+		return storage.Token{}, storage.ErrNotFound
+	}
+	var t storage.Token
+	if first != nil && sameState(cur, *read) {
+		t = *first
+	} else {
+		t = copyToken(cur)
+		if err := fn(&t); err != nil {
+			return storage.Token{}, err
+		}
+	}
+	t.Kind, t.Signature = kind, sig
+	if err := ts.insertable(issue); err != nil {
+		return storage.Token{}, err
+	}
+	ts.s.tokens[k] = copyToken(t)
+	if revokeRequest != "" {
+		for ko, o := range ts.s.tokens {
+			if o.ClientID == t.ClientID && o.RequestID == revokeRequest && ko != k {
+				o.Active = false
+				ts.s.tokens[ko] = o
+			}
+		}
+	}
+	ts.insert(issue)
+	return t, nil
+}
+
+// sameState reports whether the stored token cur is still as read, by
+// the columns PostgreSQL's compare-and-set compares (redeemStatement in
+// storage/sql): every change of a token changes its active flag, expiry or
+// data. The caller's other fields may come from the write that created
+// the token rather than a read (finer times, say) and must not count.
+func sameState(cur, read storage.Token) bool {
+	return cur.Active == read.Active && micros(cur.ExpiresAt) == micros(read.ExpiresAt) && bytes.Equal(cur.Data, read.Data)
+}
+
+// insertable checks that every token of issue can be created: none is
+// stored already, none is there twice. Called under the write lock.
+func (ts tokenStore) insertable(issue []storage.Token) error {
+	seen := make(map[tokenKey]bool, len(issue))
+	for _, n := range issue {
+		k := tokenKey{n.Kind, n.Signature}
+		if _, ok := ts.s.tokens[k]; ok || seen[k] {
+			return storage.ErrAlreadyExists
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// insert stores copies of tokens insertable accepted.
+func (ts tokenStore) insert(tokens []storage.Token) {
+	for _, n := range tokens {
+		ts.s.tokens[tokenKey{n.Kind, n.Signature}] = copyToken(n)
+	}
+}
+
+func (ts tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig string) error {
+	return remove(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig})
+}
+
+func (ts tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string) error {
+	_, err := ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID && t.RequestID == requestID })
+	return err
+}
+
+func (ts tokenStore) RevokeClient(ctx context.Context, clientID string) (int64, error) {
+	return ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID })
+}
+
+// revoke deactivates every active token match selects and returns how
+// many it changed.
+func (ts tokenStore) revoke(ctx context.Context, match func(*storage.Token) bool) (int64, error) {
+	unlock, err := ts.s.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	var n int64
+	for k, t := range ts.s.tokens {
+		if t.Active && match(&t) {
+			t.Active = false
+			ts.s.tokens[k] = t
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (ts tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return flushExpired(ctx, ts.s, ts.s.tokens, func(t storage.Token) time.Time { return t.ExpiresAt }, before, limit)
+}
