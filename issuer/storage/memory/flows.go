@@ -79,14 +79,14 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	s := fs.s
 	l, replace := st.LoginSession, false
 	if l != nil {
-		_, exists := s.logins[l.ID]
+		_, exists := s.logins.rows[l.ID]
 		if exists && !st.ReplaceLoginSession {
 			return storage.ErrAlreadyExists
 		}
 		replace = exists
 	}
 	if c := st.ConsentSession; c != nil {
-		if _, ok := s.consents[c.ID]; ok {
+		if _, ok := s.consents.rows[c.ID]; ok {
 			return storage.ErrAlreadyExists
 		}
 	}
@@ -105,14 +105,14 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	s.flows[k] = f
 	switch {
 	case replace:
-		cur := s.logins[l.ID]
+		cur := s.logins.rows[l.ID]
 		cur.Subject, cur.AuthenticatedAt, cur.Remember, cur.ExpiresAt = l.Subject, stored(l.AuthenticatedAt), l.Remember, stored(l.ExpiresAt)
-		s.logins[l.ID] = cur
+		s.logins.rows[l.ID] = cur
 	case l != nil:
-		s.logins[l.ID] = copyLogin(*l)
+		s.logins.rows[l.ID] = copyLogin(*l)
 	}
 	if c := st.ConsentSession; c != nil {
-		s.consents[c.ID] = copyConsent(*c)
+		s.consents.rows[c.ID] = copyConsent(*c)
 	}
 	if n := st.Next; n != nil {
 		s.flows[flowKey{n.Kind, n.ID}] = copyFlow(*n)

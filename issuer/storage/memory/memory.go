@@ -42,13 +42,13 @@ type Store struct {
 	// themselves are set once by New).
 	mu       sync.RWMutex
 	closed   bool
-	clients  map[string]storage.Client
+	clients  byID[storage.Client]
 	keySets  map[string]map[string]storage.Key // set -> kid -> key; a set without keys exists until a key is deleted from it
 	tokens   map[tokenKey]storage.Token
 	flows    map[flowKey]storage.Flow
-	logins   map[string]storage.LoginSession
-	consents map[string]storage.ConsentSession
-	trust    map[string]storage.TrustedIssuer
+	logins   byID[storage.LoginSession]
+	consents byID[storage.ConsentSession]
+	trust    byID[storage.TrustedIssuer]
 	nonces   map[string]int64 // key -> expiry in Unix microseconds (0: never)
 }
 
@@ -70,26 +70,27 @@ func New(o Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{
-		now:      now,
-		clients:  map[string]storage.Client{},
-		keySets:  map[string]map[string]storage.Key{},
-		tokens:   map[tokenKey]storage.Token{},
-		flows:    map[flowKey]storage.Flow{},
-		logins:   map[string]storage.LoginSession{},
-		consents: map[string]storage.ConsentSession{},
-		trust:    map[string]storage.TrustedIssuer{},
-		nonces:   map[string]int64{},
+	s := &Store{
+		now:     now,
+		keySets: map[string]map[string]storage.Key{},
+		tokens:  map[tokenKey]storage.Token{},
+		flows:   map[flowKey]storage.Flow{},
+		nonces:  map[string]int64{},
 	}
+	s.clients = newByID(s, copyClient, func(c *storage.Client) *string { return &c.ID })
+	s.logins = newByID(s, copyLogin, func(l *storage.LoginSession) *string { return &l.ID })
+	s.consents = newByID(s, copyConsent, func(c *storage.ConsentSession) *string { return &c.ID })
+	s.trust = newByID(s, copyTrust, func(t *storage.TrustedIssuer) *string { return &t.ID })
+	return s
 }
 
-func (s *Store) Clients() storage.ClientStore                 { return clientStore{s} }
+func (s *Store) Clients() storage.ClientStore                 { return clientStore{&s.clients} }
 func (s *Store) Keys() storage.KeyStore                       { return keyStore{s} }
 func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{s} }
 func (s *Store) Flows() storage.FlowStore                     { return flowStore{s} }
-func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{s} }
-func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{s} }
-func (s *Store) Trust() storage.TrustStore                    { return trustStore{s} }
+func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{&s.logins} }
+func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{&s.consents} }
+func (s *Store) Trust() storage.TrustStore                    { return trustStore{&s.trust} }
 func (s *Store) Nonces() storage.NonceStore                   { return nonceStore{s} }
 
 // Ping answers nil until the store is closed.
@@ -113,13 +114,13 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
-	clear(s.clients)
+	clear(s.clients.rows)
 	clear(s.keySets)
 	clear(s.tokens)
 	clear(s.flows)
-	clear(s.logins)
-	clear(s.consents)
-	clear(s.trust)
+	clear(s.logins.rows)
+	clear(s.consents.rows)
+	clear(s.trust.rows)
 	clear(s.nonces)
 	return nil
 }
@@ -127,50 +128,32 @@ func (s *Store) Close() error {
 // lock takes the write lock for a call with ctx, failing as a database
 // call would if ctx is done or the store is closed.
 func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
-	}
-	return s.mu.Unlock, nil
+	return s.acquire(ctx, &s.mu)
 }
 
 // rlock is lock for reading.
 func (s *Store) rlock(ctx context.Context) (unlock func(), err error) {
+	return s.acquire(ctx, s.mu.RLocker())
+}
+
+func (s *Store) acquire(ctx context.Context, l sync.Locker) (unlock func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
+	l.Lock()
 	if s.closed {
-		s.mu.RUnlock()
+		l.Unlock()
 		return nil, ErrClosed
 	}
-	return s.mu.RUnlock, nil
+	return l.Unlock, nil
 }
 
 // --- values as the SQL columns keep them ---
 
-// micros is a time as the SQL backends store it: Unix microseconds, the
-// zero time 0.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(n).UTC()
-}
+func micros(t time.Time) int64 { return storage.UnixMicro(t) }
 
 // stored is t as it comes back from an SQL backend.
-func stored(t time.Time) time.Time { return fromMicros(micros(t)) }
+func stored(t time.Time) time.Time { return storage.FromUnixMicro(storage.UnixMicro(t)) }
 
 // expiredBefore is the SQL backends' flush condition: an expiry that is
 // set and before cutoff (Unix microseconds).
@@ -179,18 +162,10 @@ func expiredBefore(exp time.Time, cutoff int64) bool {
 	return e > 0 && e < cutoff
 }
 
-// flushLimit is the SQL backends' batch size when the caller gives none.
-func flushLimit(limit int) int {
-	if limit <= 0 {
-		return 1000
-	}
-	return limit
-}
-
 // flush deletes at most limit rows of m that expired before `before`
 // and returns how many it deleted.
 func flush[K comparable, V any](m map[K]V, expires func(V) time.Time, before time.Time, limit int) int64 {
-	limit, cutoff := flushLimit(limit), micros(before)
+	limit, cutoff := storage.FlushLimit(limit), micros(before)
 	var n int64
 	for k, v := range m {
 		if n == int64(limit) {
@@ -373,4 +348,35 @@ func deleteRows[K comparable, V any](ctx context.Context, s *Store, rows map[K]V
 		}
 	}
 	return n, nil
+}
+
+// byID is a table of rows with a string id, and the Create, Get, Update
+// and Delete of the stores that keep such rows.
+type byID[V any] struct {
+	s    *Store
+	rows map[string]V
+	cp   func(V) V
+	id   func(*V) *string
+}
+
+func newByID[V any](s *Store, cp func(V) V, id func(*V) *string) byID[V] {
+	return byID[V]{s: s, rows: map[string]V{}, cp: cp, id: id}
+}
+
+func (t *byID[V]) Create(ctx context.Context, v V) error {
+	return create(ctx, t.s, t.rows, *t.id(&v), v, t.cp)
+}
+
+func (t *byID[V]) Get(ctx context.Context, id string) (V, error) {
+	return get(ctx, t.s, t.rows, id, t.cp)
+}
+
+// Update runs fn on a copy of the row under the lock; the id cannot be
+// changed.
+func (t *byID[V]) Update(ctx context.Context, id string, fn func(*V) error) (V, error) {
+	return update(ctx, t.s, t.rows, id, t.cp, func(v *V) { *t.id(v) = id }, fn)
+}
+
+func (t *byID[V]) Delete(ctx context.Context, id string) error {
+	return remove(ctx, t.s, t.rows, id)
 }

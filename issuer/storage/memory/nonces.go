@@ -28,5 +28,5 @@ func (ns nonceStore) Use(ctx context.Context, key string, expiresAt time.Time) e
 }
 
 func (ns nonceStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return flushExpired(ctx, ns.s, ns.s.nonces, fromMicros, before, limit)
+	return flushExpired(ctx, ns.s, ns.s.nonces, storage.FromUnixMicro, before, limit)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-type trustStore struct{ s *Store }
+type trustStore struct{ *byID[storage.TrustedIssuer] }
 
 var _ storage.TrustStore = trustStore{}
 
@@ -22,22 +22,18 @@ func (tr trustStore) Create(ctx context.Context, t storage.TrustedIssuer) error 
 		return err
 	}
 	defer unlock()
-	for _, o := range tr.s.trust {
+	for _, o := range tr.rows {
 		if o.ID == t.ID || (o.Issuer == t.Issuer && o.Subject == t.Subject && o.KeyID == t.KeyID) {
 			return storage.ErrAlreadyExists
 		}
 	}
-	tr.s.trust[t.ID] = copyTrust(t)
+	tr.rows[t.ID] = copyTrust(t)
 	return nil
-}
-
-func (tr trustStore) Get(ctx context.Context, id string) (storage.TrustedIssuer, error) {
-	return get(ctx, tr.s, tr.s.trust, id, copyTrust)
 }
 
 // list returns the grants match selects, oldest first (then by id).
 func (tr trustStore) list(ctx context.Context, match func(*storage.TrustedIssuer) bool) ([]storage.TrustedIssuer, error) {
-	out, err := selectRows(ctx, tr.s, tr.s.trust, match, copyTrust)
+	out, err := selectRows(ctx, tr.s, tr.rows, match, copyTrust)
 	slices.SortFunc(out, func(a, b storage.TrustedIssuer) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
@@ -46,10 +42,6 @@ func (tr trustStore) list(ctx context.Context, match func(*storage.TrustedIssuer
 
 func (tr trustStore) List(ctx context.Context, issuer string) ([]storage.TrustedIssuer, error) {
 	return tr.list(ctx, func(t *storage.TrustedIssuer) bool { return issuer == "" || t.Issuer == issuer })
-}
-
-func (tr trustStore) Delete(ctx context.Context, id string) error {
-	return remove(ctx, tr.s, tr.s.trust, id)
 }
 
 func (tr trustStore) Find(ctx context.Context, issuer, subject string, now time.Time) ([]storage.TrustedIssuer, error) {

@@ -501,19 +501,9 @@ func mapErr(err error) error {
 // --- value conversions ---
 
 // ts stores a time as Unix microseconds; the zero time is 0.
-func ts(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
+func ts(t time.Time) int64 { return storage.UnixMicro(t) }
 
-func fromTS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(n).UTC()
-}
+func fromTS(n int64) time.Time { return storage.FromUnixMicro(n) }
 
 // doc stores an optional JSON document as text ("" when empty).
 func doc(b []byte) string { return string(b) }
@@ -525,18 +515,11 @@ func fromDoc(s string) []byte {
 	return []byte(s)
 }
 
-func batchLimit(limit int) int {
-	if limit <= 0 {
-		return 1000
-	}
-	return limit
-}
-
 // deleteExpired deletes at most limit rows of table whose column expires_at
 // is set and before `before`, in one short statement. Each dialect gets the
 // form it can run without scanning or locking the whole table.
 func (s *Store) deleteExpired(ctx context.Context, table, keyCols string, before time.Time, limit int) (int64, error) {
-	limit = batchLimit(limit)
+	limit = storage.FlushLimit(limit)
 	cutoff := ts(before)
 	var query string
 	switch s.dialect {
