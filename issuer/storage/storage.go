@@ -1,10 +1,10 @@
 // Package storage defines Gatehouse's persistence contract: one interface per
 // aggregate, plain value types and sentinel errors. Backends (package
-// storage/sql for SQLite, PostgreSQL and MySQL/MariaDB) map their driver error
-// codes onto the sentinels, and run read-modify-write updates through an
-// updater func inside their own transaction, so callers never hold a
-// transaction themselves. Every backend runs the conformance suite in
-// storage/conformance.
+// storage/sql for SQLite, PostgreSQL and MySQL/MariaDB; storage/memory for
+// tests and embedding) map their driver error codes onto the sentinels, and
+// run read-modify-write updates through an updater func inside their own
+// transaction (or lock), so callers never hold a transaction themselves.
+// Every backend runs the conformance suite in storage/conformance.
 package storage
 
 import (
