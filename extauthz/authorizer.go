@@ -38,6 +38,7 @@ type Authorizer struct {
 	algs         map[string]jwa.SignatureAlgorithm
 	issuers      []*issuerState
 	issuerByName map[string]*issuerState
+	anyTypJWT    bool // some issuer accepts typ JWT access tokens
 	rules        []*rule
 	defaultRule  *rule
 	claimPaths   []string
@@ -52,6 +53,8 @@ type Authorizer struct {
 type issuerState struct {
 	cfg  IssuerConfig
 	keys *KeyStore
+	// typJWT: its access tokens may have typ "JWT" or none.
+	typJWT bool
 }
 
 // New builds an authorizer from a configuration; cfg.Defaults() is
@@ -94,7 +97,8 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 	}
 	a.cache = c
 	for _, ic := range cfg.Issuers {
-		is := &issuerState{cfg: ic}
+		is := &issuerState{cfg: ic, typJWT: cfg.acceptsTypJWT(ic)}
+		a.anyTypJWT = a.anyTypJWT || is.typJWT
 		is.keys = newKeyStore(ic, cfg.JWKS, algList, a.client, a.log, a.m, a.keysChanged)
 		a.issuers = append(a.issuers, is)
 		a.issuerByName[ic.Issuer] = is

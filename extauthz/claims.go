@@ -46,6 +46,8 @@ type claimSet interface {
 	strs(name string) ([]string, error)
 	scopes() ([]string, error)
 	value(name string) (any, bool)
+	// has reports whether a claim is present and not null.
+	has(name string) bool
 }
 
 // mapClaims is a claims set decoded into a map (encoding/json, or an
@@ -57,10 +59,13 @@ func (m mapClaims) date(name string) (time.Time, bool, error) { return numericDa
 func (m mapClaims) strs(name string) ([]string, error)        { return stringsClaim(m, name) }
 func (m mapClaims) scopes() ([]string, error)                 { return scopesOf(m) }
 func (m mapClaims) value(name string) (any, bool)             { v, ok := m[name]; return v, ok }
+func (m mapClaims) has(name string) bool                      { return m[name] != nil }
 
 // The registered claims a JWT decision checks, by index into
-// fastClaims.reg.
-var registeredClaims = [...]string{"iss", "sub", "client_id", "aud", "exp", "nbf", "iat", "scope", "scp"}
+// fastClaims.reg: the access token's, and the ID token's that
+// accessTokenClaims looks for.
+var registeredClaims = [...]string{"iss", "sub", "client_id", "aud", "exp", "nbf", "iat", "scope", "scp",
+	"nonce", "at_hash", "c_hash", "s_hash"}
 
 func registeredIndex(name string) int {
 	switch string(name) {
@@ -82,6 +87,14 @@ func registeredIndex(name string) int {
 		return 7
 	case "scp":
 		return 8
+	case "nonce":
+		return 9
+	case "at_hash":
+		return 10
+	case "c_hash":
+		return 11
+	case "s_hash":
+		return 12
 	}
 	return -1
 }
@@ -128,7 +141,8 @@ func (c *fastClaims) parse(p *fastjson.Parser, raw []byte, extra map[string]bool
 
 // get is a registered claim's value, nil when absent or null (both
 // "absent" to stringClaim, numericDate, stringsClaim and scopesOf). str,
-// date and strs read registered claims only (nothing else calls them).
+// date, strs and has read registered claims only (nothing else calls
+// them).
 func (c *fastClaims) get(name string) *fastjson.Value {
 	i := registeredIndex(name)
 	if i < 0 {
@@ -220,6 +234,8 @@ func (c *fastClaims) scopes() ([]string, error) {
 	}
 	return mergeScopes(scope, scp), nil
 }
+
+func (c *fastClaims) has(name string) bool { return c.get(name) != nil }
 
 func (c *fastClaims) value(name string) (any, bool) {
 	if i := registeredIndex(name); i >= 0 {

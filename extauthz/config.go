@@ -66,6 +66,11 @@ type IssuerConfig struct {
 	// sent as HTTP Basic credentials (RFC 6749 §2.3.1) to IntrospectionURL.
 	IntrospectionClientID     string `yaml:"introspection_client_id"`
 	IntrospectionClientSecret string `yaml:"introspection_client_secret"`
+	// AcceptTypJWT accepts this issuer's JWT access tokens with header
+	// typ "JWT" or no typ (Ory Hydra signs them so), besides "at+jwt". Such
+	// a token must still look like an access token and not like an ID
+	// token (see accessTokenClaims). Default false: only typ "at+jwt".
+	AcceptTypJWT bool `yaml:"accept_typ_jwt"`
 }
 
 // TokenConfig says where tokens are read from.
@@ -84,9 +89,11 @@ type JWTConfig struct {
 	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// RequireATJWTType requires the RFC 9068 header typ "at+jwt" (or
-	// "application/at+jwt"). When false (default), a missing typ and
-	// "JWT" are accepted too; any other typ is rejected.
-	RequireATJWTType bool `yaml:"require_at_jwt_typ"`
+	// "application/at+jwt") of every issuer's JWT access tokens. nil
+	// means true. false is IssuerConfig.AcceptTypJWT for every issuer
+	// (the setting's meaning before accept_typ_jwt existed, when false was
+	// the default).
+	RequireATJWTType *bool `yaml:"require_at_jwt_typ"`
 	// Algorithms accepted at all. Default: RS256 RS384 RS512 PS256 PS384
 	// PS512 ES256 ES384 ES512 EdDSA. The algorithm used for a token is
 	// still decided by its JWKS key.
@@ -256,6 +263,13 @@ func (c Config) Defaults() Config {
 	return c
 }
 
+// acceptsTypJWT reports whether is's JWT access tokens may have typ
+// "JWT" or no typ: its own accept_typ_jwt, or jwt.require_at_jwt_typ
+// set to false.
+func (c Config) acceptsTypJWT(is IssuerConfig) bool {
+	return is.AcceptTypJWT || (c.JWT.RequireATJWTType != nil && !*c.JWT.RequireATJWTType)
+}
+
 // headerNameRE is an RFC 9110 token in lower case (Envoy and HTTP/2 use
 // lower-case names).
 var headerNameRE = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_` + "`" + `|~-]+$`)
@@ -299,6 +313,9 @@ func (c Config) Validate() error {
 		}
 		if (is.IntrospectionClientID == "") != (is.IntrospectionClientSecret == "") {
 			bad(k+".introspection_client_secret", "introspection_client_id and introspection_client_secret must be set together")
+		}
+		if is.AcceptTypJWT && c.JWT.RequireATJWTType != nil && *c.JWT.RequireATJWTType {
+			bad(k+".accept_typ_jwt", "contradicts jwt.require_at_jwt_typ: true (remove one of them)")
 		}
 	}
 	if c.Token.MaxBytes < 64 || c.Token.MaxBytes > 1<<20 {

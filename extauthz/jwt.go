@@ -49,7 +49,8 @@ func (a *Authorizer) verifyJWT(ctx context.Context, tok string) (result, error) 
 	if !ok {
 		return neg(d.algorithm)
 	}
-	if !a.typeAccepted(jp.hdr.typ) {
+	tc := typeClassOf(jp.hdr.typ)
+	if tc == typOther || (tc == typGeneric && !a.anyTypJWT) {
 		return neg(d.tokenType)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(jp.payload)
@@ -70,6 +71,9 @@ func (a *Authorizer) verifyJWT(ctx context.Context, tok string) (result, error) 
 		if is = a.issuerByName[pre.Iss]; is == nil {
 			return neg(d.wrongIssuer)
 		}
+	}
+	if tc == typGeneric && !is.typJWT {
+		return neg(d.tokenType)
 	}
 
 	vk, err := is.keys.key(ctx, jp.hdr.kid)
@@ -102,6 +106,9 @@ func (a *Authorizer) verifyJWT(ctx context.Context, tok string) (result, error) 
 		// RFC 9068 §4: iss must match exactly.
 		return neg(d.wrongIssuer)
 	}
+	if tc == typGeneric && !accessTokenClaims(claims) {
+		return neg(d.tokenType)
+	}
 	now := a.now()
 	skew := a.cfg.JWT.ClockSkew
 	exp, present, err := claims.date("exp")
@@ -132,19 +139,63 @@ func (a *Authorizer) verifyJWT(ctx context.Context, tok string) (result, error) 
 	return result{id: id, ttl: min(exp.Add(skew).Sub(now), a.cfg.Cache.MaxTTL)}, nil
 }
 
-// typeAccepted applies the typ header policy (RFC 9068 §2.1, §4: typ is
-// "at+jwt"; media types are case-insensitive and "application/" may be
-// omitted, RFC 7515 §4.1.9).
-func (a *Authorizer) typeAccepted(typ string) bool {
+// Classes of the JWS header typ of a JWT presented as an access token.
+const (
+	// typOther is another kind of JWT (logout+jwt, secevent+jwt, ...):
+	// never an access token.
+	typOther = iota
+	// typAccessToken is "at+jwt", the explicit type of RFC 9068 §2.1.
+	typAccessToken
+	// typGeneric is "JWT" or no typ: what ID tokens carry (Gatehouse's,
+	// Hydra's) and what Hydra's JWT access tokens carry too. Accepted only
+	// from issuers with accept_typ_jwt, and only with an access token's
+	// claims (accessTokenClaims).
+	typGeneric
+)
+
+// typeClassOf classifies a typ header (RFC 9068 §2.1, §4; media types are
+// case-insensitive and "application/" may be omitted, RFC 7515 §4.1.9).
+func typeClassOf(typ string) int {
 	t := strings.ToLower(typ)
 	t = strings.TrimPrefix(t, "application/")
 	switch t {
 	case "at+jwt":
-		return true
+		return typAccessToken
 	case "jwt", "":
-		return !a.cfg.JWT.RequireATJWTType
+		return typGeneric
 	}
-	return false
+	return typOther
+}
+
+// idTokenOnlyClaims are claims OpenID Connect defines for ID tokens
+// alone: nonce (Core §2, §3.1.2.1), at_hash (Core §3.1.3.6, §3.2.2.10),
+// c_hash (Core §3.3.2.11) and s_hash (FAPI 1.0 Advanced §5.1).
+var idTokenOnlyClaims = [...]string{"nonce", "at_hash", "c_hash", "s_hash"}
+
+// accessTokenClaims decides whether a JWT that its header does not type
+// as an access token (typ "JWT" or none) is one anyway. Explicit typing
+// is the defence against taking one kind of JWT for another (RFC 8725
+// §3.11, RFC 9068 §4): an ID token is signed by the same issuer, often
+// with a key of the same JWKS, and must never open an API. Without it,
+// the claims must tell:
+//   - an access token names its client or its scope: client_id (RFC 9068
+//     §2.2, RFC 8693 §4.3), scope (RFC 9068 §2.2.3) or scp (Hydra's
+//     array); OpenID Connect Core §2 defines none of them for an ID
+//     token, whose aud is the client;
+//   - and it carries no claim Core defines for ID tokens alone
+//     (idTokenOnlyClaims), so that an ID token a consent app decorated with
+//     a scope claim is still refused.
+//
+// Gatehouse's and Hydra's ID tokens (aud [client id], at_hash, nonce when
+// the client sent one, no client_id, scope or scp) fail; Hydra v2's JWT
+// access tokens (client_id, scp, jti, ext) pass.
+func accessTokenClaims(c claimSet) bool {
+	for _, name := range idTokenOnlyClaims {
+		if c.has(name) {
+			return false
+		}
+	}
+	return c.has("client_id") || c.has("scope") || c.has("scp")
 }
 
 // algorithmSet maps accepted algorithm names to their jwa values.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/valyala/fastjson"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
 )
@@ -123,7 +124,7 @@ func TestJWTAttacks(t *testing.T) {
 			hs256(pubPEM))), 401, ErrInvalidToken, ReasonAlgorithm},
 		{"HS256 signed with the public key (DER)", bearer(rawJWT(map[string]any{"alg": "HS256", "kid": e.key.KID}, claims,
 			hs256(pubDER))), 401, ErrInvalidToken, ReasonAlgorithm},
-		{"PS256 on a key published for RS256", bearer(rawJWT(map[string]any{"alg": "PS256", "kid": e.key.KID}, claims,
+		{"PS256 on a key published for RS256", bearer(rawJWT(map[string]any{"alg": "PS256", "typ": "at+jwt", "kid": e.key.KID}, claims,
 			func(in []byte) []byte {
 				h := sha256.Sum256(in)
 				s, _ := rsa.SignPSS(rand.Reader, rsaPriv, 5, h[:], nil)
@@ -156,18 +157,19 @@ func TestJWTAttacks(t *testing.T) {
 		{"missing scope", &Request{Path: "/admin", Authorization: "Bearer " + valid}, 403, ErrInsufficientScope, ReasonScope},
 		{"scopes from scp only", &Request{Path: "/admin", Authorization: "Bearer " + withClaims(map[string]any{"scope": nil, "scp": []string{"read", "admin"}})}, 200, "", ""},
 		{"tampered payload", bearer(parts[0] + "." + segment(tamperedClaims) + "." + parts[2]), 401, ErrInvalidToken, ReasonBadSignature},
-		{"tampered header", bearer(segment(map[string]any{"alg": "RS256", "kid": e.key.KID, "typ": "JWT"}) + "." + parts[1] + "." + parts[2]), 401, ErrInvalidToken, ReasonBadSignature},
+		{"tampered header", bearer(segment(map[string]any{"alg": "RS256", "kid": e.key.KID, "typ": "AT+JWT"}) + "." + parts[1] + "." + parts[2]), 401, ErrInvalidToken, ReasonBadSignature},
 		{"truncated signature", bearer(valid[:len(valid)-10]), 401, ErrInvalidToken, ReasonBadSignature},
 		{"truncated to two parts", bearer(parts[0] + "." + parts[1]), 401, ErrInvalidToken, ReasonInactive},
 		{"empty signature", bearer(parts[0] + "." + parts[1] + "."), 401, ErrInvalidToken, ReasonBadSignature},
 		{"header not JSON", bearer(b64.EncodeToString([]byte("nope")) + "." + parts[1] + "." + parts[2]), 401, ErrInvalidToken, ReasonMalformed},
-		{"payload not JSON", bearer(rawJWT(map[string]any{"alg": "RS256"}, nil, func([]byte) []byte { return []byte("x") })), 401, ErrInvalidToken, ReasonBadSignature},
+		{"payload not JSON", bearer(rawJWT(map[string]any{"alg": "RS256", "typ": "at+jwt"}, nil, func([]byte) []byte { return []byte("x") })), 401, ErrInvalidToken, ReasonBadSignature},
 		{"huge token", bearer(strings.Repeat("a", 100_000)), 401, ErrInvalidToken, ReasonTooLarge},
 		{"bearer without token", &Request{Path: "/", Authorization: "Bearer "}, 401, ErrInvalidToken, ReasonMalformed},
 		{"token with spaces", &Request{Path: "/", Authorization: "Bearer a b"}, 401, ErrInvalidToken, ReasonMalformed},
 		{"two bearer headers", &Request{Path: "/", Authorization: "Bearer " + valid + ",Bearer " + valid}, 401, ErrInvalidToken, ReasonMalformed},
 		{"typ of another kind of JWT", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "logout+jwt"})), 401, ErrInvalidToken, ReasonType},
-		{"typ JWT accepted by default", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "JWT"})), 200, "", ""},
+		{"typ JWT refused by default", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "JWT"})), 401, ErrInvalidToken, ReasonType},
+		{"no typ refused by default", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": nil})), 401, ErrInvalidToken, ReasonType},
 		{"typ application/at+jwt", bearer(e.is.Sign(e.key, claims, map[string]any{"typ": "application/AT+JWT"})), 200, "", ""},
 		{"sub not a string", bearer(withClaims(map[string]any{"sub": 42})), 401, ErrInvalidToken, ReasonInvalidClaims},
 		// The compact JWS parser (compact.go).
@@ -220,18 +222,137 @@ func TestJWTAttacks(t *testing.T) {
 	}
 }
 
-func TestStrictTypRequiresATJWT(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.JWT.RequireATJWTType = true })
-	claims := e.is.Claims()
-	for typ, allowed := range map[string]bool{"at+jwt": true, "application/at+jwt": true, "JWT": false} {
-		d := e.a.Decide(context.Background(), bearer(e.is.Sign(e.key, claims, map[string]any{"typ": typ})))
-		if d.Allowed() != allowed {
-			t.Errorf("typ %q: allowed=%v, want %v", typ, d.Allowed(), allowed)
-		}
+// TestIDTokensAreNotAccessTokens: the typ policy in every mode. By
+// default only at+jwt passes; with accept_typ_jwt (or the older
+// jwt.require_at_jwt_typ: false) a typ JWT or untyped token passes only
+// with an access token's claims, so ID tokens of Gatehouse and Hydra (typ
+// JWT, signed by a key of the same JWKS) are refused in every mode, with
+// the 401 invalid_token every bad token gets.
+func TestIDTokensAreNotAccessTokens(t *testing.T) {
+	no := false
+	modes := []struct {
+		name   string
+		mutate func(*Config)
+		typJWT bool
+	}{
+		{"default", nil, false},
+		{"require_at_jwt_typ true", func(c *Config) { yes := true; c.JWT.RequireATJWTType = &yes }, false},
+		{"accept_typ_jwt", func(c *Config) { c.Issuers[0].AcceptTypJWT = true }, true},
+		{"require_at_jwt_typ false", func(c *Config) { c.JWT.RequireATJWTType = &no }, true},
 	}
-	d := e.a.Decide(context.Background(), bearer(e.is.Sign(e.key, claims, map[string]any{"typ": nil})))
-	if d.Allowed() {
-		t.Error("a token without typ was accepted in strict mode")
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.mutate)
+			typJWT := map[string]any{"typ": "JWT"}
+			hydraAT := e.is.Claims()
+			delete(hydraAT, "scope")
+			gatehouseID := e.is.IDTokenClaims("web")
+			gatehouseID["azp"], gatehouseID["nonce"] = "web", "n-0S6_WzA2Mj"
+			implicitID := e.is.IDTokenClaims("web") // response_type id_token: nonce, no at_hash
+			delete(implicitID, "at_hash")
+			implicitID["nonce"] = "n-0S6_WzA2Mj"
+			scopedID := e.is.IDTokenClaims("web")
+			scopedID["scope"], scopedID["client_id"] = "openid", "web"
+			for _, tc := range []struct {
+				name    string
+				typ     map[string]any
+				claims  map[string]any
+				allowed bool
+			}{
+				{"at+jwt access token", nil, e.is.Claims(), true},
+				{"application/at+jwt access token", map[string]any{"typ": "application/at+jwt"}, e.is.Claims(), true},
+				{"Hydra typ JWT access token", typJWT, hydraAT, m.typJWT},
+				{"typ jwt in lower case", map[string]any{"typ": "jwt"}, hydraAT, m.typJWT},
+				{"untyped access token", map[string]any{"typ": nil}, e.is.Claims(), m.typJWT},
+				{"Hydra ID token", typJWT, e.is.IDTokenClaims("web"), false},
+				{"Gatehouse ID token", typJWT, gatehouseID, false},
+				{"untyped ID token", map[string]any{"typ": nil}, e.is.IDTokenClaims("web"), false},
+				{"implicit flow ID token", typJWT, implicitID, false},
+				{"ID token with scope and client_id claims", typJWT, scopedID, false},
+				{"ID token typed at+jwt is the issuer's word", nil, e.is.IDTokenClaims("web"), true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					d := e.a.Decide(context.Background(), bearer(e.is.Sign(e.key, tc.claims, tc.typ)))
+					if tc.allowed {
+						if !d.Allowed() {
+							t.Fatalf("denied (%+v), want allowed", d.Denial)
+						}
+						return
+					}
+					if d.Denial == nil {
+						t.Fatalf("allowed as %+v, want 401 invalid_token", d.Identity)
+					}
+					if d.Denial.Status != 401 || d.Denial.Reason != ReasonType ||
+						!strings.HasPrefix(d.Denial.WWWAuthenticate, `Bearer error="invalid_token"`) {
+						t.Fatalf("denial %d %s %q, want 401 %s invalid_token", d.Denial.Status, d.Denial.Reason, d.Denial.WWWAuthenticate, ReasonType)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestTypJWTPerIssuer: accept_typ_jwt is one issuer's setting; the
+// other issuer's typ JWT tokens are still refused.
+func TestTypJWTPerIssuer(t *testing.T) {
+	other := extauthztest.New()
+	t.Cleanup(other.Close)
+	other.Now = func() time.Time { return testEpoch }
+	otherKey := addRSAKey(other, 1)
+	e := newEnv(t, func(c *Config) {
+		c.Issuers = append(c.Issuers, IssuerConfig{Issuer: other.URL, AcceptTypJWT: true})
+	})
+	typJWT := map[string]any{"typ": "JWT"}
+	if d := e.a.Decide(context.Background(), bearer(other.Sign(otherKey, other.Claims(), typJWT))); !d.Allowed() {
+		t.Errorf("typ JWT access token of the accepting issuer denied: %+v", d.Denial)
+	}
+	if d := e.a.Decide(context.Background(), bearer(other.Sign(otherKey, other.IDTokenClaims("web"), typJWT))); d.Allowed() {
+		t.Error("ID token of the accepting issuer allowed")
+	}
+	if d := e.a.Decide(context.Background(), bearer(e.is.Sign(e.key, e.is.Claims(), typJWT))); d.Allowed() || d.Denial.Reason != ReasonType {
+		t.Errorf("typ JWT access token of the other issuer: %+v, want denied %s", d.Denial, ReasonType)
+	}
+	if d := e.a.Decide(context.Background(), bearer(e.is.Sign(e.key, e.is.Claims(), nil))); !d.Allowed() {
+		t.Errorf("at+jwt access token of the other issuer denied: %+v", d.Denial)
+	}
+}
+
+// TestAccessTokenClaims is the rule for typ JWT and untyped tokens, on
+// both claims decoders.
+func TestAccessTokenClaims(t *testing.T) {
+	for _, tc := range []struct {
+		claims string
+		want   bool
+	}{
+		{`{"client_id":"c"}`, true},
+		{`{"scope":""}`, true},
+		{`{"scp":[]}`, true},
+		{`{"sub":"u","aud":["api"],"client_id":"c","scp":["read"],"jti":"j","ext":{}}`, true},
+		{`{}`, false},
+		{`{"sub":"u","aud":["web"]}`, false},
+		{`{"client_id":null,"scope":null,"scp":null}`, false},
+		{`{"client_id":"c","nonce":"n"}`, false},
+		{`{"scope":"openid","at_hash":"h"}`, false},
+		{`{"scp":["a"],"c_hash":"h"}`, false},
+		{`{"client_id":"c","s_hash":"h"}`, false},
+		{`{"client_id":"c","nonce":null}`, true},
+		{`{"client_id":"c","auth_time":1700000000,"acr":"1","amr":["pwd"],"sid":"s"}`, true}, // RFC 9068 §2.2.1
+		{`{"client_id":"c","nonce":"\u006e"}`, false},                                        // encoding/json's path
+	} {
+		m, err := parseClaimsStd([]byte(tc.claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := accessTokenClaims(mapClaims(m)); got != tc.want {
+			t.Errorf("%s: encoding/json %v, want %v", tc.claims, got, tc.want)
+		}
+		var p fastjson.Parser
+		var fc fastClaims
+		if fc.parse(&p, []byte(tc.claims), nil) {
+			if got := accessTokenClaims(&fc); got != tc.want {
+				t.Errorf("%s: fastjson %v, want %v", tc.claims, got, tc.want)
+			}
+		}
 	}
 }
 

@@ -242,10 +242,12 @@ func FuzzFreshnessLifetime(f *testing.F) {
 // path (JWT parsing and opaque introspection against the fake issuer):
 // never a panic, never an identity.
 func FuzzAuthenticate(f *testing.F) {
-	e := newEnv(f, nil)
+	e := newEnv(f, func(c *Config) { c.Issuers[0].AcceptTypJWT = true })
 	valid := e.is.Token(e.key, nil)
 	parts := strings.Split(valid, ".")
-	for _, s := range []string{valid, parts[0] + "." + parts[1] + ".", "e30.e30.e30", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "ory_at_x.y", "...", "a.b.c.d.e"} {
+	// An ID token signed by the issuer's access token key: never accepted.
+	idToken := e.is.Sign(e.key, e.is.IDTokenClaims("web"), map[string]any{"typ": "JWT"})
+	for _, s := range []string{valid, idToken, parts[0] + "." + parts[1] + ".", "e30.e30.e30", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "ory_at_x.y", "...", "a.b.c.d.e"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
@@ -273,6 +275,9 @@ func FuzzParseClaims(f *testing.F) {
 		`{"sub":1,"client_id":null,"aud":"x","exp":"1","nbf":-1,"iat":1e12,"scope":" a  b a ","scp":["b","","c"]}`,
 		`{"sub":"a","sub":null,"aud":[1],"exp":null,"scope":["a"],"scp":"x y x"}`, `{"aud":{},"scp":1,"iat":1.7e9,"nbf":0.5}`,
 		`{"scope":"a b c d e f g h i j k l m n o p q r s a","scp":["t","u","b"]}`, `{"ext":1,"ext.email":"x","sub":{"x":1}}`,
+		// ID tokens (OpenID Connect Core §2), as Hydra and Gatehouse write them.
+		`{"iss":"https://i","sub":"alice","aud":["web"],"azp":"web","exp":1700003600,"iat":1700000000,"jti":"j","auth_time":1699999940,"rat":1699999940,"nonce":"n","at_hash":"mbvxSPQmEvhXBW3TkHVNZg","sid":"s","acr":"0","amr":["pwd"]}`,
+		`{"sub":"alice","aud":"web","c_hash":null,"s_hash":1,"nonce":"","at_hash":"h","at_hash":null,"scope":"openid"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -323,10 +328,12 @@ func sameClaims(t *testing.T, b []byte, got claimSet, want mapClaims) {
 		gv, gok := got.value(name)
 		wv, wok := want.value(name)
 		same("value "+name, [2]any{gv, gok}, [2]any{wv, wok}, nil, nil)
+		same("has "+name, got.has(name), want.has(name), nil, nil)
 	}
 	gl, gerr := got.scopes()
 	wl, werr := want.scopes()
 	same("scopes", gl, wl, gerr, werr)
+	same("accessTokenClaims", accessTokenClaims(got), accessTokenClaims(want), nil, nil)
 	for _, path := range []string{"a", "ext.email", "ext.n", "a.b", "iss", "sub.x", ""} {
 		gv, gok := lookupIn(got, path)
 		wv, wok := lookupClaim(want, path)

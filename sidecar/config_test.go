@@ -22,8 +22,9 @@ issuers:
     introspection_client_id: sidecar
     introspection_client_secret: s3cret
   - issuer: https://partner.example.com
+    accept_typ_jwt: true
 token: {cookie: BearerToken, max_bytes: 4096}
-jwt: {clock_skew: 10s, require_at_jwt_typ: true, algorithms: [RS256, ES256]}
+jwt: {clock_skew: 10s, require_at_jwt_typ: false, algorithms: [RS256, ES256]}
 jwks: {refresh_interval: 2m, unknown_kid_interval: 1s}
 introspection: {cache_ttl: 10s, timeout: 1s}
 cache: {max_bytes: 8388608, max_ttl: 1m, negative_ttl: 2s}
@@ -56,8 +57,12 @@ rules:
 	if c.Log != (LogConfig{Level: "debug", Format: "text"}) {
 		t.Errorf("log = %+v", c.Log)
 	}
-	if len(c.Issuers) != 2 || c.Issuers[0].IntrospectionClientSecret != "s3cret" || c.Issuers[1].Issuer != "https://partner.example.com" {
+	if len(c.Issuers) != 2 || c.Issuers[0].IntrospectionClientSecret != "s3cret" || c.Issuers[1].Issuer != "https://partner.example.com" ||
+		c.Issuers[0].AcceptTypJWT || !c.Issuers[1].AcceptTypJWT {
 		t.Errorf("issuers = %+v", c.Issuers)
+	}
+	if c.JWT.RequireATJWTType == nil || *c.JWT.RequireATJWTType {
+		t.Errorf("jwt.require_at_jwt_typ = %v, want false", c.JWT.RequireATJWTType)
 	}
 	if c.JWKS.RefreshInterval != 2*time.Minute || c.JWKS.MinRefreshInterval != 30*time.Second {
 		t.Errorf("jwks = %+v (defaults must fill the rest)", c.JWKS)
@@ -164,6 +169,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"log format", iss, Overrides{LogFormat: "xml"}, []string{"log.format"}},
 		{"rule", iss + "rules:\n  - match: {path: /a, path_prefix: /b}\n", Overrides{}, []string{"rules[0].match.path"}},
 		{"identity header", iss + "headers: {identity: {Authorization: sub}}\n", Overrides{}, []string{"headers.identity.Authorization"}},
+		{"typ settings contradict", "issuers: [{issuer: https://a.example.com, accept_typ_jwt: true}]\njwt: {require_at_jwt_typ: true}\n", Overrides{},
+			[]string{"issuers[0].accept_typ_jwt: contradicts jwt.require_at_jwt_typ: true"}},
 		{"several at once", iss + "log: {level: x, format: y}\n", Overrides{}, []string{"log.level", "log.format"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

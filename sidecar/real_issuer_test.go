@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,9 +16,10 @@ import (
 )
 
 // realProvider is the real gatehouse issuer binary: tokens from its
-// client_credentials grant (a JWT client and an opaque one), key rotation
-// through its admin keys API, revocation through RFC 7009, introspection
-// at its admin API (which needs no client credentials).
+// client_credentials grant (a JWT client and an opaque one) and from its
+// authorization code flow (userTokens), key rotation through its admin
+// keys API, revocation through RFC 7009, introspection at its admin API
+// (which needs no client credentials).
 type realProvider struct {
 	is            *testbin.Issuer
 	jwtID, jwtSec string
@@ -28,7 +30,10 @@ var _ provider = (*realProvider)(nil)
 
 func newRealProvider(t *testing.T) *realProvider {
 	t.Helper()
-	p := &realProvider{is: testbin.StartIssuer(t, nil)}
+	// The login and consent apps are never contacted: userTokens plays
+	// them through the admin API.
+	p := &realProvider{is: testbin.StartIssuer(t, map[string]string{
+		"URLS_LOGIN": appBase + "/login", "URLS_CONSENT": appBase + "/consent"})}
 	p.jwtID, p.jwtSec = p.client(t, "jwt")
 	p.opID, p.opSec = p.client(t, "opaque")
 	return p
@@ -55,20 +60,26 @@ func (p *realProvider) admin(t *testing.T, method, path string, in, out any) {
 }
 
 func (p *realProvider) client(t *testing.T, strategy string) (string, string) {
+	return p.newClient(t, map[string]any{"grant_types": []string{"client_credentials"},
+		"scope": "read write admin", "access_token_strategy": strategy})
+}
+
+// newClient registers a client through the admin API.
+func (p *realProvider) newClient(t *testing.T, fields map[string]any) (id, secret string) {
+	t.Helper()
 	var c struct {
 		ID     string `json:"client_id"`
 		Secret string `json:"client_secret"`
 	}
-	p.admin(t, http.MethodPost, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"},
-		"scope": "read write admin", "access_token_strategy": strategy}, &c)
+	p.admin(t, http.MethodPost, "/admin/clients", fields, &c)
 	return c.ID, c.Secret
 }
 
-func (p *realProvider) token(t *testing.T, id, secret string, scopes []string) (string, identity) {
+// tokenEndpoint posts form to the token endpoint as client id and
+// returns the access token and the ID token (if any) of the answer.
+func (p *realProvider) tokenEndpoint(t *testing.T, id, secret string, form url.Values) (access, idToken string) {
 	t.Helper()
-	sc := scopeOrDefault(scopes)
-	req, _ := http.NewRequest(http.MethodPost, p.is.PublicURL+"/oauth2/token",
-		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {sc}}.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, p.is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
 	resp, err := http.DefaultClient.Do(req)
@@ -78,12 +89,88 @@ func (p *realProvider) token(t *testing.T, id, secret string, scopes []string) (
 	defer resp.Body.Close()
 	var tok struct {
 		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
+		t.Fatalf("token (%s): %d %v", form.Get("grant_type"), resp.StatusCode, err)
 	}
+	return tok.AccessToken, tok.IDToken
+}
+
+func (p *realProvider) token(t *testing.T, id, secret string, scopes []string) (string, identity) {
+	t.Helper()
+	sc := scopeOrDefault(scopes)
+	tok, _ := p.tokenEndpoint(t, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {sc}})
 	// client_credentials: the subject is the client.
-	return tok.AccessToken, identity{Subject: id, ClientID: id, Scopes: sc}
+	return tok, identity{Subject: id, ClientID: id, Scopes: sc}
+}
+
+// appBase is where the login and consent apps and the client's callback
+// would live; userTokens stops at every redirect there.
+const appBase = "http://127.0.0.1:9"
+
+// userTokens runs an authorization code flow (openid read) for a JWT
+// client as a browser, the login and consent apps and the client would,
+// and returns the access token and the ID token the issuer sends back.
+func (p *realProvider) userTokens(t *testing.T, subject string) (access, idToken string) {
+	t.Helper()
+	id, secret := p.newClient(t, map[string]any{"grant_types": []string{"authorization_code"},
+		"response_types": []string{"code"}, "scope": "openid read", "redirect_uris": []string{appBase + "/callback"},
+		"access_token_strategy": "jwt"})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// visit follows the issuer's redirects and returns the first URL
+	// outside it.
+	visit := func(u string) *url.URL {
+		t.Helper()
+		for range 10 {
+			resp, err := browser.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			next, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode/100 != 3 || err != nil {
+				t.Fatalf("GET %s: %d, want a redirect", u, resp.StatusCode)
+			}
+			if !strings.HasPrefix(next.String(), p.is.PublicURL+"/") {
+				return next
+			}
+			u = next.String()
+		}
+		t.Fatalf("too many redirects from %s", u)
+		return nil
+	}
+	// accept plays the login or consent app at the URL the issuer sent the
+	// browser to, and returns where the app sends it back.
+	accept := func(at *url.URL, kind string, body map[string]any) string {
+		t.Helper()
+		ch := at.Query().Get(kind + "_challenge")
+		if at.Path != "/"+kind || ch == "" {
+			t.Fatalf("expected the %s app, got %v", kind, at)
+		}
+		var out struct {
+			RedirectTo string `json:"redirect_to"`
+		}
+		p.admin(t, http.MethodPut, "/admin/oauth2/auth/requests/"+kind+"/accept?"+kind+"_challenge="+url.QueryEscape(ch), body, &out)
+		return out.RedirectTo
+	}
+	auth := p.is.PublicURL + "/oauth2/auth?" + url.Values{"client_id": {id}, "response_type": {"code"},
+		"scope": {"openid read"}, "redirect_uri": {appBase + "/callback"}, "state": {"state-0123456789"},
+		"nonce": {"nonce-0123456789"}}.Encode()
+	at := visit(accept(visit(auth), "login", map[string]any{"subject": subject}))
+	cb := visit(accept(at, "consent", map[string]any{"grant_scope": []string{"openid", "read"}}))
+	code := cb.Query().Get("code")
+	if cb.Path != "/callback" || code == "" {
+		t.Fatalf("expected the callback with a code, got %v", cb)
+	}
+	access, idToken = p.tokenEndpoint(t, id, secret, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {appBase + "/callback"}})
+	if idToken == "" {
+		t.Fatal("the code exchange sent no ID token")
+	}
+	return access, idToken
 }
 
 func (p *realProvider) Issuer() string           { return p.is.PublicURL }

@@ -170,6 +170,22 @@ func (is *Issuer) Claims() map[string]any {
 	}
 }
 
+// IDTokenClaims returns the claims of an OpenID Connect ID token (Core
+// §2) for the user "alice" of client, shaped like Hydra v2's: aud is
+// [client], at_hash, sid, auth_time, rat, acr and amr; no client_id,
+// scope or scp. Hydra and Gatehouse sign ID tokens with header typ "JWT"
+// (Sign with the extra header {"typ": "JWT"}).
+func (is *Issuer) IDTokenClaims(client string) map[string]any {
+	now := is.Now()
+	return map[string]any{
+		"iss": is.URL, "sub": "alice", "aud": []string{client},
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "jti": fmt.Sprintf("jti-%d", time.Now().UnixNano()),
+		"auth_time": now.Add(-time.Minute).Unix(), "rat": now.Add(-time.Minute).Unix(),
+		"at_hash": "mbvxSPQmEvhXBW3TkHVNZg", "sid": "4c5d4a7e-8b1e-4c39-a1a5-0f3f5e1f9d2a",
+		"acr": "0", "amr": []string{"pwd"},
+	}
+}
+
 // Sign signs claims with k as a JWS compact token with header typ
 // "at+jwt", kid and alg, plus extra headers.
 func (is *Issuer) Sign(k *Key, claims map[string]any, extraHeaders map[string]any) string {
