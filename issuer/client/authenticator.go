@@ -98,6 +98,10 @@ type Authenticator struct {
 	// verification cache". macKey lives only in this process.
 	macKey      []byte
 	secretCache *ristretto.Cache[string, time.Time]
+	// dummyHash is a hash of a random, forgotten secret, made with the
+	// Manager's hasher (algorithm and cost of real secrets): refusals that
+	// need no real verification verify it instead (secretAuth).
+	dummyHash string
 
 	jwksCache *ristretto.Cache[string, *jwksEntry]
 	jwksGroup singleflight.Group
@@ -151,6 +155,13 @@ func NewAuthenticator(o AuthenticatorOptions) (*Authenticator, error) {
 		o.JWKSCacheTTL = DefaultJWKSCacheTTL
 	}
 	a := &Authenticator{o: o, log: o.Logger, now: o.Now}
+	dummy, err := GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	if a.dummyHash, err = o.Manager.Hasher().Hash(dummy); err != nil {
+		return nil, err
+	}
 	if o.SecretCacheTTL > 0 {
 		a.macKey = make([]byte, 32)
 		if _, err := rand.Read(a.macKey); err != nil {
@@ -184,8 +195,17 @@ func (a *Authenticator) Close() {
 	a.jwksCache.Close()
 }
 
+// ClientAuthFailed is the client-facing description of every failed client
+// authentication (RFC 6749 §5.2 invalid_client). Whether the client
+// exists, which method it is registered for and what was wrong with the
+// credentials or the assertion would tell an attacker who the clients are
+// and how to reach them, so it goes to the log only, as the error's cause.
+const ClientAuthFailed = "Client authentication failed: the client is unknown, sent no or wrong credentials, or did not use the authentication method it is registered for"
+
+// invalidClient is an invalid_client error with the one client-facing
+// description; format and args (%w allowed) are its internal cause.
 func invalidClient(format string, args ...any) *apierr.Error {
-	return apierr.InvalidClient(format, args...)
+	return apierr.InvalidClient(ClientAuthFailed).WithCause(fmt.Errorf(format, args...))
 }
 
 // Authenticate authenticates the client of a token-endpoint style request.
@@ -253,14 +273,14 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 		return a.assertionAuth(ctx, formID, assertionType, assertion)
 	}
 	if formID == "" {
-		return nil, invalidClient("Client authentication failed: the request carries no client credentials and no client_id")
+		return nil, invalidClient("the request carries no client credentials and no client_id")
 	}
 	c, err := a.lookup(ctx, formID)
 	if err != nil {
 		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != AuthNone {
-		return nil, invalidClient("Client authentication failed: the client must authenticate with %s", c.TokenEndpointAuthMethod)
+		return nil, methodMismatch(c, AuthNone)
 	}
 	return c, nil
 }
@@ -269,7 +289,7 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 func (a *Authenticator) lookup(ctx context.Context, id string) (*Client, error) {
 	c, err := a.o.Manager.Get(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, invalidClient("Client authentication failed: unknown client").WithCause(err)
+		return nil, invalidClient("unknown client: %w", err)
 	}
 	if err != nil {
 		return nil, err
@@ -278,7 +298,7 @@ func (a *Authenticator) lookup(ctx context.Context, id string) (*Client, error) 
 }
 
 func methodMismatch(c *Client, used string) error {
-	return invalidClient("The client is registered with token_endpoint_auth_method %q, but the request used %q", c.TokenEndpointAuthMethod, used)
+	return invalidClient("the client is registered with token_endpoint_auth_method %q, but the request used %q", c.TokenEndpointAuthMethod, used)
 }
 
 // BasicCredentials parses an HTTP Basic Authorization header carrying
@@ -301,39 +321,53 @@ func BasicCredentials(header string) (id, secret string, ok bool, err *apierr.Er
 		raw, derr = base64.RawStdEncoding.DecodeString(rest)
 	}
 	if derr != nil {
-		return "", "", true, invalidClient("The HTTP Basic credentials are not valid base64")
+		return "", "", true, invalidClient("the HTTP Basic credentials are not valid base64")
 	}
 	user, pass, hasColon := strings.Cut(string(raw), ":")
 	if !hasColon {
-		return "", "", true, invalidClient("The HTTP Basic credentials must be client_id:client_secret")
+		return "", "", true, invalidClient("the HTTP Basic credentials must be client_id:client_secret")
 	}
 	id, e1 := url.QueryUnescape(user)
 	secret, e2 := url.QueryUnescape(pass)
 	if e1 != nil || e2 != nil {
-		return "", "", true, invalidClient("The HTTP Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
+		return "", "", true, invalidClient("the HTTP Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
 	}
 	if id == "" {
-		return "", "", true, invalidClient("The HTTP Basic credentials carry an empty client_id")
+		return "", "", true, invalidClient("the HTTP Basic credentials carry an empty client_id")
 	}
 	return id, secret, true, nil
 }
 
 // secretAuth implements client_secret_basic and client_secret_post.
+// Every refusal costs one hash verification at least, as a wrong secret
+// does: an unknown client, a client registered for another method and a
+// client without a secret are refused after verifying the secret against
+// a dummy hash (dummyHash), so the answer's timing does not tell them
+// apart from a known client with a wrong secret.
 func (a *Authenticator) secretAuth(ctx context.Context, id, secret, method string) (*Client, error) {
 	c, err := a.lookup(ctx, id)
 	if err != nil {
+		a.verifyDummy(secret)
 		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != method {
+		a.verifyDummy(secret)
 		return nil, methodMismatch(c, method)
 	}
 	if secret == "" || c.SecretHash == "" {
-		return nil, invalidClient("Client authentication failed: wrong client secret")
+		a.verifyDummy(secret)
+		return nil, invalidClient("wrong client secret (empty secret, or the client has none)")
 	}
 	if err := a.verifySecret(c, secret); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// verifyDummy spends the time of one secret verification, against a hash
+// no secret matches.
+func (a *Authenticator) verifyDummy(secret string) {
+	_ = verifyHash(a.dummyHash, secret)
 }
 
 // verifySecret checks secret against the current and each rotated hash,
@@ -359,7 +393,7 @@ func (a *Authenticator) verifySecret(c *Client, secret string) error {
 			a.log.Error("unreadable client secret hash", zap.String("client_id", c.ID), zap.Error(err))
 		}
 	}
-	return invalidClient("Client authentication failed: wrong client secret")
+	return invalidClient("wrong client secret")
 }
 
 // verifyHash is VerifySecret; tests count calls through it.
@@ -402,7 +436,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	}
 	msg, err := jws.Parse([]byte(assertion), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, invalidClient("client_assertion is not a compact signed JWT").WithCause(err)
+		return nil, invalidClient("client_assertion is not a compact signed JWT (%v)", err)
 	}
 	hdr := msg.Signatures()[0].ProtectedHeaders()
 	alg, ok := hdr.Algorithm()
@@ -413,7 +447,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	// Unverified claims, used only to find the client whose keys verify it.
 	var unverified assertionClaims
 	if err := json.Unmarshal(msg.Payload(), &unverified); err != nil {
-		return nil, invalidClient("client_assertion has an unreadable claims set").WithCause(err)
+		return nil, invalidClient("client_assertion has an unreadable claims set: %w", err)
 	}
 	// RFC 7523 §3 items 1 and 2: iss and sub are the client_id.
 	if unverified.Sub == "" || unverified.Iss != unverified.Sub {
@@ -440,7 +474,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	}
 	var claims assertionClaims
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, invalidClient("client_assertion has an unreadable claims set").WithCause(err)
+		return nil, invalidClient("client_assertion has an unreadable claims set: %w", err)
 	}
 	exp, err := a.checkClaims(c, &claims)
 	if err != nil {
@@ -485,7 +519,7 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 	if len(c.JWKS) > 0 {
 		set, err := ParsePublicJWKS(c.JWKS)
 		if err != nil {
-			return nil, invalidClient("The client's registered jwks cannot be used").WithCause(err)
+			return nil, invalidClient("the client's registered jwks cannot be used: %w", err)
 		}
 		if p, ok := try(set); ok {
 			return p, nil
@@ -493,11 +527,11 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 		return nil, invalidClient("client_assertion signature verification failed")
 	}
 	if c.JWKSURI == "" {
-		return nil, invalidClient("The client has neither jwks nor jwks_uri")
+		return nil, invalidClient("the client has neither jwks nor jwks_uri")
 	}
 	set, fetched, err := a.remoteJWKS(ctx, c.JWKSURI, false)
 	if err != nil {
-		return nil, invalidClient("The client's jwks_uri could not be fetched").WithCause(err)
+		return nil, invalidClient("the client's jwks_uri could not be fetched: %w", err)
 	}
 	if p, ok := try(set); ok {
 		return p, nil
