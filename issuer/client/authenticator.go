@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
@@ -44,7 +45,10 @@ const (
 	DefaultJWKSCacheTTL          = time.Minute
 	// jwksMinRefresh bounds how often an unknown kid may trigger a refetch
 	// of a jwks_uri.
-	jwksMinRefresh     = 10 * time.Second
+	jwksMinRefresh = 10 * time.Second
+	// jwksFetchTimeout bounds a shared jwks_uri fetch (remoteJWKS), on top
+	// of the HTTP client's own limits.
+	jwksFetchTimeout   = 10 * time.Second
 	maxAssertionLength = 16 << 10
 	maxJTILength       = 512
 	basicRealm         = `Basic realm="gatehouse"`
@@ -549,6 +553,10 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 }
 
 // remoteJWKS returns the key set at uri, cached for JWKSCacheTTL.
+// Concurrent callers share one fetch, which belongs to none of them: it
+// runs to its end (at most jwksFetchTimeout) even when the request that
+// started it is cancelled, and each caller stops waiting when its own
+// context is done.
 func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool) (jwk.Set, time.Time, error) {
 	now := a.now()
 	if !refresh {
@@ -556,7 +564,7 @@ func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool
 			return e.set, e.fetched, nil
 		}
 	}
-	v, err, _ := a.jwksGroup.Do(uri, func() (any, error) {
+	e, err := flight.Do(ctx, &a.jwksGroup, uri, jwksFetchTimeout, func(ctx context.Context) (*jwksEntry, error) {
 		body, err := a.o.HTTP.GetBody(ctx, uri, "application/jwk-set+json, application/json")
 		if err != nil {
 			return nil, err
@@ -573,7 +581,6 @@ func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	e := v.(*jwksEntry)
 	return e.set, e.fetched, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight/flighttest"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
 )
@@ -592,5 +594,67 @@ func TestClientAuthFailuresShareOneDescription(t *testing.T) {
 				t.Fatalf("cause %v, want it to mention %q", ae.Cause, tt.cause)
 			}
 		})
+	}
+}
+
+// TestCancelledCallerDoesNotFailTheSharedJWKSFetch: two assertions of a
+// jwks_uri client arrive while its keys are being fetched; the request
+// whose fetch it is gives up; the other still gets the key set.
+func TestCancelledCallerDoesNotFailTheSharedJWKSFetch(t *testing.T) {
+	e := newAuthEnv(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(e.jwks)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	uri := srv.URL + "/jwks"
+
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := e.a.remoteJWKS(ctx1, uri, false)
+		first <- err
+	}()
+	<-started
+	ctx2, joined := flighttest.Waiter()
+	type result struct {
+		n   int
+		err error
+	}
+	second := make(chan result, 1)
+	go func() {
+		set, _, err := e.a.remoteJWKS(ctx2, uri, false)
+		if err != nil {
+			second <- result{err: err}
+			return
+		}
+		second <- result{n: set.Len()}
+	}()
+	select {
+	case <-joined:
+	case <-time.After(time.Second): // the second caller waits inside the shared fetch
+	}
+	cancel1()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	close(release)
+	if r := <-second; r.err != nil || r.n != 1 {
+		t.Fatalf("the second caller failed with the first caller's cancellation: %v", r.err)
 	}
 }
