@@ -132,6 +132,11 @@ type OAuth2 struct {
 	MirrorTopLevelClaims  bool        `yaml:"mirror_top_level_claims" doc:"Keep allowed top-level claims under ext as well."`
 	ClientIDInAudience    bool        `yaml:"client_id_in_audience" doc:"Add the client id to the aud of JWT access tokens (for gateways that match it)."`
 	SecretCache           SecretCache `yaml:"client_secret_cache"`
+	Presigning            Presigning  `yaml:"presigning"`
+}
+
+type Presigning struct {
+	Enabled bool `yaml:"enabled" doc:"Sign the access and ID token of an openid code exchange when the code is issued, on a spare core, instead of at the exchange (see flows.md). Turn off behind a load balancer without session affinity, where the exchange usually reaches another replica and the early signatures are wasted."`
 }
 
 type SecretCache struct {
@@ -234,6 +239,7 @@ func Default() Config {
 			PKCE:        PKCE{EnforcedForPublicClients: true, AllowPlain: true},
 			Grant:       Grant{JWT: JWTGrant{MaxTTL: 720 * time.Hour}},
 			SecretCache: SecretCache{Enabled: true, TTL: 10 * time.Minute},
+			Presigning:  Presigning{Enabled: true},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},

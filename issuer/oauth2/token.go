@@ -161,9 +161,17 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	return &tokenResponse{
 		AccessToken: token,
 		TokenType:   "bearer",
-		ExpiresIn:   int64(g.Lifespan / time.Second),
+		ExpiresIn:   expiresIn(exp, now),
 		Scope:       strings.Join(g.Scope, " "),
 	}, row, nil
+}
+
+// expiresIn is a token response's expires_in (RFC 6749 §5.1) at now for an
+// access token expiring at exp: the whole seconds left, as a client
+// computes them from the token's exp and the current Unix time (so a
+// token just minted reports its lifespan).
+func expiresIn(exp, now time.Time) int64 {
+	return exp.Unix() - now.Unix()
 }
 
 // reservedClaims cannot be set from session extras.
