@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	}
 	sess := session{
 		Scope:     nonNil(g.Scope),
-		Audience:  nonNil(g.Audience),
+		Audience:  h.accessTokenAudience(g.Audience),
 		Ext:       g.Ext,
 		TokenUse:  useAccess,
 		GrantType: g.GrantType,
@@ -164,6 +165,16 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		ExpiresIn:   expiresIn(exp, now),
 		Scope:       strings.Join(g.Scope, " "),
 	}, row, nil
+}
+
+// accessTokenAudience is the aud of an access token granted the audience
+// granted, or the default one when none was granted (RFC 9068
+// §2.2 makes aud required: never an empty array).
+func (h *Handler) accessTokenAudience(granted []string) []string {
+	if len(granted) == 0 {
+		return slices.Clone(h.defaultAudience)
+	}
+	return slices.Clone(granted)
 }
 
 // expiresIn is a token response's expires_in (RFC 6749 §5.1) at now for an
