@@ -89,3 +89,27 @@ func TestPresigningOff(t *testing.T) {
 		t.Fatalf("expires_in %d", got)
 	}
 }
+
+// TestPresignedNotUsedWhenItsLifetimeShrankMuch: with short lifespans a
+// presigned result is used only while it is at most a tenth of them old;
+// later the exchange signs, so a token never reaches the client with
+// much less than its lifespan left.
+func TestPresignedNotUsedWhenItsLifetimeShrankMuch(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.TTL.AccessToken = 30 * time.Second })
+	withWebClients(t, e)
+	code := e.authorize("web", []string{"code"}, nil).Get("code")
+	if e.waitPresigned() != 1 {
+		t.Fatal("the exchange's tokens were not minted ahead")
+	}
+	e.clk.Advance(4 * time.Second) // more than 30s / 10
+	r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if got := int64(r.json["expires_in"].(float64)); got != 30 {
+		t.Fatalf("expires_in %d, want 30 (signed at the exchange)", got)
+	}
+	if iat := int64(e.idClaims(r.str("id_token"))["iat"].(float64)); iat != e.clk.Now().Unix() {
+		t.Fatalf("ID token iat %d, exchange at %d", iat, e.clk.Now().Unix())
+	}
+}
