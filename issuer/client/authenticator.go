@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
@@ -44,7 +45,10 @@ const (
 	DefaultJWKSCacheTTL          = time.Minute
 	// jwksMinRefresh bounds how often an unknown kid may trigger a refetch
 	// of a jwks_uri.
-	jwksMinRefresh     = 10 * time.Second
+	jwksMinRefresh = 10 * time.Second
+	// jwksFetchTimeout bounds a shared jwks_uri fetch (remoteJWKS), on top
+	// of the HTTP client's own limits.
+	jwksFetchTimeout   = 10 * time.Second
 	maxAssertionLength = 16 << 10
 	maxJTILength       = 512
 	basicRealm         = `Basic realm="gatehouse"`
@@ -98,6 +102,10 @@ type Authenticator struct {
 	// verification cache". macKey lives only in this process.
 	macKey      []byte
 	secretCache *ristretto.Cache[string, time.Time]
+	// dummyHash is a hash of a random, forgotten secret, made with the
+	// Manager's hasher (algorithm and cost of real secrets): refusals that
+	// need no real verification verify it instead (secretAuth).
+	dummyHash string
 
 	jwksCache *ristretto.Cache[string, *jwksEntry]
 	jwksGroup singleflight.Group
@@ -151,6 +159,13 @@ func NewAuthenticator(o AuthenticatorOptions) (*Authenticator, error) {
 		o.JWKSCacheTTL = DefaultJWKSCacheTTL
 	}
 	a := &Authenticator{o: o, log: o.Logger, now: o.Now}
+	dummy, err := GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	if a.dummyHash, err = o.Manager.Hasher().Hash(dummy); err != nil {
+		return nil, err
+	}
 	if o.SecretCacheTTL > 0 {
 		a.macKey = make([]byte, 32)
 		if _, err := rand.Read(a.macKey); err != nil {
@@ -184,8 +199,17 @@ func (a *Authenticator) Close() {
 	a.jwksCache.Close()
 }
 
+// ClientAuthFailed is the client-facing description of every failed client
+// authentication (RFC 6749 §5.2 invalid_client). Whether the client
+// exists, which method it is registered for and what was wrong with the
+// credentials or the assertion would tell an attacker who the clients are
+// and how to reach them, so it goes to the log only, as the error's cause.
+const ClientAuthFailed = "Client authentication failed: the client is unknown, sent no or wrong credentials, or did not use the authentication method it is registered for"
+
+// invalidClient is an invalid_client error with the one client-facing
+// description; format and args (%w allowed) are its internal cause.
 func invalidClient(format string, args ...any) *apierr.Error {
-	return apierr.InvalidClient(format, args...)
+	return apierr.InvalidClient(ClientAuthFailed).WithCause(fmt.Errorf(format, args...))
 }
 
 // Authenticate authenticates the client of a token-endpoint style request.
@@ -253,14 +277,14 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 		return a.assertionAuth(ctx, formID, assertionType, assertion)
 	}
 	if formID == "" {
-		return nil, invalidClient("Client authentication failed: the request carries no client credentials and no client_id")
+		return nil, invalidClient("the request carries no client credentials and no client_id")
 	}
 	c, err := a.lookup(ctx, formID)
 	if err != nil {
 		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != AuthNone {
-		return nil, invalidClient("Client authentication failed: the client must authenticate with %s", c.TokenEndpointAuthMethod)
+		return nil, methodMismatch(c, AuthNone)
 	}
 	return c, nil
 }
@@ -269,7 +293,7 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 func (a *Authenticator) lookup(ctx context.Context, id string) (*Client, error) {
 	c, err := a.o.Manager.Get(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, invalidClient("Client authentication failed: unknown client").WithCause(err)
+		return nil, invalidClient("unknown client: %w", err)
 	}
 	if err != nil {
 		return nil, err
@@ -278,7 +302,7 @@ func (a *Authenticator) lookup(ctx context.Context, id string) (*Client, error) 
 }
 
 func methodMismatch(c *Client, used string) error {
-	return invalidClient("The client is registered with token_endpoint_auth_method %q, but the request used %q", c.TokenEndpointAuthMethod, used)
+	return invalidClient("the client is registered with token_endpoint_auth_method %q, but the request used %q", c.TokenEndpointAuthMethod, used)
 }
 
 // BasicCredentials parses an HTTP Basic Authorization header carrying
@@ -301,39 +325,53 @@ func BasicCredentials(header string) (id, secret string, ok bool, err *apierr.Er
 		raw, derr = base64.RawStdEncoding.DecodeString(rest)
 	}
 	if derr != nil {
-		return "", "", true, invalidClient("The HTTP Basic credentials are not valid base64")
+		return "", "", true, invalidClient("the HTTP Basic credentials are not valid base64")
 	}
 	user, pass, hasColon := strings.Cut(string(raw), ":")
 	if !hasColon {
-		return "", "", true, invalidClient("The HTTP Basic credentials must be client_id:client_secret")
+		return "", "", true, invalidClient("the HTTP Basic credentials must be client_id:client_secret")
 	}
 	id, e1 := url.QueryUnescape(user)
 	secret, e2 := url.QueryUnescape(pass)
 	if e1 != nil || e2 != nil {
-		return "", "", true, invalidClient("The HTTP Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
+		return "", "", true, invalidClient("the HTTP Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
 	}
 	if id == "" {
-		return "", "", true, invalidClient("The HTTP Basic credentials carry an empty client_id")
+		return "", "", true, invalidClient("the HTTP Basic credentials carry an empty client_id")
 	}
 	return id, secret, true, nil
 }
 
 // secretAuth implements client_secret_basic and client_secret_post.
+// Every refusal costs one hash verification at least, as a wrong secret
+// does: an unknown client, a client registered for another method and a
+// client without a secret are refused after verifying the secret against
+// a dummy hash (dummyHash), so the answer's timing does not tell them
+// apart from a known client with a wrong secret.
 func (a *Authenticator) secretAuth(ctx context.Context, id, secret, method string) (*Client, error) {
 	c, err := a.lookup(ctx, id)
 	if err != nil {
+		a.verifyDummy(secret)
 		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != method {
+		a.verifyDummy(secret)
 		return nil, methodMismatch(c, method)
 	}
 	if secret == "" || c.SecretHash == "" {
-		return nil, invalidClient("Client authentication failed: wrong client secret")
+		a.verifyDummy(secret)
+		return nil, invalidClient("wrong client secret (empty secret, or the client has none)")
 	}
 	if err := a.verifySecret(c, secret); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// verifyDummy spends the time of one secret verification, against a hash
+// no secret matches.
+func (a *Authenticator) verifyDummy(secret string) {
+	_ = verifyHash(a.dummyHash, secret)
 }
 
 // verifySecret checks secret against the current and each rotated hash,
@@ -359,7 +397,7 @@ func (a *Authenticator) verifySecret(c *Client, secret string) error {
 			a.log.Error("unreadable client secret hash", zap.String("client_id", c.ID), zap.Error(err))
 		}
 	}
-	return invalidClient("Client authentication failed: wrong client secret")
+	return invalidClient("wrong client secret")
 }
 
 // verifyHash is VerifySecret; tests count calls through it.
@@ -402,7 +440,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	}
 	msg, err := jws.Parse([]byte(assertion), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, invalidClient("client_assertion is not a compact signed JWT").WithCause(err)
+		return nil, invalidClient("client_assertion is not a compact signed JWT (%v)", err)
 	}
 	hdr := msg.Signatures()[0].ProtectedHeaders()
 	alg, ok := hdr.Algorithm()
@@ -413,7 +451,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	// Unverified claims, used only to find the client whose keys verify it.
 	var unverified assertionClaims
 	if err := json.Unmarshal(msg.Payload(), &unverified); err != nil {
-		return nil, invalidClient("client_assertion has an unreadable claims set").WithCause(err)
+		return nil, invalidClient("client_assertion has an unreadable claims set: %w", err)
 	}
 	// RFC 7523 §3 items 1 and 2: iss and sub are the client_id.
 	if unverified.Sub == "" || unverified.Iss != unverified.Sub {
@@ -440,7 +478,7 @@ func (a *Authenticator) assertionAuth(ctx context.Context, formID, typ, assertio
 	}
 	var claims assertionClaims
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, invalidClient("client_assertion has an unreadable claims set").WithCause(err)
+		return nil, invalidClient("client_assertion has an unreadable claims set: %w", err)
 	}
 	exp, err := a.checkClaims(c, &claims)
 	if err != nil {
@@ -485,7 +523,7 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 	if len(c.JWKS) > 0 {
 		set, err := ParsePublicJWKS(c.JWKS)
 		if err != nil {
-			return nil, invalidClient("The client's registered jwks cannot be used").WithCause(err)
+			return nil, invalidClient("the client's registered jwks cannot be used: %w", err)
 		}
 		if p, ok := try(set); ok {
 			return p, nil
@@ -493,11 +531,11 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 		return nil, invalidClient("client_assertion signature verification failed")
 	}
 	if c.JWKSURI == "" {
-		return nil, invalidClient("The client has neither jwks nor jwks_uri")
+		return nil, invalidClient("the client has neither jwks nor jwks_uri")
 	}
 	set, fetched, err := a.remoteJWKS(ctx, c.JWKSURI, false)
 	if err != nil {
-		return nil, invalidClient("The client's jwks_uri could not be fetched").WithCause(err)
+		return nil, invalidClient("the client's jwks_uri could not be fetched: %w", err)
 	}
 	if p, ok := try(set); ok {
 		return p, nil
@@ -515,6 +553,10 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 }
 
 // remoteJWKS returns the key set at uri, cached for JWKSCacheTTL.
+// Concurrent callers share one fetch, which belongs to none of them: it
+// runs to its end (at most jwksFetchTimeout) even when the request that
+// started it is cancelled, and each caller stops waiting when its own
+// context is done.
 func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool) (jwk.Set, time.Time, error) {
 	now := a.now()
 	if !refresh {
@@ -522,7 +564,7 @@ func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool
 			return e.set, e.fetched, nil
 		}
 	}
-	v, err, _ := a.jwksGroup.Do(uri, func() (any, error) {
+	e, err := flight.Do(ctx, &a.jwksGroup, uri, jwksFetchTimeout, func(ctx context.Context) (*jwksEntry, error) {
 		body, err := a.o.HTTP.GetBody(ctx, uri, "application/jwk-set+json, application/json")
 		if err != nil {
 			return nil, err
@@ -539,7 +581,6 @@ func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	e := v.(*jwksEntry)
 	return e.set, e.fetched, nil
 }
 

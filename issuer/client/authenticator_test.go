@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight/flighttest"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
 )
@@ -511,5 +513,148 @@ func BenchmarkSecretAuthentication(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefusalsVerifyADummyHash: a secret sent for an unknown client, for a
+// client registered for another method or for a client without a secret
+// is verified against a dummy hash made with the Manager's hasher, so the
+// refusal costs what a wrong secret costs (one verification).
+func TestRefusalsVerifyADummyHash(t *testing.T) {
+	e := newAuthEnv(t)
+	if want := "$pbkdf2-sha256$i=1000,"; !strings.HasPrefix(e.a.dummyHash, want) {
+		t.Fatalf("dummy hash %q is not made with the Manager's hasher (%s...)", e.a.dummyHash, want)
+	}
+	var hashes []string
+	orig := verifyHash
+	verifyHash = func(h, s string) error { hashes = append(hashes, h); return orig(h, s) }
+	t.Cleanup(func() { verifyHash = orig })
+	for _, tt := range []struct {
+		name  string
+		authz string
+		form  url.Values
+		dummy bool
+	}{
+		{"basic unknown client", basicHeader("ghost", "x"), url.Values{}, true},
+		{"post unknown client", "", url.Values{"client_id": {"ghost"}, "client_secret": {"x"}}, true},
+		{"basic for a client_secret_post client", basicHeader("post", "post-secret"), url.Values{}, true},
+		{"basic for a public client", basicHeader("public", "x"), url.Values{}, true},
+		{"basic for a private_key_jwt client", basicHeader("pkjwt", "x"), url.Values{}, true},
+		{"basic empty secret", basicHeader("basic", ""), url.Values{}, true},
+		{"basic wrong secret", basicHeader("basic", "nope"), url.Values{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hashes = nil
+			_, err := e.auth(tt.authz, tt.form)
+			wantErr(t, err, "invalid_client", 401, tt.authz != "")
+			if len(hashes) != 1 {
+				t.Fatalf("%d hash verifications, want 1", len(hashes))
+			}
+			if (hashes[0] == e.a.dummyHash) != tt.dummy {
+				t.Fatalf("verified hash %q, dummy %v", hashes[0], tt.dummy)
+			}
+		})
+	}
+}
+
+// TestClientAuthFailuresShareOneDescription: whatever failed (unknown
+// client, secret, method, any part of an assertion), the client reads the
+// same invalid_client description; the reason is the error's cause.
+func TestClientAuthFailuresShareOneDescription(t *testing.T) {
+	e := newAuthEnv(t)
+	es := jwa.ES256()
+	expired := e.claims("pkjwt")
+	expired["exp"] = e.clk.Now().Add(-time.Hour).Unix()
+	for _, tt := range []struct {
+		name, authz string
+		form        url.Values
+		cause       string
+	}{
+		{"unknown client", basicHeader("ghost", "x"), url.Values{}, "unknown client"},
+		{"wrong secret", basicHeader("basic", "nope"), url.Values{}, "wrong client secret"},
+		{"wrong method", basicHeader("post", "post-secret"), url.Values{}, "token_endpoint_auth_method"},
+		{"malformed basic", "Basic !!!", url.Values{}, "base64"},
+		{"no credentials", "", url.Values{}, "no client credentials"},
+		{"assertion for an unknown client", "", assertionForm(e.assertion(t, e.key, es, e.claims("ghost"))), "unknown client"},
+		{"assertion signed by another key", "", assertionForm(e.assertion(t, e.other, es, e.claims("pkjwt"))), "signature"},
+		{"expired assertion", "", assertionForm(e.assertion(t, e.key, es, expired)), "expired"},
+		{"assertion for a client requiring RS256", "", assertionForm(e.assertion(t, e.key, es, e.claims("pkjwt-rs"))), "RS256"},
+		{"HMAC assertion", "", assertionForm(unsignedJWT(map[string]any{"alg": "HS256"}, e.claims("pkjwt"), []byte("k"))), "asymmetric"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.auth(tt.authz, tt.form)
+			var ae *apierr.Error
+			if !errors.As(err, &ae) || ae.Code != "invalid_client" {
+				t.Fatalf("got %v", err)
+			}
+			if ae.Description != ClientAuthFailed {
+				t.Fatalf("description %q", ae.Description)
+			}
+			if ae.Cause == nil || !strings.Contains(ae.Cause.Error(), tt.cause) {
+				t.Fatalf("cause %v, want it to mention %q", ae.Cause, tt.cause)
+			}
+		})
+	}
+}
+
+// TestCancelledCallerDoesNotFailTheSharedJWKSFetch: two assertions of a
+// jwks_uri client arrive while its keys are being fetched; the request
+// whose fetch it is gives up; the other still gets the key set.
+func TestCancelledCallerDoesNotFailTheSharedJWKSFetch(t *testing.T) {
+	e := newAuthEnv(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(e.jwks)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	uri := srv.URL + "/jwks"
+
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := e.a.remoteJWKS(ctx1, uri, false)
+		first <- err
+	}()
+	<-started
+	ctx2, joined := flighttest.Waiter()
+	type result struct {
+		n   int
+		err error
+	}
+	second := make(chan result, 1)
+	go func() {
+		set, _, err := e.a.remoteJWKS(ctx2, uri, false)
+		if err != nil {
+			second <- result{err: err}
+			return
+		}
+		second <- result{n: set.Len()}
+	}()
+	select {
+	case <-joined:
+	case <-time.After(time.Second): // the second caller waits inside the shared fetch
+	}
+	cancel1()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	close(release)
+	if r := <-second; r.err != nil || r.n != 1 {
+		t.Fatalf("the second caller failed with the first caller's cancellation: %v", r.err)
 	}
 }

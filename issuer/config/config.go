@@ -125,13 +125,20 @@ type TTL struct {
 }
 
 type OAuth2 struct {
-	Hashers               Hashers     `yaml:"hashers"`
-	PKCE                  PKCE        `yaml:"pkce"`
-	Grant                 Grant       `yaml:"grant"`
-	AllowedTopLevelClaims []string    `yaml:"allowed_top_level_claims" doc:"Session claims copied to the top level of JWT access tokens (they are always under ext)."`
-	MirrorTopLevelClaims  bool        `yaml:"mirror_top_level_claims" doc:"Keep allowed top-level claims under ext as well."`
-	ClientIDInAudience    bool        `yaml:"client_id_in_audience" doc:"Add the client id to the aud of JWT access tokens (for gateways that match it)."`
-	SecretCache           SecretCache `yaml:"client_secret_cache"`
+	Hashers               Hashers  `yaml:"hashers"`
+	PKCE                  PKCE     `yaml:"pkce"`
+	Grant                 Grant    `yaml:"grant"`
+	AllowedTopLevelClaims []string `yaml:"allowed_top_level_claims" doc:"Session claims copied to the top level of JWT access tokens (they are always under ext)."`
+	MirrorTopLevelClaims  bool     `yaml:"mirror_top_level_claims" doc:"Keep allowed top-level claims under ext as well."`
+	ClientIDInAudience    bool     `yaml:"client_id_in_audience" doc:"Add the client id to the aud of JWT access tokens (for gateways that match it)."`
+	// DefaultAccessTokenAudience defaults to urls.self.issuer (Validate).
+	DefaultAccessTokenAudience []string    `yaml:"default_access_token_audience" doc:"The aud of access tokens (JWT claim and introspection) granted no audience; RFC 9068 requires one. Default: urls.self.issuer exactly as configured."`
+	SecretCache                SecretCache `yaml:"client_secret_cache"`
+	Presigning                 Presigning  `yaml:"presigning"`
+}
+
+type Presigning struct {
+	Enabled bool `yaml:"enabled" doc:"Sign the access and ID token of an openid code exchange when the code is issued, on a spare core, instead of at the exchange (see flows.md). Turn off behind a load balancer without session affinity, where the exchange usually reaches another replica and the early signatures are wasted."`
 }
 
 type SecretCache struct {
@@ -234,6 +241,7 @@ func Default() Config {
 			PKCE:        PKCE{EnforcedForPublicClients: true, AllowPlain: true},
 			Grant:       Grant{JWT: JWTGrant{MaxTTL: 720 * time.Hour}},
 			SecretCache: SecretCache{Enabled: true, TTL: 10 * time.Minute},
+			Presigning:  Presigning{Enabled: true},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -324,6 +332,14 @@ func (c *Config) Validate() error {
 		}
 		if p, err := url.Parse(u.v); err != nil || !p.IsAbs() || p.Host == "" {
 			add(keyErr(u.path, "must be an absolute URL, got %q", u.v))
+		}
+	}
+	if len(c.OAuth2.DefaultAccessTokenAudience) == 0 && c.URLs.Self.Issuer != "" {
+		c.OAuth2.DefaultAccessTokenAudience = []string{c.URLs.Self.Issuer}
+	}
+	for _, a := range c.OAuth2.DefaultAccessTokenAudience {
+		if a == "" || strings.ContainsAny(a, " \t\r\n") {
+			add(keyErr("oauth2.default_access_token_audience", "audiences must be non-empty and without spaces, got %q", a))
 		}
 	}
 	if !slices.Contains([]string{"opaque", "jwt"}, c.Strategies.AccessToken) {

@@ -22,6 +22,9 @@ type memKeys struct {
 	inits int // Init calls
 	// initDelay widens the race window between concurrent Inits.
 	initDelay time.Duration
+	// listGate, when set, runs at the start of List with its context,
+	// like a database driver that honours it; its error is List's.
+	listGate func(context.Context) error
 }
 
 type memRow struct {
@@ -76,7 +79,12 @@ func (m *memKeys) Init(_ context.Context, set string, keys []storage.Key) (bool,
 	return true, nil
 }
 
-func (m *memKeys) List(_ context.Context, set string) ([]storage.Key, error) {
+func (m *memKeys) List(ctx context.Context, set string) ([]storage.Key, error) {
+	if m.listGate != nil {
+		if err := m.listGate(ctx); err != nil {
+			return nil, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lists++

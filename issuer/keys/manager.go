@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/secrets"
@@ -52,6 +53,11 @@ const (
 	DefaultJWKSMaxAge = 300 * time.Second
 	// MaxKeysPerSet bounds a set replaced through PUT /admin/keys/{set}.
 	MaxKeysPerSet = 100
+	// sharedWorkTimeout bounds a key set read (or the re-creation of a
+	// deleted set) that concurrent callers share: it runs detached from
+	// the context of the caller that started it, so that one cancelled
+	// request does not fail the others waiting for it.
+	sharedWorkTimeout = 10 * time.Second
 )
 
 // purposeJWK is the secrets.Keyring purpose private JWKs are sealed under.
@@ -232,12 +238,15 @@ func (m *Manager) state(ctx context.Context, set string) (*setState, error) {
 
 // reload reads the set from the store. Concurrent reloads of one set share
 // one read; a read started before a change made through this Manager is
-// neither shared with later callers nor cached.
+// neither shared with later callers nor cached. The read belongs to no
+// caller: it runs to its end (at most sharedWorkTimeout) even when the
+// request that started it is cancelled, and each caller stops waiting
+// when its own context is done.
 func (m *Manager) reload(ctx context.Context, set string) (*setState, error) {
 	m.mu.Lock()
 	gen := m.gen
 	m.mu.Unlock()
-	v, err, _ := m.loads.Do(set+"\x00"+strconv.FormatUint(gen, 10), func() (any, error) {
+	return flight.Do(ctx, &m.loads, set+"\x00"+strconv.FormatUint(gen, 10), sharedWorkTimeout, func(ctx context.Context) (*setState, error) {
 		st, err := m.load(ctx, set)
 		if err != nil {
 			return nil, err
@@ -249,10 +258,6 @@ func (m *Manager) reload(ctx context.Context, set string) (*setState, error) {
 		m.mu.Unlock()
 		return st, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*setState), nil
 }
 
 func (m *Manager) load(ctx context.Context, set string) (*setState, error) {
@@ -413,7 +418,9 @@ func (m *Manager) usable(ctx context.Context, set string) (*setState, error) {
 		return st, err
 	}
 	// One generation per replica however many requests notice at once.
-	if _, err, _ := m.creates.Do(set, func() (any, error) { return nil, m.ensure(ctx, set) }); err != nil {
+	if _, err := flight.Do(ctx, &m.creates, set, sharedWorkTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, m.ensure(ctx, set)
+	}); err != nil {
 		return nil, err
 	}
 	return m.reload(ctx, set)

@@ -19,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/gatehouse-dev/gatehouse/internal/flight/flighttest"
 	"github.com/gatehouse-dev/gatehouse/issuer/secrets"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -645,4 +646,55 @@ func TestPublicKeysNewestFirst(t *testing.T) {
 	if kid, _ := k0.KeyID(); kid == "mutated" {
 		t.Fatal("PublicKeys handed out the cached key")
 	}
+}
+
+// TestCancelledCallerDoesNotFailTheSharedReload: two requests need the key
+// set while it is being re-read; the one whose read it is gives up (its
+// client hung up); the other still signs, with the keys that read loaded.
+func TestCancelledCallerDoesNotFailTheSharedReload(t *testing.T) {
+	e := newEnv()
+	m := e.manager(t, keyring(t))
+	if err := m.EnsureSets(context.Background(), SetAccessToken); err != nil {
+		t.Fatal(err)
+	}
+	m.Refresh()
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.store.listGate = func(ctx context.Context) error {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := m.Sign(ctx1, SetAccessToken, "at+jwt", []byte("{}"))
+		first <- err
+	}()
+	<-started
+	ctx2, joined := flighttest.Waiter()
+	var tok string
+	second := make(chan error, 1)
+	go func() {
+		var err error
+		tok, err = m.Sign(ctx2, SetAccessToken, "at+jwt", []byte("{}"))
+		second <- err
+	}()
+	select {
+	case <-joined:
+	case <-time.After(time.Second): // the second caller waits inside the shared read
+	}
+	cancel1()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("the second caller failed with the first caller's cancellation: %v", err)
+	}
+	verify(t, m, tok, SetAccessToken)
 }

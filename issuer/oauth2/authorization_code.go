@@ -225,6 +225,8 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 	if p := gt.presigned; p != nil {
 		r := *p.resp
 		resp, at = &r, p.row
+		// Its exp was fixed when it was minted, up to presignMaxAge ago.
+		resp.ExpiresIn = expiresIn(at.ExpiresAt, h.Now())
 	} else {
 		var err error
 		if resp, at, err = h.newAccessToken(ctx, gt.accessGrant()); err != nil {

@@ -85,6 +85,9 @@ type Handler struct {
 	// assertionAudiences are the accepted aud values of RFC 7523
 	// assertions: the token endpoint URLs and the issuer.
 	assertionAudiences []string
+	// defaultAudience is the audience of access tokens granted none:
+	// oauth2.default_access_token_audience, else IssuerURL.
+	defaultAudience []string
 	// presign holds the code exchanges' tokens minted ahead (presign.go).
 	presign presignCache
 }
@@ -126,6 +129,10 @@ func (h *Handler) init() error {
 	}
 	if h.IssuerURL == "" {
 		return errors.New("oauth2: IssuerURL (urls.self.issuer) is required")
+	}
+	h.defaultAudience = h.Config.OAuth2.DefaultAccessTokenAudience
+	if len(h.defaultAudience) == 0 {
+		h.defaultAudience = []string{h.IssuerURL}
 	}
 	h.scopes = ScopeStrategyFor(h.Config.Strategies.Scope)
 	iss := trimSlash(h.IssuerURL)

@@ -22,7 +22,9 @@ import (
 // them. Nothing minted ahead is stored or handed out unless the exchange
 // succeeds through every check it makes anyway, and a result is used only
 // if the client's settings that shaped it are still the same and it is at
-// most presignMaxAge old (its iat/exp are the minting time's); otherwise,
+// most presignMaxAge old (its iat/exp are the minting time's, so the
+// response's expires_in is counted from them: the seconds left until the
+// access token's exp, RFC 6749 §5.1); otherwise,
 // on another instance, or when too many are pending, the exchange signs
 // as it always did. The code's row is kept with them, so the exchange
 // checks the code (client, redirect_uri, PKCE: all fixed at minting) as
@@ -124,7 +126,7 @@ func (h *Handler) shapeOf(gt *grantTokens) presignShape {
 // presignCode starts minting the exchange's tokens for the code recorded
 // as code, when the grant has an ID token to sign.
 func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grantTokens) {
-	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
+	if !h.Config.OAuth2.Presigning.Enabled || !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -170,9 +172,15 @@ func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grant
 
 // usablePresigned returns p (taken from the cache) if it is usable for
 // gt, once its access token is there; its ID token may still be being
-// signed (presignedIDToken waits for it).
+// signed (presignedIDToken waits for it). It is not when it is older than
+// presignMaxAge or than a tenth of the shorter token lifespan: its
+// tokens must keep nearly the lifetime freshly signed ones would have.
 func (h *Handler) usablePresigned(ctx context.Context, p *presigned, gt *grantTokens) *presigned {
-	if p == nil || p.shape != h.shapeOf(gt) || h.Now().Sub(p.created) > presignMaxAge {
+	if p == nil || p.shape != h.shapeOf(gt) {
+		return nil
+	}
+	age := h.Now().Sub(p.created)
+	if age > presignMaxAge || age*10 > min(gt.AccessLifespan, gt.IDLifespan) {
 		return nil
 	}
 	select {

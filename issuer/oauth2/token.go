@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	}
 	sess := session{
 		Scope:     nonNil(g.Scope),
-		Audience:  nonNil(g.Audience),
+		Audience:  h.accessTokenAudience(g.Audience),
 		Ext:       g.Ext,
 		TokenUse:  useAccess,
 		GrantType: g.GrantType,
@@ -161,9 +162,27 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	return &tokenResponse{
 		AccessToken: token,
 		TokenType:   "bearer",
-		ExpiresIn:   int64(g.Lifespan / time.Second),
+		ExpiresIn:   expiresIn(exp, now),
 		Scope:       strings.Join(g.Scope, " "),
 	}, row, nil
+}
+
+// accessTokenAudience is the aud of an access token granted the audience
+// granted, or the default one when none was granted (RFC 9068
+// §2.2 makes aud required: never an empty array).
+func (h *Handler) accessTokenAudience(granted []string) []string {
+	if len(granted) == 0 {
+		return slices.Clone(h.defaultAudience)
+	}
+	return slices.Clone(granted)
+}
+
+// expiresIn is a token response's expires_in (RFC 6749 §5.1) at now for an
+// access token expiring at exp: the whole seconds left, as a client
+// computes them from the token's exp and the current Unix time (so a
+// token just minted reports its lifespan).
+func expiresIn(exp, now time.Time) int64 {
+	return exp.Unix() - now.Unix()
 }
 
 // reservedClaims cannot be set from session extras.

@@ -36,8 +36,9 @@ func TestClientCredentialsOpaqueWithXOAuth2(t *testing.T) {
 	}{
 		{"basic", "svc", "svc-secret", xoauth2.AuthStyleInHeader, []string{"read", "orders.list"},
 			url.Values{"audience": {apiAud}}, "read orders.list", []any{apiAud}},
-		{"post", "post", "post-secret", xoauth2.AuthStyleInParams, []string{"read"}, nil, "read", []any{}},
-		{"no scope", "svc", "svc-secret", xoauth2.AuthStyleInHeader, nil, nil, "", []any{}},
+		// No audience requested: the default one, the issuer (RFC 9068 §2.2).
+		{"post", "post", "post-secret", xoauth2.AuthStyleInParams, []string{"read"}, nil, "read", []any{e.pub.URL}},
+		{"no scope", "svc", "svc-secret", xoauth2.AuthStyleInHeader, nil, nil, "", []any{e.pub.URL}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cc := clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.tokenURL(),
@@ -65,9 +66,7 @@ func TestClientCredentialsOpaqueWithXOAuth2(t *testing.T) {
 			if tc.wantScope == "" {
 				delete(want, "scope")
 			}
-			if len(tc.wantAudience) > 0 {
-				want["aud"] = tc.wantAudience
-			}
+			want["aud"] = tc.wantAudience
 			if !jsonEqual(in.json, want) {
 				t.Fatalf("introspection\n got %s\nwant %s", in.body, mustJSON(t, want))
 			}
