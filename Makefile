@@ -23,10 +23,11 @@ run: build
 
 # Everything that can be tested on this machine: unit, integration, fuzz seed
 # corpora, and the storage conformance suite on SQLite plus every real
-# database server reachable (see scripts/with-dbs.sh).
+# database server reachable (see scripts/with-dbs.sh), ending with which
+# backends and optional suites ran or were skipped.
 test:
 	$(GO) vet ./...
-	./scripts/with-dbs.sh $(GO) test -count=1 -timeout 30m ./...
+	./scripts/with-dbs.sh --summary $(GO) test -count=1 -timeout 30m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -11,10 +11,19 @@
 #   upstream apps             app 127.0.0.1:8081, api 127.0.0.1:8082 (examples/upstream)
 #   nginx, if installed       127.0.0.1:8080 (examples/nginx/nginx.conf, unchanged)
 #
+# Every port can be moved with an environment variable (defaults shown):
+#   SERVE_PUBLIC_PORT=4444 SERVE_ADMIN_PORT=4445 LOGIN_PORT=3000
+#   WIKI_PORT=5001 TICKETS_PORT=5002 SIDECAR_HTTP_PORT=4456
+#   SIDECAR_GRPC_PORT=9191 APP_PORT=8081 API_PORT=8082 GATEWAY_PORT=8080
+# (the kits in envoy/ and apisix/ are written for the defaults; nginx gets
+# a copy of examples/nginx/nginx.conf with the ports in use).
+#
 # It registers the clients the apps need (wiki, tickets, and demo-api for
 # client credentials), prints the URLs and a ready-made curl with a token,
-# and on Ctrl-C (or when any part exits) stops exactly the processes it
-# started, by PID.
+# and stops exactly the processes it started, by PID: Ctrl-C (SIGINT) or
+# SIGTERM is a clean stop (exit status 0, nothing more printed); when a part
+# exits on its own, the demo stops everything, prints the last lines of that
+# part's log and exits 1.
 #
 # The database is SQLite in a temporary directory, removed on exit; set
 # DATA=./data to keep it (as data/demo.sqlite, with the system secret in
@@ -34,15 +43,25 @@ fi
 mkdir -p "$BIN"
 BIN=$(cd "$BIN" && pwd)
 
-ISSUER=http://127.0.0.1:4444
-ADMIN=http://127.0.0.1:4445
-LOGIN_APP=http://127.0.0.1:3000
-WIKI=http://127.0.0.1:5001
-TICKETS=http://127.0.0.1:5002
-SIDECAR=http://127.0.0.1:4456
-APP=http://127.0.0.1:8081
-API=http://127.0.0.1:8082
-GATEWAY=http://127.0.0.1:8080
+PUBLIC_PORT=${SERVE_PUBLIC_PORT:-4444}
+ADMIN_PORT=${SERVE_ADMIN_PORT:-4445}
+LOGIN_PORT=${LOGIN_PORT:-3000}
+WIKI_PORT=${WIKI_PORT:-5001}
+TICKETS_PORT=${TICKETS_PORT:-5002}
+SIDECAR_HTTP_PORT=${SIDECAR_HTTP_PORT:-4456}
+SIDECAR_GRPC_PORT=${SIDECAR_GRPC_PORT:-9191}
+APP_PORT=${APP_PORT:-8081}
+API_PORT=${API_PORT:-8082}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+ISSUER=http://127.0.0.1:$PUBLIC_PORT
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+LOGIN_APP=http://127.0.0.1:$LOGIN_PORT
+WIKI=http://127.0.0.1:$WIKI_PORT
+TICKETS=http://127.0.0.1:$TICKETS_PORT
+SIDECAR=http://127.0.0.1:$SIDECAR_HTTP_PORT
+APP=http://127.0.0.1:$APP_PORT
+API=http://127.0.0.1:$API_PORT
+GATEWAY=http://127.0.0.1:$GATEWAY_PORT
 API_CLIENT=demo-api
 API_SECRET=demo-api-secret
 
@@ -55,12 +74,12 @@ done
 
 # ---- Ports: refuse to start over something else (`make run`, say) ------
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ports=(4444 4445 3000 5001 5002 4456 9191 8081 8082)
-[ -n "$NGINX" ] && ports+=(8080)
+ports=("$PUBLIC_PORT" "$ADMIN_PORT" "$LOGIN_PORT" "$WIKI_PORT" "$TICKETS_PORT" "$SIDECAR_HTTP_PORT" "$SIDECAR_GRPC_PORT" "$APP_PORT" "$API_PORT")
+[ -n "$NGINX" ] && ports+=("$GATEWAY_PORT")
 busy=()
 for p in "${ports[@]}"; do port_busy "$p" && busy+=("$p"); done
 if ((${#busy[@]})); then
-  say "demo: 127.0.0.1 port(s) ${busy[*]} already in use (is \`make run\` or another demo running?). Stop it first."
+  say "demo: 127.0.0.1 port(s) ${busy[*]} already in use (is \`make run\` or another demo running?). Stop it first, or move the demo's ports (see the top of scripts/demo.sh)."
   exit 1
 fi
 
@@ -95,28 +114,36 @@ fi
 # ---- Processes (only these PIDs are ever signalled) -----------------------
 PIDS=()
 NAMES=()
+FAILED=() # the parts that failed on their own: only their logs are shown
 status=1
 cleanup() {
   set +e
   trap - EXIT INT TERM
-  if ((${#PIDS[@]})); then say "" && say "demo: stopping ${NAMES[*]}"; fi
   for i in "${!PIDS[@]}"; do kill -TERM "${PIDS[$i]}" 2>/dev/null; done
   for i in "${!PIDS[@]}"; do
     for _ in $(seq 50); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "${PIDS[$i]}" 2>/dev/null
     wait "${PIDS[$i]}" 2>/dev/null
   done
-  if [ "$status" != 0 ]; then
-    for f in "$WORK"/logs/*.log; do
+  if [ "$status" = 0 ]; then
+    ((${#PIDS[@]})) && say "" && say "demo: stopped"
+  else
+    local logs=()
+    for n in "${FAILED[@]}"; do logs+=("$WORK/logs/$n.log"); done
+    ((${#logs[@]})) || logs=("$WORK"/logs/*.log)
+    for f in "${logs[@]}"; do
       [ -s "$f" ] || continue
       printf '\n---- %s (last 30 lines)\n' "$(basename "$f")" >&2
       tail -n 30 "$f" >&2
     done
   fi
   rm -rf "$WORK"
+  exit "$status"
 }
 trap cleanup EXIT
-trap 'status=0; exit 130' INT TERM
+# Ctrl-C (the terminal signals the whole process group, so the parts get it
+# too) and SIGTERM are a clean stop.
+trap 'status=0; exit 0' INT TERM
 
 start() { # start NAME CMD...: CMD in the background, output to $WORK/logs/NAME.log
   local name=$1
@@ -132,12 +159,14 @@ wait_http() { # wait_http NAME URL: until URL answers 200, NAME exits, or 30 s
     for i in "${!PIDS[@]}"; do
       if [ "${NAMES[$i]}" = "$1" ] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
         say "demo: $1 exited before $2 answered"
+        FAILED+=("$1")
         return 1
       fi
     done
     sleep 0.1
   done
   say "demo: $1: $2 did not answer within 30s"
+  FAILED+=("$1")
   return 1
 }
 
@@ -145,15 +174,15 @@ say "demo: starting the issuer (SQLite $DB)"
 start issuer env \
   DSN="sqlite://$DB" \
   SECRETS_SYSTEM="$SYSTEM_SECRET" \
-  SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT=4444 \
-  SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT=4445 \
+  SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUBLIC_PORT" \
+  SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADMIN_PORT" \
   URLS_SELF_ISSUER="$ISSUER" \
   URLS_LOGIN="$LOGIN_APP/login" URLS_CONSENT="$LOGIN_APP/consent" URLS_LOGOUT="$LOGIN_APP/logout" \
   LOG_LEVEL=info LOG_FORMAT=text \
   "$BIN/gatehouse" serve all
 wait_http issuer "$ADMIN/health/ready"
 
-start login-consent "$BIN/login-consent" --listen 127.0.0.1:3000 --admin-url "$ADMIN"
+start login-consent "$BIN/login-consent" --listen "127.0.0.1:$LOGIN_PORT" --admin-url "$ADMIN"
 
 # Clients, created when missing (a kept DATA directory already has them).
 client() { # client ID ARGS...
@@ -173,16 +202,20 @@ client tickets "${SSO[@]}" --secret tickets-demo-secret --name "Ticket Desk" --s
 client "$API_CLIENT" --secret "$API_SECRET" --name "Demo API client" \
   --grant-type client_credentials --scope read,write
 
-start wiki "$BIN/wiki" --listen 127.0.0.1:5001 --issuer "$ISSUER" \
+start wiki "$BIN/wiki" --listen "127.0.0.1:$WIKI_PORT" --issuer "$ISSUER" \
   --client-id wiki --client-secret wiki-demo-secret --other "tickets=$TICKETS/"
-start tickets "$BIN/tickets" --listen 127.0.0.1:5002 --issuer "$ISSUER" \
+start tickets "$BIN/tickets" --listen "127.0.0.1:$TICKETS_PORT" --issuer "$ISSUER" \
   --client-id tickets --client-secret tickets-demo-secret --other "wiki=$WIKI/"
 start sidecar "$BIN/gatehouse-sidecar" --config examples/nginx/sidecar.yaml --issuer "$ISSUER" \
-  --introspection-url "$ADMIN/admin/oauth2/introspect"
-start app "$BIN/upstream" --listen 127.0.0.1:8081 --name app
-start api "$BIN/upstream" --listen 127.0.0.1:8082 --name api
+  --introspection-url "$ADMIN/admin/oauth2/introspect" \
+  --http-listen "127.0.0.1:$SIDECAR_HTTP_PORT" --grpc-listen "127.0.0.1:$SIDECAR_GRPC_PORT"
+start app "$BIN/upstream" --listen "127.0.0.1:$APP_PORT" --name app
+start api "$BIN/upstream" --listen "127.0.0.1:$API_PORT" --name api
 if [ -n "$NGINX" ]; then
-  start nginx "$NGINX" -p "$WORK/nginx" -e stderr -c "$ROOT/examples/nginx/nginx.conf" -g 'daemon off;'
+  # examples/nginx/nginx.conf, unchanged on the default ports.
+  sed -e "s/127\.0\.0\.1:4456;/127.0.0.1:$SIDECAR_HTTP_PORT;/" -e "s/127\.0\.0\.1:8081;/127.0.0.1:$APP_PORT;/" \
+    -e "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$GATEWAY_PORT;/" "$ROOT/examples/nginx/nginx.conf" >"$WORK/nginx/nginx.conf"
+  start nginx "$NGINX" -p "$WORK/nginx" -e stderr -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 fi
 
 wait_http login-consent "$LOGIN_APP/health/alive"
@@ -226,7 +259,7 @@ cat >&2 <<MSG
 
   Gateway path
     $GW_LINE
-    sidecar           $SIDECAR/auth (forward-auth), 127.0.0.1:9191 (Envoy ext_authz)
+    sidecar           $SIDECAR/auth (forward-auth), 127.0.0.1:$SIDECAR_GRPC_PORT (Envoy ext_authz)
     upstream apps     $APP (app), $API (api; envoy -c envoy/envoy-api.yaml puts Envoy on 10001 in front)
 
   A request with a token (client $API_CLIENT, valid for an hour):
@@ -239,12 +272,17 @@ cat >&2 <<MSG
   Logs: $WORK/logs/
 MSG
 
-# Run until Ctrl-C or until one of the processes exits.
-status=0
+# Run until Ctrl-C (the INT trap: a clean stop) or until a part exits on its
+# own. The parts get the terminal's SIGINT too and may exit before this
+# shell runs its trap: wait a moment for the trap before calling it a
+# failure.
 set +e
 wait -n "${PIDS[@]}"
+sleep 1
 for i in "${!PIDS[@]}"; do
-  if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then say "demo: ${NAMES[$i]} exited"; fi
+  if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+    say "demo: ${NAMES[$i]} exited"
+    FAILED+=("${NAMES[$i]}")
+  fi
 done
-status=1
 exit 1

@@ -217,7 +217,7 @@ type Keys struct {
 
 type Log struct {
 	Level  string `yaml:"level" doc:"Log level: debug, info, warn, error."`
-	Format string `yaml:"format" doc:"Log format: json or text (default json, text with --dev)."`
+	Format string `yaml:"format" doc:"Log format: json or text (default json, text with --dev); text colours the level only when stderr is a terminal."`
 }
 
 // Default returns the configuration with every default set.

@@ -81,13 +81,19 @@ type apiError struct {
 // do sends a request and decodes a JSON answer into out (unless nil). A
 // non-2xx answer becomes a one-line error.
 func (r *remote) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any, auth func(*http.Request)) error {
+	_, err := r.send(ctx, method, path, body, contentType, out, auth)
+	return err
+}
+
+// send is do that also returns the answer's headers (for Link).
+func (r *remote) send(ctx context.Context, method, path string, body io.Reader, contentType string, out any, auth func(*http.Request)) (http.Header, error) {
 	base, err := r.baseURL()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -98,33 +104,33 @@ func (r *remote) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	resp, err := r.httpClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("could not reach %s: %v", base, err)
+		return nil, fmt.Errorf("could not reach %s: %v", base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e apiError
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			if e.Description != "" {
-				return fmt.Errorf("%s %s failed (HTTP %d): %s: %s", method, path, resp.StatusCode, e.Error, e.Description)
+				return nil, fmt.Errorf("%s %s failed (HTTP %d): %s: %s", method, path, resp.StatusCode, e.Error, e.Description)
 			}
-			return fmt.Errorf("%s %s failed (HTTP %d): %s", method, path, resp.StatusCode, e.Error)
+			return nil, fmt.Errorf("%s %s failed (HTTP %d): %s", method, path, resp.StatusCode, e.Error)
 		}
-		return fmt.Errorf("%s %s failed (HTTP %d)", method, path, resp.StatusCode)
+		return nil, fmt.Errorf("%s %s failed (HTTP %d)", method, path, resp.StatusCode)
 	}
 	if out != nil && len(b) > 0 {
 		if raw, ok := out.(*json.RawMessage); ok {
 			*raw = append((*raw)[:0], b...)
-			return nil
+			return resp.Header, nil
 		}
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("unexpected answer from %s: %v", path, err)
+			return nil, fmt.Errorf("unexpected answer from %s: %v", path, err)
 		}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 func (r *remote) doJSON(ctx context.Context, method, path string, in, out any) error {
@@ -147,6 +153,9 @@ type table struct {
 	rows     [][]string
 	vertical bool
 }
+
+// isTable reports whether the output format is the table.
+func (r *remote) isTable() bool { return r.format == "table" || r.format == "" }
 
 // print writes v as JSON, or t as a table.
 func (r *remote) print(cmd *cobra.Command, v any, t table) error {

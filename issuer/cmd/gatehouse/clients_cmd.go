@@ -208,6 +208,31 @@ func newGetClientCmd() *cobra.Command {
 	return cmd
 }
 
+// clientPage is one page of `list clients --format json`, in the shape
+// Hydra v2's CLI prints: the clients and the token of the next page.
+type clientPage struct {
+	Items         []*client.Client `json:"items"`
+	NextPageToken string           `json:"next_page_token"`
+	IsLastPage    bool             `json:"is_last_page"`
+}
+
+// nextPageToken returns the page_token of the rel="next" link of a Link
+// header (RFC 8288), or "" on the last page.
+func nextPageToken(link string) string {
+	for _, l := range strings.Split(link, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+		if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+			continue
+		}
+		u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+		if err != nil {
+			return ""
+		}
+		return u.Query().Get("page_token")
+	}
+	return ""
+}
+
 func newListClientsCmd() *cobra.Command {
 	var r remote
 	var pageSize int
@@ -215,8 +240,12 @@ func newListClientsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "clients",
 		Aliases: []string{"client"},
-		Short:   "List OAuth2 clients",
-		Args:    cobra.NoArgs,
+		Short:   "List OAuth2 clients, one page at a time",
+		Long: `List OAuth2 clients, one page at a time. After the table comes the line
+NEXT PAGE TOKEN <token> when there are more; pass the token to --page-token for
+the next page. With --format json the answer is {"items": [...],
+"next_page_token": "...", "is_last_page": ...}, as Hydra v2's CLI prints it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
 			q.Set("page_size", fmt.Sprint(pageSize))
@@ -229,49 +258,72 @@ func newListClientsCmd() *cobra.Command {
 			if owner != "" {
 				q.Set("owner", owner)
 			}
-			var cs []*client.Client
-			if err := r.doJSON(cmd.Context(), "GET", "/admin/clients?"+q.Encode(), nil, &cs); err != nil {
+			page := clientPage{Items: []*client.Client{}}
+			h, err := r.send(cmd.Context(), "GET", "/admin/clients?"+q.Encode(), nil, "", &page.Items, nil)
+			if err != nil {
 				return err
 			}
-			t := clientTable(cs...)
+			page.NextPageToken = nextPageToken(h.Get("Link"))
+			page.IsLastPage = page.NextPageToken == ""
+			t := clientTable(page.Items...)
 			t.vertical = false
-			return r.print(cmd, cs, t)
+			if err := r.print(cmd, &page, t); err != nil {
+				return err
+			}
+			if r.isTable() && !page.IsLastPage {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nNEXT PAGE TOKEN  %s\n", page.NextPageToken)
+			}
+			return nil
 		},
 	}
 	r.addFlags(cmd, false)
-	cmd.Flags().IntVar(&pageSize, "page-size", 100, "clients per page")
-	cmd.Flags().StringVar(&pageToken, "page-token", "", "page token from a previous call")
+	cmd.Flags().IntVar(&pageSize, "page-size", 100, "clients per page (at most 500)")
+	cmd.Flags().StringVar(&pageToken, "page-token", "", "the NEXT PAGE TOKEN of the previous page")
 	cmd.Flags().StringVar(&name, "client-name", "", "only clients with this name")
 	cmd.Flags().StringVar(&owner, "owner", "", "only clients of this owner")
 	return cmd
 }
 
-func newUpdateClientCmd() *cobra.Command {
+func newUpdateClientCmd() *cobra.Command { return updateClientCmd("client ID", v2Names) }
+
+// updateClientCmd replaces a client with the one the flags describe (a PUT
+// of the whole client), as Hydra's update does: fields not given get their
+// defaults; only the secret is kept when --secret is not given.
+func updateClientCmd(use string, n flagNames) *cobra.Command {
 	var r remote
 	var f clientFlags
 	cmd := &cobra.Command{
-		Use:   "client ID",
-		Short: "Update an OAuth2 client: the flags given replace those fields, the rest is kept",
-		Args:  cobra.ExactArgs(1),
+		Use:   use,
+		Short: "Replace an OAuth2 client with the one the flags describe (fields not given are reset to their defaults)",
+		Long: `Replace an OAuth2 client by its ID, as Hydra's update does: the client
+becomes exactly what the flags (and --file) describe, and every field not
+given is reset to its default (grant type authorization_code, response type
+code, no scope, no redirect URIs, ...). The secret is kept unless --secret
+is given. To change one field, start from the current client:
+
+  gatehouse get client ID --format json > c.json   # edit c.json
+  gatehouse update client ID --file c.json
+
+or send a JSON Patch to PATCH /admin/clients/ID.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/admin/clients/" + url.PathEscape(args[0])
-			var c client.Client
-			if err := r.doJSON(cmd.Context(), "GET", path, nil, &c); err != nil {
+			c := &client.Client{}
+			if err := f.apply(cmd.Flags(), n, c); err != nil {
 				return err
 			}
-			if err := f.apply(cmd.Flags(), v2Names, &c); err != nil {
-				return err
+			if c.ID != "" && c.ID != args[0] {
+				return fmt.Errorf("--id %q (or the file's client_id) differs from the client to update, %q", c.ID, args[0])
 			}
 			c.ID = args[0]
 			var out client.Client
-			if err := r.doJSON(cmd.Context(), "PUT", path, &c, &out); err != nil {
+			if err := r.doJSON(cmd.Context(), "PUT", "/admin/clients/"+url.PathEscape(args[0]), c, &out); err != nil {
 				return err
 			}
 			return r.print(cmd, &out, clientTable(&out))
 		},
 	}
 	r.addFlags(cmd, false)
-	f.register(cmd.Flags(), v2Names)
+	f.register(cmd.Flags(), n)
 	return cmd
 }
 

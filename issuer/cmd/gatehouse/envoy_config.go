@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bytes"
+	"embed"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"text/template"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
 
 // envoyOptions are the addresses `gatehouse envoy-config` writes into an
-// Envoy v3 bootstrap. The defaults give exactly envoy/envoy.yaml (and, with
-// APIOnly, envoy/envoy-api.yaml), which envoy/envoy_test.go validates with
-// go-control-plane; envoy_config_test.go checks both equalities and
-// validates other addresses the same way.
+// Envoy v3 bootstrap. The defaults give envoy/envoy.yaml (and, with
+// APIOnly, envoy/envoy-api.yaml) byte for byte, the files
+// envoy/envoy_test.go validates with go-control-plane; envoy_config_test.go
+// checks both equalities and validates other addresses the same way.
 type envoyOptions struct {
 	APIOnly bool
 	// Listen and Admin are Envoy's own listeners (IP:port).
@@ -54,8 +60,8 @@ func newEnvoyConfigCmd() *cobra.Command {
 issuer, then ext_authz (gRPC, fail closed) to gatehouse-sidecar, with a
 public route, a JSON API route and a browser app route; --api-only prints the
 variant without the oauth2 filter. With the defaults the output is
-envoy/envoy.yaml (or envoy/envoy-api.yaml), the files the repository
-validates with go-control-plane; see docs/gateways/envoy.md.`,
+envoy/envoy.yaml (or envoy/envoy-api.yaml) byte for byte, the files the
+repository validates with go-control-plane; see docs/gateways/envoy.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if apiOnly {
@@ -91,16 +97,17 @@ validates with go-control-plane; see docs/gateways/envoy.md.`,
 	return cmd
 }
 
-type (
-	obj = map[string]any
-	arr = []any
-)
-
 // endpoint is a parsed host:port for a cluster or listener.
 type endpoint struct {
 	host string
 	port int
 }
+
+func (e endpoint) String() string { return net.JoinHostPort(e.host, strconv.Itoa(e.port)) }
+
+// hostRe is what a cluster or listener host may be: an IP address or a DNS
+// name (the YAML is written with it unquoted).
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
 func parseHostPort(what, s string, needIP bool) (endpoint, error) {
 	h, p, err := net.SplitHostPort(s)
@@ -114,184 +121,138 @@ func parseHostPort(what, s string, needIP bool) (endpoint, error) {
 	if needIP && net.ParseIP(h) == nil {
 		return endpoint{}, fmt.Errorf("%s %q: Envoy listens on an IP address, not a name", what, s)
 	}
+	if net.ParseIP(h) == nil && !hostRe.MatchString(h) {
+		return endpoint{}, fmt.Errorf("%s %q: not an IP address or a DNS name", what, s)
+	}
 	return endpoint{host: h, port: port}, nil
 }
 
-func socketAddress(e endpoint) obj {
-	return obj{"socket_address": obj{"address": e.host, "port_value": e.port}}
+// The bootstraps are the kit's files (envoy/envoy.yaml and
+// envoy/envoy-api.yaml, comments and all) as templates: with the defaults
+// the command prints them byte for byte.
+var (
+	//go:embed envoytmpl/envoy.yaml.tmpl envoytmpl/envoy-api.yaml.tmpl
+	envoyTemplateFS embed.FS
+	envoyTemplates  = template.Must(template.New("").Funcs(template.FuncMap{
+		"plain":    func(s string) string { return yamlScalar(s, false) },
+		"flow":     func(s string) string { return yamlScalar(s, true) },
+		"flowList": func(l []string) string { return yamlFlowList(l) },
+		"sock": func(e endpoint) string {
+			return "{address: " + yamlScalar(e.host, true) + ", port_value: " + strconv.Itoa(e.port) + "}"
+		},
+		// A name is resolved by DNS; an IP address is STATIC.
+		"clusterType": func(e endpoint) string {
+			if net.ParseIP(e.host) == nil {
+				return "STRICT_DNS"
+			}
+			return "STATIC"
+		},
+	}).ParseFS(envoyTemplateFS, "envoytmpl/*.tmpl"))
+)
+
+// plainRe is what may stay an unquoted YAML scalar here; in a flow
+// collection ({...}, [...]) a colon is quoted too.
+var (
+	plainRe     = regexp.MustCompile(`^[A-Za-z0-9_./%@+~=-][A-Za-z0-9_./:%@+~=-]*$`)
+	plainFlowRe = regexp.MustCompile(`^[A-Za-z0-9_./%@+~=-][A-Za-z0-9_./%@+~=-]*$`)
+)
+
+// yamlScalar writes s as a YAML string: plain when that reads back as the
+// same string, else double-quoted (a JSON string is one).
+func yamlScalar(s string, flow bool) string {
+	re := plainRe
+	if flow {
+		re = plainFlowRe
+	}
+	var v any
+	if re.MatchString(s) && yaml.Unmarshal([]byte(s), &v) == nil && v == s {
+		return s
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
-// cluster is a cluster with one endpoint: STATIC for an IP, STRICT_DNS for
-// a name.
-func cluster(name, timeout string, e endpoint) obj {
-	typ := "STATIC"
-	if net.ParseIP(e.host) == nil {
-		typ = "STRICT_DNS"
+func yamlFlowList(l []string) string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = yamlScalar(s, true)
 	}
-	return obj{"name": name, "type": typ, "connect_timeout": timeout,
-		"load_assignment": obj{"cluster_name": name, "endpoints": arr{
-			obj{"lb_endpoints": arr{obj{"endpoint": obj{"address": socketAddress(e)}}}},
-		}}}
+	return strings.Join(out, ", ")
 }
 
-func typed(t string, fields obj) obj {
-	out := obj{"@type": "type.googleapis.com/" + t}
-	for k, v := range fields {
-		out[k] = v
-	}
-	return out
-}
-
-func disabledPerRoute(filters ...string) obj {
-	out := obj{}
-	for _, f := range filters {
-		switch f {
-		case "envoy.filters.http.oauth2":
-			out[f] = typed("envoy.config.route.v3.FilterConfig", obj{"disabled": true})
-		case "envoy.filters.http.ext_authz":
-			out[f] = typed("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", obj{"disabled": true})
-		}
-	}
-	return out
+// envoyData is what the templates fill in.
+type envoyData struct {
+	Listen, Admin, Sidecar, App, API                      string
+	ListenEP, AdminEP, SidecarEP, AppEP, APIEP            endpoint
+	PublicEP                                              endpoint
+	PublicHostPort, PublicSNI                             string
+	PublicTLS                                             bool
+	TokenURI, AuthURI, EndSessionURI                      string
+	ClientID, SecretsDir, TokenSecretPath, HMACSecretPath string
+	Scopes                                                []string
+	ScopeList                                             string
 }
 
 // renderEnvoyConfig returns the bootstrap as YAML.
 func renderEnvoyConfig(o envoyOptions) ([]byte, error) {
-	listen, err := parseHostPort("--listen", o.Listen, true)
-	if err != nil {
+	var d envoyData
+	var err error
+	if d.ListenEP, err = parseHostPort("--listen", o.Listen, true); err != nil {
 		return nil, err
 	}
-	adm, err := parseHostPort("--admin-listen", o.Admin, true)
-	if err != nil {
+	if d.AdminEP, err = parseHostPort("--admin-listen", o.Admin, true); err != nil {
 		return nil, err
 	}
-	side, err := parseHostPort("--sidecar", o.Sidecar, false)
-	if err != nil {
+	if d.SidecarEP, err = parseHostPort("--sidecar", o.Sidecar, false); err != nil {
 		return nil, err
 	}
-	api, err := parseHostPort("--api", o.API, false)
-	if err != nil {
+	if d.APIEP, err = parseHostPort("--api", o.API, false); err != nil {
 		return nil, err
 	}
-	sideCluster := cluster("gatehouse_sidecar", "1s", side)
-	// ext_authz is gRPC: HTTP/2 to the sidecar.
-	sideCluster["typed_extension_protocol_options"] = obj{
-		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-			obj{"explicit_http_config": obj{"http2_protocol_options": obj{}}}),
-	}
-	extAuthz := obj{"name": "envoy.filters.http.ext_authz", "typed_config": typed("envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", obj{
-		"transport_api_version": "V3",
-		// Fail closed: no decision, no request.
-		"failure_mode_allow": false,
-		"status_on_error":    obj{"code": "ServiceUnavailable"},
-		"grpc_service":       obj{"envoy_grpc": obj{"cluster_name": "gatehouse_sidecar"}, "timeout": "1s"},
-	})}
-	router := obj{"name": "envoy.filters.http.router", "typed_config": typed("envoy.extensions.filters.http.router.v3.Router", nil)}
-	hcm := obj{"stat_prefix": "api", "codec_type": "AUTO", "use_remote_address": true}
-	listenerName := "api"
-	var clusters arr
-
-	if o.APIOnly {
-		hcm["route_config"] = obj{"name": "api", "virtual_hosts": arr{obj{"name": "api", "domains": arr{"*"}, "routes": arr{
-			obj{"match": obj{"path": "/healthz"}, "direct_response": obj{"status": 200, "body": obj{"inline_string": "ok\n"}},
-				"typed_per_filter_config": disabledPerRoute("envoy.filters.http.ext_authz")},
-			obj{"match": obj{"prefix": "/"}, "route": obj{"cluster": "api", "timeout": "15s"}},
-		}}}}
-		hcm["http_filters"] = arr{extAuthz, router}
-		clusters = arr{sideCluster, cluster("api", "2s", api)}
-	} else {
-		app, err := parseHostPort("--app", o.App, false)
-		if err != nil {
+	d.Listen, d.Admin, d.Sidecar, d.API = d.ListenEP.String(), d.AdminEP.String(), d.SidecarEP.String(), d.APIEP.String()
+	name := "envoy-api.yaml.tmpl"
+	if !o.APIOnly {
+		name = "envoy.yaml.tmpl"
+		if d.AppEP, err = parseHostPort("--app", o.App, false); err != nil {
 			return nil, err
 		}
+		d.App = d.AppEP.String()
 		iss, err := url.Parse(strings.TrimRight(o.Issuer, "/"))
 		if err != nil || (iss.Scheme != "http" && iss.Scheme != "https") || iss.Host == "" || iss.RawQuery != "" || iss.Fragment != "" {
 			return nil, fmt.Errorf("--issuer %q: want an absolute http(s) URL without query or fragment", o.Issuer)
 		}
 		issuer := iss.String()
-		token := o.TokenEndpoint
-		if token == "" {
-			token = issuer + "/oauth2/token"
+		d.AuthURI, d.EndSessionURI = issuer+"/oauth2/auth", issuer+"/oauth2/sessions/logout"
+		d.TokenURI = o.TokenEndpoint
+		if d.TokenURI == "" {
+			d.TokenURI = issuer + "/oauth2/token"
 		}
-		tu, err := url.Parse(token)
+		tu, err := url.Parse(d.TokenURI)
 		if err != nil || (tu.Scheme != "http" && tu.Scheme != "https") || tu.Hostname() == "" {
-			return nil, fmt.Errorf("--token-endpoint %q: want an absolute http(s) URL", token)
+			return nil, fmt.Errorf("--token-endpoint %q: want an absolute http(s) URL", d.TokenURI)
 		}
 		port := tu.Port()
 		if port == "" {
 			port = map[string]string{"http": "80", "https": "443"}[tu.Scheme]
 		}
-		pub, err := parseHostPort("--token-endpoint", net.JoinHostPort(tu.Hostname(), port), false)
-		if err != nil {
+		if d.PublicEP, err = parseHostPort("--token-endpoint", net.JoinHostPort(tu.Hostname(), port), false); err != nil {
 			return nil, err
 		}
-		pubCluster := cluster("gatehouse_public", "2s", pub)
-		if tu.Scheme == "https" {
-			pubCluster["transport_socket"] = obj{"name": "envoy.transport_sockets.tls", "typed_config": typed(
-				"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", obj{"sni": tu.Hostname()})}
+		d.PublicHostPort = d.PublicEP.String()
+		d.PublicTLS, d.PublicSNI = tu.Scheme == "https", tu.Hostname()
+		// They are also written into comments: one line each.
+		for flag, v := range map[string]string{"--client-id": o.ClientID, "--scope": strings.Join(o.Scopes, ","), "--secrets-dir": o.SecretsDir} {
+			if strings.ContainsFunc(v, unicode.IsControl) {
+				return nil, fmt.Errorf("%s %q: control characters", flag, v)
+			}
 		}
-		sideCluster["health_checks"] = arr{obj{"timeout": "1s", "interval": "5s", "unhealthy_threshold": 2,
-			"healthy_threshold": 1, "grpc_health_check": obj{}}}
-		scopes := arr{}
-		for _, s := range o.Scopes {
-			scopes = append(scopes, s)
-		}
-		secrets := strings.TrimRight(o.SecretsDir, "/")
-		oauth2 := obj{"name": "envoy.filters.http.oauth2", "typed_config": typed("envoy.extensions.filters.http.oauth2.v3.OAuth2", obj{
-			"config": obj{
-				"token_endpoint":         obj{"cluster": "gatehouse_public", "uri": token, "timeout": "5s"},
-				"authorization_endpoint": issuer + "/oauth2/auth",
-				"end_session_endpoint":   issuer + "/oauth2/sessions/logout",
-				"redirect_uri":           "%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback",
-				"redirect_path_matcher":  obj{"path": obj{"exact": "/oauth2/callback"}},
-				"signout_path":           obj{"path": obj{"exact": "/signout"}},
-				"credentials": obj{
-					"client_id": o.ClientID,
-					"token_secret": obj{"name": "gatehouse-client-secret",
-						"sds_config": obj{"path_config_source": obj{"path": secrets + "/token-secret.yaml"}}},
-					"hmac_secret": obj{"name": "oauth2-hmac",
-						"sds_config": obj{"path_config_source": obj{"path": secrets + "/hmac-secret.yaml"}}},
-				},
-				"auth_type":            "BASIC_AUTH",
-				"auth_scopes":          scopes,
-				"use_refresh_token":    true,
-				"forward_bearer_token": true,
-				"pass_through_matcher": arr{obj{"name": "authorization", "string_match": obj{"prefix": "Bearer "}}},
-			},
-		})}
-		listenerName = "ingress"
-		hcm["stat_prefix"] = "ingress"
-		hcm["access_log"] = arr{obj{"name": "envoy.access_loggers.stdout",
-			"typed_config": typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", nil)}}
-		hcm["route_config"] = obj{"name": "routes", "virtual_hosts": arr{obj{"name": "gateway", "domains": arr{"*"}, "routes": arr{
-			obj{"match": obj{"prefix": "/public/"}, "route": obj{"cluster": "app"},
-				"typed_per_filter_config": disabledPerRoute("envoy.filters.http.oauth2", "envoy.filters.http.ext_authz")},
-			obj{"match": obj{"prefix": "/api/"}, "route": obj{"cluster": "api", "timeout": "15s"},
-				"typed_per_filter_config": disabledPerRoute("envoy.filters.http.oauth2")},
-			obj{"match": obj{"prefix": "/"}, "route": obj{"cluster": "app", "timeout": "15s"}},
-		}}}}
-		hcm["http_filters"] = arr{oauth2, extAuthz, router}
-		clusters = arr{pubCluster, sideCluster, cluster("app", "2s", app), cluster("api", "2s", api)}
+		d.ClientID, d.Scopes, d.ScopeList = o.ClientID, o.Scopes, strings.Join(o.Scopes, ",")
+		d.SecretsDir = strings.TrimRight(o.SecretsDir, "/")
+		d.TokenSecretPath, d.HMACSecretPath = d.SecretsDir+"/token-secret.yaml", d.SecretsDir+"/hmac-secret.yaml"
 	}
-
-	bootstrap := obj{
-		"admin": obj{"address": socketAddress(adm)},
-		"static_resources": obj{
-			"listeners": arr{obj{"name": listenerName, "address": socketAddress(listen), "filter_chains": arr{obj{"filters": arr{
-				obj{"name": "envoy.filters.network.http_connection_manager",
-					"typed_config": typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", hcm)},
-			}}}}},
-			"clusters": clusters,
-		},
-	}
-	body, err := yaml.Marshal(bootstrap)
-	if err != nil {
+	var b bytes.Buffer
+	if err := envoyTemplates.ExecuteTemplate(&b, name, d); err != nil {
 		return nil, err
 	}
-	head := "# Envoy v3 bootstrap generated by `gatehouse envoy-config`"
-	if o.APIOnly {
-		head += " --api-only"
-	}
-	head += ".\n# See docs/gateways/envoy.md. Validate edits with go-control-plane (envoy/envoy_test.go).\n"
-	return append([]byte(head), body...), nil
+	return b.Bytes(), nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/server"
@@ -89,11 +90,16 @@ func randomSecret() string {
 	return hex.EncodeToString(b)
 }
 
+// newLogger logs to stderr. The text format colours the level only when
+// stderr is a terminal: a file or a pipe gets no escape codes.
 func newLogger(c *config.Config) (*zap.Logger, error) {
 	var zc zap.Config
 	if c.Log.Format == "text" {
 		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()

@@ -49,8 +49,8 @@ func newCreateJWKSCmd() *cobra.Command {
 		},
 	}
 	r.addFlags(cmd, false)
-	cmd.Flags().StringVar(&alg, "alg", "RS256", "algorithm: RS256, RS384, RS512, PS256, ES256, ES384, ES512 or EdDSA")
-	cmd.Flags().StringVar(&use, "use", "sig", "key use: sig or enc")
+	cmd.Flags().StringVarP(&alg, "alg", "a", "RS256", "algorithm: RS256, RS384, RS512, PS256, ES256, ES384, ES512 or EdDSA")
+	cmd.Flags().StringVarP(&use, "use", "u", "sig", "key use: sig or enc")
 	cmd.Flags().StringVar(&kid, "kid", "", "key ID (generated when empty)")
 	return cmd
 }
@@ -91,6 +91,10 @@ func newDeleteJWKSCmd() *cobra.Command {
 	r.addFlags(cmd, false)
 	return cmd
 }
+
+// formatToken is the --format of `token client` that prints the access
+// token alone.
+const formatToken = "token"
 
 // tokenResponse is RFC 6749 §5.1.
 type tokenResponse struct {
@@ -133,9 +137,14 @@ func (c *credentials) form(v url.Values) (string, func(req *http.Request)) {
 	}
 }
 
-func newClientCredentialsCmd() *cobra.Command { return clientCredentialsCmd("client-credentials") }
+func newClientCredentialsCmd() *cobra.Command {
+	return clientCredentialsCmd("client-credentials", false)
+}
 
-func clientCredentialsCmd(use string) *cobra.Command {
+// clientCredentialsCmd is `perform client-credentials` or, with tokenOnly,
+// Hydra v1's `token client`, which prints the access token alone by default
+// so that scripts can do TOKEN=$(gatehouse token client ...).
+func clientCredentialsCmd(use string, tokenOnly bool) *cobra.Command {
 	var r remote
 	var cred credentials
 	var scope, audience []string
@@ -159,6 +168,10 @@ func clientCredentialsCmd(use string) *cobra.Command {
 			if err := r.do(cmd.Context(), "POST", "/oauth2/token", strings.NewReader(body), "application/x-www-form-urlencoded", &tok, auth); err != nil {
 				return err
 			}
+			if r.format == formatToken {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
+				return err
+			}
 			exp := ""
 			if tok.ExpiresIn > 0 {
 				exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
@@ -168,6 +181,12 @@ func clientCredentialsCmd(use string) *cobra.Command {
 		},
 	}
 	r.addFlags(cmd, true)
+	if tokenOnly {
+		r.format = formatToken
+		f := cmd.Flags().Lookup("format")
+		f.DefValue = formatToken
+		f.Usage = "output format: token (the access token alone), table, json or json-pretty"
+	}
 	cred.register(cmd)
 	cmd.Flags().StringSliceVar(&scope, "scope", nil, "scopes to request")
 	cmd.Flags().StringSliceVar(&audience, "audience", nil, "audiences to request")

@@ -14,8 +14,7 @@ func addV1Aliases(root *cobra.Command) {
 	get.Use, get.Aliases = "get ID [ID...]", nil
 	list := newListClientsCmd()
 	list.Use, list.Aliases = "list", nil
-	upd := newUpdateClientCmd()
-	upd.Use = "update ID"
+	upd := updateClientCmd("update ID", v1Names)
 	del := newDeleteClientCmd()
 	del.Use, del.Aliases = "delete ID [ID...]", nil
 	clients.AddCommand(create, get, list, upd, del)
@@ -28,7 +27,7 @@ func addV1Aliases(root *cobra.Command) {
 	token := &cobra.Command{Use: "token", Short: "Hydra v1 form of the token verbs (client, introspect, revoke)"}
 	ti, tr := newIntrospectCmd(), newRevokeCmd()
 	ti.Use, tr.Use = "introspect TOKEN", "revoke TOKEN"
-	token.AddCommand(clientCredentialsCmd("client"), ti, tr)
+	token.AddCommand(clientCredentialsCmd("client", true), ti, tr)
 	token.AddCommand(newTokenUserCmd())
 
 	root.AddCommand(clients, keys, token)
