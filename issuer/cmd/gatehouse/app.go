@@ -138,8 +138,11 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// iss is the configured string exactly, trailing slash included, as in
+	// discovery (OpenID Connect Discovery §4.3, RFC 9068 §4); issuer
+	// (without the slash) is only for joining paths.
 	tokens := &oauth2.Handler{Config: cfg, Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: issuer}
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: cfg.URLs.Self.Issuer}
 	if err := tokens.Init(); err != nil {
 		return err
 	}
