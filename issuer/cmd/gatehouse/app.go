@@ -197,6 +197,7 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	d.ResponseModesSupported = []string{"query", "fragment", "form_post"}
 	d.IDTokenSigningAlgValuesSupported = []string{alg}
 	d.UserinfoSigningAlgValuesSupported = []string{"none", alg}
+	d.IDTokenSignedResponseAlg, d.UserinfoSignedResponseAlg = []string{alg}, []string{alg}
 	d.CodeChallengeMethodsSupported = []string{"S256"}
 	if cfg.OAuth2.PKCE.AllowPlain {
 		d.CodeChallengeMethodsSupported = append(d.CodeChallengeMethodsSupported, "plain")
