@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -72,104 +73,162 @@ func (e *Error) WithHeader(key, value string) *Error {
 	return &c
 }
 
-func newErr(code string, status int, format string, args ...any) *Error {
-	return &Error{Code: code, Status: status, Description: fmt.Sprintf(format, args...)}
+func newErr(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Status: StatusOf(code), Description: fmt.Sprintf(format, args...)}
+}
+
+// statuses is the HTTP status each error code of this package is written
+// with.
+var statuses = map[string]int{
+	"invalid_request":           http.StatusBadRequest,
+	"invalid_client":            http.StatusUnauthorized,
+	"invalid_grant":             http.StatusBadRequest,
+	"unauthorized_client":       http.StatusBadRequest,
+	"unsupported_grant_type":    http.StatusBadRequest,
+	"unsupported_response_type": http.StatusBadRequest,
+	"unsupported_token_type":    http.StatusBadRequest,
+	"invalid_scope":             http.StatusBadRequest,
+	"access_denied":             http.StatusForbidden,
+	"invalid_token":             http.StatusUnauthorized,
+	"insufficient_scope":        http.StatusForbidden,
+	"invalid_redirect_uri":      http.StatusBadRequest,
+	"invalid_client_metadata":   http.StatusBadRequest,
+	"login_required":            http.StatusBadRequest,
+	"consent_required":          http.StatusBadRequest,
+	"interaction_required":      http.StatusBadRequest,
+	"request_not_supported":     http.StatusBadRequest,
+	"invalid_request_object":    http.StatusBadRequest,
+	"not_found":                 http.StatusNotFound,
+	"conflict":                  http.StatusConflict,
+	"method_not_allowed":        http.StatusMethodNotAllowed,
+	"unauthorized":              http.StatusUnauthorized,
+	"forbidden":                 http.StatusForbidden,
+	"request_too_large":         http.StatusRequestEntityTooLarge,
+	"temporarily_unavailable":   http.StatusServiceUnavailable,
+	"server_error":              http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status an error code is written with: the
+// status of this package's error of that code, 400 for any other code.
+func StatusOf(code string) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusBadRequest
 }
 
 // RFC 6749 §5.2 and §4.1.2.1, RFC 7009, RFC 7591 §3.2.2, RFC 6750 §3.1,
 // OpenID Connect Core §3.1.2.6 error constructors.
 
 func InvalidRequest(format string, args ...any) *Error {
-	return newErr("invalid_request", http.StatusBadRequest, format, args...)
+	return newErr("invalid_request", format, args...)
 }
 func InvalidClient(format string, args ...any) *Error {
-	return newErr("invalid_client", http.StatusUnauthorized, format, args...)
+	return newErr("invalid_client", format, args...)
 }
 func InvalidGrant(format string, args ...any) *Error {
-	return newErr("invalid_grant", http.StatusBadRequest, format, args...)
+	return newErr("invalid_grant", format, args...)
 }
 func UnauthorizedClient(format string, args ...any) *Error {
-	return newErr("unauthorized_client", http.StatusBadRequest, format, args...)
+	return newErr("unauthorized_client", format, args...)
 }
 func UnsupportedGrantType(format string, args ...any) *Error {
-	return newErr("unsupported_grant_type", http.StatusBadRequest, format, args...)
+	return newErr("unsupported_grant_type", format, args...)
 }
 func UnsupportedResponseType(format string, args ...any) *Error {
-	return newErr("unsupported_response_type", http.StatusBadRequest, format, args...)
+	return newErr("unsupported_response_type", format, args...)
 }
 func UnsupportedTokenType(format string, args ...any) *Error {
-	return newErr("unsupported_token_type", http.StatusBadRequest, format, args...)
+	return newErr("unsupported_token_type", format, args...)
 }
 func InvalidScope(format string, args ...any) *Error {
-	return newErr("invalid_scope", http.StatusBadRequest, format, args...)
+	return newErr("invalid_scope", format, args...)
 }
 func AccessDenied(format string, args ...any) *Error {
-	return newErr("access_denied", http.StatusForbidden, format, args...)
+	return newErr("access_denied", format, args...)
 }
 func InvalidToken(format string, args ...any) *Error {
-	return newErr("invalid_token", http.StatusUnauthorized, format, args...)
+	return newErr("invalid_token", format, args...)
 }
 func InsufficientScope(format string, args ...any) *Error {
-	return newErr("insufficient_scope", http.StatusForbidden, format, args...)
+	return newErr("insufficient_scope", format, args...)
 }
 func InvalidRedirectURI(format string, args ...any) *Error {
-	return newErr("invalid_redirect_uri", http.StatusBadRequest, format, args...)
+	return newErr("invalid_redirect_uri", format, args...)
 }
 func InvalidClientMetadata(format string, args ...any) *Error {
-	return newErr("invalid_client_metadata", http.StatusBadRequest, format, args...)
+	return newErr("invalid_client_metadata", format, args...)
 }
 func LoginRequired(format string, args ...any) *Error {
-	return newErr("login_required", http.StatusBadRequest, format, args...)
+	return newErr("login_required", format, args...)
 }
 func ConsentRequired(format string, args ...any) *Error {
-	return newErr("consent_required", http.StatusBadRequest, format, args...)
+	return newErr("consent_required", format, args...)
 }
 func InteractionRequired(format string, args ...any) *Error {
-	return newErr("interaction_required", http.StatusBadRequest, format, args...)
+	return newErr("interaction_required", format, args...)
 }
 func RequestNotSupported(format string, args ...any) *Error {
-	return newErr("request_not_supported", http.StatusBadRequest, format, args...)
+	return newErr("request_not_supported", format, args...)
 }
 func InvalidRequestObject(format string, args ...any) *Error {
-	return newErr("invalid_request_object", http.StatusBadRequest, format, args...)
+	return newErr("invalid_request_object", format, args...)
 }
 func NotFound(format string, args ...any) *Error {
-	return newErr("not_found", http.StatusNotFound, format, args...)
+	return newErr("not_found", format, args...)
 }
 func Conflict(format string, args ...any) *Error {
-	return newErr("conflict", http.StatusConflict, format, args...)
+	return newErr("conflict", format, args...)
 }
 func MethodNotAllowed(format string, args ...any) *Error {
-	return newErr("method_not_allowed", http.StatusMethodNotAllowed, format, args...)
+	return newErr("method_not_allowed", format, args...)
 }
 func Unauthorized(format string, args ...any) *Error {
-	return newErr("unauthorized", http.StatusUnauthorized, format, args...)
+	return newErr("unauthorized", format, args...)
 }
 func Forbidden(format string, args ...any) *Error {
-	return newErr("forbidden", http.StatusForbidden, format, args...)
+	return newErr("forbidden", format, args...)
 }
 func RequestTooLarge(format string, args ...any) *Error {
-	return newErr("request_too_large", http.StatusRequestEntityTooLarge, format, args...)
+	return newErr("request_too_large", format, args...)
 }
+
+// Unavailable is a 503 with Retry-After (RFC 9110 §10.2.3): the request
+// was fine but the server cannot serve it now, typically because the
+// database is unreachable. temporarily_unavailable is RFC 6749 §4.1.2.1's
+// code; RFC 7009 §2.2.1 asks revocation clients to retry a 503 after
+// Retry-After. The token, introspection, userinfo and admin endpoints use
+// the same code and status: RFC 6749 §5.2 defines no code for the case,
+// and a 503 is what tells clients and load balancers to retry.
 func Unavailable(format string, args ...any) *Error {
-	return newErr("temporarily_unavailable", http.StatusServiceUnavailable, format, args...)
+	return newErr("temporarily_unavailable", format, args...).
+		WithHeader("Retry-After", strconv.Itoa(RetryAfterSeconds))
 }
+
+// RetryAfterSeconds is the Retry-After of an Unavailable error.
+const RetryAfterSeconds = 3
 
 // ServerError hides cause from the client.
 func ServerError(cause error) *Error {
-	return &Error{Code: "server_error", Status: http.StatusInternalServerError,
+	return &Error{Code: "server_error", Status: StatusOf("server_error"),
 		Description: "The server encountered an internal error.", Cause: cause}
 }
 
 // From converts any error into an *Error: *Error values pass through,
-// storage sentinels become 404/409, anything else is a server_error whose
-// cause is kept for the log.
+// storage sentinels become 404/409, an unreachable database (also as the
+// cause of a server_error) becomes a 503 temporarily_unavailable, anything
+// else is a server_error whose cause is kept for the log.
 func From(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
+		if e.Code == "server_error" && errors.Is(e.Cause, storage.ErrUnavailable) {
+			return databaseUnavailable(e.Cause)
+		}
 		return e
 	}
 	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		return databaseUnavailable(err)
 	case errors.Is(err, storage.ErrNotFound):
 		return NotFound("Unable to locate the requested resource").WithCause(err)
 	case errors.Is(err, storage.ErrAlreadyExists):
@@ -178,4 +237,8 @@ func From(err error) *Error {
 		return Conflict("The resource was changed concurrently, retry the request").WithCause(err)
 	}
 	return ServerError(err)
+}
+
+func databaseUnavailable(cause error) *Error {
+	return Unavailable("The service is temporarily unavailable, retry later").WithCause(cause)
 }

@@ -101,7 +101,7 @@ type URLs struct {
 }
 
 type SelfURLs struct {
-	Issuer string `yaml:"issuer" doc:"Issuer identifier (iss claim, discovery). Required unless --dev (then http://127.0.0.1:<public port>)."`
+	Issuer string `yaml:"issuer" doc:"Issuer identifier (iss claim, discovery), used exactly as written: a trailing slash stays in every iss. Required unless --dev (then http://127.0.0.1:<public port>)."`
 	Public string `yaml:"public" doc:"Public base URL, when it differs from the issuer."`
 	Admin  string `yaml:"admin" doc:"Admin base URL (used in Link headers and redirects of admin responses)."`
 }

@@ -60,6 +60,13 @@ type Options struct {
 	IDTokenSigningAlgValuesSupported       []string `json:"id_token_signing_alg_values_supported"`
 	UserinfoSigningAlgValuesSupported      []string `json:"userinfo_signing_alg_values_supported,omitempty"`
 	RequestObjectSigningAlgValuesSupported []string `json:"request_object_signing_alg_values_supported,omitempty"`
+	// IDTokenSignedResponseAlg and UserinfoSignedResponseAlg belong to no
+	// discovery specification (they are client metadata names, OpenID
+	// Connect Dynamic Client Registration §2), but Hydra's document
+	// carries both as lists of the ID token signing algorithm and Ory's
+	// SDKs refuse a document without them, so they are always written.
+	IDTokenSignedResponseAlg  []string `json:"id_token_signed_response_alg"`
+	UserinfoSignedResponseAlg []string `json:"userinfo_signed_response_alg"`
 
 	TokenEndpointAuthMethodsSupported               []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	TokenEndpointAuthSigningAlgValuesSupported      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
@@ -150,7 +157,8 @@ func (o *Options) Validate() error {
 // Document returns the JSON document.
 func (o *Options) Document() ([]byte, error) {
 	c := *o
-	for _, p := range []*[]string{&c.ResponseTypesSupported, &c.SubjectTypesSupported, &c.IDTokenSigningAlgValuesSupported} {
+	for _, p := range []*[]string{&c.ResponseTypesSupported, &c.SubjectTypesSupported, &c.IDTokenSigningAlgValuesSupported,
+		&c.IDTokenSignedResponseAlg, &c.UserinfoSignedResponseAlg} {
 		if *p == nil {
 			*p = []string{}
 		}

@@ -87,11 +87,13 @@ func TestDocument(t *testing.T) {
 		t.Fatalf("%d %v", res.StatusCode, res.Header)
 	}
 	want := []string{
-		"claims_parameter_supported", "grant_types_supported", "id_token_signing_alg_values_supported", "issuer", "jwks_uri",
+		"claims_parameter_supported", "grant_types_supported", "id_token_signed_response_alg",
+		"id_token_signing_alg_values_supported", "issuer", "jwks_uri",
 		"request_parameter_supported", "request_uri_parameter_supported", "require_request_uri_registration",
 		"response_types_supported", "revocation_endpoint", "revocation_endpoint_auth_methods_supported",
 		"revocation_endpoint_auth_signing_alg_values_supported", "subject_types_supported", "token_endpoint",
 		"token_endpoint_auth_methods_supported", "token_endpoint_auth_signing_alg_values_supported",
+		"userinfo_signed_response_alg",
 	}
 	if got := keys(doc); !slices.Equal(got, want) {
 		t.Fatalf("members\n got %v\nwant %v", got, want)

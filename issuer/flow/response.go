@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -135,7 +136,23 @@ func (h *Handler) fallbackError(w http.ResponseWriter, r *http.Request) {
 		lines = append(lines, hint)
 	}
 	lines = append(lines, "Set URLS_ERROR to show your own error page instead of this one.")
-	writePage(w, http.StatusOK, "An error occurred", code, lines...)
+	writePage(w, pageStatus(w, code), "An error occurred", code, lines...)
+}
+
+// pageStatus is the status of the built-in error page for an error code:
+// the code's own (400 for codes it does not know), so that the browser,
+// monitoring and tests see a failure. A 401 must carry a challenge (RFC
+// 9110 §15.5.2) that a page about a client's error cannot make, so the
+// page answers 400 instead; a 503 tells when to retry.
+func pageStatus(w http.ResponseWriter, code string) int {
+	status := apierr.StatusOf(code)
+	switch status {
+	case http.StatusUnauthorized:
+		return http.StatusBadRequest
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(apierr.RetryAfterSeconds))
+	}
+	return status
 }
 
 // fallbackPage explains an unconfigured login, consent or logout app.

@@ -22,6 +22,11 @@ var (
 	ErrAlreadyExists = errors.New("storage: already exists")
 	// ErrConflict: an updater lost a race and the change was not applied.
 	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable: the database cannot be reached or refused to work
+	// for now (connection refused or broken, server shutting down or out
+	// of connections, SQLite file locked by another process beyond the
+	// busy timeout). The request itself was fine: it may succeed later.
+	ErrUnavailable = errors.New("storage: database unavailable")
 )
 
 // Storage is everything the issuer persists.

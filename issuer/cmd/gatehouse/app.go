@@ -138,8 +138,11 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// iss is the configured string exactly, trailing slash included, as in
+	// discovery (OpenID Connect Discovery §4.3, RFC 9068 §4); issuer
+	// (without the slash) is only for joining paths.
 	tokens := &oauth2.Handler{Config: cfg, Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: issuer}
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: cfg.URLs.Self.Issuer}
 	if err := tokens.Init(); err != nil {
 		return err
 	}
@@ -194,6 +197,7 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	d.ResponseModesSupported = []string{"query", "fragment", "form_post"}
 	d.IDTokenSigningAlgValuesSupported = []string{alg}
 	d.UserinfoSigningAlgValuesSupported = []string{"none", alg}
+	d.IDTokenSignedResponseAlg, d.UserinfoSignedResponseAlg = []string{alg}, []string{alg}
 	d.CodeChallengeMethodsSupported = []string{"S256"}
 	if cfg.OAuth2.PKCE.AllowPlain {
 		d.CodeChallengeMethodsSupported = append(d.CodeChallengeMethodsSupported, "plain")

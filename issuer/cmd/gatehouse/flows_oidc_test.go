@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -203,9 +204,9 @@ func TestAuthorizationErrors(t *testing.T) {
 		mustf(t, q.Get("error") == tc.code && q.Get("state") == "s1" && q.Get("error_description") != "", "%s: %v", tc.name, q)
 	}
 
-	// The fallback error page renders the error.
+	// The fallback error page renders the error with a 4xx status.
 	code, _, page := get(t, is.PublicURL+"/oauth2/fallbacks/error?error=invalid_client&error_description=nope")
-	mustf(t, code == 200 && strings.Contains(string(page), "invalid_client"), "fallback page: %d %s", code, page)
+	mustf(t, code == 400 && strings.Contains(string(page), "invalid_client"), "fallback page: %d %s", code, page)
 
 	// The login app rejects: access_denied at the client.
 	at, _, _ := auth("client_id=" + id + "&response_type=code&scope=openid&state=s2")
@@ -397,5 +398,40 @@ func TestParallelTabs(t *testing.T) {
 		at, _, body := b.visit(to)
 		q := callbackParams(t, at, body)
 		mustf(t, q.Get("code") != "" && q.Get("state") == tab, "%s: %v", tab, q)
+	}
+}
+
+// TestAuthorizationErrorPageStatus: without URLS_ERROR, a browser sent to
+// the built-in error page by bad input at /oauth2/auth ends on that page
+// with the error's 4xx status, not 200; the status follows the error code
+// (401 becomes 400: a page cannot send an authentication challenge).
+func TestAuthorizationErrorPageStatus(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(nil))
+	c := newFlowClient(t, is, nil)
+	for _, tc := range []struct {
+		name, url, code string
+		status          int
+	}{
+		{"unknown client", "/oauth2/auth?response_type=code&client_id=nope", "invalid_client", 400},
+		{"missing client", "/oauth2/auth?response_type=code", "invalid_request", 400},
+		{"unregistered redirect", "/oauth2/auth?response_type=code&client_id=" + c["client_id"].(string) +
+			"&redirect_uri=" + url.QueryEscape("https://evil.example/cb"), "invalid_request", 400},
+		{"bad logout verifier", "/oauth2/sessions/logout?logout_verifier=nope", "invalid_request", 400},
+		{"page of a server error", "/oauth2/fallbacks/error?error=server_error", "server_error", 500},
+		{"page of an unavailable server", "/oauth2/fallbacks/error?error=temporarily_unavailable", "temporarily_unavailable", 503},
+		{"page of an access denial", "/oauth2/fallbacks/error?error=access_denied", "access_denied", 403},
+		{"page of an unknown code", "/oauth2/fallbacks/error?error=made_up", "made_up", 400},
+		{"page without a code", "/oauth2/fallbacks/error", "unknown_error", 400},
+	} {
+		resp, err := http.Get(is.PublicURL + tc.url) // follows the redirect, as a browser does
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mustf(t, resp.StatusCode == tc.status && resp.Request.URL.Path == "/oauth2/fallbacks/error" &&
+			strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") && strings.Contains(string(body), "<code>"+tc.code+"</code>"),
+			"%s: %d at %s, want %d with the page of %s:\n%s", tc.name, resp.StatusCode, resp.Request.URL.Path, tc.status, tc.code, body)
+		mustf(t, (tc.status == 503) == (resp.Header.Get("Retry-After") != ""), "%s: Retry-After %q", tc.name, resp.Header.Get("Retry-After"))
 	}
 }

@@ -10,10 +10,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -460,19 +463,26 @@ func retryable(err error) bool {
 
 // mapErr turns driver codes into storage sentinels.
 func mapErr(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, storage.ErrUnavailable) {
+		return err
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.ErrNotFound
 	}
+	if unreachable(err) {
+		return unavailable(err)
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		switch pg.Code {
-		case "23505":
+		switch {
+		case pg.Code == "23505":
 			return fmt.Errorf("%w: %s", storage.ErrAlreadyExists, pg.ConstraintName)
-		case "40001", "40P01":
+		case pg.Code == "40001", pg.Code == "40P01":
 			return retryableErr{err}
+		// Class 08 connection exception; 53300 too_many_connections;
+		// 57P01-57P03 admin_shutdown, crash_shutdown, cannot_connect_now.
+		case strings.HasPrefix(pg.Code, "08"), pg.Code == "53300", pg.Code == "57P01", pg.Code == "57P02", pg.Code == "57P03":
+			return unavailable(err)
 		}
 		return err
 	}
@@ -483,20 +493,42 @@ func mapErr(err error) error {
 			return storage.ErrAlreadyExists
 		case 1213, 1205:
 			return retryableErr{err}
+		case 1040, 1053, 1927: // too many connections, server shutdown, connection killed
+			return unavailable(err)
 		}
 		return err
 	}
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {
-		switch lite.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		switch code := lite.Code(); {
+		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE, code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return storage.ErrAlreadyExists
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		case code&0xff == sqlite3.SQLITE_BUSY:
+			// Another process held the file beyond the busy timeout.
+			return retryableErr{unavailable(err)}
+		case code == sqlite3.SQLITE_LOCKED:
 			return retryableErr{err}
+		case code&0xff == sqlite3.SQLITE_IOERR, code&0xff == sqlite3.SQLITE_CANTOPEN:
+			return unavailable(err)
 		}
 	}
 	return err
 }
+
+// unreachable reports whether err says the connection to the database
+// server could not be made or broke: refused or reset connections, a
+// connection the driver already closed, a server that went away mid-answer.
+func unreachable(err error) bool {
+	var (
+		connect *pgconn.ConnectError
+		netErr  *net.OpError
+	)
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &connect) || errors.As(err, &netErr)
+}
+
+func unavailable(err error) error { return fmt.Errorf("%w: %w", storage.ErrUnavailable, err) }
 
 // --- value conversions ---
 
