@@ -22,6 +22,8 @@ var (
 	ErrAlreadyExists = errors.New("storage: already exists")
 	// ErrConflict: an updater lost a race and the change was not applied.
 	ErrConflict = errors.New("storage: conflict")
+	// ErrClosed: the store was closed; nothing was read or written.
+	ErrClosed = errors.New("storage: store is closed")
 )
 
 // Storage is everything the issuer persists.

@@ -52,17 +52,19 @@ type Options struct {
 
 // Store is a storage.Storage on one SQL database.
 type Store struct {
-	db       *sql.DB
-	dialect  Dialect
-	log      *zap.Logger
-	writeMu  *sync.Mutex // SQLite only: held by the writer and by Migrate
-	writer   *writer     // SQLite only: the single, batching writer
-	pin      *sql.Conn   // memory only: keeps the database alive
-	memory   bool
-	stmts    sync.Map      // query -> *sql.Stmt
-	async    atomic.Int32  // PostgreSQL: 0 not yet probed, 1 synchronous_commit=off is taken, 2 it is not (flows.go)
-	stopCkpt chan struct{} // SQLite file only: stops the checkpointer
-	ckptDone chan struct{}
+	db        *sql.DB
+	dialect   Dialect
+	log       *zap.Logger
+	writeMu   *sync.Mutex // SQLite only: held by the writer and by Migrate
+	writer    *writer     // SQLite only: the single, batching writer
+	pin       *sql.Conn   // memory only: keeps the database alive
+	memory    bool
+	stmts     sync.Map      // query -> *sql.Stmt
+	async     atomic.Int32  // PostgreSQL: 0 not yet probed, 1 synchronous_commit=off is taken, 2 it is not (flows.go)
+	stopCkpt  chan struct{} // SQLite file only: stops the checkpointer
+	ckptDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -188,16 +190,22 @@ func (s *Store) Stats() *storage.PoolStats {
 		WaitCount: st.WaitCount, WaitDuration: st.WaitDuration}
 }
 
-// Close closes the pool (and, for memory, drops the database).
+// Close closes the pool (and, for memory, drops the database). Writes
+// queued for the SQLite writer are answered storage.ErrClosed, as is
+// every call after Close. Close may be called more than once, also
+// concurrently with other calls.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	if s.stopCkpt != nil {
 		close(s.stopCkpt)
 		<-s.ckptDone
-		s.stopCkpt = nil
 	}
 	if s.writer != nil {
 		s.writer.close()
-		s.writer = nil
 	}
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
@@ -206,7 +214,6 @@ func (s *Store) Close() error {
 	})
 	if s.pin != nil {
 		_ = s.pin.Close()
-		s.pin = nil
 	}
 	return s.db.Close()
 }
@@ -361,7 +368,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 	if s.writer != nil {
 		var res sql.Result
 		st, perr := s.prepared(ctx, query)
-		err := s.writer.submit(ctx, true, func(tx *sql.Tx) error {
+		err := s.writer.submit(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 			var err error
 			if perr == nil {
 				res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -412,7 +419,7 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // tx runs fn in one transaction, retrying serialisation failures and
 // deadlocks a few times. fn must not call other Store methods.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	if s.writer != nil {
 		return s.writer.submit(ctx, false, fn)
 	}
@@ -431,7 +438,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
-func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) txOnce(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == DialectMySQL {
 		// Read-committed keeps short read-modify-write transactions from
@@ -442,7 +449,7 @@ func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return mapErr(err)
 	}
@@ -465,6 +472,9 @@ func mapErr(err error) error {
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.ErrNotFound
+	}
+	if isClosed(err) {
+		return fmt.Errorf("%w: %w", storage.ErrClosed, err)
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
@@ -496,6 +506,14 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// isClosed reports database/sql's errors for a call on a closed pool or
+// on one of its closed prepared statements (Close closes both). They are
+// not exported, so they are known by their text.
+func isClosed(err error) bool {
+	msg := err.Error()
+	return strings.HasSuffix(msg, "sql: database is closed") || strings.HasSuffix(msg, "sql: statement is closed")
 }
 
 // --- value conversions ---
