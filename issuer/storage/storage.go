@@ -22,6 +22,13 @@ var (
 	ErrAlreadyExists = errors.New("storage: already exists")
 	// ErrConflict: an updater lost a race and the change was not applied.
 	ErrConflict = errors.New("storage: conflict")
+	// ErrInvalid: the backend cannot store or compare a value: text with a
+	// NUL byte or invalid UTF-8 (PostgreSQL refuses both, MySQL the
+	// latter), or longer than its column. No row can hold such a key, so
+	// a lookup by it may answer ErrInvalid where another backend answers
+	// ErrNotFound. The API layers refuse such identifiers before they
+	// reach storage; this is the defence behind them.
+	ErrInvalid = errors.New("storage: invalid value")
 	// ErrClosed: the store was closed; nothing was read or written.
 	ErrClosed = errors.New("storage: store is closed")
 )

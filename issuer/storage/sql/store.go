@@ -483,6 +483,11 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %s", storage.ErrAlreadyExists, pg.ConstraintName)
 		case "40001", "40P01":
 			return retryableErr{err}
+		case "22021", "22P05", "22001", "54000":
+			// Text with a NUL byte or invalid UTF-8 (character not in
+			// repertoire, untranslatable character), too long for its
+			// column, or too large for an index entry.
+			return fmt.Errorf("%w: %w", storage.ErrInvalid, err)
 		}
 		return err
 	}
@@ -493,6 +498,10 @@ func mapErr(err error) error {
 			return storage.ErrAlreadyExists
 		case 1213, 1205:
 			return retryableErr{err}
+		case 1366, 1406, 1300:
+			// Incorrect string value (invalid UTF-8), data too long for
+			// its column, invalid character string.
+			return fmt.Errorf("%w: %w", storage.ErrInvalid, err)
 		}
 		return err
 	}
