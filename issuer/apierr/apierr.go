@@ -215,9 +215,10 @@ func ServerError(cause error) *Error {
 }
 
 // From converts any error into an *Error: *Error values pass through,
-// storage sentinels become 404/409, an unreachable database (also as the
-// cause of a server_error) becomes a 503 temporarily_unavailable, anything
-// else is a server_error whose cause is kept for the log.
+// storage sentinels become 404/409 (400 for ErrInvalid), an unreachable
+// database (also as the cause of a server_error) becomes a 503
+// temporarily_unavailable, anything else is a server_error whose cause is
+// kept for the log.
 func From(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -233,6 +234,8 @@ func From(err error) *Error {
 		return NotFound("Unable to locate the requested resource").WithCause(err)
 	case errors.Is(err, storage.ErrAlreadyExists):
 		return Conflict("The resource already exists").WithCause(err)
+	case errors.Is(err, storage.ErrInvalid):
+		return InvalidRequest("The request carries a value that cannot be stored (a NUL byte, invalid UTF-8, or too long)").WithCause(err)
 	case errors.Is(err, storage.ErrConflict):
 		return Conflict("The resource was changed concurrently, retry the request").WithCause(err)
 	}

@@ -241,6 +241,11 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 		vals[i] = v
 	}
 	formID, formSecret, assertionType, assertion := vals[0], vals[1], vals[2], vals[3]
+	for _, id := range []string{basicID, formID} {
+		if err := httpx.CheckIdentifier("client_id", id); err != nil {
+			return nil, err
+		}
+	}
 
 	// RFC 6749 §2.3: "The client MUST NOT use more than one authentication
 	// method in each request."

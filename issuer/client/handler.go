@@ -1,7 +1,6 @@
 package client
 
 import (
-	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -47,14 +46,14 @@ type RegistrationOptions struct {
 // MountAdmin mounts the admin client routes.
 func (h *Handler) MountAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/clients", h.create)
-	mux.HandleFunc("GET /admin/clients", h.list)
-	mux.HandleFunc("GET /admin/clients/{id}", h.get)
-	mux.HandleFunc("PUT /admin/clients/{id}", h.put)
-	mux.HandleFunc("PATCH /admin/clients/{id}", h.patch)
-	mux.HandleFunc("DELETE /admin/clients/{id}", h.delete)
-	mux.HandleFunc("PUT /admin/clients/{id}/lifespans", h.lifespans)
-	mux.HandleFunc("POST /admin/clients/{id}/secrets/rotate", h.rotate)
-	mux.HandleFunc("DELETE /admin/clients/{id}/secrets/rotate", h.finalizeRotation)
+	mux.HandleFunc("GET /admin/clients", httpx.Identifiers(h.list, "client_name", "owner"))
+	mux.HandleFunc("GET /admin/clients/{id}", httpx.Identifiers(h.get))
+	mux.HandleFunc("PUT /admin/clients/{id}", httpx.Identifiers(h.put))
+	mux.HandleFunc("PATCH /admin/clients/{id}", httpx.Identifiers(h.patch))
+	mux.HandleFunc("DELETE /admin/clients/{id}", httpx.Identifiers(h.delete))
+	mux.HandleFunc("PUT /admin/clients/{id}/lifespans", httpx.Identifiers(h.lifespans))
+	mux.HandleFunc("POST /admin/clients/{id}/secrets/rotate", httpx.Identifiers(h.rotate))
+	mux.HandleFunc("DELETE /admin/clients/{id}/secrets/rotate", httpx.Identifiers(h.finalizeRotation))
 }
 
 // MountPublic mounts dynamic client registration when enabled.
@@ -63,9 +62,9 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 		return
 	}
 	mux.HandleFunc("POST /oauth2/register", h.register)
-	mux.HandleFunc("GET /oauth2/register/{id}", h.registrationGet)
-	mux.HandleFunc("PUT /oauth2/register/{id}", h.registrationPut)
-	mux.HandleFunc("DELETE /oauth2/register/{id}", h.registrationDelete)
+	mux.HandleFunc("GET /oauth2/register/{id}", httpx.Identifiers(h.registrationGet))
+	mux.HandleFunc("PUT /oauth2/register/{id}", httpx.Identifiers(h.registrationPut))
+	mux.HandleFunc("DELETE /oauth2/register/{id}", httpx.Identifiers(h.registrationDelete))
 }
 
 // view is a client as the APIs render it: never a hash, and the plaintext
@@ -207,14 +206,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		size = min(n, MaxPageSize)
 	}
-	var after string
-	if t := q.Get("page_token"); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || len(b) == 0 {
-			httpx.WriteError(w, r, apierr.InvalidRequest("page_token is not valid; use the token of a Link header"))
-			return
-		}
-		after = string(b)
+	after, err := httpx.PageToken(q)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
 	}
 	clients, more, err := h.Manager.List(r.Context(), ListOptions{
 		Name: q.Get("client_name"), Owner: q.Get("owner"), After: after, Limit: size,
@@ -242,7 +237,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	links := []string{link("", "first")}
 	if more && len(clients) > 0 {
-		links = append(links, link(base64.RawURLEncoding.EncodeToString([]byte(clients[len(clients)-1].ID)), "next"))
+		links = append(links, link(httpx.NextPageToken(clients[len(clients)-1].ID), "next"))
 	}
 	w.Header().Set("Link", strings.Join(links, ","))
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -23,6 +23,9 @@ func challengeParam(r *http.Request, kind storage.FlowKind) (string, error) {
 			return "", err
 		}
 		if v != "" {
+			if err := httpx.CheckIdentifier(name+" parameter", v); err != nil {
+				return "", err
+			}
 			return v, nil
 		}
 	}

@@ -201,10 +201,11 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 			mux.HandleFunc(base+p+"/reject", methodNotAllowed(http.MethodPut))
 		}
 	}
-	mux.HandleFunc("GET /admin/oauth2/auth/sessions/consent", h.listConsentSessions)
-	mux.HandleFunc("DELETE /admin/oauth2/auth/sessions/consent", h.revokeConsentSessions)
+	sessionIDs := []string{"subject", "client", "sid", "login_session_id"}
+	mux.HandleFunc("GET /admin/oauth2/auth/sessions/consent", httpx.Identifiers(h.listConsentSessions, sessionIDs...))
+	mux.HandleFunc("DELETE /admin/oauth2/auth/sessions/consent", httpx.Identifiers(h.revokeConsentSessions, sessionIDs...))
 	mux.HandleFunc("/admin/oauth2/auth/sessions/consent", methodNotAllowed(http.MethodGet, http.MethodDelete))
-	mux.HandleFunc("DELETE /admin/oauth2/auth/sessions/login", h.revokeLoginSessions)
+	mux.HandleFunc("DELETE /admin/oauth2/auth/sessions/login", httpx.Identifiers(h.revokeLoginSessions, sessionIDs...))
 	mux.HandleFunc("/admin/oauth2/auth/sessions/login", methodNotAllowed(http.MethodDelete))
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 )
 
 // Limits on authorization request parameters.
@@ -85,6 +86,9 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	}
 	if len(r.ClientID) > maxParamLength || len(r.RedirectURI) > maxParamLength {
 		return nil, pageError{apierr.InvalidRequest("The client_id or redirect_uri parameter is too long")}
+	}
+	if err := httpx.CheckIdentifier("client_id", r.ClientID); err != nil {
+		return nil, pageError{err}
 	}
 	fail := func(e *apierr.Error) {
 		if r.err == nil {

@@ -29,13 +29,13 @@ type Handler struct {
 
 // MountAdmin mounts /admin/keys/{set} and /admin/keys/{set}/{kid}.
 func (h *Handler) MountAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("POST /admin/keys/{set}", h.create)
-	mux.HandleFunc("GET /admin/keys/{set}", h.getSet)
-	mux.HandleFunc("PUT /admin/keys/{set}", h.putSet)
-	mux.HandleFunc("DELETE /admin/keys/{set}", h.deleteSet)
-	mux.HandleFunc("GET /admin/keys/{set}/{kid}", h.getKey)
-	mux.HandleFunc("PUT /admin/keys/{set}/{kid}", h.putKey)
-	mux.HandleFunc("DELETE /admin/keys/{set}/{kid}", h.deleteKey)
+	mux.HandleFunc("POST /admin/keys/{set}", httpx.Identifiers(h.create))
+	mux.HandleFunc("GET /admin/keys/{set}", httpx.Identifiers(h.getSet))
+	mux.HandleFunc("PUT /admin/keys/{set}", httpx.Identifiers(h.putSet))
+	mux.HandleFunc("DELETE /admin/keys/{set}", httpx.Identifiers(h.deleteSet))
+	mux.HandleFunc("GET /admin/keys/{set}/{kid}", httpx.Identifiers(h.getKey))
+	mux.HandleFunc("PUT /admin/keys/{set}/{kid}", httpx.Identifiers(h.putKey))
+	mux.HandleFunc("DELETE /admin/keys/{set}/{kid}", httpx.Identifiers(h.deleteKey))
 }
 
 // MountPublic mounts /.well-known/jwks.json.

@@ -187,16 +187,16 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 	h.mustInit()
 	mux.HandleFunc("POST /admin/oauth2/introspect", h.introspect)
 	mux.HandleFunc("/admin/oauth2/introspect", methodNotAllowed(http.MethodPost))
-	mux.HandleFunc("DELETE /admin/oauth2/tokens", h.deleteClientTokens)
+	mux.HandleFunc("DELETE /admin/oauth2/tokens", httpx.Identifiers(h.deleteClientTokens, "client_id"))
 	mux.HandleFunc("/admin/oauth2/tokens", methodNotAllowed(http.MethodDelete))
 	mux.HandleFunc("POST /admin/oauth2/flush", h.flush)
 	mux.HandleFunc("/admin/oauth2/flush", methodNotAllowed(http.MethodPost))
 
 	mux.HandleFunc("POST "+trustPath, h.trustCreate)
-	mux.HandleFunc("GET "+trustPath, h.trustList)
+	mux.HandleFunc("GET "+trustPath, httpx.Identifiers(h.trustList, "issuer"))
 	mux.HandleFunc(trustPath, methodNotAllowed(http.MethodGet, http.MethodPost))
-	mux.HandleFunc("GET "+trustPath+"/{id}", h.trustGet)
-	mux.HandleFunc("DELETE "+trustPath+"/{id}", h.trustDelete)
+	mux.HandleFunc("GET "+trustPath+"/{id}", httpx.Identifiers(h.trustGet))
+	mux.HandleFunc("DELETE "+trustPath+"/{id}", httpx.Identifiers(h.trustDelete))
 	mux.HandleFunc(trustPath+"/{id}", methodNotAllowed(http.MethodGet, http.MethodDelete))
 }
 

@@ -1,7 +1,6 @@
 package oauth2
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -188,14 +187,10 @@ func (h *Handler) trustList(w http.ResponseWriter, r *http.Request) {
 		}
 		size = min(n, client.MaxPageSize)
 	}
-	var after string
-	if t := q.Get("page_token"); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || len(b) == 0 {
-			httpx.WriteError(w, r, apierr.InvalidRequest("page_token is not valid; use the token of a Link header"))
-			return
-		}
-		after = string(b)
+	after, err := httpx.PageToken(q)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
 	}
 	issuer := q.Get("issuer")
 	all, err := h.Trust.List(r.Context(), issuer)
@@ -229,7 +224,7 @@ func (h *Handler) trustList(w http.ResponseWriter, r *http.Request) {
 	}
 	links := []string{link("", "first")}
 	if more {
-		links = append(links, link(base64.RawURLEncoding.EncodeToString([]byte(out[len(out)-1].ID)), "next"))
+		links = append(links, link(httpx.NextPageToken(out[len(out)-1].ID), "next"))
 	}
 	w.Header().Set("Link", strings.Join(links, ","))
 	httpx.WriteJSON(w, http.StatusOK, out)

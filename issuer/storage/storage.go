@@ -27,6 +27,15 @@ var (
 	// of connections, SQLite file locked by another process beyond the
 	// busy timeout). The request itself was fine: it may succeed later.
 	ErrUnavailable = errors.New("storage: database unavailable")
+	// ErrInvalid: the backend cannot store or compare a value: text with a
+	// NUL byte or invalid UTF-8 (PostgreSQL refuses both, MySQL the
+	// latter), or longer than its column. No row can hold such a key, so
+	// a lookup by it may answer ErrInvalid where another backend answers
+	// ErrNotFound. The API layers refuse such identifiers before they
+	// reach storage; this is the defence behind them.
+	ErrInvalid = errors.New("storage: invalid value")
+	// ErrClosed: the store was closed; nothing was read or written.
+	ErrClosed = errors.New("storage: store is closed")
 )
 
 // Storage is everything the issuer persists.

@@ -27,14 +27,18 @@ func sqliteDSN(t *testing.T) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "gatehouse.sqlite")
 }
 
+// allBackends are the databases the binary's tests run on: each gives a
+// fresh, migrated database (PostgreSQL and MariaDB when configured).
+var allBackends = []struct {
+	name string
+	dsn  func(*testing.T) string
+}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}, {"mariadb", migratedMariaDB}}
+
 // TestAuthorizationCodeFlow: a relying party built on golang.org/x/oauth2
 // and go-oidc logs a user in through the real binary (login and consent
 // accepted through the admin API), on SQLite and PostgreSQL.
 func TestAuthorizationCodeFlow(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}, {"mariadb", migratedMariaDB}} {
+	for _, db := range allBackends {
 		t.Run(db.name, func(t *testing.T) {
 			is := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": db.dsn(t)}))
 			testCodeFlow(t, is)
@@ -259,10 +263,7 @@ func bearerGet(t testing.TB, u, token string) (int, http.Header, string) {
 // own browser, all complete with valid tokens (Hydra deadlocks here on
 // SQLite), on SQLite and PostgreSQL.
 func TestConcurrentFlows(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}, {"mariadb", migratedMariaDB}} {
+	for _, db := range allBackends {
 		t.Run(db.name, func(t *testing.T) {
 			is := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": db.dsn(t)}))
 			c := newFlowClient(t, is, nil)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"ConsentSessions", testConsentSessions},
 		{"Trust", testTrust},
 		{"Nonces", testNonces},
+		{"HostileKeys", testHostileKeys},
 		{"Ping", func(t *testing.T, s storage.Storage) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -991,5 +993,107 @@ func testNonces(t *testing.T, s storage.Storage) {
 	wg.Wait()
 	if ok != 1 {
 		t.Fatalf("%d concurrent uses of one nonce succeeded, want 1", ok)
+	}
+}
+
+// hostileKeys are keys no row can have on some backend: PostgreSQL refuses
+// a NUL byte and invalid UTF-8 in text, MySQL invalid UTF-8, and most key
+// columns are shorter than 10,000 characters.
+var hostileKeys = map[string]string{
+	"NUL":                          "client\x00id",
+	"invalid UTF-8":                "client\xff\xfeid",
+	"lone NUL":                     "\x00",
+	"10,000 bytes":                 strings.Repeat("a", 10000),
+	"10,000 bytes, NUL at the end": strings.Repeat("a", 9999) + "\x00",
+}
+
+// testHostileKeys: a lookup, delete or list by such a key answers "not
+// found" (ErrNotFound or, where the backend refuses the key itself,
+// ErrInvalid) or nothing, and a write stores it or answers ErrInvalid:
+// never a driver error.
+func testHostileKeys(t *testing.T, s storage.Storage) {
+	notFound := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("%s: got %v, want storage.ErrNotFound or storage.ErrInvalid", what, err)
+		}
+	}
+	nothing := func(t *testing.T, what string, n int, err error) {
+		t.Helper()
+		if err != nil && !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("%s: got %v, want no error or storage.ErrInvalid", what, err)
+		}
+		if n != 0 {
+			t.Errorf("%s: found %d rows, want none", what, n)
+		}
+	}
+	noop := func(*storage.Client) error { return nil }
+	for name, k := range hostileKeys {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Clients().Get(ctx(), k)
+			notFound(t, "Clients.Get", err)
+			_, err = s.Clients().Update(ctx(), k, noop)
+			notFound(t, "Clients.Update", err)
+			notFound(t, "Clients.Delete", s.Clients().Delete(ctx(), k))
+			cl, err := s.Clients().List(ctx(), storage.ClientFilter{Name: k, Owner: k, After: k})
+			nothing(t, "Clients.List", len(cl), err)
+
+			_, err = s.Keys().Get(ctx(), k, k)
+			notFound(t, "Keys.Get", err)
+			_, err = s.Keys().List(ctx(), k)
+			notFound(t, "Keys.List", err)
+			notFound(t, "Keys.Delete", s.Keys().Delete(ctx(), k, k))
+
+			_, err = s.Tokens().Get(ctx(), storage.KindAccessToken, k)
+			notFound(t, "Tokens.Get", err)
+			_, err = s.Tokens().Update(ctx(), storage.KindRefreshToken, k, func(*storage.Token) error { return nil })
+			notFound(t, "Tokens.Update", err)
+			notFound(t, "Tokens.Delete", s.Tokens().Delete(ctx(), storage.KindAccessToken, k))
+			if err := s.Tokens().RevokeRequest(ctx(), k, k); err != nil && !errors.Is(err, storage.ErrInvalid) {
+				t.Errorf("Tokens.RevokeRequest: %v", err)
+			}
+			n, err := s.Tokens().RevokeClient(ctx(), k)
+			nothing(t, "Tokens.RevokeClient", int(n), err)
+
+			_, err = s.Flows().Get(ctx(), storage.FlowLogin, k)
+			notFound(t, "Flows.Get", err)
+			_, err = s.Flows().Update(ctx(), storage.FlowConsent, k, func(*storage.Flow) error { return nil })
+			notFound(t, "Flows.Update", err)
+			notFound(t, "Flows.Delete", s.Flows().Delete(ctx(), storage.FlowLogout, k))
+
+			_, err = s.LoginSessions().Get(ctx(), k)
+			notFound(t, "LoginSessions.Get", err)
+			notFound(t, "LoginSessions.Delete", s.LoginSessions().Delete(ctx(), k))
+			ls, err := s.LoginSessions().ListBySubject(ctx(), k)
+			nothing(t, "LoginSessions.ListBySubject", len(ls), err)
+			n, err = s.LoginSessions().DeleteBySubject(ctx(), k)
+			nothing(t, "LoginSessions.DeleteBySubject", int(n), err)
+
+			_, err = s.ConsentSessions().Get(ctx(), k)
+			notFound(t, "ConsentSessions.Get", err)
+			f := storage.ConsentFilter{Subject: k, ClientID: k, LoginSessionID: k}
+			cs, err := s.ConsentSessions().List(ctx(), f)
+			nothing(t, "ConsentSessions.List", len(cs), err)
+			n, err = s.ConsentSessions().Delete(ctx(), f)
+			nothing(t, "ConsentSessions.Delete", int(n), err)
+
+			_, err = s.Trust().Get(ctx(), k)
+			notFound(t, "Trust.Get", err)
+			notFound(t, "Trust.Delete", s.Trust().Delete(ctx(), k))
+			tl, err := s.Trust().List(ctx(), k)
+			nothing(t, "Trust.List", len(tl), err)
+			tl, err = s.Trust().Find(ctx(), k, k, base)
+			nothing(t, "Trust.Find", len(tl), err)
+
+			// Writes: stored (SQLite keeps any text) or ErrInvalid.
+			stored := func(what string, err error) {
+				t.Helper()
+				if err != nil && !errors.Is(err, storage.ErrInvalid) {
+					t.Errorf("%s: got %v, want no error or storage.ErrInvalid", what, err)
+				}
+			}
+			stored("Clients.Create", s.Clients().Create(ctx(), storage.Client{ID: k, Name: k, CreatedAt: base, UpdatedAt: base}))
+			stored("Nonces.Use", s.Nonces().Use(ctx(), k, base.Add(time.Hour)))
+		})
 	}
 }

@@ -47,7 +47,7 @@ func (cs clientStore) Get(ctx context.Context, id string) (storage.Client, error
 
 func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
 	var out storage.Client
-	err := cs.s.tx(ctx, func(tx *sql.Tx) error {
+	err := cs.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c, err := scanClient(tx.QueryRowContext(ctx, cs.s.q("SELECT "+clientCols+" FROM clients WHERE id = ?"+cs.s.forUpdate()), id))
 		if err != nil {
 			return err

@@ -106,7 +106,7 @@ const (
 func (fs flowStore) Update(ctx context.Context, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
 	var out storage.Flow
 	fs.s.prepare(ctx, selectFlowForUpdate+fs.s.forUpdate(), updateFlow)
-	err := fs.s.tx(ctx, func(tx *sql.Tx) error {
+	err := fs.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		out, err = fs.update(ctx, tx, kind, id, fn)
 		return err
@@ -232,7 +232,7 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 	if fs.s.dialect == DialectSQLite {
 		fs.s.prepare(ctx, useFlow)
 	}
-	return fs.s.tx(ctx, func(tx *sql.Tx) error {
+	return fs.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if fs.s.dialect == DialectSQLite {
 			err = conflictIfNone(fs.s.txStmt(ctx, tx, useFlow).ExecContext(ctx, st.Status, string(old.Kind), old.ID, old.Status, doc(old.Data)))

@@ -61,7 +61,7 @@ func (ks keyStore) ensureSet(ctx context.Context, tx *sql.Tx, set string) error 
 }
 
 func (ks keyStore) Add(ctx context.Context, keys ...storage.Key) error {
-	return ks.s.tx(ctx, func(tx *sql.Tx) error {
+	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, k := range keys {
 			if err := ks.ensureSet(ctx, tx, k.Set); err != nil {
 				return err
@@ -72,7 +72,7 @@ func (ks keyStore) Add(ctx context.Context, keys ...storage.Key) error {
 }
 
 func (ks keyStore) Init(ctx context.Context, set string, keys []storage.Key) (bool, error) {
-	err := ks.s.tx(ctx, func(tx *sql.Tx) error {
+	err := ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwk_sets (set_id, created_at) VALUES (?, ?)"), set, ts(time.Now())); err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (ks keyStore) Get(ctx context.Context, set, kid string) (storage.Key, error
 }
 
 func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) error {
-	return ks.s.tx(ctx, func(tx *sql.Tx) error {
+	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ?"), set); err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) 
 }
 
 func (ks keyStore) Delete(ctx context.Context, set, kid string) error {
-	return ks.s.tx(ctx, func(tx *sql.Tx) error {
+	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := affectedOne(tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ? AND kid = ?"), set, kid)); err != nil {
 			return err
 		}
@@ -144,7 +144,7 @@ func (ks keyStore) Delete(ctx context.Context, set, kid string) error {
 }
 
 func (ks keyStore) DeleteSet(ctx context.Context, set string) error {
-	return ks.s.tx(ctx, func(tx *sql.Tx) error {
+	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ?"), set); err != nil {
 			return err
 		}

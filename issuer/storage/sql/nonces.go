@@ -16,7 +16,7 @@ type nonceStore struct{ s *Store }
 var _ storage.NonceStore = nonceStore{}
 
 func (ns nonceStore) Use(ctx context.Context, key string, expiresAt time.Time) error {
-	err := ns.s.tx(ctx, func(tx *sql.Tx) error {
+	err := ns.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// An expired entry may be reused: drop it first.
 		if _, err := tx.ExecContext(ctx, ns.s.q("DELETE FROM nonces WHERE nonce_key = ? AND expires_at > 0 AND expires_at <= ?"), key, ts(time.Now())); err != nil {
 			return err

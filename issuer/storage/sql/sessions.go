@@ -67,7 +67,7 @@ func (ls loginStore) Get(ctx context.Context, id string) (storage.LoginSession, 
 
 func (ls loginStore) Update(ctx context.Context, id string, fn func(*storage.LoginSession) error) (storage.LoginSession, error) {
 	var out storage.LoginSession
-	err := ls.s.tx(ctx, func(tx *sql.Tx) error {
+	err := ls.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		l, err := scanLogin(tx.QueryRowContext(ctx, ls.s.q("SELECT "+loginCols+" FROM login_sessions WHERE id = ?"+ls.s.forUpdate()), id))
 		if err != nil {
 			return err

@@ -55,17 +55,19 @@ type Options struct {
 
 // Store is a storage.Storage on one SQL database.
 type Store struct {
-	db       *sql.DB
-	dialect  Dialect
-	log      *zap.Logger
-	writeMu  *sync.Mutex // SQLite only: held by the writer and by Migrate
-	writer   *writer     // SQLite only: the single, batching writer
-	pin      *sql.Conn   // memory only: keeps the database alive
-	memory   bool
-	stmts    sync.Map      // query -> *sql.Stmt
-	async    atomic.Int32  // PostgreSQL: 0 not yet probed, 1 synchronous_commit=off is taken, 2 it is not (flows.go)
-	stopCkpt chan struct{} // SQLite file only: stops the checkpointer
-	ckptDone chan struct{}
+	db        *sql.DB
+	dialect   Dialect
+	log       *zap.Logger
+	writeMu   *sync.Mutex // SQLite only: held by the writer and by Migrate
+	writer    *writer     // SQLite only: the single, batching writer
+	pin       *sql.Conn   // memory only: keeps the database alive
+	memory    bool
+	stmts     sync.Map      // query -> *sql.Stmt
+	async     atomic.Int32  // PostgreSQL: 0 not yet probed, 1 synchronous_commit=off is taken, 2 it is not (flows.go)
+	stopCkpt  chan struct{} // SQLite file only: stops the checkpointer
+	ckptDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -191,16 +193,22 @@ func (s *Store) Stats() *storage.PoolStats {
 		WaitCount: st.WaitCount, WaitDuration: st.WaitDuration}
 }
 
-// Close closes the pool (and, for memory, drops the database).
+// Close closes the pool (and, for memory, drops the database). Writes
+// queued for the SQLite writer are answered storage.ErrClosed, as is
+// every call after Close. Close may be called more than once, also
+// concurrently with other calls.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	if s.stopCkpt != nil {
 		close(s.stopCkpt)
 		<-s.ckptDone
-		s.stopCkpt = nil
 	}
 	if s.writer != nil {
 		s.writer.close()
-		s.writer = nil
 	}
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
@@ -209,7 +217,6 @@ func (s *Store) Close() error {
 	})
 	if s.pin != nil {
 		_ = s.pin.Close()
-		s.pin = nil
 	}
 	return s.db.Close()
 }
@@ -364,7 +371,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 	if s.writer != nil {
 		var res sql.Result
 		st, perr := s.prepared(ctx, query)
-		err := s.writer.submit(ctx, true, func(tx *sql.Tx) error {
+		err := s.writer.submit(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 			var err error
 			if perr == nil {
 				res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -415,7 +422,7 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // tx runs fn in one transaction, retrying serialisation failures and
 // deadlocks a few times. fn must not call other Store methods.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	if s.writer != nil {
 		return s.writer.submit(ctx, false, fn)
 	}
@@ -434,7 +441,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
-func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) txOnce(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == DialectMySQL {
 		// Read-committed keeps short read-modify-write transactions from
@@ -445,7 +452,7 @@ func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return mapErr(err)
 	}
@@ -472,6 +479,9 @@ func mapErr(err error) error {
 	if unreachable(err) {
 		return unavailable(err)
 	}
+	if isClosed(err) {
+		return fmt.Errorf("%w: %w", storage.ErrClosed, err)
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
@@ -483,6 +493,11 @@ func mapErr(err error) error {
 		// 57P01-57P03 admin_shutdown, crash_shutdown, cannot_connect_now.
 		case strings.HasPrefix(pg.Code, "08"), pg.Code == "53300", pg.Code == "57P01", pg.Code == "57P02", pg.Code == "57P03":
 			return unavailable(err)
+		case pg.Code == "22021", pg.Code == "22P05", pg.Code == "22001", pg.Code == "54000":
+			// Text with a NUL byte or invalid UTF-8 (character not in
+			// repertoire, untranslatable character), too long for its
+			// column, or too large for an index entry.
+			return fmt.Errorf("%w: %w", storage.ErrInvalid, err)
 		}
 		return err
 	}
@@ -495,6 +510,10 @@ func mapErr(err error) error {
 			return retryableErr{err}
 		case 1040, 1053, 1927: // too many connections, server shutdown, connection killed
 			return unavailable(err)
+		case 1366, 1406, 1300:
+			// Incorrect string value (invalid UTF-8), data too long for
+			// its column, invalid character string.
+			return fmt.Errorf("%w: %w", storage.ErrInvalid, err)
 		}
 		return err
 	}
@@ -529,6 +548,14 @@ func unreachable(err error) bool {
 }
 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", storage.ErrUnavailable, err) }
+
+// isClosed reports database/sql's errors for a call on a closed pool or
+// on one of its closed prepared statements (Close closes both). They are
+// not exported, so they are known by their text.
+func isClosed(err error) bool {
+	msg := err.Error()
+	return strings.HasSuffix(msg, "sql: database is closed") || strings.HasSuffix(msg, "sql: statement is closed")
+}
 
 // --- value conversions ---
 

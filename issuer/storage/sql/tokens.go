@@ -73,7 +73,7 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 	sel := selectTokenForUpdate + s.forUpdate()
 	s.prepare(ctx, sel, updateToken, updateTokenState, revokeRequestOthers, insertToken)
 	var out storage.Token
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		t, err := scanToken(s.txStmt(ctx, tx, sel).QueryRowContext(ctx, string(kind), sig))
 		if err != nil {
 			return err

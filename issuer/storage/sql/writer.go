@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"runtime"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
 // SQLite allows one writer at a time. Rather than let connections fight
@@ -19,11 +21,21 @@ import (
 // maxBatch bounds the writes committed together.
 const maxBatch = 128
 
-var errClosed = errors.New("storage: store is closed")
+// A write's fate is decided when the writer takes it into a batch. A write
+// whose caller gave up (its context ended) before then is not run and is
+// answered with the context's error. Once in a batch, a write runs to its
+// end under a context detached from its caller's cancellation
+// (context.WithoutCancel): SQLite rolls back the whole explicit
+// transaction when a statement in it is interrupted, and the driver
+// interrupts a statement whose context ends, so one caller giving up
+// would undo the other writes of its batch. submit waits for that answer
+// even if its caller gave up meanwhile (a batch takes milliseconds), so
+// every caller is told exactly what happened to its write: nil means it
+// committed, an error means it did not.
 
 type writeJob struct {
 	ctx  context.Context
-	fn   func(*sql.Tx) error
+	fn   func(context.Context, *sql.Tx) error
 	done chan error
 	// stmt: fn runs exactly one statement. SQLite undoes a failing
 	// statement by itself (statement journal), so it needs no savepoint.
@@ -31,11 +43,12 @@ type writeJob struct {
 }
 
 type writer struct {
-	s    *Store
-	conn *sql.Conn // the writer's own connection (nil until first use or after an error)
-	jobs chan *writeJob
-	quit chan struct{}
-	done chan struct{}
+	s         *Store
+	conn      *sql.Conn // the writer's own connection (nil until first use or after an error)
+	jobs      chan *writeJob
+	quit      chan struct{} // closed by close: stop taking writes
+	closeOnce sync.Once
+	done      chan struct{} // closed when loop has returned
 }
 
 func newWriter(s *Store) *writer {
@@ -45,27 +58,43 @@ func newWriter(s *Store) *writer {
 }
 
 // submit queues fn and waits for its batch to commit. oneStatement says
-// that fn runs a single statement.
-func (w *writer) submit(ctx context.Context, oneStatement bool, fn func(*sql.Tx) error) error {
+// that fn runs a single statement. After close it returns
+// storage.ErrClosed.
+func (w *writer) submit(ctx context.Context, oneStatement bool, fn func(context.Context, *sql.Tx) error) error {
+	select {
+	case <-w.quit:
+		return storage.ErrClosed
+	default:
+	}
 	j := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1), stmt: oneStatement}
 	select {
 	case w.jobs <- j:
 	case <-w.quit:
-		return errClosed
+		return storage.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-j.done:
 		return err
-	case <-w.quit:
-		// The writer finishes the batch in hand before it stops.
-		return <-j.done
+	case <-w.done:
+		// The loop answers every write it takes before it returns: a
+		// write still unanswered was queued after its last look at the
+		// queue, and never ran.
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return storage.ErrClosed
+		}
 	}
 }
 
+// close stops the writer once the batch in hand is committed; writes
+// still queued are answered storage.ErrClosed. It may be called more than
+// once, and concurrently with submit.
 func (w *writer) close() {
-	close(w.quit)
+	w.closeOnce.Do(func() { close(w.quit) })
 	<-w.done
 }
 
@@ -85,7 +114,7 @@ func (w *writer) loop() {
 			for {
 				select {
 				case j := <-w.jobs:
-					j.done <- errClosed
+					j.done <- storage.ErrClosed
 				default:
 					return
 				}
@@ -177,11 +206,11 @@ func (w *writer) run(batch []*writeJob) {
 			continue
 		}
 		if j.stmt && !single {
-			results[i] = mapErr(j.fn(tx))
+			results[i] = mapErr(j.fn(context.WithoutCancel(j.ctx), tx))
 			continue
 		}
 		if single {
-			results[i] = mapErr(j.fn(tx))
+			results[i] = mapErr(j.fn(context.WithoutCancel(j.ctx), tx))
 			if results[i] != nil {
 				_ = tx.Rollback()
 				w.answer(batch, results)
@@ -194,7 +223,7 @@ func (w *writer) run(batch []*writeJob) {
 			results[i] = mapErr(err)
 			continue
 		}
-		if err := j.fn(tx); err != nil {
+		if err := j.fn(context.WithoutCancel(j.ctx), tx); err != nil {
 			results[i] = mapErr(err)
 			_, _ = tx.Exec("ROLLBACK TO " + sp)
 		}
