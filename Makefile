@@ -17,7 +17,8 @@ build:
 # 127.0.0.1:4444 and admin API on 127.0.0.1:4445, in dev mode, with the
 # example login and consent app on 127.0.0.1:3000 and a demo client (see
 # scripts/run.sh). A system secret is generated once into ./data/dev-secret
-# so keys survive restarts.
+# so keys survive restarts. SERVE_PUBLIC_PORT, SERVE_ADMIN_PORT and
+# LOGIN_APP_PORT move the ports; a busy one stops it before anything starts.
 run: build
 	BIN=$(BIN) DATA=$(DATA) ./scripts/run.sh
 

@@ -10,5 +10,8 @@
 //     public listener;
 //   - quotes_test.go: every configuration excerpt that docs/gateways/*.md
 //     marks as a quote of a tested file is still a verbatim excerpt of it,
-//     and every relative link of those pages and docs/api.md resolves.
+//     and every relative link of those pages, docs/api.md,
+//     docs/architecture.md, README.md and CONTRIBUTING.md resolves;
+//   - contributing_test.go: every `path: Symbol` example of CONTRIBUTING.md
+//     names a file or package that declares the symbol.
 package apitest

@@ -137,11 +137,13 @@ func TestGatewayDocsQuoteTestedConfigs(t *testing.T) {
 
 var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
-// TestDocLinksResolve: every relative link of docs/gateways/*.md and
-// docs/api.md points at a file or directory of the repository.
+// TestDocLinksResolve: every relative link of docs/gateways/*.md,
+// docs/api.md, docs/architecture.md, README.md and CONTRIBUTING.md points at
+// a file or directory of the repository.
 func TestDocLinksResolve(t *testing.T) {
 	root := testbin.RepoRoot()
-	pages := append(gatewayPages(t, root), filepath.Join("docs", "api.md"))
+	pages := append(gatewayPages(t, root), filepath.Join("docs", "api.md"), filepath.Join("docs", "architecture.md"),
+		"README.md", "CONTRIBUTING.md")
 	for _, page := range pages {
 		b, err := os.ReadFile(filepath.Join(root, page))
 		if err != nil {

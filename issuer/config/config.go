@@ -43,7 +43,7 @@ type Serve struct {
 }
 
 type Listener struct {
-	Host    string         `yaml:"host" doc:"Interface to listen on, or unix:/path/to/socket for a UNIX socket."`
+	Host    string         `yaml:"host" doc:"Interface to listen on (empty: every interface, 127.0.0.1 with --dev), or unix:/path/to/socket for a UNIX socket."`
 	Port    int            `yaml:"port" doc:"TCP port."`
 	Socket  Socket         `yaml:"socket"`
 	CORS    CORS           `yaml:"cors"`
@@ -307,6 +307,17 @@ func (c *Config) Validate() error {
 	for i, s := range c.Secrets.Cookie {
 		if len(s) < 16 {
 			add(keyErr("secrets.cookie", "secret #%d is %d bytes long, at least 16 are required", i+1, len(s)))
+		}
+	}
+	if c.Dev {
+		// A dev issuer has an http issuer, perhaps an ephemeral secret and an
+		// admin API without authentication: unless a host is set, it listens
+		// on loopback only (production keeps Hydra's every interface, which
+		// containers need; see docs/security.md).
+		for _, l := range []*Listener{&c.Serve.Public, &c.Serve.Admin} {
+			if l.Host == "" {
+				l.Host = "127.0.0.1"
+			}
 		}
 	}
 	if c.URLs.Self.Issuer == "" {

@@ -102,6 +102,39 @@ func TestDevDefaults(t *testing.T) {
 	}
 }
 
+// TestListenHostDefaults: an unset host is every interface in production
+// (Hydra's default) and loopback with --dev; a host that is set is kept.
+func TestListenHostDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		dev              bool
+		env              map[string]string
+		wantPub, wantAdm string
+	}{
+		{false, nil, "", ""},
+		{true, nil, "127.0.0.1", "127.0.0.1"},
+		{true, map[string]string{"SERVE_PUBLIC_HOST": "0.0.0.0"}, "0.0.0.0", "127.0.0.1"},
+		{true, map[string]string{"SERVE_ADMIN_HOST": "unix:/run/gatehouse/admin.sock"}, "127.0.0.1", "unix:/run/gatehouse/admin.sock"},
+		{false, map[string]string{"SERVE_ADMIN_HOST": "10.0.0.5"}, "", "10.0.0.5"},
+	} {
+		vars := map[string]string{"DSN": "memory", "SECRETS_SYSTEM": goodSecret, "URLS_SELF_ISSUER": "https://auth.example.com"}
+		for k, v := range tc.env {
+			vars[k] = v
+		}
+		c, _, err := Load(nil, env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Dev = tc.dev
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Serve.Public.Host != tc.wantPub || c.Serve.Admin.Host != tc.wantAdm {
+			t.Errorf("dev=%v %v: public host %q admin host %q, want %q %q", tc.dev, tc.env,
+				c.Serve.Public.Host, c.Serve.Admin.Host, tc.wantPub, tc.wantAdm)
+		}
+	}
+}
+
 func TestHTTPIssuerAllowedOnLoopbackOrForced(t *testing.T) {
 	for _, iss := range []string{"http://127.0.0.1:4444", "http://localhost:4444/", "http://[::1]:4444"} {
 		c := Default()

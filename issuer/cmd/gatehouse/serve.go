@@ -47,7 +47,7 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	addConfigFlag(cmd, &f.configFile)
-	cmd.Flags().BoolVar(&f.dev, "dev", false, "development mode: allow http issuers, ephemeral system secret, text logs")
+	cmd.Flags().BoolVar(&f.dev, "dev", false, "development mode: allow http issuers, ephemeral system secret, text logs, listen on 127.0.0.1 unless SERVE_*_HOST is set")
 	cmd.Flags().BoolVar(&f.dangerousForceHTTP, "dangerous-force-http", false, "allow an http:// issuer on a non-loopback host (behind a TLS-terminating proxy only)")
 	cmd.Flags().Bool("sqa-opt-out", false, "accepted for Hydra compatibility; Gatehouse sends no telemetry")
 	_ = cmd.Flags().MarkHidden("sqa-opt-out")
