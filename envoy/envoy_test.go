@@ -30,27 +30,29 @@ import (
 	"github.com/gatehouse-dev/gatehouse/sidecar"
 )
 
-// yamlToJSON converts a YAML file to JSON for protojson.
-func yamlToJSON(t *testing.T, file string) []byte {
+func readFile(t *testing.T, file string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := bootstrap.YAMLToJSON(b)
+	return b
+}
+
+// yamlToJSON converts a YAML file to JSON for protojson.
+func yamlToJSON(t *testing.T, file string) []byte {
+	t.Helper()
+	j, err := bootstrap.YAMLToJSON(readFile(t, file))
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
 	return j
 }
 
+// loadBootstrap fails the test unless Envoy would accept file.
 func loadBootstrap(t *testing.T, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bootstrap.Validate(b)
+	bs, err := bootstrap.Validate(readFile(t, file))
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
