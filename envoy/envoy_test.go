@@ -1,8 +1,6 @@
 // Package envoy_test validates every Envoy bootstrap in envoy/ the way
-// Envoy would: decoded into go-control-plane's Bootstrap with every
-// typed_config resolved to its registered extension type, then the
-// protoc-gen-validate rules of the whole tree (including the messages
-// inside each Any) checked. It also checks the wiring a config can get
+// Envoy would (envoy/bootstrap.Validate, which gatehouse-sidecar
+// envoy-config's tests use too), and checks the wiring a config can get
 // wrong while still being valid protobuf.
 package envoy_test
 
@@ -19,104 +17,46 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	oauth2v3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/oauth2/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
-	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse-dev/gatehouse/envoy/bootstrap"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 	"github.com/gatehouse-dev/gatehouse/sidecar"
 )
 
-// The extension types the configs use, registered by these imports.
-var (
-	_ = &streamv3.StdoutAccessLog{}
-	_ = &routerv3.Router{}
-	_ = &tlsv3.Secret{}
-	_ = &upstreamhttpv3.HttpProtocolOptions{}
-)
-
-// yamlToJSON converts a YAML document to JSON for protojson.
-func yamlToJSON(t *testing.T, file string) []byte {
+func readFile(t *testing.T, file string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v any
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	j, err := json.Marshal(v)
+	return b
+}
+
+// yamlToJSON converts a YAML file to JSON for protojson.
+func yamlToJSON(t *testing.T, file string) []byte {
+	t.Helper()
+	j, err := bootstrap.YAMLToJSON(readFile(t, file))
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
 	return j
 }
 
-type allValidator interface{ ValidateAll() error }
-
-// validateTree runs ValidateAll on m and on every message packed in an
-// Any below it (PGV does not look inside Any), naming the path.
-func validateTree(m proto.Message, path string) error {
-	if v, ok := m.(allValidator); ok {
-		if err := v.ValidateAll(); err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-	}
-	if a, ok := m.(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-		return validateTree(inner, path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">")
-	}
-	var err error
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil {
-			return true
-		}
-		p := path + "." + string(fd.Name())
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len() && err == nil; i++ {
-				err = validateTree(l.Get(i).Message().Interface(), fmt.Sprintf("%s[%d]", p, i))
-			}
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-					err = validateTree(mv.Message().Interface(), fmt.Sprintf("%s[%s]", p, k))
-					return err == nil
-				})
-			}
-		default:
-			err = validateTree(v.Message().Interface(), p)
-		}
-		return err == nil
-	})
-	return err
-}
-
+// loadBootstrap fails the test unless Envoy would accept file.
 func loadBootstrap(t *testing.T, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
-	var bs bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(yamlToJSON(t, file), &bs); err != nil {
-		t.Fatalf("%s does not decode as an Envoy v3 Bootstrap: %v", file, err)
+	bs, err := bootstrap.Validate(readFile(t, file))
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
 	}
-	if err := validateTree(&bs, "bootstrap"); err != nil {
-		t.Fatalf("%s: Envoy would reject it: %v", file, err)
-	}
-	return &bs
+	return bs
 }
 
 func bootstraps(t *testing.T) []string {
@@ -152,12 +92,7 @@ func TestValidatorCatchesMistakes(t *testing.T) {
 			if !strings.Contains(good, tt.from) {
 				t.Fatalf("fixture lacks %s", tt.from)
 			}
-			var bs bootstrapv3.Bootstrap
-			err := protojson.Unmarshal([]byte(strings.Replace(good, tt.from, tt.to, 1)), &bs)
-			if err == nil {
-				err = validateTree(&bs, "bootstrap")
-			}
-			if err == nil {
+			if _, err := bootstrap.Validate([]byte(strings.Replace(good, tt.from, tt.to, 1))); err == nil {
 				t.Fatal("accepted")
 			}
 		})

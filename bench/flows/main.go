@@ -875,11 +875,11 @@ func (b *bench) level(o options, c int, backend string) *level {
 	if lv.Flows > 0 {
 		d := cpu1.sub(cpu0)
 		n := float64(lv.Flows)
-		lv.IssuerCPUms = d.server.Seconds() * 1e3 / n
-		lv.BenchCPUms = d.self.Seconds() * 1e3 / n
+		lv.IssuerCPUms = d.Server.Seconds() * 1e3 / n
+		lv.BenchCPUms = d.Self.Seconds() * 1e3 / n
 		lv.DBCPUms = d.db.Seconds() * 1e3 / n
-		lv.OtherCores = max(0, (d.machine-d.irq-d.server-d.self-d.db).Seconds()/elapsed.Seconds())
-		lv.IRQCores = d.irq.Seconds() / elapsed.Seconds()
+		lv.OtherCores = max(0, (d.Machine-d.IRQ-d.Server-d.Self-d.db).Seconds()/elapsed.Seconds())
+		lv.IRQCores = d.IRQ.Seconds() / elapsed.Seconds()
 	}
 	lv.RSSAfterKiB = benchproc.RSSKiB(b.is.PID, "VmRSS")
 	if profFile != "" {
@@ -1046,19 +1046,21 @@ func redactDSN(dsn string) string {
 
 // ---- the issuer process ----
 
-// cpuSample is CPU time used so far by the issuer, this process and the
-// whole machine (all non-idle time in /proc/stat, of which irq is irq and
-// softirq time), and per process of the database server (db).
+// cpuSample is the CPU time used so far by the issuer, this process and
+// the machine, and per process of the database server (db).
 type cpuSample struct {
-	server, self, machine, irq time.Duration
-	db                         map[int]time.Duration
+	benchproc.CPUSample
+	db map[int]time.Duration
 }
 
 // cpuDelta is what was used between two samples.
-type cpuDelta struct{ server, self, machine, irq, db time.Duration }
+type cpuDelta struct {
+	benchproc.CPUSample
+	db time.Duration
+}
 
 func (a cpuSample) sub(b cpuSample) cpuDelta {
-	d := cpuDelta{server: a.server - b.server, self: a.self - b.self, machine: a.machine - b.machine, irq: a.irq - b.irq}
+	d := cpuDelta{CPUSample: a.CPUSample.Sub(b.CPUSample)}
 	// A database process that appeared in between counts whole; one that
 	// ended in between is missed.
 	for pid, t := range a.db {
@@ -1069,37 +1071,13 @@ func (a cpuSample) sub(b cpuSample) cpuDelta {
 
 // sampleCPU reads the CPU times of the issuer (pid), this process, the
 // machine, and the database server processes working for the issuer (see
-// dbProcesses).
+// benchproc.DBProcesses).
 func sampleCPU(pid int, backend string) cpuSample {
 	s := cpuSample{db: map[int]time.Duration{}}
-	s.server, _ = benchproc.ProcCPU(strconv.Itoa(pid))
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	for _, p := range dbProcesses(pid, backend) {
+	for _, p := range benchproc.DBProcesses(pid, backend) {
 		s.db[p], _ = benchproc.ProcCPU(strconv.Itoa(p))
 	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal guest ...
-		var busy, irq int64
-		for i, v := range f[1:] {
-			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
-				continue
-			}
-			if i >= 8 { // guest time is already in user
-				break
-			}
-			n, _ := strconv.ParseInt(v, 10, 64)
-			busy += n
-			if i == 5 || i == 6 {
-				irq += n
-			}
-		}
-		s.machine = time.Duration(busy) * time.Second / benchproc.ClkTck
-		s.irq = time.Duration(irq) * time.Second / benchproc.ClkTck
-	}
+	s.CPUSample = benchproc.SampleCPU(pid)
 	return s
 }
 
@@ -1107,9 +1085,9 @@ func sampleCPU(pid int, backend string) cpuSample {
 // irq included) over d: the load other users put on a shared machine
 // before the run starts.
 func machineBusy(d time.Duration) float64 {
-	a := sampleCPU(0, "")
+	a := benchproc.SampleCPU(0)
 	time.Sleep(d)
-	return sampleCPU(0, "").sub(a).machine.Seconds() / d.Seconds()
+	return benchproc.SampleCPU(0).Sub(a).Machine.Seconds() / d.Seconds()
 }
 
 // calibrate returns the microseconds one RSA-2048 PKCS#1 v1.5 SHA-256
@@ -1129,88 +1107,4 @@ func calibrate(d time.Duration) float64 {
 		n++
 	}
 	return float64(time.Since(start).Microseconds()) / float64(n)
-}
-
-// dbProcesses lists the database server processes that work for the
-// issuer. PostgreSQL: the backends of the issuer's own connections
-// (matched by the client port in the backend's process title, e.g.
-// "postgres: 15/main: postgres test 127.0.0.1(51234) idle") and the
-// server's background processes (WAL writer, checkpointer, background
-// writer, autovacuum), so other clients of a shared server are left out.
-// MariaDB/MySQL has one process for every client: all of it counts.
-func dbProcesses(issuerPID int, backend string) []int {
-	if backend != "postgres" && backend != "mysql" {
-		return nil
-	}
-	ports := map[string]bool{}
-	if backend == "postgres" {
-		ports = localPorts(issuerPID)
-	}
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		_, comm := benchproc.ProcCPU(e.Name())
-		switch backend {
-		case "mysql":
-			if comm == "mariadbd" || comm == "mysqld" {
-				out = append(out, pid)
-			}
-		case "postgres":
-			if comm != "postgres" {
-				continue
-			}
-			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			title := string(bytes.TrimRight(b, "\x00"))
-			if i := strings.LastIndex(title, "("); i >= 0 {
-				if j := strings.Index(title[i:], ")"); j > 0 && ports[title[i+1:i+j]] {
-					out = append(out, pid)
-					continue
-				}
-			}
-			for _, bg := range []string{"walwriter", "checkpointer", "background writer", "autovacuum"} {
-				if strings.Contains(title, bg) {
-					out = append(out, pid)
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// localPorts are the local TCP ports of pid's sockets.
-func localPorts(pid int) map[string]bool {
-	inodes := map[string]bool{}
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil {
-			if in, ok := strings.CutPrefix(l, "socket:["); ok {
-				inodes[strings.TrimSuffix(in, "]")] = true
-			}
-		}
-	}
-	ports := map[string]bool{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fl := strings.Fields(line) // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-			if len(fl) < 10 || !inodes[fl[9]] {
-				continue
-			}
-			if _, hexPort, ok := strings.Cut(fl[1], ":"); ok {
-				if n, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
-					ports[strconv.FormatUint(n, 10)] = true
-				}
-			}
-		}
-	}
-	return ports
 }

@@ -164,8 +164,8 @@ type signRate struct {
 	JWXWallSec float64 `json:"jwx_per_wall_sec"`
 	RawPerSec  float64 `json:"raw_per_cpu_sec"` // crypto/rsa or crypto/ecdsa over a SHA-256 digest
 	// ExportedPerSec is JWXPerSec with a private JWK read back with
-	// jwk.ParseKey and jwk.Export and not precomputed: what every RS256
-	// signature cost keys.Manager before it called Precompute (95b91a6).
+	// jwk.ParseKey and jwk.Export and not precomputed: what an RS256
+	// signature costs without the Precompute keys.Manager does on opening.
 	ExportedPerSec float64 `json:"jwx_exported_key_per_cpu_sec"`
 	// ParallelPerSec is keys.SignCompact on GOMAXPROCS goroutines at once, per
 	// wall-second: what the cores really give together (on a quiet
@@ -604,7 +604,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 		nSlices = o.pairs
 	}
 	var elapsed time.Duration
-	var d cpuSample
+	var d benchproc.CPUSample
 	for k := range nSlices {
 		if nSlices > 1 {
 			// Pause: the workers finish their request and wait, the
@@ -618,7 +618,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 			paused.Store(false)
 			time.Sleep(200 * time.Millisecond)
 		}
-		cpu0 := sampleCPU(serverPID)
+		cpu0 := benchproc.SampleCPU(serverPID)
 		start := time.Now()
 		measuring.Store(true)
 		time.Sleep(o.duration / time.Duration(nSlices))
@@ -627,7 +627,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 		}
 		measuring.Store(false)
 		elapsed += time.Since(start)
-		d = d.add(sampleCPU(serverPID).sub(cpu0))
+		d = d.Add(benchproc.SampleCPU(serverPID).Sub(cpu0))
 	}
 	wg.Wait()
 	profErr := <-profDone
@@ -659,15 +659,15 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	if s.Requests > 0 {
 		switch {
 		case is == nil: // in-process server: this process's CPU is both sides
-			s.ServerCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+			s.ServerCPUus = d.Self.Seconds() * 1e6 / float64(s.Requests)
 		case serverPID > 0:
-			s.ServerCPUus = d.server.Seconds() * 1e6 / float64(s.Requests)
-			s.BenchCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+			s.ServerCPUus = d.Server.Seconds() * 1e6 / float64(s.Requests)
+			s.BenchCPUus = d.Self.Seconds() * 1e6 / float64(s.Requests)
 		default: // a given issuer without -pid: its CPU counts as "other"
-			s.BenchCPUus = d.self.Seconds() * 1e6 / float64(s.Requests)
+			s.BenchCPUus = d.Self.Seconds() * 1e6 / float64(s.Requests)
 		}
-		s.OtherCPU = max(0, (d.machine-d.irq-d.server-d.self).Seconds()/elapsed.Seconds())
-		s.SoftIRQ = d.irq.Seconds() / elapsed.Seconds()
+		s.OtherCPU = max(0, (d.Machine-d.IRQ-d.Server-d.Self).Seconds()/elapsed.Seconds())
+		s.SoftIRQ = d.IRQ.Seconds() / elapsed.Seconds()
 	}
 	if serverPID > 0 {
 		s.RSSAfterKiB = benchproc.RSSKiB(serverPID, "VmRSS")
@@ -1036,7 +1036,7 @@ func measureSign(alg string, d time.Duration) (signRate, error) {
 	}
 	var total atomic.Int64
 	var wg sync.WaitGroup
-	c0 := sampleCPU(0)
+	c0 := benchproc.SampleCPU(0)
 	start := time.Now()
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
@@ -1056,8 +1056,8 @@ func measureSign(alg string, d time.Duration) (signRate, error) {
 	wg.Wait()
 	el := time.Since(start)
 	r.ParallelPerSec = float64(total.Load()) / el.Seconds()
-	c := sampleCPU(0).sub(c0)
-	r.ParallelOther = max(0, (c.machine-c.irq-c.self).Seconds()/el.Seconds())
+	c := benchproc.SampleCPU(0).Sub(c0)
+	r.ParallelOther = max(0, (c.Machine-c.IRQ-c.Self).Seconds()/el.Seconds())
 	var opts crypto.SignerOpts = crypto.SHA256
 	r.RawPerSec, _, err = rate(d, func() error {
 		sum := sha256.Sum256(payload)
@@ -1077,7 +1077,7 @@ func rate(d time.Duration, f func() error) (perCPU, perWall float64, err error) 
 	}
 	runtime.GC()
 	n := 0
-	c0 := sampleCPU(0).self
+	c0 := benchproc.SampleCPU(0).Self
 	start := time.Now()
 	for time.Since(start) < d {
 		if err := f(); err != nil {
@@ -1085,7 +1085,7 @@ func rate(d time.Duration, f func() error) (perCPU, perWall float64, err error) 
 		}
 		n++
 	}
-	wall, cpu := time.Since(start), sampleCPU(0).self-c0
+	wall, cpu := time.Since(start), benchproc.SampleCPU(0).Self-c0
 	return float64(n) / cpu.Seconds(), float64(n) / wall.Seconds(), nil
 }
 
@@ -1209,51 +1209,4 @@ func do(req *http.Request, want int, out any) error {
 		return json.Unmarshal(b, out)
 	}
 	return nil
-}
-
-// ---- /proc ----
-
-// cpuSample is CPU time used so far by the server process, this process
-// and the whole machine (all non-idle time in /proc/stat, of which irq is
-// irq and softirq time).
-type cpuSample struct{ server, self, machine, irq time.Duration }
-
-func (a cpuSample) add(b cpuSample) cpuSample {
-	return cpuSample{a.server + b.server, a.self + b.self, a.machine + b.machine, a.irq + b.irq}
-}
-
-func (a cpuSample) sub(b cpuSample) cpuSample {
-	return cpuSample{a.server - b.server, a.self - b.self, a.machine - b.machine, a.irq - b.irq}
-}
-
-func sampleCPU(pid int) cpuSample {
-	var s cpuSample
-	if pid > 0 {
-		s.server, _ = benchproc.ProcCPU(strconv.Itoa(pid))
-	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-		var busy, irq int64
-		for i, v := range f[1:] {
-			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
-				continue
-			}
-			if i >= 8 { // guest time is already in user
-				break
-			}
-			n, _ := strconv.ParseInt(v, 10, 64)
-			busy += n
-			if i == 5 || i == 6 {
-				irq += n
-			}
-		}
-		s.machine = time.Duration(busy) * time.Second / benchproc.ClkTck
-		s.irq = time.Duration(irq) * time.Second / benchproc.ClkTck
-	}
-	return s
 }

@@ -15,7 +15,7 @@ import (
 
 // The RS256 sign cost of a private JWK read back with jwk.ParseKey and
 // jwk.Export (as keys.Manager opens its keys) against the same key after
-// rsa.PrivateKey.Precompute, which keys.Manager calls since 95b91a6.
+// rsa.PrivateKey.Precompute, which keys.Manager calls on opening a key.
 //
 //	go test -run '^$' -bench Sign -count 5 ./bench/issuer
 func BenchmarkSignRS256(b *testing.B) {
@@ -60,7 +60,7 @@ func BenchmarkSignRS256(b *testing.B) {
 		k.Precompute()
 		run(b, k)
 	})
-	// What keys.Manager.Sign calls since it builds the JWS on jwsbb.
+	// What keys.Manager.Sign calls: the JWS built on jwx's jwsbb.
 	b.Run("keys.SignCompact", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -92,7 +92,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
-	gt.presigned = h.usablePresigned(ctx, presigned, gt)
+	gt.presigned = presigned.usableFor(ctx, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a
@@ -185,6 +185,18 @@ func IsPKCEChars(s string) bool {
 	return true
 }
 
+// codeGrantTokens is what the exchange of a code issued to c for grant g
+// issues.
+func (h *Handler) codeGrantTokens(c *client.Client, g *GrantSession, requestID, nonce string) *grantTokens {
+	return &grantTokens{
+		GrantType: client.GrantAuthorizationCode, Client: c, Grant: g,
+		Scope: g.GrantedScope, RequestID: requestID, Nonce: nonce,
+		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
+		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+	}
+}
+
 // grantTokens is what the code and refresh grants issue from a user grant.
 type grantTokens struct {
 	GrantType string
@@ -253,7 +265,7 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 	case gt.presigned != nil:
 		go func() {
 			var err error
-			idToken, err = h.presignedIDToken(ctx, gt.presigned, gt)
+			idToken, err = gt.presigned.awaitIDToken(ctx, gt)
 			idErr <- err
 		}()
 	case g.HasScope("openid"):

@@ -364,14 +364,14 @@ func TestAuthorizationCodeJWTAccessToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := e.authorize("web", []string{"code"}, nil).Get("code")
-	if len(e.h.presign.m) != 1 {
+	if len(e.presigns().m) != 1 {
 		t.Fatal("the JWT access token and ID token were not minted ahead") // presign.go
 	}
 	r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
 	if r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	if len(e.h.presign.m) != 0 {
+	if len(e.presigns().m) != 0 {
 		t.Fatal("the presigned exchange was not used")
 	}
 	at := e.idClaims(r.str("access_token"))
@@ -394,9 +394,10 @@ func TestPresignedCodeExchange(t *testing.T) {
 	e := newEnv(t)
 	withWebClients(t, e)
 	pending := func() int {
-		e.h.presign.mu.Lock()
-		defer e.h.presign.mu.Unlock()
-		return len(e.h.presign.m)
+		pc := e.presigns()
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		return len(pc.m)
 	}
 	exchange := func(code string) (*response, map[string]any) {
 		t.Helper()
@@ -414,11 +415,7 @@ func TestPresignedCodeExchange(t *testing.T) {
 	if pending() != 1 {
 		t.Fatalf("pending presigned results: %d, want 1", pending())
 	}
-	e.h.presign.mu.Lock()
-	for _, p := range e.h.presign.m {
-		<-p.done // minted at the code's time, before the clock moves
-	}
-	e.h.presign.mu.Unlock()
+	e.waitPresigned() // minted at the code's time, before the clock moves
 	e.clk.Advance(2 * time.Second)
 	r, c := exchange(code)
 	if pending() != 0 || iat(c) != issued || c["at_hash"] != halfHash("RS256", r.str("access_token")) || c["nonce"] != "n-1" {

@@ -191,7 +191,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	}
 	if code != "" {
 		g := a.Grant
-		h.presignCode(ctx, rows[0], h.codeGrantTokens(c, &g, a.RequestID, a.Nonce))
+		h.presign.codeIssued(ctx, rows[0], h.codeGrantTokens(c, &g, a.RequestID, a.Nonce))
 	}
 	return out, nil
 }

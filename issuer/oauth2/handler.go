@@ -88,8 +88,9 @@ type Handler struct {
 	// defaultAudience is the audience of access tokens granted none:
 	// oauth2.default_access_token_audience, else IssuerURL.
 	defaultAudience []string
-	// presign holds the code exchanges' tokens minted ahead (presign.go).
-	presign presignCache
+	// presign mints the code exchanges' tokens ahead (presign.go), or
+	// nothing when oauth2.presigning.enabled is off.
+	presign presigner
 }
 
 var _ interface {
@@ -135,6 +136,10 @@ func (h *Handler) init() error {
 		h.defaultAudience = []string{h.IssuerURL}
 	}
 	h.scopes = ScopeStrategyFor(h.Config.Strategies.Scope)
+	h.presign = noPresigner{}
+	if h.Config.OAuth2.Presigning.Enabled {
+		h.presign = newCodePresigner(h)
+	}
 	iss := trimSlash(h.IssuerURL)
 	h.assertionAudiences = uniq([]string{
 		h.Config.PublicURL() + "/oauth2/token", iss + "/oauth2/token", iss, iss + "/",

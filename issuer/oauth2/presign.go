@@ -24,14 +24,51 @@ import (
 // if the client's settings that shaped it are still the same and it is at
 // most presignMaxAge old (its iat/exp are the minting time's, so the
 // response's expires_in is counted from them: the seconds left until the
-// access token's exp, RFC 6749 §5.1); otherwise,
-// on another instance, or when too many are pending, the exchange signs
-// as it always did. The code's row is kept with them, so the exchange
-// checks the code (client, redirect_uri, PKCE: all fixed at minting) as
-// this process recorded it instead of reading it back; its use and
-// revocation are checked on the stored row by Redeem, which marks it used.
-// All of it lives only in this process's memory, keyed by the code's
-// signature, for the few seconds until the exchange.
+// access token's exp, RFC 6749 §5.1); otherwise, on another instance, or
+// when too many are pending, the exchange signs itself. The code's row is
+// kept with them, so the exchange checks the code (client, redirect_uri,
+// PKCE: all fixed at minting) as this process recorded it instead of
+// reading it back; its use and revocation are checked on the stored row
+// by Redeem, which marks it used. All of it lives only in this process's
+// memory, keyed by the code's signature, for the few seconds until the
+// exchange.
+//
+// Issuing and exchanging codes see presigning only through the presigner
+// interface: Handler.init builds a codePresigner when
+// oauth2.presigning.enabled is set, else noPresigner, which mints nothing
+// and hands nothing over, so that the exchange signs every token itself.
+
+// presigner is what issuing and exchanging codes ask of presigning.
+type presigner interface {
+	// codeIssued is called once a code, recorded as code, is handed out;
+	// gt is what its exchange would issue.
+	codeIssued(ctx context.Context, code storage.Token, gt *grantTokens)
+	// take removes and returns what was minted ahead for the code with
+	// signature sig; nil if nothing was.
+	take(sig string) *presigned
+}
+
+var (
+	_ presigner = (*codePresigner)(nil)
+	_ presigner = noPresigner{}
+)
+
+// noPresigner is presigning switched off.
+type noPresigner struct{}
+
+func (noPresigner) codeIssued(context.Context, storage.Token, *grantTokens) {}
+func (noPresigner) take(string) *presigned                                  { return nil }
+
+// codePresigner mints the exchange's tokens with the handler's own minting
+// (newAccessToken, signIDToken) and keeps them in cache until the exchange.
+type codePresigner struct {
+	h     *Handler
+	cache presignCache
+}
+
+func newCodePresigner(h *Handler) *codePresigner { return &codePresigner{h: h} }
+
+func (cp *codePresigner) take(sig string) *presigned { return cp.cache.take(sig) }
 
 const (
 	// presignMaxAge bounds how old a presigned result may be when used,
@@ -47,6 +84,8 @@ const (
 // ID token on another goroutine. accessDone is closed once resp and row
 // are set (both nil if minting failed), done once idToken or err is.
 type presigned struct {
+	// by is the presigner that minted it (its clock, its signer).
+	by               *codePresigner
 	accessDone, done chan struct{}
 	created          time.Time
 	// shape is what must still hold at the exchange for the result to be
@@ -105,28 +144,19 @@ func (pc *presignCache) take(sig string) *presigned {
 	return p
 }
 
-// codeGrantTokens is what the exchange of a code minted for a would issue.
-func (h *Handler) codeGrantTokens(c *client.Client, g *GrantSession, requestID, nonce string) *grantTokens {
-	return &grantTokens{
-		GrantType: client.GrantAuthorizationCode, Client: c, Grant: g,
-		Scope: g.GrantedScope, RequestID: requestID, Nonce: nonce,
-		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
-		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
-		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
-	}
-}
-
-func (h *Handler) shapeOf(gt *grantTokens) presignShape {
+// shapeOf is the presignShape of what gt issues.
+func (cp *codePresigner) shapeOf(gt *grantTokens) presignShape {
 	return presignShape{
-		ClientID: gt.Client.ID, RequestID: gt.RequestID, Strategy: h.accessTokenStrategy(gt.Client),
+		ClientID: gt.Client.ID, RequestID: gt.RequestID, Strategy: cp.h.accessTokenStrategy(gt.Client),
 		AccessLifespan: gt.AccessLifespan, IDLifespan: gt.IDLifespan, RefreshLifespan: gt.RefreshLifespan,
 	}
 }
 
-// presignCode starts minting the exchange's tokens for the code recorded
+// codeIssued starts minting the exchange's tokens for the code recorded
 // as code, when the grant has an ID token to sign.
-func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grantTokens) {
-	if !h.Config.OAuth2.Presigning.Enabled || !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
+func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt *grantTokens) {
+	h := cp.h
+	if !gt.Grant.HasScope("openid") || !gt.Client.HasGrantType(client.GrantAuthorizationCode) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -144,11 +174,11 @@ func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grant
 			return
 		}
 	}
-	p := h.presign.reserve(code.Signature, h.Now(), h.shapeOf(gt))
+	p := cp.cache.reserve(code.Signature, h.Now(), cp.shapeOf(gt))
 	if p == nil {
 		return
 	}
-	p.code = code
+	p.by, p.code = cp, code
 	if opaque {
 		p.resp, p.row = resp, row
 		close(p.accessDone)
@@ -170,16 +200,16 @@ func (h *Handler) presignCode(ctx context.Context, code storage.Token, gt *grant
 	}()
 }
 
-// usablePresigned returns p (taken from the cache) if it is usable for
-// gt, once its access token is there; its ID token may still be being
-// signed (presignedIDToken waits for it). It is not when it is older than
-// presignMaxAge or than a tenth of the shorter token lifespan: its
+// usableFor returns p (taken from its presigner; nil is fine) if it is
+// usable for gt, once its access token is there; its ID token may still
+// be being signed (awaitIDToken waits for it). It is not when it is older
+// than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
-func (h *Handler) usablePresigned(ctx context.Context, p *presigned, gt *grantTokens) *presigned {
-	if p == nil || p.shape != h.shapeOf(gt) {
+func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
+	if p == nil || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
-	age := h.Now().Sub(p.created)
+	age := p.by.h.Now().Sub(p.created)
 	if age > presignMaxAge || age*10 > min(gt.AccessLifespan, gt.IDLifespan) {
 		return nil
 	}
@@ -194,16 +224,16 @@ func (h *Handler) usablePresigned(ctx context.Context, p *presigned, gt *grantTo
 	return p
 }
 
-// presignedIDToken waits for the presigned ID token; if its signature failed, it
-// is signed again now.
-func (h *Handler) presignedIDToken(ctx context.Context, p *presigned, gt *grantTokens) (string, error) {
+// awaitIDToken waits for the presigned ID token; if its signature failed,
+// it is signed again now.
+func (p *presigned) awaitIDToken(ctx context.Context, gt *grantTokens) (string, error) {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
 		return "", apierr.ServerError(ctx.Err())
 	}
 	if p.err != nil {
-		return h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
+		return p.by.h.signIDToken(ctx, gt.Client, gt.Grant, gt.Nonce, p.resp.AccessToken, "", gt.IDLifespan)
 	}
 	return p.idToken, nil
 }

@@ -8,15 +8,25 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
+// presigns is the cache of the handler's presigner; an empty one when
+// presigning is off.
+func (e *env) presigns() *presignCache {
+	if cp, ok := e.h.presign.(*codePresigner); ok {
+		return &cp.cache
+	}
+	return &presignCache{}
+}
+
 // waitPresigned waits until every pending presigned result is minted, so
 // that it carries the time of the code's issue before the clock moves.
 func (e *env) waitPresigned() int {
-	e.h.presign.mu.Lock()
-	defer e.h.presign.mu.Unlock()
-	for _, p := range e.h.presign.m {
+	pc := e.presigns()
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for _, p := range pc.m {
 		<-p.done
 	}
-	return len(e.h.presign.m)
+	return len(pc.m)
 }
 
 // TestPresignedExpiresInMatchesExp: an exchange that uses tokens minted
@@ -111,5 +121,19 @@ func TestPresignedNotUsedWhenItsLifetimeShrankMuch(t *testing.T) {
 	}
 	if iat := int64(e.idClaims(r.str("id_token"))["iat"].(float64)); iat != e.clk.Now().Unix() {
 		t.Fatalf("ID token iat %d, exchange at %d", iat, e.clk.Now().Unix())
+	}
+}
+
+// TestPresignerOnlyWhenEnabled: the presigning component exists only when
+// oauth2.presigning.enabled is set; switched off, the handler holds the
+// presigner that mints nothing.
+func TestPresignerOnlyWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		e := newEnv(t, func(c *config.Config) { c.OAuth2.Presigning.Enabled = enabled })
+		_, built := e.h.presign.(*codePresigner)
+		_, off := e.h.presign.(noPresigner)
+		if built != enabled || off == enabled {
+			t.Errorf("enabled %v: presigner %T", enabled, e.h.presign)
+		}
 	}
 }

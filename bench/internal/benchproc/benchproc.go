@@ -1,10 +1,10 @@
 // Package benchproc holds what the load generators under bench/ share:
 // building and starting the real gatehouse binary on loopback ports (with
-// an optional pprof overlay), stopping it, and reading /proc.
+// an optional pprof overlay) and stopping it (this file), and reading /proc
+// (proc.go).
 package benchproc
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -242,8 +241,6 @@ func (p *Process) SaveProfile(file, name string) error {
 	return f.Close()
 }
 
-// ---- /proc ----
-
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -252,86 +249,6 @@ func FreePort() int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// CPUModel is the model name in /proc/cpuinfo.
-func CPUModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// LoadAvg is the three load averages of /proc/loadavg.
-func LoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// RSSKiB reads a VmRSS/VmHWM line of /proc/<pid>/status (0 if unknown).
-func RSSKiB(pid int, field string) int64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// KiB formats a KiB count as MiB ("?" for 0).
-func KiB(n int64) string {
-	if n == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
-}
-
-// ClkTck is USER_HZ on Linux, the unit of /proc's CPU times.
-const ClkTck = 100
-
-// ProcCPU reads user+system CPU time and the command name of a process
-// from /proc/<pid>/stat.
-func ProcCPU(pid string) (time.Duration, string) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, ""
-	}
-	// The command name may contain spaces; fields resume after ")".
-	i, j := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
-	if i < 0 || j < i {
-		return 0, ""
-	}
-	comm := string(b[i+1 : j])
-	f := strings.Fields(string(b[j+1:]))
-	if len(f) < 13 {
-		return 0, comm
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / ClkTck, comm
 }
 
 // StartCPUProfile writes this process's CPU profile to path until the

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/grpclog"
 
 	"github.com/gatehouse-dev/gatehouse/sidecar"
+	"github.com/gatehouse-dev/gatehouse/sidecar/envoyconfig"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,7 +55,7 @@ Run without a command, it serves (same as "gatehouse-sidecar serve").`,
 		},
 	}
 	addServeFlags(root.Flags(), &rootFlags)
-	root.AddCommand(newServeCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), envoyconfig.NewCommand())
 	return root
 }
 

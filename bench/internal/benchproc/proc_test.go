@@ -1,0 +1,39 @@
+package benchproc
+
+import (
+	"crypto/sha256"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestSampleCPU: CPU spent by this process between two samples shows in
+// Self and, sampled as the server process, in Server, and the machine was
+// at least that busy.
+func TestSampleCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	a := SampleCPU(os.Getpid())
+	sum := sha256.Sum256(nil)
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		sum = sha256.Sum256(sum[:])
+	}
+	d := SampleCPU(os.Getpid()).Sub(a)
+	if d.Self < 100*time.Millisecond || d.Server < 100*time.Millisecond || d.Machine < 100*time.Millisecond {
+		t.Fatalf("300ms of work measured as %+v", d)
+	}
+	if d.IRQ < 0 || d.IRQ > d.Machine {
+		t.Fatalf("irq %v out of machine %v", d.IRQ, d.Machine)
+	}
+	if got := d.Add(d).Sub(d); got != d {
+		t.Fatalf("Add then Sub: %+v, want %+v", got, d)
+	}
+	if s := SampleCPU(0); s.Server != 0 {
+		t.Fatalf("no server process: Server %v", s.Server)
+	}
+	if DBProcesses(os.Getpid(), "sqlite") != nil {
+		t.Fatal("sqlite has no server processes")
+	}
+}
