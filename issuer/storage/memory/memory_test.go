@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,5 +255,48 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if _, err := s.Clients().Get(ctx, "c"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a canceled Create stored the client: %v", err)
+	}
+}
+
+// TestDump: a dump holds every row of every table, ordered by key, as
+// copies, and is empty after Close.
+func TestDump(t *testing.T) {
+	s := memory.New(memory.Options{})
+	tok := func(kind storage.TokenKind, sig string) storage.Token {
+		return storage.Token{Kind: kind, Signature: sig, ClientID: "c", Active: true, ExpiresAt: at, Data: json.RawMessage(`{}`)}
+	}
+	must(t, s.Clients().Create(ctx, storage.Client{ID: "c"}))
+	must(t, s.Keys().Add(ctx, storage.Key{Set: "b", KID: "1"}, storage.Key{Set: "a", KID: "2"}, storage.Key{Set: "a", KID: "1"}))
+	for _, tk := range []storage.Token{tok(storage.KindRefreshToken, "a"), tok(storage.KindAccessToken, "b"), tok(storage.KindAccessToken, "a")} {
+		must(t, s.Tokens().Create(ctx, tk))
+	}
+	must(t, s.Flows().Create(ctx, storage.Flow{Kind: storage.FlowLogin, ID: "f"}))
+	must(t, s.LoginSessions().Create(ctx, storage.LoginSession{ID: "l"}))
+	must(t, s.ConsentSessions().Create(ctx, storage.ConsentSession{ID: "k"}))
+	must(t, s.Trust().Create(ctx, storage.TrustedIssuer{ID: "i"}))
+	must(t, s.Nonces().Use(ctx, "n", at))
+
+	d := s.Dump()
+	var keys, tokens []string
+	for _, k := range d.Keys {
+		keys = append(keys, k.Set+"/"+k.KID)
+	}
+	for _, tk := range d.Tokens {
+		tokens = append(tokens, string(tk.Kind)+"/"+tk.Signature)
+	}
+	if strings.Join(keys, " ") != "a/1 a/2 b/1" || strings.Join(tokens, " ") != "access_token/a access_token/b refresh_token/a" {
+		t.Fatalf("keys %v, tokens %v: not every row, or not in key order", keys, tokens)
+	}
+	if len(d.Clients) != 1 || len(d.Flows) != 1 || len(d.LoginSessions) != 1 || len(d.ConsentSessions) != 1 ||
+		len(d.Trust) != 1 || !d.Nonces["n"].Equal(at.Truncate(time.Microsecond)) {
+		t.Fatalf("dump %+v", d)
+	}
+	d.Tokens[0].Data[0] = 'X'
+	if got, _ := s.Tokens().Get(ctx, storage.KindAccessToken, "a"); string(got.Data) != `{}` {
+		t.Fatalf("a change to the dump reached the store: %s", got.Data)
+	}
+	must(t, s.Close())
+	if d := s.Dump(); len(d.Clients)+len(d.Keys)+len(d.Tokens)+len(d.Nonces) != 0 {
+		t.Fatalf("dump after Close %+v", d)
 	}
 }
