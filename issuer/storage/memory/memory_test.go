@@ -132,7 +132,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	read, err := ts.Get(ctx, storage.KindRefreshToken, "fresh")
 	must(t, err)
 	var calls []string
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "fresh", &read, use(&calls), "", nil)
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "fresh", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 1 {
 		t.Fatalf("fn ran %d times on an unchanged read, want 1", len(calls))
@@ -152,7 +152,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	})
 	must(t, err)
 	calls = nil
-	got, err := ts.Redeem(ctx, storage.KindRefreshToken, "stale", &read, use(&calls), "", nil)
+	got, err := ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "stale", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 2 || calls[0] != `{"v":1}` || calls[1] != `{"v":2}` {
 		t.Fatalf("fn saw %q, want the read and then the current token", calls)
@@ -170,7 +170,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	must(t, err)
 	calls = nil
 	next := mk("successor")
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "raced", &read, use(&calls), "", []storage.Token{next})
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "raced", Read: &read, Update: use(&calls), Issue: []storage.Token{next}})
 	if err == nil || err.Error() != "used" || len(calls) != 2 {
 		t.Fatalf("redeem of a token used after the read: %v after %d runs of fn", err, len(calls))
 	}
@@ -183,14 +183,14 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	read, err = ts.Get(ctx, storage.KindRefreshToken, "gone")
 	must(t, err)
 	must(t, ts.Delete(ctx, storage.KindRefreshToken, "gone"))
-	if _, err := ts.Redeem(ctx, storage.KindRefreshToken, "gone", &read, use(&calls), "", nil); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "gone", Read: &read, Update: use(&calls)}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("redeem of a token deleted after the read: %v", err)
 	}
 
 	// A read of another token is not used.
 	must(t, ts.Create(ctx, mk("other")))
 	calls = nil
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "other", &read, use(&calls), "", nil)
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "other", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 1 || calls[0] != `{"v":1}` {
 		t.Fatalf("fn saw %q with a read of another token", calls)
