@@ -8,31 +8,30 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
-	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
 )
 
-type fakeClients map[string]*client.Client
-
-func (f fakeClients) Get(_ context.Context, id string) (*client.Client, error) {
-	if c, ok := f[id]; ok {
-		return c, nil
+// newClients returns a client registry over an in-memory store holding cs.
+func newClients(t *testing.T, cs ...*client.Client) *client.Manager {
+	t.Helper()
+	m, err := client.NewManager(client.ManagerOptions{Store: memory.New(memory.Options{}).Clients(), CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil, storage.ErrNotFound
-}
-
-func (f fakeClients) List(context.Context, client.ListOptions) ([]*client.Client, bool, error) {
-	var out []*client.Client
-	for _, c := range f {
-		out = append(out, c)
+	t.Cleanup(m.Close)
+	for _, c := range cs {
+		if _, err := m.Create(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return out, false, nil
+	return m
 }
 
 func TestCORS(t *testing.T) {
-	clients := fakeClients{
-		"spa":   {ID: "spa", AllowedCORSOrigins: []string{"https://spa.example"}},
-		"other": {ID: "other", AllowedCORSOrigins: []string{"https://other.example"}},
-	}
+	clients := newClients(t,
+		&client.Client{ID: "spa", AllowedCORSOrigins: []string{"https://spa.example"}},
+		&client.Client{ID: "other", AllowedCORSOrigins: []string{"https://other.example"}},
+	)
 	cfg := config.Default().Serve.Public.CORS
 	cfg.Enabled = true
 	cfg.AllowedOrigins = []string{"https://global.example"}

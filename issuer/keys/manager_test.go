@@ -411,7 +411,7 @@ func TestTamperedRowsDoNotSign(t *testing.T) {
 	// b's ciphertext moved into a's row: bound to b/kb, it does not open.
 	swapped := a
 	swapped.PrivateEncrypted = b.PrivateEncrypted
-	e.store.put(swapped)
+	e.store.put(t, swapped)
 	m.Refresh()
 	if _, err := m.Sign(ctx, "a", "", []byte("{}")); !errors.Is(err, ErrNoSigningKey) {
 		t.Fatalf("Sign with a swapped private key: %v", err)
@@ -421,7 +421,7 @@ func TestTamperedRowsDoNotSign(t *testing.T) {
 	flipped := a
 	flipped.PrivateEncrypted = bytes.Clone(a.PrivateEncrypted)
 	flipped.PrivateEncrypted[len(flipped.PrivateEncrypted)/2] ^= 1
-	e.store.put(flipped)
+	e.store.put(t, flipped)
 	m.Refresh("a")
 	if _, err := m.Sign(ctx, "a", "", []byte("{}")); !errors.Is(err, ErrNoSigningKey) {
 		t.Fatalf("Sign with a corrupted private key: %v", err)
@@ -431,7 +431,7 @@ func TestTamperedRowsDoNotSign(t *testing.T) {
 	priv, _ := m.Generate(ctx, "c", GenerateParams{KID: "kc"})
 	c, _ := e.store.Get(ctx, "c", "kc")
 	c.PublicJWK, _ = json.Marshal(priv)
-	e.store.put(c)
+	e.store.put(t, c)
 	m.Refresh()
 	pub, err := m.PublicKeys(ctx, "c")
 	if err != nil || pub.Len() != 0 {

@@ -98,7 +98,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		// transaction: the store serialises the update, the loser of a
 		// race sees the code used (RFC 6749 §4.1.2: "The client MUST NOT
 		// use the authorization code more than once").
-		_, err := h.Tokens.Redeem(ctx, storage.KindAuthorizationCode, sig, &t, func(t *storage.Token) error {
+		use := func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
 			if err != nil {
 				return err
@@ -113,7 +113,9 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 			t.Active = false
 			t.Data, err = json.Marshal(cur)
 			return err
-		}, "", issue)
+		}
+		_, err := h.Tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindAuthorizationCode, Signature: sig,
+			Read: &t, Update: use, Issue: issue})
 		if errors.Is(err, errAlreadyUsed) {
 			return g.reused(ctx, &t)
 		}

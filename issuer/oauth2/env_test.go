@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
 )
 
 const (
@@ -29,9 +30,8 @@ type env struct {
 	clk     *clock
 	clients *client.Manager
 	auth    *client.Authenticator
-	tokens  *memTokens
-	trust   *memTrust
-	nonces  *memNonces
+	store   *memory.Store
+	tokens  *failingTokens // store's
 	signer  *rsaSigner
 	mac     *fakeKeyring
 	h       *Handler
@@ -44,9 +44,9 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clk: newClock(), tokens: newMemTokens(), trust: newMemTrust(),
-		mac: newKeyring("first-system-secret-0123456789")}
-	e.nonces = newMemNonces(e.clk.Now)
+	e := &env{t: t, clk: newClock(), mac: newKeyring("first-system-secret-0123456789")}
+	e.store = memory.New(memory.Options{Now: e.clk.Now})
+	e.tokens = &failingTokens{TokenStore: e.store.Tokens()}
 	e.signer = newRSASigner(t)
 	var pub, adm http.Handler
 	e.pub = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pub.ServeHTTP(w, r) }))
@@ -70,13 +70,13 @@ func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clients, err = client.NewManager(client.ManagerOptions{Store: newMemClients(), Hasher: hasher, Now: e.clk.Now, CacheTTL: -1})
+	e.clients, err = client.NewManager(client.ManagerOptions{Store: e.store.Clients(), Hasher: hasher, Now: e.clk.Now, CacheTTL: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.clients.Close)
 	e.auth, err = client.NewAuthenticator(client.AuthenticatorOptions{
-		Manager: e.clients, Nonces: e.nonces, Now: e.clk.Now,
+		Manager: e.clients, Nonces: e.store.Nonces(), Now: e.clk.Now,
 		TokenEndpoint: e.pub.URL + "/oauth2/token", Issuer: e.pub.URL,
 		ExtraAudiences: []string{e.pub.URL + "/oauth2/revoke"},
 	})
@@ -85,8 +85,8 @@ func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	}
 	t.Cleanup(e.auth.Close)
 
-	e.h = &Handler{Config: e.cfg, Clients: e.clients, Auth: e.auth, Tokens: e.tokens, Trust: e.trust,
-		Nonces: e.nonces, Signer: e.signer, MAC: e.mac, Now: e.clk.Now}
+	e.h = &Handler{Config: e.cfg, Clients: e.clients, Auth: e.auth, Tokens: e.tokens, Trust: e.store.Trust(),
+		Nonces: e.store.Nonces(), Signer: e.signer, MAC: e.mac, Now: e.clk.Now}
 	pm, am := http.NewServeMux(), http.NewServeMux()
 	e.h.MountPublic(pm)
 	e.h.MountAdmin(am)

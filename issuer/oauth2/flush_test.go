@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
 )
 
-func seedTokens(t *testing.T, m *memTokens, n int, exp time.Time, prefix string) {
+func seedTokens(t *testing.T, m storage.TokenStore, n int, exp time.Time, prefix string) {
 	t.Helper()
 	for i := range n {
 		if err := m.Create(context.Background(), storage.Token{Kind: storage.KindAccessToken,
@@ -35,14 +36,15 @@ func TestFlushBatches(t *testing.T) {
 		{10, 3, 4},
 	} {
 		t.Run(fmt.Sprint(tc.expired, "/", tc.batch), func(t *testing.T) {
-			m := newMemTokens()
-			seedTokens(t, m, tc.expired, now.Add(-time.Minute), "old")
-			seedTokens(t, m, 10, now.Add(time.Minute), "live")
+			st := memory.New(memory.Options{})
+			seedTokens(t, st.Tokens(), tc.expired, now.Add(-time.Minute), "old")
+			seedTokens(t, st.Tokens(), 10, now.Add(time.Minute), "live")
+			m := &countingFlusher{Flusher: st.Tokens()}
 			n, err := Flush(context.Background(), m, now, tc.batch)
 			if err != nil || n != int64(tc.expired) || m.flushCalls != tc.wantCalls {
 				t.Fatalf("deleted %d (%v) in %d calls", n, err, m.flushCalls)
 			}
-			rows := m.all()
+			rows := st.Dump().Tokens
 			if len(rows) != 10 {
 				t.Fatalf("%d rows left", len(rows))
 			}
@@ -53,6 +55,17 @@ func TestFlushBatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingFlusher counts the FlushExpired calls Flush makes.
+type countingFlusher struct {
+	Flusher
+	flushCalls int
+}
+
+func (c *countingFlusher) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
+	c.flushCalls++
+	return c.Flusher.FlushExpired(ctx, before, limit)
 }
 
 type failingFlusher struct{ calls int }
@@ -89,17 +102,17 @@ func TestFlushEndpoint(t *testing.T) {
 	seedTokens(t, e.tokens, 4, now.Add(time.Hour), "live")
 
 	r := e.adminJSON(http.MethodPost, "/admin/oauth2/flush", map[string]any{"notAfter": now.Add(-time.Hour).Format(time.RFC3339)})
-	if r.status != http.StatusNoContent || len(e.tokens.all()) != 7 {
-		t.Fatalf("%d %s, %d rows", r.status, r.body, len(e.tokens.all()))
+	if r.status != http.StatusNoContent || len(e.store.Dump().Tokens) != 7 {
+		t.Fatalf("%d %s, %d rows", r.status, r.body, len(e.store.Dump().Tokens))
 	}
 	r = e.adminJSON(http.MethodPost, "/admin/oauth2/flush", map[string]any{"notAfter": now.Add(48 * time.Hour).Format(time.RFC3339)})
-	if r.status != http.StatusNoContent || len(e.tokens.all()) != 4 {
-		t.Fatalf("future notAfter: %d %s, %d rows", r.status, r.body, len(e.tokens.all()))
+	if r.status != http.StatusNoContent || len(e.store.Dump().Tokens) != 4 {
+		t.Fatalf("future notAfter: %d %s, %d rows", r.status, r.body, len(e.store.Dump().Tokens))
 	}
 	seedTokens(t, e.tokens, 2, now.Add(-time.Second), "again")
 	req, _ := http.NewRequest(http.MethodPost, e.adm.URL+"/admin/oauth2/flush", nil)
-	if r := e.do(req); r.status != http.StatusNoContent || len(e.tokens.all()) != 4 {
-		t.Fatalf("no body: %d %s, %d rows", r.status, r.body, len(e.tokens.all()))
+	if r := e.do(req); r.status != http.StatusNoContent || len(e.store.Dump().Tokens) != 4 {
+		t.Fatalf("no body: %d %s, %d rows", r.status, r.body, len(e.store.Dump().Tokens))
 	}
 	wantError(t, e.adminJSON(http.MethodPost, "/admin/oauth2/flush", `{"notAfter":`), http.StatusBadRequest, "invalid_request")
 	wantError(t, e.adminJSON(http.MethodPost, "/admin/oauth2/flush", `{"notAfter":"yesterday"}`), http.StatusBadRequest, "invalid_request")

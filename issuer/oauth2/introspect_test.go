@@ -92,7 +92,7 @@ func TestIntrospectionRequestErrors(t *testing.T) {
 
 	// A storage failure is a 500, never a guessed answer.
 	tok := e.ccToken("svc:svc-secret", nil)
-	e.tokens.failGet = errors.New("database is down")
+	e.tokens.failGet(errors.New("database is down"))
 	r = e.post(u, url.Values{"token": {tok}}, "")
 	wantError(t, r, http.StatusInternalServerError, "server_error")
 	if strings.Contains(string(r.body), "database") {
@@ -169,7 +169,7 @@ func TestRevocation(t *testing.T) {
 	if !e.active(mine) {
 		t.Fatal("a failed revocation revoked")
 	}
-	e.tokens.failGet = errors.New("down")
+	e.tokens.failGet(errors.New("down"))
 	wantError(t, e.post(u, url.Values{"token": {mine}}, "svc:svc-secret"), http.StatusInternalServerError, "server_error")
 }
 

@@ -353,7 +353,7 @@ func TestTrustAPIValidation(t *testing.T) {
 			}
 		})
 	}
-	if len(e.trust.rows) != 0 {
+	if len(e.store.Dump().Trust) != 0 {
 		t.Fatal("an invalid trust was stored")
 	}
 }

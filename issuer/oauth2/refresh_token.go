@@ -84,7 +84,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
 		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
 	}, func(issue []storage.Token) error {
-		_, err := h.Tokens.Redeem(ctx, storage.KindRefreshToken, sig, &t, func(t *storage.Token) error {
+		use := func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
 			if err != nil {
 				return err
@@ -104,7 +104,9 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 			}
 			t.Data, err = json.Marshal(cur)
 			return err
-		}, revoke, issue)
+		}
+		_, err := h.Tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: sig,
+			Read: &t, Update: use, RevokeRequest: revoke, Issue: issue})
 		switch {
 		case errors.Is(err, errAlreadyUsed):
 			if err := h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {

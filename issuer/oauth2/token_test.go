@@ -136,7 +136,7 @@ func TestOpaqueTokenStoredAsSignatureOnly(t *testing.T) {
 	if !ok {
 		t.Fatal(tok)
 	}
-	rows := e.tokens.all()
+	rows := e.store.Dump().Tokens
 	if len(rows) != 1 {
 		t.Fatalf("%d rows", len(rows))
 	}
@@ -283,7 +283,7 @@ func TestClientCredentialsJWT(t *testing.T) {
 			if e.active(forged) {
 				t.Fatal("forged JWT with the real jti is active")
 			}
-			if rows := e.tokens.all(); len(rows) == 0 || !strings.HasPrefix(rows[len(rows)-1].Signature, claims["jti"].(string)+".") {
+			if rows := e.store.Dump().Tokens; len(rows) == 0 || !strings.HasPrefix(rows[len(rows)-1].Signature, claims["jti"].(string)+".") {
 				t.Fatalf("the stored key does not start with the jti: %+v", rows)
 			}
 			r := e.post(e.pub.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, tc.id+":"+tc.secret)
@@ -332,7 +332,7 @@ func TestJWTSigningFailure(t *testing.T) {
 	e.signer.fail = context.DeadlineExceeded
 	r := e.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret")
 	wantError(t, r, http.StatusInternalServerError, "server_error")
-	if strings.Contains(string(r.body), "deadline") || len(e.tokens.all()) != 0 {
+	if strings.Contains(string(r.body), "deadline") || len(e.store.Dump().Tokens) != 0 {
 		t.Fatalf("%s", r.body)
 	}
 }
@@ -386,7 +386,7 @@ func TestTokenErrors(t *testing.T) {
 			}
 		})
 	}
-	if len(e.tokens.all()) != 0 {
+	if len(e.store.Dump().Tokens) != 0 {
 		t.Fatal("a failed request issued a token")
 	}
 }

@@ -12,8 +12,11 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
 )
 
+// pingStore is an in-memory store whose Ping answers err and whose pool
+// has one open connection.
 type pingStore struct {
 	storage.Storage
 	err error
@@ -42,7 +45,7 @@ func (publicOnly) MountPublic(mux *http.ServeMux) {
 func newTestServer(t *testing.T, pingErr error) *Server {
 	t.Helper()
 	c := config.Default()
-	s, err := New(Deps{Config: &c, Store: pingStore{err: pingErr}, Version: "v-test",
+	s, err := New(Deps{Config: &c, Store: pingStore{Storage: memory.New(memory.Options{}), err: pingErr}, Version: "v-test",
 		Handlers: []any{adminOnly{}, publicOnly{}}})
 	if err != nil {
 		t.Fatal(err)

@@ -181,17 +181,12 @@ type TokenStore interface {
 	// to mark codes and refresh tokens used exactly once: concurrent
 	// callers are serialised, the loser sees the winner's change).
 	Update(ctx context.Context, kind TokenKind, signature string, fn func(*Token) error) (Token, error)
-	// Redeem is Update followed, in the same transaction and only when fn
-	// succeeds, by deactivating every token of revokeRequest issued to the
-	// redeemed token's client (when not empty; the redeemed token keeps
-	// what fn gave it) and creating each
-	// token of issue: a code or refresh token is used up and its
-	// successors recorded with one commit, all or nothing. read, when not
-	// nil, is the token as the caller just read it with Get: a backend may
-	// run fn on it and store the result only if the token is still stored
-	// as read, and otherwise read it again and run fn on what is there
-	// (fn may run more than once), which saves it a read.
-	Redeem(ctx context.Context, kind TokenKind, signature string, read *Token, fn func(*Token) error, revokeRequest string, issue []Token) (Token, error)
+	// Redeem is Update followed, in the same transaction and only when
+	// r.Update succeeds, by the revocation and the creations r asks for:
+	// a code or refresh token is used up and its successors recorded
+	// with one commit, all or nothing. It returns the token as r.Update
+	// left it; r.Update's error is returned as is.
+	Redeem(ctx context.Context, r RedeemRequest) (Token, error)
 	Delete(ctx context.Context, kind TokenKind, signature string) error
 	// RevokeRequest deactivates every token of every kind with this
 	// request ID issued to this client. (Request IDs are unique; the client
@@ -200,11 +195,39 @@ type TokenStore interface {
 	RevokeRequest(ctx context.Context, clientID, requestID string) error
 	// RevokeClient deactivates every token issued to a client.
 	RevokeClient(ctx context.Context, clientID string) (int64, error)
-	// FlushExpired deletes at most limit tokens that expired before
-	// `before` (or were revoked before it) and returns how many it deleted.
-	// Callers loop until it returns less than limit; each call is one short
-	// transaction so tables are never locked for long.
+	// FlushExpired deletes at most limit tokens (FlushLimit: 1000 when
+	// limit is not positive) whose expiry is set and before `before`,
+	// active or not, and returns how many it deleted: a revoked token is
+	// kept until it expires. Callers loop until it returns less than
+	// limit; each call is one short transaction so tables are never
+	// locked for long.
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// RedeemRequest is what TokenStore.Redeem does: use up one token and
+// record what replaces it.
+type RedeemRequest struct {
+	// Kind and Signature name the token to redeem; ErrNotFound if it
+	// does not exist.
+	Kind      TokenKind
+	Signature string
+	// Read, when not nil, is that token as the caller just read it with
+	// Get. A backend may run Update on it and store the result only if
+	// the token is still stored as read, and otherwise read it again and
+	// run Update on what is there (Update may run more than once), which
+	// saves it a read. A Read of another token is ignored.
+	Read *Token
+	// Update changes the token (marks it used, say); its error aborts
+	// the redemption and nothing is written. Kind and Signature cannot be
+	// changed.
+	Update func(*Token) error
+	// RevokeRequest, when not empty, is a request ID: every other token
+	// with it issued to the redeemed token's client is deactivated (the
+	// redeemed token keeps what Update gave it).
+	RevokeRequest string
+	// Issue are the tokens created with the redemption; if one cannot be
+	// (ErrAlreadyExists) nothing of the redemption is written.
+	Issue []Token
 }
 
 // ---------------------------------------------------------------- flows

@@ -478,7 +478,8 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 
 	// fn refuses: nothing changes, nothing is created.
 	refused := errors.New("refused")
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(*storage.Token) error { return refused }, "chain", next); !errors.Is(err, refused) {
+	if _, err := ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "rt1",
+		Update: func(*storage.Token) error { return refused }, RevokeRequest: "chain", Issue: next}); !errors.Is(err, refused) {
 		t.Fatalf("refusing fn: %v", err)
 	}
 	if !active(storage.KindAccessToken, "at1") {
@@ -489,7 +490,8 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	}
 	// A successor that already exists: all or nothing.
 	dup := []storage.Token{token(storage.KindAccessToken, "at3", "chain", "c", exp), token(storage.KindAccessToken, "other", "chain", "c", exp)}
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(tk *storage.Token) error { tk.Active = false; return nil }, "chain", dup); !errors.Is(err, storage.ErrAlreadyExists) {
+	if _, err := ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "rt1",
+		Update: func(tk *storage.Token) error { tk.Active = false; return nil }, RevokeRequest: "chain", Issue: dup}); !errors.Is(err, storage.ErrAlreadyExists) {
 		t.Fatalf("duplicate successor: %v", err)
 	}
 	if !active(storage.KindRefreshToken, "rt1") || !active(storage.KindAccessToken, "at1") {
@@ -499,10 +501,10 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 		t.Fatalf("a failed redeem kept a successor: %v", err)
 	}
 	// Success: used, chain retired, successors active, others untouched.
-	got, err := ts.Redeem(ctx(), storage.KindRefreshToken, "rt1", nil, func(tk *storage.Token) error {
+	got, err := ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "rt1", Update: func(tk *storage.Token) error {
 		tk.Data = []byte(`{"used":true}`)
 		return nil
-	}, "chain", next)
+	}, RevokeRequest: "chain", Issue: next})
 	must(t, err)
 	if got.Signature != "rt1" || !got.Active {
 		t.Fatalf("redeemed %+v", got)
@@ -513,7 +515,7 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	if active(storage.KindAccessToken, "at1") || !active(storage.KindAccessToken, "at2") || !active(storage.KindRefreshToken, "rt2") || !active(storage.KindAccessToken, "other") {
 		t.Fatal("wrong tokens active after the redeem")
 	}
-	if _, err := ts.Redeem(ctx(), storage.KindRefreshToken, "nope", nil, func(*storage.Token) error { return nil }, "", nil); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "nope", Update: func(*storage.Token) error { return nil }}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
 
@@ -527,11 +529,11 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 	})
 	must(t, err)
 	var last string
-	got, err = ts.Redeem(ctx(), storage.KindRefreshToken, "stale", &stale, func(tk *storage.Token) error {
+	got, err = ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "stale", Read: &stale, Update: func(tk *storage.Token) error {
 		last = string(tk.Data)
 		tk.Active = false
 		return nil
-	}, "", nil)
+	}})
 	must(t, err)
 	if last != `{"v":2}` || got.Active {
 		t.Fatalf("redeem from an outdated read: fn last saw %s, stored %+v", last, got)
@@ -554,13 +556,13 @@ func testTokenRedeem(t *testing.T, s storage.Storage) {
 		errs := make(chan error, n)
 		for i := range n {
 			go func() {
-				_, err := ts.Redeem(ctx(), storage.KindAuthorizationCode, code, read, func(tk *storage.Token) error {
+				_, err := ts.Redeem(ctx(), storage.RedeemRequest{Kind: storage.KindAuthorizationCode, Signature: code, Read: read, Update: func(tk *storage.Token) error {
 					if !tk.Active {
 						return used
 					}
 					tk.Active = false
 					return nil
-				}, code+"-req", []storage.Token{token(storage.KindAccessToken, fmt.Sprintf("%s-at-%d", code, i), code+"-req", "c", exp)})
+				}, RevokeRequest: code + "-req", Issue: []storage.Token{token(storage.KindAccessToken, fmt.Sprintf("%s-at-%d", code, i), code+"-req", "c", exp)}})
 				errs <- err
 			}()
 		}

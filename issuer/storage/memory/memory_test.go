@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,7 +132,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	read, err := ts.Get(ctx, storage.KindRefreshToken, "fresh")
 	must(t, err)
 	var calls []string
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "fresh", &read, use(&calls), "", nil)
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "fresh", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 1 {
 		t.Fatalf("fn ran %d times on an unchanged read, want 1", len(calls))
@@ -151,7 +152,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	})
 	must(t, err)
 	calls = nil
-	got, err := ts.Redeem(ctx, storage.KindRefreshToken, "stale", &read, use(&calls), "", nil)
+	got, err := ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "stale", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 2 || calls[0] != `{"v":1}` || calls[1] != `{"v":2}` {
 		t.Fatalf("fn saw %q, want the read and then the current token", calls)
@@ -169,7 +170,7 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	must(t, err)
 	calls = nil
 	next := mk("successor")
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "raced", &read, use(&calls), "", []storage.Token{next})
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "raced", Read: &read, Update: use(&calls), Issue: []storage.Token{next}})
 	if err == nil || err.Error() != "used" || len(calls) != 2 {
 		t.Fatalf("redeem of a token used after the read: %v after %d runs of fn", err, len(calls))
 	}
@@ -182,14 +183,14 @@ func TestRedeemRunsOnTheCallersRead(t *testing.T) {
 	read, err = ts.Get(ctx, storage.KindRefreshToken, "gone")
 	must(t, err)
 	must(t, ts.Delete(ctx, storage.KindRefreshToken, "gone"))
-	if _, err := ts.Redeem(ctx, storage.KindRefreshToken, "gone", &read, use(&calls), "", nil); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "gone", Read: &read, Update: use(&calls)}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("redeem of a token deleted after the read: %v", err)
 	}
 
 	// A read of another token is not used.
 	must(t, ts.Create(ctx, mk("other")))
 	calls = nil
-	_, err = ts.Redeem(ctx, storage.KindRefreshToken, "other", &read, use(&calls), "", nil)
+	_, err = ts.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: "other", Read: &read, Update: use(&calls)})
 	must(t, err)
 	if len(calls) != 1 || calls[0] != `{"v":1}` {
 		t.Fatalf("fn saw %q with a read of another token", calls)
@@ -254,5 +255,48 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if _, err := s.Clients().Get(ctx, "c"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a canceled Create stored the client: %v", err)
+	}
+}
+
+// TestDump: a dump holds every row of every table, ordered by key, as
+// copies, and is empty after Close.
+func TestDump(t *testing.T) {
+	s := memory.New(memory.Options{})
+	tok := func(kind storage.TokenKind, sig string) storage.Token {
+		return storage.Token{Kind: kind, Signature: sig, ClientID: "c", Active: true, ExpiresAt: at, Data: json.RawMessage(`{}`)}
+	}
+	must(t, s.Clients().Create(ctx, storage.Client{ID: "c"}))
+	must(t, s.Keys().Add(ctx, storage.Key{Set: "b", KID: "1"}, storage.Key{Set: "a", KID: "2"}, storage.Key{Set: "a", KID: "1"}))
+	for _, tk := range []storage.Token{tok(storage.KindRefreshToken, "a"), tok(storage.KindAccessToken, "b"), tok(storage.KindAccessToken, "a")} {
+		must(t, s.Tokens().Create(ctx, tk))
+	}
+	must(t, s.Flows().Create(ctx, storage.Flow{Kind: storage.FlowLogin, ID: "f"}))
+	must(t, s.LoginSessions().Create(ctx, storage.LoginSession{ID: "l"}))
+	must(t, s.ConsentSessions().Create(ctx, storage.ConsentSession{ID: "k"}))
+	must(t, s.Trust().Create(ctx, storage.TrustedIssuer{ID: "i"}))
+	must(t, s.Nonces().Use(ctx, "n", at))
+
+	d := s.Dump()
+	var keys, tokens []string
+	for _, k := range d.Keys {
+		keys = append(keys, k.Set+"/"+k.KID)
+	}
+	for _, tk := range d.Tokens {
+		tokens = append(tokens, string(tk.Kind)+"/"+tk.Signature)
+	}
+	if strings.Join(keys, " ") != "a/1 a/2 b/1" || strings.Join(tokens, " ") != "access_token/a access_token/b refresh_token/a" {
+		t.Fatalf("keys %v, tokens %v: not every row, or not in key order", keys, tokens)
+	}
+	if len(d.Clients) != 1 || len(d.Flows) != 1 || len(d.LoginSessions) != 1 || len(d.ConsentSessions) != 1 ||
+		len(d.Trust) != 1 || !d.Nonces["n"].Equal(at.Truncate(time.Microsecond)) {
+		t.Fatalf("dump %+v", d)
+	}
+	d.Tokens[0].Data[0] = 'X'
+	if got, _ := s.Tokens().Get(ctx, storage.KindAccessToken, "a"); string(got.Data) != `{}` {
+		t.Fatalf("a change to the dump reached the store: %s", got.Data)
+	}
+	must(t, s.Close())
+	if d := s.Dump(); len(d.Clients)+len(d.Keys)+len(d.Tokens)+len(d.Nonces) != 0 {
+		t.Fatalf("dump after Close %+v", d)
 	}
 }

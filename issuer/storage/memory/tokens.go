@@ -21,22 +21,22 @@ func (ts tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string
 }
 
 func (ts tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
-	return ts.Redeem(ctx, kind, sig, nil, fn, "", nil)
+	return ts.Redeem(ctx, storage.RedeemRequest{Kind: kind, Signature: sig, Update: fn})
 }
 
-// Redeem with a read of this token runs fn on a copy of the read first,
-// outside the lock, and stores the result only if the token is still
-// stored as read; otherwise (or without a read) fn runs under the lock on
-// the token as it is now. That is what PostgreSQL does (one
-// compare-and-set statement, then a new read on a conflict), so code
-// tested here meets fn running twice, on an outdated read and then on the
-// current token, as it will in production.
-func (ts tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, read *storage.Token, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
-	k := tokenKey{kind, sig}
+// Redeem with a read of this token runs r.Update on a copy of the read
+// first, outside the lock, and stores the result only if the token is
+// still stored as read; otherwise (or without a read) r.Update runs
+// under the lock on the token as it is now. That is what PostgreSQL does
+// (one compare-and-set statement, then a new read on a conflict), so code
+// tested here meets r.Update running twice, on an outdated read and then
+// on the current token, as it will in production.
+func (ts tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (storage.Token, error) {
+	k := tokenKey{r.Kind, r.Signature}
 	var first *storage.Token
-	if read != nil && read.Kind == kind && read.Signature == sig {
-		t := copyToken(*read)
-		if err := fn(&t); err != nil {
+	if r.Read != nil && r.Read.Kind == r.Kind && r.Read.Signature == r.Signature {
+		t := copyToken(*r.Read)
+		if err := r.Update(&t); err != nil {
 			return storage.Token{}, err
 		}
 		first = &t
@@ -51,28 +51,28 @@ func (ts tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig str
 		return storage.Token{}, storage.ErrNotFound
 	}
 	var t storage.Token
-	if first != nil && sameState(cur, *read) {
+	if first != nil && sameState(cur, *r.Read) {
 		t = *first
 	} else {
 		t = copyToken(cur)
-		if err := fn(&t); err != nil {
+		if err := r.Update(&t); err != nil {
 			return storage.Token{}, err
 		}
 	}
-	t.Kind, t.Signature = kind, sig
-	if err := ts.insertable(issue); err != nil {
+	t.Kind, t.Signature = r.Kind, r.Signature
+	if err := ts.insertable(r.Issue); err != nil {
 		return storage.Token{}, err
 	}
 	ts.s.tokens[k] = copyToken(t)
-	if revokeRequest != "" {
+	if r.RevokeRequest != "" {
 		for ko, o := range ts.s.tokens {
-			if o.ClientID == t.ClientID && o.RequestID == revokeRequest && ko != k {
+			if o.ClientID == t.ClientID && o.RequestID == r.RevokeRequest && ko != k {
 				o.Active = false
 				ts.s.tokens[ko] = o
 			}
 		}
 	}
-	ts.insert(issue)
+	ts.insert(r.Issue)
 	return t, nil
 }
 

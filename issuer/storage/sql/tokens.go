@@ -46,7 +46,7 @@ func (ts_ tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig strin
 }
 
 func (ts_ tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
-	return ts_.Redeem(ctx, kind, sig, nil, fn, "", nil)
+	return ts_.Redeem(ctx, storage.RedeemRequest{Kind: kind, Signature: sig, Update: fn})
 }
 
 const (
@@ -64,12 +64,13 @@ const (
 
 // Redeem reads the token inside its transaction on SQLite (whose writer
 // connection has the pages at hand) and MySQL (a locking read), so it
-// does not need read there.
-func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig string, read *storage.Token, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+// does not need r.Read there.
+func (ts_ tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (storage.Token, error) {
 	s := ts_.s
 	if s.dialect == DialectPostgres {
-		return ts_.redeemSwap(ctx, kind, sig, read, fn, revokeRequest, issue)
+		return ts_.redeemSwap(ctx, r)
 	}
+	kind, sig := r.Kind, r.Signature
 	sel := selectTokenForUpdate + s.forUpdate()
 	s.prepare(ctx, sel, updateToken, updateTokenState, revokeRequestOthers, insertToken)
 	var out storage.Token
@@ -79,7 +80,7 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 			return err
 		}
 		before := t
-		if err := fn(&t); err != nil {
+		if err := r.Update(&t); err != nil {
 			return err
 		}
 		t.Kind, t.Signature = kind, sig
@@ -91,12 +92,12 @@ func (ts_ tokenStore) Redeem(ctx context.Context, kind storage.TokenKind, sig st
 		if err != nil {
 			return err
 		}
-		if revokeRequest != "" {
-			if _, err := s.txStmt(ctx, tx, revokeRequestOthers).ExecContext(ctx, false, t.ClientID, revokeRequest, string(kind), sig); err != nil {
+		if r.RevokeRequest != "" {
+			if _, err := s.txStmt(ctx, tx, revokeRequestOthers).ExecContext(ctx, false, t.ClientID, r.RevokeRequest, string(kind), sig); err != nil {
 				return err
 			}
 		}
-		for _, n := range issue {
+		for _, n := range r.Issue {
 			if _, err := s.txStmt(ctx, tx, insertToken).ExecContext(ctx, tokenArgs(&n)...); err != nil {
 				return err
 			}
@@ -134,14 +135,15 @@ const redeemAttempts = 10
 
 // redeemSwap is Redeem on PostgreSQL in two round trips instead of seven
 // (BEGIN, a locking read, the update, the revocation, each insert,
-// COMMIT): a plain read, fn, then one statement that updates the token
+// COMMIT): a plain read, r.Update, then one statement that updates the token
 // only if it is still as read and revokes and inserts only if it did
 // (redeemStatement). A token changed meanwhile (a concurrent redemption)
-// is read again and fn runs on what is there now, so the loser of a race
+// is read again and r.Update runs on what is there now, so the loser of a race
 // sees the winner's change, as with the locking read. With the caller's
 // read the first attempt skips the read: one round trip.
-func (ts_ tokenStore) redeemSwap(ctx context.Context, kind storage.TokenKind, sig string, read *storage.Token, fn func(*storage.Token) error, revokeRequest string, issue []storage.Token) (storage.Token, error) {
+func (ts_ tokenStore) redeemSwap(ctx context.Context, r storage.RedeemRequest) (storage.Token, error) {
 	s := ts_.s
+	kind, sig, read := r.Kind, r.Signature, r.Read
 	for range redeemAttempts {
 		var t storage.Token
 		if read != nil && read.Kind == kind && read.Signature == sig {
@@ -153,11 +155,11 @@ func (ts_ tokenStore) redeemSwap(ctx context.Context, kind storage.TokenKind, si
 			}
 		}
 		before := t
-		if err := fn(&t); err != nil {
+		if err := r.Update(&t); err != nil {
 			return storage.Token{}, err
 		}
 		t.Kind, t.Signature = kind, sig
-		query, args := redeemStatement(&before, &t, revokeRequest, issue)
+		query, args := redeemStatement(&before, &t, r.RevokeRequest, r.Issue)
 		var n int
 		if err := s.queryRow(ctx, query, args...).Scan(&n); err != nil {
 			return storage.Token{}, mapErr(err)
