@@ -35,8 +35,8 @@ func TestBackchannelDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{Keys: unsignedKeys{}, HTTP: outbound, Logger: zap.NewNop(), Now: time.Now, issuer: "https://issuer.example",
-		BackchannelAttempts: 3, BackchannelTimeout: 150 * time.Millisecond}
+	h := &Handler{keys: unsignedKeys{}, outbound: outbound, logger: zap.NewNop(), now: time.Now,
+		opts: Options{IssuerURL: "https://issuer.example", BackchannelAttempts: 3, BackchannelTimeout: 150 * time.Millisecond}}
 	for _, tc := range []struct {
 		name     string
 		handler  func(n int32, w http.ResponseWriter)

@@ -32,13 +32,9 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 // browser back with a logout_verifier and ends the session.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := httpx.ParseForm(w, r); err != nil {
-		h.errorPage(w, r, err)
+	form, ok := h.browserForm(w, r)
+	if !ok {
 		return
-	}
-	form := r.URL.Query()
-	if r.Method == http.MethodPost {
-		form = r.PostForm
 	}
 	for _, p := range []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id", "logout_verifier"} {
 		if _, err := httpx.SingleValue(form, p); err != nil {
@@ -78,7 +74,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	var c *client.Client
 	if clientID != "" {
 		var err error
-		c, err = h.Clients.Get(ctx, clientID)
+		c, err = h.clients.Get(ctx, clientID)
 		if err != nil {
 			h.errorPage(w, r, apierr.InvalidRequest("The client of this logout request does not exist"))
 			return
@@ -102,12 +98,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	// cookie), else the browser's remembered session.
 	var sess *storage.LoginSession
 	if hintSID != "" {
-		s, err := h.LoginSessions.Get(ctx, hintSID)
+		s, err := h.loginSessions.Get(ctx, hintSID)
 		if err != nil && !isNotFound(err) {
 			h.errorPage(w, r, apierr.ServerError(err))
 			return
 		}
-		if err == nil && s.Subject != "" && (s.ExpiresAt.IsZero() || h.Now().Before(s.ExpiresAt)) {
+		if err == nil && s.Subject != "" && (s.ExpiresAt.IsZero() || h.now().Before(s.ExpiresAt)) {
 			sess = &s
 		}
 	}
@@ -130,16 +126,16 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess == nil {
 		// Nobody is logged in: nothing to end.
-		h.jar.clear(w, h.Config.Serve.Cookies.Names.Session)
+		h.jar.clear(w, h.opts.Cookies.Session)
 		http.Redirect(w, r, h.afterLogoutURL(redirect, rpState), http.StatusFound)
 		return
 	}
-	now := h.Now().UTC()
+	now := h.now().UTC()
 	challenge := newChallenge()
-	st := state{Request: &AuthorizeRequest{}, RequestURL: h.public + "/oauth2/sessions/logout?" + form.Encode(),
+	st := state{Request: &AuthorizeRequest{}, RequestURL: h.opts.PublicURL + "/oauth2/sessions/logout?" + form.Encode(),
 		RequestedAt: now, RPInitiated: hint != "" || clientID != "", PostLogoutRedirectURI: redirect, LogoutState: rpState}
 	f := storage.Flow{Kind: storage.FlowLogout, ID: challenge, Subject: sess.Subject, SessionID: sess.ID,
-		Status: statusPending, CreatedAt: now, ExpiresAt: now.Add(h.Config.TTL.LoginConsentRequest)}
+		Status: statusPending, CreatedAt: now, ExpiresAt: now.Add(h.opts.ChallengeLifespan)}
 	if c != nil {
 		f.ClientID = c.ID
 	}
@@ -160,23 +156,6 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, withQuery(h.logoutURL(), url.Values{"logout_challenge": {challenge}}), http.StatusFound)
 }
 
-// audiences reads an aud claim (string or array).
-func audiences(v any) []string {
-	switch a := v.(type) {
-	case string:
-		return []string{a}
-	case []any:
-		var out []string
-		for _, e := range a {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
 // afterLogoutURL is where the browser goes once logged out: the client's
 // post_logout_redirect_uri with state (RP-Initiated Logout §3), else
 // urls.post_logout_redirect.
@@ -190,59 +169,28 @@ func (h *Handler) afterLogoutURL(redirect, state string) string {
 	return withQuery(redirect, url.Values{"state": {state}})
 }
 
-func (h *Handler) getLogout(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	f, st, ok := h.openFlow(w, r, storage.FlowLogout)
-	if !ok {
-		return
-	}
-	if f.Status == statusUsed {
-		gone(w, h.afterLogoutURL(st.PostLogoutRedirectURI, st.LogoutState))
-		return
-	}
+// describeLogout is Hydra's answer to GET .../requests/logout; the client
+// is left out when it no longer exists.
+func (h *Handler) describeLogout(ctx context.Context, f *storage.Flow, st *state) (any, error) {
 	lr := LogoutRequest{Challenge: f.ID, Subject: f.Subject, SessionID: f.SessionID, RequestURL: st.RequestURL,
 		RPInitiated: st.RPInitiated}
 	if f.ClientID != "" {
-		if c, err := h.Clients.Get(ctx, f.ClientID); err == nil {
+		if c, err := h.clients.Get(ctx, f.ClientID); err == nil {
 			lr.Client = c
 		}
 	}
-	httpx.WriteJSON(w, http.StatusOK, lr)
+	return lr, nil
 }
 
-func (h *Handler) acceptLogout(w http.ResponseWriter, r *http.Request) {
-	challenge, err := challengeParam(r, storage.FlowLogout)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	to, err := h.handle(r.Context(), storage.FlowLogout, challenge, nil, func(f *storage.Flow, st *state) error {
-		f.Status = statusAccepted
-		return nil
-	})
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, Redirect{RedirectTo: to})
+// logoutDoneURL is where the browser of a used logout challenge goes.
+func (h *Handler) logoutDoneURL(st *state) string {
+	return h.afterLogoutURL(st.PostLogoutRedirectURI, st.LogoutState)
 }
 
-// rejectLogout is Hydra's: the End-User stays logged in, the answer is
-// 204 and the app sends the browser wherever it likes.
-func (h *Handler) rejectLogout(w http.ResponseWriter, r *http.Request) {
-	challenge, err := challengeParam(r, storage.FlowLogout)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	if _, err := h.handle(r.Context(), storage.FlowLogout, challenge, nil, func(f *storage.Flow, st *state) error {
-		f.Status = statusRejected
-		return nil
-	}); err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+// logoutEndpointURL is where the browser continues with a logout
+// verifier.
+func (h *Handler) logoutEndpointURL(*state) string {
+	return h.opts.PublicURL + "/oauth2/sessions/logout"
 }
 
 // logoutVerified ends the session once the logout app accepted.
@@ -256,7 +204,7 @@ func (h *Handler) logoutVerified(w http.ResponseWriter, r *http.Request, verifie
 	unusable := func() {
 		h.errorPage(w, r, apierr.InvalidRequest("The logout verifier is unknown, expired or was already used"))
 	}
-	f, err := h.Flows.Get(ctx, storage.FlowLogout, challenge)
+	f, err := h.flows.Get(ctx, storage.FlowLogout, challenge)
 	if isNotFound(err) {
 		unusable()
 		return
@@ -274,13 +222,13 @@ func (h *Handler) logoutVerified(w http.ResponseWriter, r *http.Request, verifie
 		unusable()
 		return
 	}
-	if !h.Now().Before(f.ExpiresAt) {
+	if !h.now().Before(f.ExpiresAt) {
 		h.errorPage(w, r, apierr.InvalidRequest("The logout request has expired"))
 		return
 	}
 	// Used once (Step, which commits synchronously): only if the flow is
 	// still as read.
-	err = h.Flows.Step(ctx, storage.FlowStep{Flow: f, Status: statusUsed})
+	err = h.flows.Step(ctx, storage.FlowStep{Flow: f, Status: statusUsed})
 	if errors.Is(err, storage.ErrConflict) {
 		unusable()
 		return
@@ -302,11 +250,11 @@ func (h *Handler) finishLogout(w http.ResponseWriter, r *http.Request, f *storag
 	if err != nil {
 		h.logFlowError("logout: listing the clients of a session", err)
 	}
-	if err := h.LoginSessions.Delete(ctx, sid); err != nil && !isNotFound(err) {
+	if err := h.loginSessions.Delete(ctx, sid); err != nil && !isNotFound(err) {
 		h.errorPage(w, r, apierr.ServerError(err))
 		return
 	}
-	h.jar.clear(w, h.Config.Serve.Cookies.Names.Session)
+	h.jar.clear(w, h.opts.Cookies.Session)
 	h.notifyBackchannel(ctx, sid, clients)
 	next := h.afterLogoutURL(st.PostLogoutRedirectURI, st.LogoutState)
 	var frames []string
@@ -317,7 +265,7 @@ func (h *Handler) finishLogout(w http.ResponseWriter, r *http.Request, f *storag
 		// Front-Channel Logout §2: iss and sid as query parameters (always
 		// added, as Hydra does; required when the client registered
 		// frontchannel_logout_session_required).
-		frames = append(frames, withQuery(sc.client.FrontchannelLogoutURI, url.Values{"iss": {h.issuer}, "sid": {sid}}))
+		frames = append(frames, withQuery(sc.client.FrontchannelLogoutURI, url.Values{"iss": {h.opts.IssuerURL}, "sid": {sid}}))
 	}
 	if len(frames) == 0 {
 		http.Redirect(w, r, next, http.StatusFound)
@@ -336,7 +284,7 @@ type sessionClient struct {
 // sessionClients returns the clients that were granted consent in the
 // login session sid.
 func (h *Handler) sessionClients(ctx context.Context, sid string) ([]sessionClient, error) {
-	list, err := h.ConsentSessions.List(ctx, storage.ConsentFilter{LoginSessionID: sid})
+	list, err := h.consentSessions.List(ctx, storage.ConsentFilter{LoginSessionID: sid})
 	if err != nil || sid == "" {
 		return nil, err
 	}
@@ -345,7 +293,7 @@ func (h *Handler) sessionClients(ctx context.Context, sid string) ([]sessionClie
 		if slices.ContainsFunc(out, func(s sessionClient) bool { return s.client.ID == cs.ClientID }) {
 			continue
 		}
-		c, err := h.Clients.Get(ctx, cs.ClientID)
+		c, err := h.clients.Get(ctx, cs.ClientID)
 		if err != nil {
 			continue
 		}
@@ -376,12 +324,12 @@ func (h *Handler) backchannelLogout(ctx context.Context, sid string) {
 // bounded time (Back-Channel Logout §2.5: the OP sends, the RP answers 200;
 // failures are logged, they never block the End-User's logout).
 func (h *Handler) notifyBackchannel(ctx context.Context, sid string, clients []sessionClient) {
-	if h.HTTP == nil {
+	if h.outbound == nil {
 		return
 	}
 	var wg sync.WaitGroup
 	// Detached from the browser's request, bounded by our own timeout.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*h.BackchannelTimeout)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*h.opts.BackchannelTimeout)
 	defer cancel()
 	for _, sc := range clients {
 		if sc.client.BackchannelLogoutURI == "" {
@@ -391,7 +339,7 @@ func (h *Handler) notifyBackchannel(ctx context.Context, sid string, clients []s
 		go func() {
 			defer wg.Done()
 			if err := h.sendLogoutToken(bctx, sc, sid); err != nil {
-				h.Logger.Warn("back-channel logout failed", zap.String("client_id", sc.client.ID), zap.Error(err))
+				h.logger.Warn("back-channel logout failed", zap.String("client_id", sc.client.ID), zap.Error(err))
 			}
 		}()
 	}
@@ -401,9 +349,9 @@ func (h *Handler) notifyBackchannel(ctx context.Context, sid string, clients []s
 // sendLogoutToken signs a logout token (Back-Channel Logout §2.4) and POSTs
 // it (§2.5) with retries on network errors and 5xx answers.
 func (h *Handler) sendLogoutToken(ctx context.Context, sc sessionClient, sid string) error {
-	now := h.Now().UTC()
+	now := h.now().UTC()
 	claims := map[string]any{
-		"iss": h.issuer, "aud": []string{sc.client.ID}, "iat": now.Unix(),
+		"iss": h.opts.IssuerURL, "aud": []string{sc.client.ID}, "iat": now.Unix(),
 		// §2.4: short-lived; two minutes as the spec suggests.
 		"exp": now.Add(2 * time.Minute).Unix(), "jti": uuid.NewString(),
 		"events": map[string]any{backchannelEvent: map[string]any{}},
@@ -417,13 +365,13 @@ func (h *Handler) sendLogoutToken(ctx context.Context, sc sessionClient, sid str
 		return err
 	}
 	// §2.4 (and RFC 8417): typ logout+jwt keeps it from being taken for an ID token.
-	tok, err := h.Keys.Sign(ctx, oauth2.IDTokenKeySet, "logout+jwt", payload)
+	tok, err := h.keys.Sign(ctx, oauth2.IDTokenKeySet, "logout+jwt", payload)
 	if err != nil {
 		return err
 	}
 	body := url.Values{"logout_token": {tok}}.Encode()
 	var last error
-	for attempt := 0; attempt < h.BackchannelAttempts; attempt++ {
+	for attempt := 0; attempt < h.opts.BackchannelAttempts; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
@@ -431,14 +379,14 @@ func (h *Handler) sendLogoutToken(ctx context.Context, sc sessionClient, sid str
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		actx, cancel := context.WithTimeout(ctx, h.BackchannelTimeout)
+		actx, cancel := context.WithTimeout(ctx, h.opts.BackchannelTimeout)
 		req, err := http.NewRequestWithContext(actx, http.MethodPost, sc.client.BackchannelLogoutURI, strings.NewReader(body))
 		if err != nil {
 			cancel()
 			return err
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := h.HTTP.Do(req)
+		resp, err := h.outbound.Do(req)
 		if err != nil {
 			cancel()
 			last = err

@@ -170,3 +170,11 @@ type consentData struct {
 	IDTokenSubject string          `json:"id_token_subject,omitempty"`
 	Request        *ConsentRequest `json:"request,omitempty"`
 }
+
+// nonNil renders a missing list as [] (Hydra's JSON shape).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 	"net"
 	"net/url"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 )
 
 // Limits on authorization request parameters.

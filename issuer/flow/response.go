@@ -42,24 +42,14 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, a *authz, para
 }
 
 // redirectError sends an OAuth error to the client (RFC 6749 §4.1.2.1,
-// §4.2.2.1; OpenID Connect Core §3.1.2.6). A server error is logged with
-// its cause; the client only sees the code and description.
+// §4.2.2.1; OpenID Connect Core §3.1.2.6).
 func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, a *authz, err error) {
 	var pe pageError
 	if errors.As(err, &pe) {
 		h.errorPage(w, r, pe.e)
 		return
 	}
-	e := apierr.From(err)
-	httpx.Info(r.Context()).Err = e
-	if e.Code == "server_error" {
-		h.Logger.Error("authorization request failed", zap.Error(e))
-	}
-	params := url.Values{"error": {e.Code}}
-	if e.Description != "" {
-		params.Set("error_description", e.Description)
-	}
-	h.respond(w, r, a, params)
+	h.respond(w, r, a, h.errorParams(r, err))
 }
 
 // errorPage sends the browser to the error page (urls.error, else the
@@ -69,17 +59,25 @@ func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &pe) {
 		err = pe.e
 	}
+	params := h.errorParams(r, err)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, withQuery(h.errorURL(), params), http.StatusFound)
+}
+
+// errorParams are the error and error_description of an error response.
+// A server error is logged with its cause; the browser only sees the code
+// and description.
+func (h *Handler) errorParams(r *http.Request, err error) url.Values {
 	e := apierr.From(err)
 	httpx.Info(r.Context()).Err = e
 	if e.Code == "server_error" {
-		h.Logger.Error("authorization request failed", zap.Error(e))
+		h.logger.Error("authorization request failed", zap.Error(e))
 	}
 	params := url.Values{"error": {e.Code}}
 	if e.Description != "" {
 		params.Set("error_description", e.Description)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, withQuery(h.errorURL(), params), http.StatusFound)
+	return params
 }
 
 var formPostTmpl = template.Must(template.New("form_post").Parse(`<!DOCTYPE html>

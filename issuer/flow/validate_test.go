@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 )
 
@@ -24,7 +23,7 @@ func TestValidate(t *testing.T) {
 		name  string
 		c     *client.Client
 		query string
-		pkce  func(*config.PKCE)
+		pkce  func(*PKCE)
 		want  string
 	}{
 		{"code", web, "response_type=code&scope=openid", nil, ""},
@@ -44,21 +43,22 @@ func TestValidate(t *testing.T) {
 		{"audience not allowed", web, "response_type=code&audience=https%3A%2F%2Fother", nil, "invalid_request"},
 		{"public client needs PKCE", spa, "response_type=code", nil, "invalid_request"},
 		{"public client with S256", spa, "response_type=code&code_challenge_method=S256&code_challenge=" + s256, nil, ""},
-		{"PKCE not enforced for public clients", spa, "response_type=code", func(p *config.PKCE) { p.EnforcedForPublicClients = false }, ""},
-		{"PKCE enforced for all", web, "response_type=code", func(p *config.PKCE) { p.Enforced = true }, "invalid_request"},
+		{"PKCE not enforced for public clients", spa, "response_type=code", func(p *PKCE) { p.EnforcedForPublicClients = false }, ""},
+		{"PKCE enforced for all", web, "response_type=code", func(p *PKCE) { p.Enforced = true }, "invalid_request"},
 		{"plain by default", web, "response_type=code&code_challenge=" + s256, nil, ""},
-		{"plain disabled", web, "response_type=code&code_challenge=" + s256, func(p *config.PKCE) { p.AllowPlain = false }, "invalid_request"},
-		{"S256 with plain disabled", web, "response_type=code&code_challenge_method=S256&code_challenge=" + s256, func(p *config.PKCE) { p.AllowPlain = false }, ""},
+		{"plain disabled", web, "response_type=code&code_challenge=" + s256, func(p *PKCE) { p.AllowPlain = false }, "invalid_request"},
+		{"S256 with plain disabled", web, "response_type=code&code_challenge_method=S256&code_challenge=" + s256, func(p *PKCE) { p.AllowPlain = false }, ""},
 		{"method without challenge", web, "response_type=code&code_challenge_method=S256", nil, "invalid_request"},
 		{"challenge too short", web, "response_type=code&code_challenge=abc", nil, "invalid_request"},
 		{"challenge with bad characters", web, "response_type=code&code_challenge=" + strings.Repeat("a", 42) + "%2B", nil, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := config.Default()
+			// The configuration's defaults.
+			pkce := PKCE{EnforcedForPublicClients: true, AllowPlain: true}
 			if tc.pkce != nil {
-				tc.pkce(&cfg.OAuth2.PKCE)
+				tc.pkce(&pkce)
 			}
-			h := &Handler{Config: &cfg, scopes: oauth2.ScopeStrategyFor("wildcard")}
+			h := &Handler{opts: Options{PKCE: pkce, Scopes: oauth2.WildcardScopeStrategy}}
 			form, _ := url.ParseQuery("client_id=" + tc.c.ID + "&" + tc.query)
 			req, err := ParseAuthorizeRequest(form)
 			if err != nil {

@@ -177,10 +177,10 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	if err != nil {
 		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
 	}
-	flows := &flow.Handler{Config: cfg, Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
-		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, Cookies: cookieKeys,
-		HTTP: backchannel, Logger: log}
-	if err := flows.Init(); err != nil {
+	flows, err := flow.New(flow.Deps{Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
+		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
+		HTTP: backchannel, Logger: log}, flowOptions(cfg))
+	if err != nil {
 		return err
 	}
 	alg, err := a.keys.SigningAlg(ctx, keys.SetIDToken)

@@ -92,7 +92,7 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 	if aud, ok := claims["aud"]; ok {
 		okAud := false
 		for _, a := range audiences(aud) {
-			if strings.TrimRight(a, "/") == strings.TrimRight(h.issuer, "/") || a == h.public+"/oauth2/auth" {
+			if strings.TrimRight(a, "/") == strings.TrimRight(h.opts.IssuerURL, "/") || a == h.opts.PublicURL+"/oauth2/auth" {
 				okAud = true
 			}
 		}
@@ -100,7 +100,7 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 			return nil, invalidRequestObject("The request object's aud must be this issuer")
 		}
 	}
-	now := h.Now().Unix()
+	now := h.now().Unix()
 	if exp, ok := claims["exp"].(float64); ok && int64(exp)+30 < now {
 		return nil, invalidRequestObject("The request object has expired")
 	}
@@ -143,7 +143,7 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 // registered request_uris, only one of those (compared without fragment,
 // §6.2: the fragment may be used to bust caches).
 func (h *Handler) fetchRequestURI(ctx context.Context, c *client.Client, raw string) (string, error) {
-	if h.HTTP == nil {
+	if h.outbound == nil {
 		return "", &apierr.Error{Code: "request_uri_not_supported", Status: 400, Description: "The request_uri parameter is not supported"}
 	}
 	u, err := url.Parse(raw)
@@ -167,7 +167,7 @@ func (h *Handler) fetchRequestURI(ctx context.Context, c *client.Client, raw str
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	u.Fragment, u.RawFragment = "", ""
-	body, err := h.HTTP.GetBody(fctx, u.String(), "application/oauth-authz-req+jwt, application/jwt")
+	body, err := h.outbound.GetBody(fctx, u.String(), "application/oauth-authz-req+jwt, application/jwt")
 	if err != nil {
 		return "", &apierr.Error{Code: "invalid_request_uri", Status: 400,
 			Description: "The request_uri could not be fetched", Cause: err}
@@ -187,10 +187,10 @@ func (h *Handler) clientKeys(ctx context.Context, c *client.Client) (jwk.Set, er
 		}
 		return set, nil
 	}
-	if c.JWKSURI != "" && h.HTTP != nil {
+	if c.JWKSURI != "" && h.outbound != nil {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		body, err := h.HTTP.GetBody(fctx, c.JWKSURI, "application/json")
+		body, err := h.outbound.GetBody(fctx, c.JWKSURI, "application/json")
 		if err != nil {
 			return nil, invalidRequestObject("The client's jwks_uri could not be fetched").WithCause(err)
 		}

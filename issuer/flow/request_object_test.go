@@ -19,7 +19,8 @@ func FuzzRequestObject(f *testing.F) {
 	f.Add(enc(`{"alg":"RS256"}`) + "." + enc(`{}`) + ".c2ln")
 	f.Add("a.b.c")
 	f.Add("....")
-	h := &Handler{issuer: "https://issuer.example", public: "https://issuer.example", Now: func() time.Time { return time.Unix(1700000000, 0) }}
+	h := &Handler{opts: Options{IssuerURL: "https://issuer.example", PublicURL: "https://issuer.example"},
+		now: func() time.Time { return time.Unix(1700000000, 0) }}
 	c := &client.Client{ID: "c"}
 	f.Fuzz(func(t *testing.T, raw string) {
 		form := url.Values{"client_id": {"c"}, "response_type": {"code"}, "request": {raw}}

@@ -1,0 +1,129 @@
+package flow
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/storage"
+)
+
+// listConsentSessions is GET /admin/oauth2/auth/sessions/consent?subject=
+// (optionally &login_session_id=): the subject's unexpired consents.
+func (h *Handler) listConsentSessions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	subject := q.Get("subject")
+	if subject == "" {
+		httpx.WriteError(w, r, apierr.InvalidRequest("The subject query parameter is required"))
+		return
+	}
+	list, err := h.consentSessions.List(ctx, storage.ConsentFilter{Subject: subject, LoginSessionID: q.Get("login_session_id")})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	now := h.now()
+	out := []PreviousConsentSession{}
+	for _, cs := range list {
+		if !cs.ExpiresAt.IsZero() && !now.Before(cs.ExpiresAt) {
+			continue
+		}
+		var d consentData
+		_ = json.Unmarshal(cs.Data, &d)
+		if d.Request == nil {
+			d.Request = &ConsentRequest{Challenge: cs.ID, Subject: cs.Subject, LoginSessionID: cs.LoginSessionID}
+		}
+		if c, err := h.clients.Get(ctx, cs.ClientID); err == nil {
+			d.Request.Client = c
+		} else if isNotFound(err) {
+			continue // consents die with their client
+		}
+		p := PreviousConsentSession{ConsentRequest: d.Request, GrantScope: nonNil(cs.GrantedScope),
+			GrantAccessTokenAudience: nonNil(cs.GrantedAudience), Session: d.Session, Remember: cs.Remember,
+			RememberFor: d.RememberFor, HandledAt: cs.HandledAt, Context: d.Context}
+		if p.Session.AccessToken == nil {
+			p.Session.AccessToken = map[string]any{}
+		}
+		if p.Session.IDToken == nil {
+			p.Session.IDToken = map[string]any{}
+		}
+		out = append(out, p)
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// revokeConsentSessions is DELETE /admin/oauth2/auth/sessions/consent
+// ?subject=&client= (or &all=true): the consents are forgotten and every
+// token issued on them is revoked.
+func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	subject, clientID, all := q.Get("subject"), q.Get("client"), q.Get("all") == "true"
+	if subject == "" {
+		httpx.WriteError(w, r, apierr.InvalidRequest("The subject query parameter is required"))
+		return
+	}
+	if clientID == "" && !all {
+		httpx.WriteError(w, r, apierr.InvalidRequest("Either the client query parameter or all=true is required"))
+		return
+	}
+	f := storage.ConsentFilter{Subject: subject, ClientID: clientID}
+	list, err := h.consentSessions.List(ctx, f)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	for _, cs := range list {
+		if err := h.tokens.RevokeRequest(ctx, cs.ClientID, cs.ID); err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+	}
+	if _, err := h.consentSessions.Delete(ctx, f); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// revokeLoginSessions is DELETE /admin/oauth2/auth/sessions/login
+// ?subject= or ?sid=: the sessions end (the browser must log in again)
+// and, as in Hydra v2, the clients of each are notified by back-channel
+// logout.
+func (h *Handler) revokeLoginSessions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	subject, sid := q.Get("subject"), q.Get("sid")
+	var sessions []storage.LoginSession
+	switch {
+	case sid != "":
+		s, err := h.loginSessions.Get(ctx, sid)
+		if err != nil && !isNotFound(err) {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		if err == nil {
+			sessions = append(sessions, s)
+		}
+	case subject != "":
+		list, err := h.loginSessions.ListBySubject(ctx, subject)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		sessions = list
+	default:
+		httpx.WriteError(w, r, apierr.InvalidRequest("Either the subject or the sid query parameter is required"))
+		return
+	}
+	for _, s := range sessions {
+		if err := h.loginSessions.Delete(ctx, s.ID); err != nil && !isNotFound(err) {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		h.backchannelLogout(ctx, s.ID)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
