@@ -34,9 +34,9 @@ import (
 // exchange.
 //
 // Issuing and exchanging codes see presigning only through the presigner
-// interface: New builds a codePresigner when
-// Options.Presigning is set, else noPresigner, which mints nothing
-// and hands nothing over, so that the exchange signs every token itself.
+// interface: New builds a codePresigner when Options.Presigning is set,
+// else noPresigner, which mints nothing and hands nothing over, so that
+// the exchange signs every token itself.
 
 // presigner is what issuing and exchanging codes ask of presigning.
 type presigner interface {
