@@ -211,7 +211,8 @@ func TestAdminAPIScriptMatches(t *testing.T) {
 func TestAgainstIssuerAndSidecar(t *testing.T) {
 	s, _ := load(t)
 	is := testbin.StartIssuer(t, nil)
-	clientID, token := clientToken(t, is)
+	client, token := is.ClientCredentialsToken(t, "read")
+	clientID := client.ID
 
 	side, err := os.ReadFile("gatehouse-sidecar.yaml")
 	if err != nil {
@@ -343,38 +344,3 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 	})
 }
 
-// clientToken registers a client_credentials client and returns one of
-// its access tokens (sub = client id, as Hydra's).
-func clientToken(t *testing.T, is *testbin.Issuer) (id, token string) {
-	t.Helper()
-	body := `{"grant_types":["client_credentials"],"scope":"read","token_endpoint_auth_method":"client_secret_basic"}`
-	resp, err := http.Post(is.AdminURL+"/admin/clients", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		ID     string `json:"client_id"`
-		Secret string `json:"client_secret"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&c)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || c.ID == "" {
-		t.Fatalf("create client: %d", resp.StatusCode)
-	}
-	req, _ := http.NewRequest("POST", is.PublicURL+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	if tok.AccessToken == "" {
-		t.Fatalf("token: %d", resp.StatusCode)
-	}
-	return c.ID, tok.AccessToken
-}

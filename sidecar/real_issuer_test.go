@@ -21,9 +21,8 @@ import (
 // keys API, revocation through RFC 7009, introspection at its admin API
 // (which needs no client credentials).
 type realProvider struct {
-	is            *testbin.Issuer
-	jwtID, jwtSec string
-	opID, opSec   string
+	is          *testbin.Issuer
+	jwt, opaque testbin.Client
 }
 
 var _ provider = (*realProvider)(nil)
@@ -34,8 +33,8 @@ func newRealProvider(t *testing.T) *realProvider {
 	// them through the admin API.
 	p := &realProvider{is: testbin.StartIssuer(t, map[string]string{
 		"URLS_LOGIN": appBase + "/login", "URLS_CONSENT": appBase + "/consent"})}
-	p.jwtID, p.jwtSec = p.client(t, "jwt")
-	p.opID, p.opSec = p.client(t, "opaque")
+	p.jwt = p.client(t, "jwt")
+	p.opaque = p.client(t, "opaque")
 	return p
 }
 
@@ -59,50 +58,17 @@ func (p *realProvider) admin(t *testing.T, method, path string, in, out any) {
 	}
 }
 
-func (p *realProvider) client(t *testing.T, strategy string) (string, string) {
-	return p.newClient(t, map[string]any{"grant_types": []string{"client_credentials"},
+func (p *realProvider) client(t *testing.T, strategy string) testbin.Client {
+	return p.is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials"},
 		"scope": "read write admin", "access_token_strategy": strategy})
 }
 
-// newClient registers a client through the admin API.
-func (p *realProvider) newClient(t *testing.T, fields map[string]any) (id, secret string) {
-	t.Helper()
-	var c struct {
-		ID     string `json:"client_id"`
-		Secret string `json:"client_secret"`
-	}
-	p.admin(t, http.MethodPost, "/admin/clients", fields, &c)
-	return c.ID, c.Secret
-}
-
-// tokenEndpoint posts form to the token endpoint as client id and
-// returns the access token and the ID token (if any) of the answer.
-func (p *realProvider) tokenEndpoint(t *testing.T, id, secret string, form url.Values) (access, idToken string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, p.is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		IDToken     string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token (%s): %d %v", form.Get("grant_type"), resp.StatusCode, err)
-	}
-	return tok.AccessToken, tok.IDToken
-}
-
-func (p *realProvider) token(t *testing.T, id, secret string, scopes []string) (string, identity) {
+func (p *realProvider) token(t *testing.T, c testbin.Client, scopes []string) (string, identity) {
 	t.Helper()
 	sc := scopeOrDefault(scopes)
-	tok, _ := p.tokenEndpoint(t, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {sc}})
+	tok := p.is.Token(t, c, url.Values{"grant_type": {"client_credentials"}, "scope": {sc}})
 	// client_credentials: the subject is the client.
-	return tok, identity{Subject: id, ClientID: id, Scopes: sc}
+	return tok.AccessToken, identity{Subject: c.ID, ClientID: c.ID, Scopes: sc}
 }
 
 // appBase is where the login and consent apps and the client's callback
@@ -114,7 +80,7 @@ const appBase = "http://127.0.0.1:9"
 // and returns the access token and the ID token the issuer sends back.
 func (p *realProvider) userTokens(t *testing.T, subject string) (access, idToken string) {
 	t.Helper()
-	id, secret := p.newClient(t, map[string]any{"grant_types": []string{"authorization_code"},
+	c := p.is.RegisterClient(t, map[string]any{"grant_types": []string{"authorization_code"},
 		"response_types": []string{"code"}, "scope": "openid read", "redirect_uris": []string{appBase + "/callback"},
 		"access_token_strategy": "jwt"})
 	jar, _ := cookiejar.New(nil)
@@ -156,7 +122,7 @@ func (p *realProvider) userTokens(t *testing.T, subject string) (access, idToken
 		p.admin(t, http.MethodPut, "/admin/oauth2/auth/requests/"+kind+"/accept?"+kind+"_challenge="+url.QueryEscape(ch), body, &out)
 		return out.RedirectTo
 	}
-	auth := p.is.PublicURL + "/oauth2/auth?" + url.Values{"client_id": {id}, "response_type": {"code"},
+	auth := p.is.PublicURL + "/oauth2/auth?" + url.Values{"client_id": {c.ID}, "response_type": {"code"},
 		"scope": {"openid read"}, "redirect_uri": {appBase + "/callback"}, "state": {"state-0123456789"},
 		"nonce": {"nonce-0123456789"}}.Encode()
 	at := visit(accept(visit(auth), "login", map[string]any{"subject": subject}))
@@ -165,12 +131,12 @@ func (p *realProvider) userTokens(t *testing.T, subject string) (access, idToken
 	if cb.Path != "/callback" || code == "" {
 		t.Fatalf("expected the callback with a code, got %v", cb)
 	}
-	access, idToken = p.tokenEndpoint(t, id, secret, url.Values{
+	tok := p.is.Token(t, c, url.Values{
 		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {appBase + "/callback"}})
-	if idToken == "" {
+	if tok.IDToken == "" {
 		t.Fatal("the code exchange sent no ID token")
 	}
-	return access, idToken
+	return tok.AccessToken, tok.IDToken
 }
 
 func (p *realProvider) Issuer() string           { return p.is.PublicURL }
@@ -179,16 +145,16 @@ func (p *realProvider) IntrospectionCredentials() (string, string) {
 	return "", ""
 }
 func (p *realProvider) JWT(t *testing.T, scopes ...string) (string, identity) {
-	return p.token(t, p.jwtID, p.jwtSec, scopes)
+	return p.token(t, p.jwt, scopes)
 }
 func (p *realProvider) Opaque(t *testing.T, scopes ...string) (string, identity) {
-	return p.token(t, p.opID, p.opSec, scopes)
+	return p.token(t, p.opaque, scopes)
 }
 
 func (p *realProvider) Revoke(t *testing.T, tok string) {
 	req, _ := http.NewRequest(http.MethodPost, p.is.PublicURL+"/oauth2/revoke", strings.NewReader(url.Values{"token": {tok}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(p.opID, p.opSec)
+	req.SetBasicAuth(p.opaque.ID, p.opaque.Secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("revoke: %v %v", err, resp)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,41 +32,6 @@ func nginxBinary(t *testing.T) string {
 	return ""
 }
 
-// clientToken registers a client_credentials client and returns one of
-// its access tokens (sub = client id, as Hydra's).
-func clientToken(t *testing.T, is *testbin.Issuer) (id, token string) {
-	t.Helper()
-	body := `{"grant_types":["client_credentials"],"scope":"read write","token_endpoint_auth_method":"client_secret_basic"}`
-	resp, err := http.Post(is.AdminURL+"/admin/clients", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		ID     string `json:"client_id"`
-		Secret string `json:"client_secret"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&c)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || c.ID == "" {
-		t.Fatalf("create client: %d", resp.StatusCode)
-	}
-	req, _ := http.NewRequest("POST", is.PublicURL+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	if tok.AccessToken == "" {
-		t.Fatalf("token: %d", resp.StatusCode)
-	}
-	return c.ID, tok.AccessToken
-}
 
 // rewrite swaps the example's default ports for the test's.
 func rewrite(t *testing.T, file string, ports map[string]string) string {
@@ -89,7 +53,8 @@ func rewrite(t *testing.T, file string, ports map[string]string) string {
 func TestNginxForwardAuth(t *testing.T) {
 	nginx := nginxBinary(t)
 	is := testbin.StartIssuer(t, nil)
-	clientID, token := clientToken(t, is)
+	client, token := is.ClientCredentialsToken(t, "read")
+	clientID := client.ID
 
 	up := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	upstream := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", up)

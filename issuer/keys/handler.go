@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
@@ -19,13 +18,12 @@ import (
 // private keys, not even to the admin API. A private key is shown exactly
 // once, in the answer to the POST that generated it.
 type Handler struct {
-	Manager *Manager
-	Logger  *zap.Logger
-	// JWKSSets are the sets published at /.well-known/jwks.json (Hydra's
-	// webfinger.jwks.broadcast_keys); default: the ID token and access
-	// token sets.
-	JWKSSets []string
+	m *Manager
 }
+
+// NewHandler returns the Handler over m; the sets it publishes are m's
+// Options.JWKSSets.
+func NewHandler(m *Manager) *Handler { return &Handler{m: m} }
 
 // MountAdmin mounts /admin/keys/{set} and /admin/keys/{set}/{kid}.
 func (h *Handler) MountAdmin(mux *http.ServeMux) {
@@ -60,17 +58,13 @@ func oneKeySet(k jwk.Key) (jwk.Set, error) {
 // unknown kid (as the sidecar does), so a new signing key is picked up
 // without waiting for the cache to expire.
 func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
-	sets := h.JWKSSets
-	if len(sets) == 0 {
-		sets = []string{SetIDToken, SetAccessToken}
-	}
-	doc, etag, err := h.Manager.PublicJWKS(r.Context(), sets...)
+	doc, etag, err := h.m.PublicJWKS(r.Context(), h.m.jwksSets...)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
 	cache := "no-store"
-	if age := h.Manager.JWKSMaxAge(); age > 0 {
+	if age := h.m.JWKSMaxAge(); age > 0 {
 		cache = "public, max-age=" + strconv.Itoa(int(age.Seconds()))
 	}
 	httpx.ServeDocument(w, r, doc, etag, cache)
@@ -84,7 +78,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	key, err := h.Manager.Generate(r.Context(), r.PathValue("set"), p)
+	key, err := h.m.Generate(r.Context(), r.PathValue("set"), p)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -98,7 +92,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getSet(w http.ResponseWriter, r *http.Request) {
-	set, err := h.Manager.GetSet(r.Context(), r.PathValue("set"))
+	set, err := h.m.GetSet(r.Context(), r.PathValue("set"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -116,7 +110,7 @@ func (h *Handler) putSet(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The request body must be a JSON Web Key Set with the member \"keys\""))
 		return
 	}
-	set, err := h.Manager.ReplaceSet(r.Context(), r.PathValue("set"), *body.Keys)
+	set, err := h.m.ReplaceSet(r.Context(), r.PathValue("set"), *body.Keys)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -125,7 +119,7 @@ func (h *Handler) putSet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteSet(w http.ResponseWriter, r *http.Request) {
-	if err := h.Manager.DeleteSet(r.Context(), r.PathValue("set")); err != nil {
+	if err := h.m.DeleteSet(r.Context(), r.PathValue("set")); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
@@ -134,7 +128,7 @@ func (h *Handler) deleteSet(w http.ResponseWriter, r *http.Request) {
 
 // getKey answers with a set holding the one key, as Hydra does.
 func (h *Handler) getKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.Manager.GetKey(r.Context(), r.PathValue("set"), r.PathValue("kid"))
+	key, err := h.m.GetKey(r.Context(), r.PathValue("set"), r.PathValue("kid"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -154,7 +148,7 @@ func (h *Handler) putKey(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	key, err := h.Manager.PutKey(r.Context(), r.PathValue("set"), r.PathValue("kid"), body)
+	key, err := h.m.PutKey(r.Context(), r.PathValue("set"), r.PathValue("kid"), body)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -163,7 +157,7 @@ func (h *Handler) putKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteKey(w http.ResponseWriter, r *http.Request) {
-	if err := h.Manager.DeleteKey(r.Context(), r.PathValue("set"), r.PathValue("kid")); err != nil {
+	if err := h.m.DeleteKey(r.Context(), r.PathValue("set"), r.PathValue("kid")); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}

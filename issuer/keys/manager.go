@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -57,11 +58,18 @@ const (
 // purposeJWK is the secrets.Keyring purpose private JWKs are sealed under.
 const purposeJWK = "jwk"
 
-// Options are the Manager's dependencies and settings.
-type Options struct {
-	Store   storage.KeyStore
+// Deps are what the Manager works with.
+type Deps struct {
+	Store storage.KeyStore
+	// Keyring seals private keys (the system secrets).
 	Keyring *secrets.Keyring
-	Logger  *zap.Logger
+	// Logger defaults to a no-op logger, Now to time.Now.
+	Logger *zap.Logger
+	Now    func() time.Time
+}
+
+// Options are the Manager's settings.
+type Options struct {
 	// DefaultAlg is the algorithm of keys generated for missing sets and
 	// of POST /admin/keys/{set} without "alg": a signing algorithm such as
 	// RS256 (default), ES256 or EdDSA.
@@ -69,7 +77,6 @@ type Options struct {
 	// RSABits is the modulus size of generated RSA keys (default 2048,
 	// between 2048 and 8192).
 	RSABits int
-	Now     func() time.Time
 	// RefreshInterval is how long key sets are served from memory before
 	// being re-read from the store (default 30s; negative: always re-read).
 	// Changes made through this Manager are seen at once.
@@ -77,6 +84,10 @@ type Options struct {
 	// JWKSMaxAge is sent as Cache-Control max-age with the public JWKS
 	// (default 300s; negative: no-store, as Hydra sends).
 	JWKSMaxAge time.Duration
+	// JWKSSets are the sets published at /.well-known/jwks.json (Hydra's
+	// webfinger.jwks.broadcast_keys); default: the ID token and access
+	// token sets.
+	JWKSSets []string
 }
 
 // Manager owns the key sets: generation, import, signing and the public
@@ -100,6 +111,7 @@ type Manager struct {
 
 	// The public JWKS (jwks.go).
 	jwksMaxAge time.Duration
+	jwksSets   []string
 	jwksDoc    atomic.Pointer[encodedJWKS] // the last public JWKS encoded
 }
 
@@ -119,13 +131,13 @@ type loadedKey struct {
 	public    jwk.Key // never handed out: callers get clones
 }
 
-// NewManager returns a Manager.
-func NewManager(o Options) (*Manager, error) {
-	if o.Store == nil {
-		return nil, errors.New("keys: Options.Store is required")
+// New checks the dependencies and options and returns a Manager.
+func New(d Deps, o Options) (*Manager, error) {
+	if d.Store == nil {
+		return nil, errors.New("keys: Deps.Store is required")
 	}
-	if o.Keyring == nil {
-		return nil, errors.New("keys: Options.Keyring is required")
+	if d.Keyring == nil {
+		return nil, errors.New("keys: Deps.Keyring is required")
 	}
 	if o.DefaultAlg == "" {
 		o.DefaultAlg = DefaultAlg
@@ -140,11 +152,11 @@ func NewManager(o Options) (*Manager, error) {
 	if o.RSABits < MinRSABits || o.RSABits > MaxRSABits {
 		return nil, fmt.Errorf("keys: RSA key size must be between %d and %d bits, got %d", MinRSABits, MaxRSABits, o.RSABits)
 	}
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	switch {
 	case o.RefreshInterval == 0:
@@ -155,9 +167,13 @@ func NewManager(o Options) (*Manager, error) {
 	if o.JWKSMaxAge == 0 {
 		o.JWKSMaxAge = DefaultJWKSMaxAge
 	}
+	if len(o.JWKSSets) == 0 {
+		o.JWKSSets = []string{SetIDToken, SetAccessToken}
+	}
 	return &Manager{
-		store: o.Store, keyring: o.Keyring, log: o.Logger, now: o.Now,
-		defaultAlg: spec, rsaBits: o.RSABits, refresh: o.RefreshInterval, jwksMaxAge: o.JWKSMaxAge,
+		store: d.Store, keyring: d.Keyring, log: d.Logger, now: d.Now,
+		defaultAlg: spec, rsaBits: o.RSABits, refresh: o.RefreshInterval,
+		jwksMaxAge: o.JWKSMaxAge, jwksSets: slices.Clone(o.JWKSSets),
 		cache: map[string]*setState{}, ensured: map[string]bool{},
 	}, nil
 }

@@ -52,13 +52,13 @@ func newEnv() *env { return &env{store: newMemKeys(), clock: newClock()} }
 // adjust the options.
 func (e *env) manager(t testing.TB, ring *secrets.Keyring, opts ...func(*Options)) *Manager {
 	t.Helper()
-	o := Options{Store: e.store, Keyring: ring, DefaultAlg: "ES256", Now: e.clock.Now}
+	o := Options{DefaultAlg: "ES256"}
 	for _, f := range opts {
 		f(&o)
 	}
-	m, err := NewManager(o)
+	m, err := New(Deps{Store: e.store, Keyring: ring, Now: e.clock.Now}, o)
 	if err != nil {
-		t.Fatalf("NewManager: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return m
 }
@@ -135,24 +135,26 @@ func assertNoPrivateMaterial(t *testing.T, rows []storage.Key, params []string) 
 func TestNewManagerOptions(t *testing.T) {
 	ring := keyring(t)
 	store := newMemKeys()
+	deps := Deps{Store: store, Keyring: ring}
 	tests := []struct {
 		name    string
+		deps    Deps
 		opts    Options
 		wantErr string
 	}{
-		{"defaults", Options{Store: store, Keyring: ring}, ""},
-		{"no store", Options{Keyring: ring}, "Store"},
-		{"no keyring", Options{Store: store}, "Keyring"},
-		{"symmetric alg", Options{Store: store, Keyring: ring, DefaultAlg: "HS256"}, "not supported"},
-		{"none alg", Options{Store: store, Keyring: ring, DefaultAlg: "none"}, "not supported"},
-		{"encryption alg", Options{Store: store, Keyring: ring, DefaultAlg: "RSA-OAEP"}, "cannot be used"},
-		{"small RSA", Options{Store: store, Keyring: ring, RSABits: 1024}, "between 2048 and 8192"},
-		{"huge RSA", Options{Store: store, Keyring: ring, RSABits: 16384}, "between 2048 and 8192"},
-		{"EdDSA", Options{Store: store, Keyring: ring, DefaultAlg: "EdDSA"}, ""},
+		{"defaults", deps, Options{}, ""},
+		{"no store", Deps{Keyring: ring}, Options{}, "Store"},
+		{"no keyring", Deps{Store: store}, Options{}, "Keyring"},
+		{"symmetric alg", deps, Options{DefaultAlg: "HS256"}, "not supported"},
+		{"none alg", deps, Options{DefaultAlg: "none"}, "not supported"},
+		{"encryption alg", deps, Options{DefaultAlg: "RSA-OAEP"}, "cannot be used"},
+		{"small RSA", deps, Options{RSABits: 1024}, "between 2048 and 8192"},
+		{"huge RSA", deps, Options{RSABits: 16384}, "between 2048 and 8192"},
+		{"EdDSA", deps, Options{DefaultAlg: "EdDSA"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := NewManager(tt.opts)
+			m, err := New(tt.deps, tt.opts)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -39,7 +39,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if req.Code == "" {
 		return nil, apierr.InvalidRequest("The code parameter is missing")
 	}
-	sig, ok := opaqueSignature(h.MAC, opaqueAuthorizeCode, req.Code)
+	sig, ok := opaqueSignature(h.mac, opaqueAuthorizeCode, req.Code)
 	if !ok {
 		return nil, apierr.InvalidGrant("The authorization code is malformed or was not issued by this server")
 	}
@@ -52,7 +52,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		t = presigned.code
 	} else {
 		var err error
-		t, err = h.Tokens.Get(ctx, storage.KindAuthorizationCode, sig)
+		t, err = h.tokens.Get(ctx, storage.KindAuthorizationCode, sig)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, apierr.InvalidGrant("The authorization code is unknown, expired or was revoked")
 		}
@@ -74,7 +74,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if !t.Active {
 		return nil, apierr.InvalidGrant("The authorization code was revoked")
 	}
-	if !h.Now().Before(t.ExpiresAt) {
+	if !h.now().Before(t.ExpiresAt) {
 		return nil, apierr.InvalidGrant("The authorization code has expired")
 	}
 	// RFC 6749 §4.1.3: redirect_uri must be present and identical if it
@@ -109,12 +109,12 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 			if !t.Active {
 				return errRevoked
 			}
-			cur.Used, cur.UsedAt = true, h.Now().UTC()
+			cur.Used, cur.UsedAt = true, h.now().UTC()
 			t.Active = false
 			t.Data, err = json.Marshal(cur)
 			return err
 		}
-		_, err := h.Tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindAuthorizationCode, Signature: sig,
+		_, err := h.tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindAuthorizationCode, Signature: sig,
 			Read: &t, Update: use, Issue: issue})
 		if errors.Is(err, errAlreadyUsed) {
 			return g.reused(ctx, &t)
@@ -134,10 +134,10 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 // deny the request and SHOULD revoke (when possible) all tokens previously
 // issued based on that authorization code."
 func (g *authorizationCodeGrant) reused(ctx context.Context, t *storage.Token) error {
-	if err := g.h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
+	if err := g.h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
 		return apierr.ServerError(err)
 	}
-	g.h.Logger.Warn("an authorization code was used twice; every token issued from it was revoked",
+	g.h.log.Warn("an authorization code was used twice; every token issued from it was revoked",
 		zap.String("client_id", t.ClientID))
 	return apierr.InvalidGrant("The authorization code has already been used; every token issued from it was revoked")
 }
@@ -193,9 +193,9 @@ func (h *Handler) codeGrantTokens(c *client.Client, g *GrantSession, requestID, 
 	return &grantTokens{
 		GrantType: client.GrantAuthorizationCode, Client: c, Grant: g,
 		Scope: g.GrantedScope, RequestID: requestID, Nonce: nonce,
-		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
-		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
-		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
+		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
+		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
 	}
 }
 
@@ -240,7 +240,7 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 		r := *p.resp
 		resp, at = &r, p.row
 		// Its exp was fixed when it was minted, up to presignMaxAge ago.
-		resp.ExpiresIn = expiresIn(at.ExpiresAt, h.Now())
+		resp.ExpiresIn = expiresIn(at.ExpiresAt, h.now())
 	} else {
 		var err error
 		if resp, at, err = h.newAccessToken(ctx, gt.accessGrant()); err != nil {
@@ -294,8 +294,8 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 // row to record. It keeps the whole granted scope, so that a later refresh
 // may ask again for scope an earlier one narrowed away (RFC 6749 §6).
 func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error) {
-	now := h.Now().UTC().Truncate(time.Second)
-	tok, sig, err := newOpaque(h.MAC, opaqueRefreshToken)
+	now := h.now().UTC().Truncate(time.Second)
+	tok, sig, err := newOpaque(h.mac, opaqueRefreshToken)
 	if err != nil {
 		return "", storage.Token{}, apierr.ServerError(err)
 	}

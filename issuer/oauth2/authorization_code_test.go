@@ -15,7 +15,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 const webCB = "https://web.example.com/cb"
@@ -97,7 +96,7 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 	}
 	c := e.idClaims(r.str("id_token"))
 	if c["sub"] != "alice" || c["nonce"] != "n-1" || c["email"] != "a@example.com" || c["sid"] != "sid-1" || c["azp"] != "web" ||
-		c["at_hash"] != halfHash("RS256", r.str("access_token")) || c["iss"] != e.cfg.URLs.Self.Issuer ||
+		c["at_hash"] != halfHash("RS256", r.str("access_token")) || c["iss"] != e.opts.IssuerURL ||
 		int64(c["auth_time"].(float64)) != e.clk.Now().Add(-time.Minute).Unix() {
 		t.Fatalf("ID token claims: %v", c)
 	}
@@ -184,7 +183,7 @@ func TestHybridAuthorizeResponse(t *testing.T) {
 
 func TestRefreshTokenGrant(t *testing.T) {
 	for _, grace := range []time.Duration{0, 30 * time.Second} {
-		e := newEnv(t, func(c *config.Config) { c.OAuth2.Grant.RefreshToken.RotationGracePeriod = grace })
+		e := newEnv(t, func(o *Options) { o.RefreshTokenRotationGracePeriod = grace })
 		withWebClients(t, e)
 		code := e.authorize("web", []string{"code"}, nil).Get("code")
 		r := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCB}}, "web:web-secret")
@@ -321,7 +320,7 @@ func TestUserinfo(t *testing.T) {
 		t.Fatalf("signed userinfo: %d %v", signed.status, signed.header)
 	}
 	c := e.idClaims(string(signed.body))
-	if c["sub"] != "alice" || c["iss"] != e.cfg.URLs.Self.Issuer {
+	if c["sub"] != "alice" || c["iss"] != e.opts.IssuerURL {
 		t.Fatalf("signed userinfo claims: %v", c)
 	}
 }

@@ -114,18 +114,15 @@ type Authorization struct {
 // and/or an ID token, and returns the response parameters (without state,
 // which the caller adds).
 func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, error) {
-	if err := h.Init(); err != nil {
-		return nil, apierr.ServerError(err)
-	}
 	c := a.Client
 	out := url.Values{}
 	has := func(rt string) bool { return slices.Contains(a.ResponseTypes, rt) }
-	now := h.Now().UTC().Truncate(time.Second)
+	now := h.now().UTC().Truncate(time.Second)
 	var code, codeSig, accessToken string
 	var rows []storage.Token
 	if has("code") {
 		var err error
-		code, codeSig, err = newOpaque(h.MAC, opaqueAuthorizeCode)
+		code, codeSig, err = newOpaque(h.mac, opaqueAuthorizeCode)
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}
@@ -141,7 +138,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		}
 		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: codeSig,
 			RequestID: a.RequestID, ClientID: c.ID, Subject: g.Subject, Active: true, IssuedAt: now,
-			ExpiresAt: now.Add(h.Config.TTL.AuthCode), Data: data})
+			ExpiresAt: now.Add(h.opts.AuthorizationCodeLifespan), Data: data})
 		out.Set("code", code)
 	}
 	if has("token") {
@@ -151,7 +148,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		resp, row, err := h.newAccessToken(ctx, &accessGrant{
 			GrantType: client.GrantImplicit, Client: c, Subject: g.Subject,
 			Scope: g.GrantedScope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: &g,
-			Lifespan:  c.ImplicitGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+			Lifespan:  c.ImplicitGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 			RequestID: a.RequestID,
 		})
 		if err != nil {
@@ -167,7 +164,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	if has("id_token") {
 		// OpenID Connect Core §3.2.2.10 and §3.3.2.11: at_hash when an
 		// access token is returned with it, c_hash (hybrid) when a code is.
-		lifespan := c.ImplicitGrantIDTokenLifespan.Get(h.Config.TTL.IDToken)
+		lifespan := c.ImplicitGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan)
 		tok, err := h.signIDToken(ctx, c, &a.Grant, a.Nonce, accessToken, code, lifespan)
 		if err != nil {
 			return nil, err
@@ -184,7 +181,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		}
 	} else {
 		for _, row := range rows {
-			if err := h.Tokens.Create(ctx, row); err != nil {
+			if err := h.tokens.Create(ctx, row); err != nil {
 				return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the %s: %w", row.Kind, err))
 			}
 		}
@@ -199,7 +196,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 // RevokeRequest deactivates every token of a grant (its code, access,
 // refresh and rotated tokens), e.g. when its consent is revoked.
 func (h *Handler) RevokeRequest(ctx context.Context, clientID, requestID string) error {
-	if err := h.Tokens.RevokeRequest(ctx, clientID, requestID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := h.tokens.RevokeRequest(ctx, clientID, requestID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 // In-process benchmarks of the handlers (no network): what one request
@@ -38,7 +36,7 @@ func BenchmarkClientCredentialsOpaque(b *testing.B) {
 }
 
 func BenchmarkClientCredentialsJWTRS256(b *testing.B) {
-	e := newEnv(b, func(c *config.Config) { c.Strategies.AccessToken = "jwt" })
+	e := newEnv(b, func(o *Options) { o.AccessTokenStrategy = "jwt" })
 	benchPost(b, e.pubMux, "/oauth2/token", "grant_type=client_credentials&scope=read", "svc", "svc-secret")
 }
 

@@ -10,10 +10,10 @@ import (
 
 // clientCredentialsGrant is RFC 6749 §4.4: a confidential client obtains
 // an access token for itself. The subject is the client id (as Hydra). The
-// requested scope must be permitted by the client's scope (strategies.scope)
-// and the requested audience listed in the client's audience; the token
-// carries exactly what was requested (no scope requested: none granted, as
-// in Hydra).
+// requested scope must be permitted by the client's scope
+// (Options.ScopeStrategy) and the requested audience listed in the
+// client's audience; the token carries exactly what was requested (no
+// scope requested: none granted, as in Hydra).
 type clientCredentialsGrant struct{ h *Handler }
 
 var _ grantHandler = (*clientCredentialsGrant)(nil)
@@ -39,6 +39,6 @@ func (g *clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) 
 		Subject:   c.ID,
 		Scope:     req.Scope,
 		Audience:  req.Audience,
-		Lifespan:  c.ClientCredentialsGrantAccessTokenLifespan.Get(g.h.Config.TTL.AccessToken),
+		Lifespan:  c.ClientCredentialsGrantAccessTokenLifespan.Get(g.h.opts.AccessTokenLifespan),
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 )
 
@@ -17,7 +18,9 @@ import (
 // advertised grant type is understood, and the revocation endpoint revokes.
 func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 	e := newEnv(t)
-	(&discovery.Handler{Options: discovery.FromConfig(e.cfg, e.h.GrantTypes())}).MountPublic(e.pubMux)
+	cfg := config.Default()
+	cfg.URLs.Self.Issuer = e.opts.IssuerURL
+	(&discovery.Handler{Options: discovery.FromConfig(&cfg, e.h.GrantTypes())}).MountPublic(e.pubMux)
 	ctx := context.Background()
 	p, err := oidc.NewProvider(ctx, e.pub.URL)
 	if err != nil {

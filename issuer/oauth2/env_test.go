@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
 )
 
@@ -26,7 +25,7 @@ const (
 // client.Authenticator, a fixed clock, an RSA signer and a keyring.
 type env struct {
 	t       testing.TB
-	cfg     *config.Config
+	opts    Options
 	clk     *clock
 	clients *client.Manager
 	auth    *client.Authenticator
@@ -42,7 +41,7 @@ type env struct {
 	admMux *http.ServeMux
 }
 
-func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
+func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, clk: newClock(), mac: newKeyring("first-system-secret-0123456789")}
 	e.store = memory.New(memory.Options{Now: e.clk.Now})
@@ -54,17 +53,18 @@ func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	t.Cleanup(e.pub.Close)
 	t.Cleanup(e.adm.Close)
 
-	cfg := config.Default()
-	cfg.DSN = "memory"
-	cfg.Secrets.System = []string{"first-system-secret-0123456789"}
-	cfg.URLs.Self.Issuer = e.pub.URL
+	// The settings a default configuration gives.
+	e.opts = Options{
+		IssuerURL:           e.pub.URL,
+		AccessTokenLifespan: time.Hour, IDTokenLifespan: time.Hour,
+		RefreshTokenLifespan: 720 * time.Hour, AuthorizationCodeLifespan: 10 * time.Minute,
+		AccessTokenStrategy: "opaque", ScopeStrategy: "wildcard", JWTScopeClaim: "both",
+		Presigning: true,
+		JWTBearer:  JWTBearerOptions{MaxLifetime: 720 * time.Hour},
+	}
 	for _, o := range opts {
-		o(&cfg)
+		o(&e.opts)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e.cfg = &cfg
 
 	hasher, err := client.NewHasher(client.HasherOptions{PBKDF2Iterations: 1000})
 	if err != nil {
@@ -85,8 +85,11 @@ func newEnv(t testing.TB, opts ...func(*config.Config)) *env {
 	}
 	t.Cleanup(e.auth.Close)
 
-	e.h = &Handler{Config: e.cfg, Clients: e.clients, Auth: e.auth, Tokens: e.tokens, Trust: e.store.Trust(),
-		Nonces: e.store.Nonces(), Signer: e.signer, MAC: e.mac, Now: e.clk.Now}
+	e.h, err = New(Deps{Clients: e.clients, Auth: e.auth, Tokens: e.tokens, Trust: e.store.Trust(),
+		Nonces: e.store.Nonces(), Signer: e.signer, MAC: e.mac, Now: e.clk.Now}, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pm, am := http.NewServeMux(), http.NewServeMux()
 	e.h.MountPublic(pm)
 	e.h.MountAdmin(am)
@@ -226,5 +229,3 @@ func wantError(t *testing.T, r *response, status int, code string) {
 		t.Fatalf("error content type %q", r.header.Get("Content-Type"))
 	}
 }
-
-var _ = time.Second

@@ -60,7 +60,7 @@ type flushRequest struct {
 // clamped to now, so the call can never delete a token that is still
 // valid. Answers 204 like Hydra.
 func (h *Handler) flush(w http.ResponseWriter, r *http.Request) {
-	now := h.Now()
+	now := h.now()
 	before := now
 	var body flushRequest
 	// The body is optional: none (or only whitespace) means "now".
@@ -79,12 +79,12 @@ func (h *Handler) flush(w http.ResponseWriter, r *http.Request) {
 	if body.NotAfter != nil && !body.NotAfter.IsZero() && body.NotAfter.Before(now) {
 		before = *body.NotAfter
 	}
-	n, err := Flush(r.Context(), h.Tokens, before, DefaultFlushBatch)
+	n, err := Flush(r.Context(), h.tokens, before, DefaultFlushBatch)
 	if err != nil {
-		h.Logger.Error("flushing tokens", zap.Int64("deleted", n), zap.Error(err))
+		h.log.Error("flushing tokens", zap.Int64("deleted", n), zap.Error(err))
 		httpx.WriteError(w, r, apierr.ServerError(err))
 		return
 	}
-	h.Logger.Info("flushed expired tokens", zap.Int64("deleted", n), zap.Time("before", before))
+	h.log.Info("flushed expired tokens", zap.Int64("deleted", n), zap.Time("before", before))
 	w.WriteHeader(http.StatusNoContent)
 }

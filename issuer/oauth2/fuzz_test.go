@@ -78,7 +78,7 @@ func FuzzOpaqueToken(f *testing.F) {
 			}
 		}
 		// The handler's dispatcher never panics either.
-		h := &Handler{MAC: k}
+		h := &Handler{mac: k}
 		_, _, _ = h.tokenSignature(token)
 	})
 }

@@ -1,13 +1,16 @@
 // Package oauth2 is the issuer's token side: the token endpoint with one
-// file per grant (client_credentials, RFC 7523 jwt-bearer; authorization_code
-// and refresh_token plug in the same way), opaque and RFC 9068 JWT access
-// tokens, RFC 7662 introspection, RFC 7009 revocation, bulk revocation and
-// flushing of expired tokens, and Hydra's trust API for jwt-bearer issuers.
+// file per grant (authorization_code, refresh_token, client_credentials,
+// RFC 7523 jwt-bearer), the code and tokens of a granted authorization
+// request (authorize.go), opaque and RFC 9068 JWT access tokens, ID tokens,
+// userinfo, RFC 7662 introspection, RFC 7009 revocation, bulk revocation
+// and flushing of expired tokens, and Hydra's trust API for jwt-bearer
+// issuers.
 //
 // Routes (Hydra v2 paths):
 //
 //	public  POST   /oauth2/token
 //	public  POST   /oauth2/revoke
+//	public  GET    /userinfo (and POST)
 //	admin   POST   /admin/oauth2/introspect
 //	admin   DELETE /admin/oauth2/tokens?client_id=
 //	admin   POST   /admin/oauth2/flush
@@ -23,14 +26,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -53,11 +54,8 @@ type MACer interface {
 	VerifyMAC(purpose string, data, mac []byte) bool
 }
 
-// Handler serves the token, revocation, introspection, token admin and
-// trust routes. Set the fields, then call Init (MountPublic and MountAdmin
-// call it too and panic on a missing dependency, a programming error).
-type Handler struct {
-	Config *config.Config
+// Deps are what the Handler works with.
+type Deps struct {
 	// Clients resolves the client of a token at introspection: tokens of a
 	// deleted client are inactive.
 	Clients *client.Manager
@@ -71,25 +69,90 @@ type Handler struct {
 	// Signer signs JWT access tokens with the AccessTokenKeySet.
 	Signer Signer
 	// MAC signs opaque tokens.
-	MAC    MACer
+	MAC MACer
+	// Logger defaults to a no-op logger, Now to time.Now.
 	Logger *zap.Logger
 	Now    func() time.Time
-	// IssuerURL is the iss of tokens and introspection; default
-	// Config.URLs.Self.Issuer as configured.
-	IssuerURL string
+}
 
-	once    sync.Once
-	initErr error
-	grants  map[string]grantHandler
-	scopes  ScopeStrategy
+// Options are the token side's settings.
+type Options struct {
+	// IssuerURL is the iss of tokens and introspection, used exactly as
+	// given (a trailing slash stays). Required.
+	IssuerURL string
+	// PublicURL is the base URL of the public endpoints, without a
+	// trailing slash; default IssuerURL without its trailing slash.
+	PublicURL string
+
+	// The lifespans of what the grants issue, unless the client sets its
+	// own for the grant. Each must be positive.
+	AccessTokenLifespan       time.Duration
+	IDTokenLifespan           time.Duration
+	RefreshTokenLifespan      time.Duration
+	AuthorizationCodeLifespan time.Duration
+
+	// AccessTokenStrategy is the format of access tokens of clients that
+	// set none: "opaque" (default) or "jwt".
+	AccessTokenStrategy string
+	// ScopeStrategy is how a requested scope is matched against the
+	// allowed ones: "wildcard" (default) or "exact" (ScopeStrategyFor).
+	ScopeStrategy string
+	// JWTScopeClaim is how JWT access tokens carry scopes: "both"
+	// (default: scope and scp), "string" (RFC 9068 scope) or "list"
+	// (Hydra's scp).
+	JWTScopeClaim string
+	// AllowedTopLevelClaims are the session claims copied to the top level
+	// of JWT access tokens (they are always under ext);
+	// MirrorTopLevelClaims keeps them under ext as well.
+	AllowedTopLevelClaims []string
+	MirrorTopLevelClaims  bool
+	// ClientIDInAudience adds the client id to the aud of JWT access
+	// tokens.
+	ClientIDInAudience bool
+	// DefaultAccessTokenAudience is the audience of access tokens granted
+	// none (RFC 9068 requires one); default [IssuerURL].
+	DefaultAccessTokenAudience []string
+	// Presigning signs the tokens of an openid code exchange when the
+	// code is issued (presign.go).
+	Presigning bool
+	// RefreshTokenRotationGracePeriod is how long a used refresh token may
+	// be used again without revoking its chain (0: never).
+	RefreshTokenRotationGracePeriod time.Duration
+	// JWTBearer are the RFC 7523 assertion rules.
+	JWTBearer JWTBearerOptions
+}
+
+// JWTBearerOptions are the rules for RFC 7523 assertions.
+type JWTBearerOptions struct {
+	// JTIOptional accepts assertions without jti (no replay protection),
+	// IATOptional without iat.
+	JTIOptional bool
+	IATOptional bool
+	// MaxLifetime bounds exp minus now; it must be positive.
+	MaxLifetime time.Duration
+}
+
+// Handler serves the token, revocation, userinfo, introspection, token
+// admin and trust routes. Build it with New.
+type Handler struct {
+	clients *client.Manager
+	auth    *client.Authenticator
+	tokens  storage.TokenStore
+	trust   storage.TrustStore
+	nonces  storage.NonceStore
+	signer  Signer
+	mac     MACer
+	log     *zap.Logger
+	now     func() time.Time
+	opts    Options
+
+	grants map[string]grantHandler
+	scopes ScopeStrategy
 	// assertionAudiences are the accepted aud values of RFC 7523
 	// assertions: the token endpoint URLs and the issuer.
 	assertionAudiences []string
-	// defaultAudience is the audience of access tokens granted none:
-	// oauth2.default_access_token_audience, else IssuerURL.
-	defaultAudience []string
 	// presign mints the code exchanges' tokens ahead (presign.go), or
-	// nothing when oauth2.presigning.enabled is off.
+	// nothing when Options.Presigning is off.
 	presign presigner
 }
 
@@ -98,18 +161,12 @@ var _ interface {
 	MountAdmin(*http.ServeMux)
 } = (*Handler)(nil)
 
-// Init checks the dependencies and fills defaults. It is idempotent.
-func (h *Handler) Init() error {
-	h.once.Do(func() { h.initErr = h.init() })
-	return h.initErr
-}
-
-func (h *Handler) init() error {
+// New checks the dependencies and options and returns the Handler.
+func New(d Deps, o Options) (*Handler, error) {
 	var missing []string
 	for name, isNil := range map[string]bool{
-		"Config": h.Config == nil, "Clients": h.Clients == nil, "Auth": h.Auth == nil,
-		"Tokens": h.Tokens == nil, "Trust": h.Trust == nil, "Nonces": h.Nonces == nil,
-		"Signer": h.Signer == nil, "MAC": h.MAC == nil,
+		"Clients": d.Clients == nil, "Auth": d.Auth == nil, "Tokens": d.Tokens == nil,
+		"Trust": d.Trust == nil, "Nonces": d.Nonces == nil, "Signer": d.Signer == nil, "MAC": d.MAC == nil,
 	} {
 		if isNil {
 			missing = append(missing, name)
@@ -117,50 +174,58 @@ func (h *Handler) init() error {
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		return fmt.Errorf("oauth2: Handler is missing %v", missing)
+		return nil, fmt.Errorf("oauth2: Deps is missing %v", missing)
 	}
-	if h.Logger == nil {
-		h.Logger = zap.NewNop()
+	if o.IssuerURL == "" {
+		return nil, errors.New("oauth2: Options.IssuerURL is required")
 	}
-	if h.Now == nil {
-		h.Now = time.Now
+	for name, d := range map[string]time.Duration{
+		"AccessTokenLifespan": o.AccessTokenLifespan, "IDTokenLifespan": o.IDTokenLifespan,
+		"RefreshTokenLifespan": o.RefreshTokenLifespan, "AuthorizationCodeLifespan": o.AuthorizationCodeLifespan,
+		"JWTBearer.MaxLifetime": o.JWTBearer.MaxLifetime,
+	} {
+		if d <= 0 {
+			return nil, fmt.Errorf("oauth2: Options.%s must be positive, got %s", name, d)
+		}
 	}
-	if h.IssuerURL == "" {
-		h.IssuerURL = h.Config.URLs.Self.Issuer
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
 	}
-	if h.IssuerURL == "" {
-		return errors.New("oauth2: IssuerURL (urls.self.issuer) is required")
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	h.defaultAudience = h.Config.OAuth2.DefaultAccessTokenAudience
-	if len(h.defaultAudience) == 0 {
-		h.defaultAudience = []string{h.IssuerURL}
+	iss := trimSlash(o.IssuerURL)
+	if o.PublicURL == "" {
+		o.PublicURL = iss
 	}
-	h.scopes = ScopeStrategyFor(h.Config.Strategies.Scope)
-	h.presign = noPresigner{}
-	if h.Config.OAuth2.Presigning.Enabled {
+	if len(o.DefaultAccessTokenAudience) == 0 {
+		o.DefaultAccessTokenAudience = []string{o.IssuerURL}
+	}
+	h := &Handler{
+		clients: d.Clients, auth: d.Auth, tokens: d.Tokens, trust: d.Trust, nonces: d.Nonces,
+		signer: d.Signer, mac: d.MAC, log: d.Logger, now: d.Now, opts: o,
+		scopes: ScopeStrategyFor(o.ScopeStrategy),
+		assertionAudiences: uniq([]string{
+			trimSlash(o.PublicURL) + "/oauth2/token", iss + "/oauth2/token", iss, iss + "/",
+		}),
+		presign: noPresigner{},
+	}
+	if o.Presigning {
 		h.presign = newCodePresigner(h)
 	}
-	iss := trimSlash(h.IssuerURL)
-	h.assertionAudiences = uniq([]string{
-		h.Config.PublicURL() + "/oauth2/token", iss + "/oauth2/token", iss, iss + "/",
-	})
-	// One entry per grant type; authorization_code and refresh_token are
-	// added here by their own files.
+	// One entry per grant type, each implemented in its own file.
 	h.grants = map[string]grantHandler{
 		client.GrantClientCredentials: &clientCredentialsGrant{h: h},
 		client.GrantJWTBearer:         &jwtBearerGrant{h: h},
 		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
 		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
 	}
-	return nil
+	return h, nil
 }
 
 // GrantTypes returns the grant types the token endpoint implements, for
 // discovery's grant_types_supported.
 func (h *Handler) GrantTypes() []string {
-	if err := h.Init(); err != nil {
-		return nil
-	}
 	out := make([]string, 0, len(h.grants))
 	for g := range h.grants {
 		out = append(out, g)
@@ -169,15 +234,8 @@ func (h *Handler) GrantTypes() []string {
 	return out
 }
 
-func (h *Handler) mustInit() {
-	if err := h.Init(); err != nil {
-		panic(err)
-	}
-}
-
 // MountPublic mounts the token and revocation endpoints.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
-	h.mustInit()
 	mux.HandleFunc("POST /oauth2/token", h.token)
 	mux.HandleFunc("/oauth2/token", methodNotAllowed(http.MethodPost))
 	mux.HandleFunc("POST /oauth2/revoke", h.revoke)
@@ -189,7 +247,6 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 
 // MountAdmin mounts introspection, token administration and the trust API.
 func (h *Handler) MountAdmin(mux *http.ServeMux) {
-	h.mustInit()
 	mux.HandleFunc("POST /admin/oauth2/introspect", h.introspect)
 	mux.HandleFunc("/admin/oauth2/introspect", methodNotAllowed(http.MethodPost))
 	mux.HandleFunc("DELETE /admin/oauth2/tokens", httpx.Identifiers(h.deleteClientTokens, "client_id"))
@@ -241,7 +298,7 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	if !ok {
 		return nil, apierr.UnsupportedGrantType("The authorization grant type %q is not supported by this server", truncate(req.GrantType))
 	}
-	c, err := h.Auth.Authenticate(ctx, r, r.PostForm)
+	c, err := h.auth.Authenticate(ctx, r, r.PostForm)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ var idTokenReserved = map[string]bool{
 // signingAlg returns the algorithm of the ID token key set, RS256 when
 // the signer does not say.
 func (h *Handler) signingAlg(ctx context.Context) string {
-	if s, ok := h.Signer.(AlgSigner); ok {
+	if s, ok := h.signer.(AlgSigner); ok {
 		if alg, err := s.SigningAlg(ctx, IDTokenKeySet); err == nil && alg != "" {
 			return alg
 		}
@@ -69,7 +69,7 @@ func halfHash(alg, value string) string {
 // signIDToken builds and signs an ID token (OpenID Connect Core §2) for
 // the grant g. nonce, accessToken and code are optional.
 func (h *Handler) signIDToken(ctx context.Context, c *client.Client, g *GrantSession, nonce, accessToken, code string, lifespan time.Duration) (string, error) {
-	now := h.Now().UTC().Truncate(time.Second)
+	now := h.now().UTC().Truncate(time.Second)
 	claims := map[string]any{}
 	// Extras first, so that no computed claim can be replaced.
 	for k, v := range g.IDTokenClaims {
@@ -78,7 +78,7 @@ func (h *Handler) signIDToken(ctx context.Context, c *client.Client, g *GrantSes
 		}
 	}
 	maps.Copy(claims, map[string]any{
-		"iss": h.IssuerURL,
+		"iss": h.opts.IssuerURL,
 		"sub": g.idSubject(),
 		// aud is an array, as Hydra writes it; azp names the client the
 		// token was issued to (§2).
@@ -121,7 +121,7 @@ func (h *Handler) signIDToken(ctx context.Context, c *client.Client, g *GrantSes
 	if err != nil {
 		return "", apierr.ServerError(err)
 	}
-	tok, err := h.Signer.Sign(ctx, IDTokenKeySet, "JWT", payload)
+	tok, err := h.signer.Sign(ctx, IDTokenKeySet, "JWT", payload)
 	if err != nil {
 		return "", apierr.ServerError(fmt.Errorf("oauth2: signing the ID token: %w", err))
 	}

@@ -38,14 +38,11 @@ type Introspection struct {
 // failure: an answer is never guessed.
 func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ...string) (*Introspection, error) {
 	inactive := &Introspection{Active: false}
-	if err := h.Init(); err != nil {
-		return nil, err
-	}
 	t, found, err := h.lookupToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	if !found || !t.Active || !h.Now().Before(t.ExpiresAt) {
+	if !found || !t.Active || !h.now().Before(t.ExpiresAt) {
 		return inactive, nil
 	}
 	s, err := decodeSession(t.Data)
@@ -66,7 +63,7 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		}
 	}
 	// Tokens die with their client, whether or not the store cascades.
-	if _, err := h.Clients.Get(ctx, t.ClientID); err != nil {
+	if _, err := h.clients.Get(ctx, t.ClientID); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return inactive, nil
 		}
@@ -81,7 +78,7 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		IssuedAt:  t.IssuedAt.Unix(),
 		NotBefore: t.IssuedAt.Unix(),
 		Audience:  nonNil(s.Audience),
-		Issuer:    h.IssuerURL,
+		Issuer:    h.opts.IssuerURL,
 		TokenType: tokenType,
 		TokenUse:  s.TokenUse,
 		Ext:       s.Ext,

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 // RFC 7662: active:false, and nothing else, for every kind of unusable
@@ -102,7 +100,7 @@ func TestIntrospectionRequestErrors(t *testing.T) {
 
 // The exact strategy needs the scope as granted.
 func TestIntrospectionExactScopeStrategy(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Strategies.Scope = "exact" })
+	e := newEnv(t, func(o *Options) { o.ScopeStrategy = "exact" })
 	r := e.token(url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.list"}}, "svc:svc-secret")
 	wantError(t, r, http.StatusBadRequest, "invalid_scope")
 	tok := e.ccToken("svc:svc-secret", url.Values{"scope": {"orders.*"}})

@@ -63,7 +63,7 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 	// request refused for another reason can be corrected and retried.
 	if claims.Jti != "" {
 		sum := sha256.Sum256([]byte(claims.Iss + "\x00" + claims.Jti))
-		if err := h.Nonces.Use(ctx, "jwt_bearer:"+hex.EncodeToString(sum[:]), exp.Add(assertionLeeway)); err != nil {
+		if err := h.nonces.Use(ctx, "jwt_bearer:"+hex.EncodeToString(sum[:]), exp.Add(assertionLeeway)); err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) {
 				return nil, apierr.InvalidGrant("The assertion's jti was already used (replay)")
 			}
@@ -77,7 +77,7 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 		Subject:   claims.Sub,
 		Scope:     req.Scope,
 		Audience:  req.Audience,
-		Lifespan:  c.JWTBearerGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
+		Lifespan:  c.JWTBearerGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 	})
 }
 
@@ -107,7 +107,7 @@ func (g *jwtBearerGrant) verify(ctx context.Context, assertion string) (*storage
 	if unverified.Sub == "" {
 		return nil, nil, apierr.InvalidGrant("The assertion must have a sub claim")
 	}
-	grants, err := h.Trust.Find(ctx, unverified.Iss, unverified.Sub, h.Now())
+	grants, err := h.trust.Find(ctx, unverified.Iss, unverified.Sub, h.now())
 	if err != nil {
 		return nil, nil, apierr.ServerError(err)
 	}
@@ -121,7 +121,7 @@ func (g *jwtBearerGrant) verify(ctx context.Context, assertion string) (*storage
 		candidates++
 		key, err := jwk.ParseKey(t.PublicKey)
 		if err != nil {
-			h.Logger.Error("unreadable trusted issuer key", zap.String("trust_id", t.ID), zap.Error(err))
+			h.log.Error("unreadable trusted issuer key", zap.String("trust_id", t.ID), zap.Error(err))
 			continue
 		}
 		if ka, ok := key.Algorithm(); ok && ka.String() != alg.String() {
@@ -146,8 +146,8 @@ func (g *jwtBearerGrant) verify(ctx context.Context, assertion string) (*storage
 // checkClaims applies RFC 7523 §3 to verified claims and returns exp.
 func (g *jwtBearerGrant) checkClaims(t *storage.TrustedIssuer, cl *assertionClaims) (time.Time, error) {
 	h := g.h
-	now := h.Now()
-	jc := h.Config.OAuth2.Grant.JWT
+	now := h.now()
+	jc := h.opts.JWTBearer
 	if cl.Iss != t.Issuer {
 		return time.Time{}, apierr.InvalidGrant("The assertion's iss does not match the trusted issuer")
 	}
@@ -160,7 +160,7 @@ func (g *jwtBearerGrant) checkClaims(t *storage.TrustedIssuer, cl *assertionClai
 		return time.Time{}, apierr.InvalidGrant("The assertion's aud must contain the token endpoint URL %q", h.assertionAudiences[0])
 	}
 	// Item 4: exp is required; the lifetime is bounded by
-	// oauth2.grant.jwt.max_ttl.
+	// Options.JWTBearer.MaxLifetime.
 	if cl.Exp == nil {
 		return time.Time{}, apierr.InvalidGrant("The assertion must have an exp claim")
 	}
@@ -168,21 +168,21 @@ func (g *jwtBearerGrant) checkClaims(t *storage.TrustedIssuer, cl *assertionClai
 	if !now.Before(exp.Add(assertionLeeway)) {
 		return time.Time{}, apierr.InvalidGrant("The assertion has expired")
 	}
-	if exp.Sub(now) > jc.MaxTTL {
-		return time.Time{}, apierr.InvalidGrant("The assertion's exp is too far in the future: at most %s from now is accepted", jc.MaxTTL)
+	if exp.Sub(now) > jc.MaxLifetime {
+		return time.Time{}, apierr.InvalidGrant("The assertion's exp is too far in the future: at most %s from now is accepted", jc.MaxLifetime)
 	}
 	// Item 5: nbf.
 	if cl.Nbf != nil && now.Add(assertionLeeway).Before(cl.Nbf.Time()) {
 		return time.Time{}, apierr.InvalidGrant("The assertion is not valid yet (nbf)")
 	}
-	// Item 6: iat (required unless oauth2.grant.jwt.iat_optional).
+	// Item 6: iat (required unless JWTBearer.IATOptional).
 	if cl.Iat == nil && !jc.IATOptional {
 		return time.Time{}, apierr.InvalidGrant("The assertion must have an iat claim")
 	}
 	if cl.Iat != nil && now.Add(assertionLeeway).Before(cl.Iat.Time()) {
 		return time.Time{}, apierr.InvalidGrant("The assertion was issued in the future (iat)")
 	}
-	// Item 7: jti (required unless oauth2.grant.jwt.jti_optional).
+	// Item 7: jti (required unless JWTBearer.JTIOptional).
 	if cl.Jti == "" && !jc.JTIOptional {
 		return time.Time{}, apierr.InvalidGrant("The assertion must have a jti claim")
 	}

@@ -15,8 +15,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 const (
@@ -105,7 +103,7 @@ func (e *env) bearer(assertion, scope string) *response {
 }
 
 func TestJWTBearerGrant(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.OAuth2.Grant.JWT.MaxTTL = time.Hour })
+	e := newEnv(t, func(o *Options) { o.JWTBearer.MaxLifetime = time.Hour })
 	key := newECKey(t, "idp-1")
 	anyKey := newECKey(t, "any-1")
 	exp := e.clk.Now().Add(24 * time.Hour)
@@ -205,9 +203,9 @@ func TestJWTBearerGrant(t *testing.T) {
 
 // oauth2.grant.jwt.jti_optional and iat_optional.
 func TestJWTBearerOptionalClaims(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) {
-		c.OAuth2.Grant.JWT.JTIOptional = true
-		c.OAuth2.Grant.JWT.IATOptional = true
+	e := newEnv(t, func(o *Options) {
+		o.JWTBearer.JTIOptional = true
+		o.JWTBearer.IATOptional = true
 	})
 	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
 	key := importKey(t, edPriv, "ed-1", jwa.EdDSA())

@@ -34,9 +34,9 @@ import (
 // exchange.
 //
 // Issuing and exchanging codes see presigning only through the presigner
-// interface: Handler.init builds a codePresigner when
-// oauth2.presigning.enabled is set, else noPresigner, which mints nothing
-// and hands nothing over, so that the exchange signs every token itself.
+// interface: New builds a codePresigner when Options.Presigning is set,
+// else noPresigner, which mints nothing and hands nothing over, so that
+// the exchange signs every token itself.
 
 // presigner is what issuing and exchanging codes ask of presigning.
 type presigner interface {
@@ -174,7 +174,7 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 			return
 		}
 	}
-	p := cp.cache.reserve(code.Signature, h.Now(), cp.shapeOf(gt))
+	p := cp.cache.reserve(code.Signature, h.now(), cp.shapeOf(gt))
 	if p == nil {
 		return
 	}
@@ -209,7 +209,7 @@ func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
 	if p == nil || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
-	age := p.by.h.Now().Sub(p.created)
+	age := p.by.h.now().Sub(p.created)
 	if age > presignMaxAge || age*10 > min(gt.AccessLifespan, gt.IDLifespan) {
 		return nil
 	}

@@ -4,8 +4,6 @@ import (
 	"net/url"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 // presigns is the cache of the handler's presigner; an empty one when
@@ -36,7 +34,7 @@ func (e *env) waitPresigned() int {
 func TestPresignedExpiresInMatchesExp(t *testing.T) {
 	for _, strategy := range []string{"opaque", "jwt"} {
 		t.Run(strategy, func(t *testing.T) {
-			e := newEnv(t, func(c *config.Config) { c.Strategies.AccessToken = strategy })
+			e := newEnv(t, func(o *Options) { o.AccessTokenStrategy = strategy })
 			withWebClients(t, e)
 			code := e.authorize("web", []string{"code"}, nil).Get("code")
 			if e.waitPresigned() != 1 {
@@ -51,7 +49,7 @@ func TestPresignedExpiresInMatchesExp(t *testing.T) {
 			expiresIn := int64(r.json["expires_in"].(float64))
 			in := e.introspect(r.str("access_token"), "").json
 			exp := int64(in["exp"].(float64))
-			if expiresIn != exp-now || expiresIn != int64(e.cfg.TTL.AccessToken/time.Second)-7 {
+			if expiresIn != exp-now || expiresIn != int64(e.opts.AccessTokenLifespan/time.Second)-7 {
 				t.Fatalf("expires_in %d, but exp - now = %d", expiresIn, exp-now)
 			}
 			if strategy == "jwt" {
@@ -65,7 +63,7 @@ func TestPresignedExpiresInMatchesExp(t *testing.T) {
 	e := newEnv(t)
 	withWebClients(t, e)
 	r := e.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret")
-	if r.status != 200 || int64(r.json["expires_in"].(float64)) != int64(e.cfg.TTL.AccessToken/time.Second) {
+	if r.status != 200 || int64(r.json["expires_in"].(float64)) != int64(e.opts.AccessTokenLifespan/time.Second) {
 		t.Fatalf("client_credentials expires_in: %d %s", r.status, r.body)
 	}
 }
@@ -73,9 +71,9 @@ func TestPresignedExpiresInMatchesExp(t *testing.T) {
 // TestPresigningOff: with oauth2.presigning.enabled false, issuing a code
 // signs nothing and keeps nothing; the exchange signs its tokens.
 func TestPresigningOff(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) {
-		c.Strategies.AccessToken = "jwt"
-		c.OAuth2.Presigning.Enabled = false
+	e := newEnv(t, func(o *Options) {
+		o.AccessTokenStrategy = "jwt"
+		o.Presigning = false
 	})
 	withWebClients(t, e)
 	signatures := func() int {
@@ -95,7 +93,7 @@ func TestPresigningOff(t *testing.T) {
 	if iat := int64(e.idClaims(r.str("id_token"))["iat"].(float64)); iat != e.clk.Now().Unix() {
 		t.Fatalf("ID token iat %d, exchange at %d", iat, e.clk.Now().Unix())
 	}
-	if got := int64(r.json["expires_in"].(float64)); got != int64(e.cfg.TTL.AccessToken/time.Second) {
+	if got := int64(r.json["expires_in"].(float64)); got != int64(e.opts.AccessTokenLifespan/time.Second) {
 		t.Fatalf("expires_in %d", got)
 	}
 }
@@ -105,7 +103,7 @@ func TestPresigningOff(t *testing.T) {
 // later the exchange signs, so a token never reaches the client with
 // much less than its lifespan left.
 func TestPresignedNotUsedWhenItsLifetimeShrankMuch(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.TTL.AccessToken = 30 * time.Second })
+	e := newEnv(t, func(o *Options) { o.AccessTokenLifespan = 30 * time.Second })
 	withWebClients(t, e)
 	code := e.authorize("web", []string{"code"}, nil).Get("code")
 	if e.waitPresigned() != 1 {
@@ -129,7 +127,7 @@ func TestPresignedNotUsedWhenItsLifetimeShrankMuch(t *testing.T) {
 // presigner that mints nothing.
 func TestPresignerOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{true, false} {
-		e := newEnv(t, func(c *config.Config) { c.OAuth2.Presigning.Enabled = enabled })
+		e := newEnv(t, func(o *Options) { o.Presigning = enabled })
 		_, built := e.h.presign.(*codePresigner)
 		_, off := e.h.presign.(noPresigner)
 		if built != enabled || off == enabled {

@@ -19,7 +19,7 @@ import (
 // §4.14.2): every use returns a new refresh token and retires the old one;
 // presenting a retired one again means it leaked, and the whole chain
 // (every access and refresh token of the grant) is revoked. Within
-// oauth2.grant.refresh_token.rotation_grace_period of its first use a
+// Options.RefreshTokenRotationGracePeriod of its first use a
 // retired token is accepted again (for clients that retry a lost
 // response), without revoking anything.
 type refreshTokenGrant struct{ h *Handler }
@@ -32,11 +32,11 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	if req.RefreshToken == "" {
 		return nil, apierr.InvalidRequest("The refresh_token parameter is missing")
 	}
-	sig, ok := opaqueSignature(h.MAC, opaqueRefreshToken, req.RefreshToken)
+	sig, ok := opaqueSignature(h.mac, opaqueRefreshToken, req.RefreshToken)
 	if !ok {
 		return nil, apierr.InvalidGrant("The refresh token is malformed or was not issued by this server")
 	}
-	t, err := h.Tokens.Get(ctx, storage.KindRefreshToken, sig)
+	t, err := h.tokens.Get(ctx, storage.KindRefreshToken, sig)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
 	}
@@ -51,7 +51,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	if err != nil || s.Grant == nil {
 		return nil, apierr.ServerError(fmt.Errorf("oauth2: refresh token session: %v", err))
 	}
-	if !h.Now().Before(t.ExpiresAt) {
+	if !h.now().Before(t.ExpiresAt) {
 		return nil, apierr.InvalidGrant("The refresh token has expired")
 	}
 	grant := s.Grant
@@ -67,7 +67,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		}
 		scope = req.Scope
 	}
-	grace := h.Config.OAuth2.Grant.RefreshToken.RotationGracePeriod
+	grace := h.opts.RefreshTokenRotationGracePeriod
 	// Without a grace period the access tokens issued before this refresh
 	// are retired with it (as Hydra does), in the transaction that records
 	// the new ones. With a grace period the used refresh token must stay
@@ -80,9 +80,9 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
 		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID,
-		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.Config.TTL.AccessToken),
-		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.Config.TTL.IDToken),
-		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.Config.TTL.RefreshToken),
+		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
+		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
+		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
 	}, func(issue []storage.Token) error {
 		use := func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
@@ -90,7 +90,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 				return err
 			}
 			if cur.Used {
-				if grace > 0 && t.Active && h.Now().Before(cur.UsedAt.Add(grace)) {
+				if grace > 0 && t.Active && h.now().Before(cur.UsedAt.Add(grace)) {
 					return nil // reused within the grace period: rotate again
 				}
 				return errAlreadyUsed
@@ -98,21 +98,21 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 			if !t.Active {
 				return errRevoked
 			}
-			cur.Used, cur.UsedAt = true, h.Now().UTC()
+			cur.Used, cur.UsedAt = true, h.now().UTC()
 			if grace <= 0 {
 				t.Active = false
 			}
 			t.Data, err = json.Marshal(cur)
 			return err
 		}
-		_, err := h.Tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: sig,
+		_, err := h.tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindRefreshToken, Signature: sig,
 			Read: &t, Update: use, RevokeRequest: revoke, Issue: issue})
 		switch {
 		case errors.Is(err, errAlreadyUsed):
-			if err := h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
+			if err := h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
 				return apierr.ServerError(err)
 			}
-			h.Logger.Warn("a rotated refresh token was used again; the whole token chain was revoked",
+			h.log.Warn("a rotated refresh token was used again; the whole token chain was revoked",
 				zap.String("client_id", t.ClientID))
 			return apierr.InvalidGrant("The refresh token has already been used; every token of its grant was revoked")
 		case errors.Is(err, errRevoked):

@@ -33,7 +33,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	c, err := h.Auth.Authenticate(ctx, r, r.PostForm)
+	c, err := h.auth.Authenticate(ctx, r, r.PostForm)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -62,9 +62,9 @@ func (h *Handler) revokeToken(ctx context.Context, clientID, token string) error
 	// tokens of its grant (the whole chain); an access token is revoked
 	// on its own.
 	if t.Kind == storage.KindRefreshToken {
-		return h.Tokens.RevokeRequest(ctx, t.ClientID, t.RequestID)
+		return h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID)
 	}
-	_, err = h.Tokens.Update(ctx, t.Kind, t.Signature, func(t *storage.Token) error {
+	_, err = h.tokens.Update(ctx, t.Kind, t.Signature, func(t *storage.Token) error {
 		t.Active = false
 		return nil
 	})
@@ -87,11 +87,11 @@ func (h *Handler) deleteClientTokens(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The client_id query parameter is required"))
 		return
 	}
-	n, err := h.Tokens.RevokeClient(r.Context(), id)
+	n, err := h.tokens.RevokeClient(r.Context(), id)
 	if err != nil {
 		httpx.WriteError(w, r, apierr.ServerError(err))
 		return
 	}
-	h.Logger.Info("revoked every token of a client", zap.String("client_id", id), zap.Int64("tokens", n))
+	h.log.Info("revoked every token of a client", zap.String("client_id", id), zap.Int64("tokens", n))
 	w.WriteHeader(http.StatusNoContent)
 }

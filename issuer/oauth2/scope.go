@@ -10,7 +10,7 @@ import (
 // trust grant's) permit the requested scope.
 type ScopeStrategy func(allowed []string, requested string) bool
 
-// ScopeStrategyFor returns the strategy named by strategies.scope:
+// ScopeStrategyFor returns the strategy by name:
 // "exact" or "wildcard" (the default, as in Hydra).
 func ScopeStrategyFor(name string) ScopeStrategy {
 	if name == "exact" {

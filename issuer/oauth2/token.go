@@ -81,12 +81,12 @@ type accessGrant struct {
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
-// access_token_strategy, else strategies.access_token.
+// access_token_strategy, else Options.AccessTokenStrategy.
 func (h *Handler) accessTokenStrategy(c *client.Client) string {
 	if c.AccessTokenStrategy != "" {
 		return c.AccessTokenStrategy
 	}
-	return h.Config.Strategies.AccessToken
+	return h.opts.AccessTokenStrategy
 }
 
 // issueAccessToken creates, records and returns an access token for g
@@ -96,7 +96,7 @@ func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenR
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Tokens.Create(ctx, row); err != nil {
+	if err := h.tokens.Create(ctx, row); err != nil {
 		return nil, apierr.ServerError(fmt.Errorf("oauth2: recording the access token: %w", err))
 	}
 	return resp, nil
@@ -108,7 +108,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	if g.Lifespan <= 0 {
 		return nil, storage.Token{}, apierr.ServerError(errors.New("oauth2: access token lifespan must be positive"))
 	}
-	now := h.Now().UTC().Truncate(time.Second)
+	now := h.now().UTC().Truncate(time.Second)
 	exp := now.Add(g.Lifespan)
 	if g.RequestID == "" {
 		// Time-ordered (UUIDv7, RFC 9562 §5.7) so that the tokens table's
@@ -129,7 +129,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	case formatJWT:
 		sess.Format = formatJWT
 		sess.JTI = newTimeOrderedID()
-		if h.Config.OAuth2.ClientIDInAudience && !contains(sess.Audience, g.Client.ID) {
+		if h.opts.ClientIDInAudience && !contains(sess.Audience, g.Client.ID) {
 			sess.Audience = append(sess.Audience, g.Client.ID)
 		}
 		token, err = h.signAccessToken(ctx, g, &sess, now, exp)
@@ -139,7 +139,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		sig = jwtSignature(token)
 	default:
 		sess.Format = formatOpaque
-		token, sig, err = newOpaque(h.MAC, opaqueAccessToken)
+		token, sig, err = newOpaque(h.mac, opaqueAccessToken)
 		if err != nil {
 			return nil, storage.Token{}, apierr.ServerError(err)
 		}
@@ -172,7 +172,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 // §2.2 makes aud required: never an empty array).
 func (h *Handler) accessTokenAudience(granted []string) []string {
 	if len(granted) == 0 {
-		return slices.Clone(h.defaultAudience)
+		return slices.Clone(h.opts.DefaultAccessTokenAudience)
 	}
 	return slices.Clone(granted)
 }
@@ -194,7 +194,7 @@ var reservedClaims = map[string]bool{
 // signAccessToken builds and signs an RFC 9068 JWT access token.
 func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *session, now, exp time.Time) (string, error) {
 	claims := map[string]any{
-		"iss":       h.IssuerURL,
+		"iss":       h.opts.IssuerURL,
 		"sub":       g.Subject,
 		"aud":       s.Audience, // always an array, as Hydra writes it
 		"exp":       exp.Unix(),
@@ -205,7 +205,7 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 	}
 	// RFC 9068 §2.2.3: scope is the space-separated string of RFC 8693
 	// §4.2 (what APISIX and most gateways read); Hydra writes scp, an array.
-	switch h.Config.Strategies.JWT.ScopeClaim {
+	switch h.opts.JWTScopeClaim {
 	case "string":
 		claims["scope"] = strings.Join(s.Scope, " ")
 	case "list":
@@ -215,13 +215,13 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 		claims["scp"] = s.Scope
 	}
 	ext := maps.Clone(s.Ext)
-	for _, name := range h.Config.OAuth2.AllowedTopLevelClaims {
+	for _, name := range h.opts.AllowedTopLevelClaims {
 		v, ok := ext[name]
 		if !ok || reservedClaims[name] {
 			continue
 		}
 		claims[name] = v
-		if !h.Config.OAuth2.MirrorTopLevelClaims {
+		if !h.opts.MirrorTopLevelClaims {
 			delete(ext, name)
 		}
 	}
@@ -232,7 +232,7 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 	if err != nil {
 		return "", err
 	}
-	return h.Signer.Sign(ctx, AccessTokenKeySet, accessTokenType, payload)
+	return h.signer.Sign(ctx, AccessTokenKeySet, accessTokenType, payload)
 }
 
 // jwtSignature is the storage key of a JWT access token: its jti, then a
@@ -294,7 +294,7 @@ func looksLikeJWT(s string) bool {
 func (h *Handler) tokenSignature(raw string) (storage.TokenKind, string, bool) {
 	for _, k := range opaqueKinds {
 		if strings.HasPrefix(raw, k.prefix) {
-			sig, ok := opaqueSignature(h.MAC, k, raw)
+			sig, ok := opaqueSignature(h.mac, k, raw)
 			return k.kind, sig, ok
 		}
 	}
@@ -311,7 +311,7 @@ func (h *Handler) lookupToken(ctx context.Context, raw string) (t storage.Token,
 	if !ok {
 		return storage.Token{}, false, nil
 	}
-	t, err = h.Tokens.Get(ctx, kind, sig)
+	t, err = h.tokens.Get(ctx, kind, sig)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Token{}, false, nil
 	}

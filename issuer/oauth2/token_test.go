@@ -17,7 +17,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
 // A machine client gets an opaque token with golang.org/x/oauth2, both
@@ -107,7 +106,7 @@ func TestTokenResponseShape(t *testing.T) {
 
 // Per-client lifespans override ttl.access_token.
 func TestClientCredentialsLifespan(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.TTL.AccessToken = 10 * time.Minute })
+	e := newEnv(t, func(o *Options) { o.AccessTokenLifespan = 10 * time.Minute })
 	r := e.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret")
 	if r.json["expires_in"] != float64(600) {
 		t.Fatalf("%s", r.body)
@@ -217,11 +216,11 @@ func TestClientCredentialsJWT(t *testing.T) {
 		{"per client", "both", false, "jwtc", "jwtc-secret", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(c *config.Config) {
-				c.Strategies.JWT.ScopeClaim = tc.scopeClaim
-				c.OAuth2.ClientIDInAudience = tc.clientInAud
+			e := newEnv(t, func(o *Options) {
+				o.JWTScopeClaim = tc.scopeClaim
+				o.ClientIDInAudience = tc.clientInAud
 				if tc.global {
-					c.Strategies.AccessToken = "jwt"
+					o.AccessTokenStrategy = "jwt"
 				}
 			})
 			cc := clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.tokenURL(),
@@ -298,10 +297,10 @@ func TestClientCredentialsJWT(t *testing.T) {
 // overriding a reserved claim), mirrored under ext when configured.
 func TestJWTExtAndTopLevelClaims(t *testing.T) {
 	for _, mirror := range []bool{false, true} {
-		e := newEnv(t, func(c *config.Config) {
-			c.Strategies.AccessToken = "jwt"
-			c.OAuth2.AllowedTopLevelClaims = []string{"tenant", "sub"}
-			c.OAuth2.MirrorTopLevelClaims = mirror
+		e := newEnv(t, func(o *Options) {
+			o.AccessTokenStrategy = "jwt"
+			o.AllowedTopLevelClaims = []string{"tenant", "sub"}
+			o.MirrorTopLevelClaims = mirror
 		})
 		c, _ := e.clients.Get(context.Background(), "svc")
 		res, err := e.h.issueAccessToken(context.Background(), &accessGrant{
@@ -328,7 +327,7 @@ func TestJWTExtAndTopLevelClaims(t *testing.T) {
 
 // A signing failure is a server_error and leaves nothing behind.
 func TestJWTSigningFailure(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Strategies.AccessToken = "jwt" })
+	e := newEnv(t, func(o *Options) { o.AccessTokenStrategy = "jwt" })
 	e.signer.fail = context.DeadlineExceeded
 	r := e.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret")
 	wantError(t, r, http.StatusInternalServerError, "server_error")
@@ -458,7 +457,32 @@ func TestGrantTypes(t *testing.T) {
 	if got := e.h.GrantTypes(); !slices.Equal(got, []string{"authorization_code", "client_credentials", "refresh_token", client.GrantJWTBearer}) {
 		t.Fatalf("%v", got)
 	}
-	if err := (&Handler{}).Init(); err == nil || !strings.Contains(err.Error(), "Config") {
-		t.Fatalf("missing dependencies: %v", err)
+}
+
+// New refuses a Handler it could not run: missing dependencies, no
+// issuer, a lifespan that is not positive.
+func TestNewRefuses(t *testing.T) {
+	e := newEnv(t)
+	deps := Deps{Clients: e.clients, Auth: e.auth, Tokens: e.tokens, Trust: e.store.Trust(),
+		Nonces: e.store.Nonces(), Signer: e.signer, MAC: e.mac}
+	for _, tc := range []struct {
+		name string
+		deps Deps
+		opts func(*Options)
+		want string
+	}{
+		{"no dependencies", Deps{}, func(*Options) {}, "[Auth Clients MAC Nonces Signer Tokens Trust]"},
+		{"no issuer", deps, func(o *Options) { o.IssuerURL = "" }, "IssuerURL"},
+		{"no access token lifespan", deps, func(o *Options) { o.AccessTokenLifespan = 0 }, "AccessTokenLifespan"},
+		{"negative assertion lifetime", deps, func(o *Options) { o.JWTBearer.MaxLifetime = -time.Second }, "JWTBearer.MaxLifetime"},
+	} {
+		o := e.opts
+		tc.opts(&o)
+		if _, err := New(tc.deps, o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New(deps, e.opts); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -83,7 +83,7 @@ func (h *Handler) validateTrust(in *TrustRequest) (storage.TrustedIssuer, error)
 		return storage.TrustedIssuer{}, bad("The field 'subject' is longer than %d characters", maxTrustIssuerLen)
 	case in.ExpiresAt.IsZero():
 		return storage.TrustedIssuer{}, bad("The field 'expires_at' is required")
-	case !in.ExpiresAt.After(h.Now()):
+	case !in.ExpiresAt.After(h.now()):
 		return storage.TrustedIssuer{}, bad("The field 'expires_at' must be in the future")
 	case in.Scope == nil:
 		return storage.TrustedIssuer{}, bad("The field 'scope' is required (an array of scopes the issuer may grant)")
@@ -137,15 +137,15 @@ func (h *Handler) trustCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.ID = uuid.NewString()
-	t.CreatedAt = h.Now().UTC().Truncate(time.Second)
-	if err := h.Trust.Create(r.Context(), t); err != nil {
+	t.CreatedAt = h.now().UTC().Truncate(time.Second)
+	if err := h.trust.Create(r.Context(), t); err != nil {
 		if errors.Is(err, storage.ErrAlreadyExists) {
 			err = apierr.Conflict("A trust relationship for this issuer, subject and key id already exists").WithCause(err)
 		}
 		httpx.WriteError(w, r, err)
 		return
 	}
-	h.Logger.Info("trusted a jwt-bearer issuer", zap.String("trust_id", t.ID), zap.String("issuer", t.Issuer), zap.String("kid", t.KeyID))
+	h.log.Info("trusted a jwt-bearer issuer", zap.String("trust_id", t.ID), zap.String("issuer", t.Issuer), zap.String("kid", t.KeyID))
 	httpx.WriteJSON(w, http.StatusCreated, trustView(t))
 }
 
@@ -157,7 +157,7 @@ func trustNotFound(err error) error {
 }
 
 func (h *Handler) trustGet(w http.ResponseWriter, r *http.Request) {
-	t, err := h.Trust.Get(r.Context(), r.PathValue("id"))
+	t, err := h.trust.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		httpx.WriteError(w, r, trustNotFound(err))
 		return
@@ -166,7 +166,7 @@ func (h *Handler) trustGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) trustDelete(w http.ResponseWriter, r *http.Request) {
-	if err := h.Trust.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.trust.Delete(r.Context(), r.PathValue("id")); err != nil {
 		httpx.WriteError(w, r, trustNotFound(err))
 		return
 	}
@@ -193,7 +193,7 @@ func (h *Handler) trustList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := q.Get("issuer")
-	all, err := h.Trust.List(r.Context(), issuer)
+	all, err := h.trust.List(r.Context(), issuer)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return

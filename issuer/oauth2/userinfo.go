@@ -38,7 +38,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.ServerError(err))
 		return
 	}
-	if !found || !t.Active || !h.Now().Before(t.ExpiresAt) || t.Kind != storage.KindAccessToken {
+	if !found || !t.Active || !h.now().Before(t.ExpiresAt) || t.Kind != storage.KindAccessToken {
 		httpx.WriteError(w, r, invalidToken("The access token is unknown, expired or revoked"))
 		return
 	}
@@ -57,7 +57,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 			WithHeader("WWW-Authenticate", `Bearer error="insufficient_scope", scope="openid"`))
 		return
 	}
-	c, err := h.Clients.Get(ctx, t.ClientID)
+	c, err := h.clients.Get(ctx, t.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		httpx.WriteError(w, r, invalidToken("The client of the access token no longer exists"))
 		return
@@ -75,16 +75,16 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	claims["sub"] = s.Grant.idSubject()
 	if alg := c.UserinfoSignedResponseAlg; alg != "" && alg != "none" {
-		claims["iss"] = h.IssuerURL
+		claims["iss"] = h.opts.IssuerURL
 		claims["aud"] = []string{c.ID}
-		claims["iat"] = h.Now().Unix()
+		claims["iat"] = h.now().Unix()
 		claims["jti"] = uuid.NewString()
 		payload, err := json.Marshal(claims)
 		if err != nil {
 			httpx.WriteError(w, r, apierr.ServerError(err))
 			return
 		}
-		jwt, err := h.Signer.Sign(ctx, IDTokenKeySet, "JWT", payload)
+		jwt, err := h.signer.Sign(ctx, IDTokenKeySet, "JWT", payload)
 		if err != nil {
 			httpx.WriteError(w, r, apierr.ServerError(err))
 			return

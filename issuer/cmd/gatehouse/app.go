@@ -84,17 +84,14 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err != nil {
 		return fail(fmt.Errorf("SECRETS_SYSTEM: %w", err))
 	}
-	a.keys, err = keys.NewManager(keys.Options{
-		Store: st.Keys(), Keyring: a.keyring, Logger: log,
-		DefaultAlg: cfg.Keys.Algorithm, RSABits: cfg.Keys.RSABits, JWKSMaxAge: jwksMaxAge(cfg.Keys.JWKSMaxAge),
-	})
+	a.keys, err = keys.New(keys.Deps{Store: st.Keys(), Keyring: a.keyring, Logger: log}, keysOptions(cfg))
 	if err != nil {
 		return fail(err)
 	}
 	if err := a.keys.EnsureSets(ctx, keys.SetIDToken, keys.SetAccessToken); err != nil {
 		return fail(fmt.Errorf("signing keys: %w", err))
 	}
-	a.handlers = append(a.handlers, &keys.Handler{Manager: a.keys, Logger: log})
+	a.handlers = append(a.handlers, keys.NewHandler(a.keys))
 	if err := a.wireOAuth2(cfg, log); err != nil {
 		return fail(err)
 	}
@@ -138,12 +135,9 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	// iss is the configured string exactly, trailing slash included, as in
-	// discovery (OpenID Connect Discovery §4.3, RFC 9068 §4); issuer
-	// (without the slash) is only for joining paths.
-	tokens := &oauth2.Handler{Config: cfg, Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log, IssuerURL: cfg.URLs.Self.Issuer}
-	if err := tokens.Init(); err != nil {
+	tokens, err := oauth2.New(oauth2.Deps{Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log}, oauth2Options(cfg))
+	if err != nil {
 		return err
 	}
 	a.handlers = append(a.handlers,
@@ -212,13 +206,42 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	return nil
 }
 
-// jwksMaxAge maps keys.jwks_max_age to keys.Options: 0 in the config means
-// no-store, which keys.Options spells as a negative value.
-func jwksMaxAge(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
+// keysOptions maps the keys section to keys.Options: a jwks_max_age of 0
+// means no-store, which keys.Options spells as a negative value.
+func keysOptions(cfg *config.Config) keys.Options {
+	o := keys.Options{DefaultAlg: cfg.Keys.Algorithm, RSABits: cfg.Keys.RSABits, JWKSMaxAge: cfg.Keys.JWKSMaxAge}
+	if o.JWKSMaxAge == 0 {
+		o.JWKSMaxAge = -1
 	}
-	return d
+	return o
+}
+
+// oauth2Options maps the configuration to oauth2.Options. The issuer is
+// the configured string exactly, trailing slash included, as in discovery
+// (OpenID Connect Discovery §4.3, RFC 9068 §4).
+func oauth2Options(cfg *config.Config) oauth2.Options {
+	return oauth2.Options{
+		IssuerURL:                       cfg.URLs.Self.Issuer,
+		PublicURL:                       cfg.PublicURL(),
+		AccessTokenLifespan:             cfg.TTL.AccessToken,
+		IDTokenLifespan:                 cfg.TTL.IDToken,
+		RefreshTokenLifespan:            cfg.TTL.RefreshToken,
+		AuthorizationCodeLifespan:       cfg.TTL.AuthCode,
+		AccessTokenStrategy:             cfg.Strategies.AccessToken,
+		ScopeStrategy:                   cfg.Strategies.Scope,
+		JWTScopeClaim:                   cfg.Strategies.JWT.ScopeClaim,
+		AllowedTopLevelClaims:           cfg.OAuth2.AllowedTopLevelClaims,
+		MirrorTopLevelClaims:            cfg.OAuth2.MirrorTopLevelClaims,
+		ClientIDInAudience:              cfg.OAuth2.ClientIDInAudience,
+		DefaultAccessTokenAudience:      cfg.OAuth2.DefaultAccessTokenAudience,
+		Presigning:                      cfg.OAuth2.Presigning.Enabled,
+		RefreshTokenRotationGracePeriod: cfg.OAuth2.Grant.RefreshToken.RotationGracePeriod,
+		JWTBearer: oauth2.JWTBearerOptions{
+			JTIOptional: cfg.OAuth2.Grant.JWT.JTIOptional,
+			IATOptional: cfg.OAuth2.Grant.JWT.IATOptional,
+			MaxLifetime: cfg.OAuth2.Grant.JWT.MaxTTL,
+		},
+	}
 }
 
 // wrapCORS puts CORS handling (serve.{public,admin}.cors) in front of a

@@ -114,8 +114,9 @@ func adminJSON(t testing.TB, is *testbin.Issuer, method, path string, in, out an
 	return resp.StatusCode
 }
 
-// createClient registers a client through the admin API; fields override
-// a confidential authorization-code client with refresh tokens.
+// newFlowClient registers a client through the admin API and returns it
+// as registered, with its secret; fields override a confidential
+// authorization-code client with refresh tokens.
 func newFlowClient(t testing.TB, is *testbin.Issuer, fields map[string]any) map[string]any {
 	t.Helper()
 	c := map[string]any{
@@ -128,10 +129,7 @@ func newFlowClient(t testing.TB, is *testbin.Issuer, fields map[string]any) map[
 	for k, v := range fields {
 		c[k] = v
 	}
-	var out map[string]any
-	if code := adminJSON(t, is, http.MethodPost, "/admin/clients", c, &out); code != http.StatusCreated {
-		t.Fatalf("create client: %d %v", code, out)
-	}
+	out := is.RegisterClient(t, c).Metadata
 	if s, ok := c["client_secret"]; ok {
 		out["client_secret"] = s
 	}
