@@ -25,6 +25,8 @@ type Handler struct {
 	// webfinger.jwks.broadcast_keys); default: the ID token and access
 	// token sets.
 	JWKSSets []string
+	// PublicURL is the public base URL, for jwks_uri in discovery.
+	PublicURL string
 }
 
 // MountAdmin mounts /admin/keys/{set} and /admin/keys/{set}/{kid}.
@@ -38,9 +40,12 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /admin/keys/{set}/{kid}", httpx.Identifiers(h.deleteKey))
 }
 
-// MountPublic mounts /.well-known/jwks.json.
+// JWKSPath is where the public keys are published.
+const JWKSPath = "/.well-known/jwks.json"
+
+// MountPublic mounts JWKSPath.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
-	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	mux.HandleFunc("GET "+JWKSPath, h.jwks)
 }
 
 // jwkSet is the JSON Web Key Set document (RFC 7517 §5).

@@ -17,8 +17,16 @@ import (
 // advertised grant type is understood, and the revocation endpoint revokes.
 func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 	e := newEnv(t)
-	(&discovery.Handler{Options: discovery.FromConfig(e.cfg, e.h.GrantTypes())}).MountPublic(e.pubMux)
 	ctx := context.Background()
+	m, err := e.h.Discovery(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := discovery.New(discovery.Deps{}, discovery.Options{Issuer: e.cfg.URLs.Self.Issuer, Contributions: []discovery.Metadata{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.MountPublic(e.pubMux)
 	p, err := oidc.NewProvider(ctx, e.pub.URL)
 	if err != nil {
 		t.Fatal(err)
