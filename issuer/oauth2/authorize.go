@@ -125,7 +125,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	var rows []storage.Token
 	if has("code") {
 		var err error
-		code, codeSig, err = newOpaque(h.MAC, opaqueAuthorizeCode)
+		code, codeSig, err = newOpaque(h.MAC, opaqueAuthorizeCode, h.Now())
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}
