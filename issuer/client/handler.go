@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 )
@@ -22,11 +20,20 @@ const (
 )
 
 // Handler serves the admin client API (MountAdmin, Hydra v2 wire format)
-// and, when Registration.Enabled, RFC 7591/7592 dynamic client
+// and, when Options.Registration.Enabled, RFC 7591/7592 dynamic client
 // registration on the public listener (MountPublic).
 type Handler struct {
+	manager *Manager
+	reg     RegistrationOptions
+}
+
+// Deps are the Handler's collaborators.
+type Deps struct {
 	Manager *Manager
-	Logger  *zap.Logger
+}
+
+// Options configure the Handler.
+type Options struct {
 	// Registration configures dynamic client registration.
 	Registration RegistrationOptions
 }
@@ -41,6 +48,20 @@ type RegistrationOptions struct {
 	// PublicURL is the public base URL (urls.self.public, else the
 	// issuer); registration_client_uri is PublicURL/oauth2/register/{id}.
 	PublicURL string
+}
+
+// registrationPath is the RFC 7591 client registration endpoint.
+const registrationPath = "/oauth2/register"
+
+// New returns the Handler; registration needs the public URL.
+func New(d Deps, o Options) (*Handler, error) {
+	if d.Manager == nil {
+		return nil, errors.New("client: Handler needs a Manager")
+	}
+	if o.Registration.Enabled && o.Registration.PublicURL == "" {
+		return nil, errors.New("client: dynamic client registration needs the public URL")
+	}
+	return &Handler{manager: d.Manager, reg: o.Registration}, nil
 }
 
 // MountAdmin mounts the admin client routes.
@@ -58,13 +79,13 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 
 // MountPublic mounts dynamic client registration when enabled.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
-	if !h.Registration.Enabled {
+	if !h.reg.Enabled {
 		return
 	}
-	mux.HandleFunc("POST /oauth2/register", h.register)
-	mux.HandleFunc("GET /oauth2/register/{id}", httpx.Identifiers(h.registrationGet))
-	mux.HandleFunc("PUT /oauth2/register/{id}", httpx.Identifiers(h.registrationPut))
-	mux.HandleFunc("DELETE /oauth2/register/{id}", httpx.Identifiers(h.registrationDelete))
+	mux.HandleFunc("POST "+registrationPath, h.register)
+	mux.HandleFunc("GET "+registrationPath+"/{id}", httpx.Identifiers(h.registrationGet))
+	mux.HandleFunc("PUT "+registrationPath+"/{id}", httpx.Identifiers(h.registrationPut))
+	mux.HandleFunc("DELETE "+registrationPath+"/{id}", httpx.Identifiers(h.registrationDelete))
 }
 
 // view is a client as the APIs render it: never a hash, and the plaintext
@@ -95,7 +116,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	c, err := h.Manager.Create(r.Context(), in)
+	c, err := h.manager.Create(r.Context(), in)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -104,7 +125,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	c, err := h.Manager.Get(r.Context(), r.PathValue("id"))
+	c, err := h.manager.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -124,7 +145,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.ID = id
-	c, err := h.Manager.Update(r.Context(), in)
+	c, err := h.manager.Update(r.Context(), in)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -148,7 +169,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The request body could not be read").WithCause(err))
 		return
 	}
-	c, err := h.Manager.Patch(r.Context(), r.PathValue("id"), body)
+	c, err := h.manager.Patch(r.Context(), r.PathValue("id"), body)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -157,7 +178,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	if err := h.Manager.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.manager.Delete(r.Context(), r.PathValue("id")); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
@@ -170,7 +191,7 @@ func (h *Handler) lifespans(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	c, err := h.Manager.SetLifespans(r.Context(), r.PathValue("id"), l)
+	c, err := h.manager.SetLifespans(r.Context(), r.PathValue("id"), l)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -179,7 +200,7 @@ func (h *Handler) lifespans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
-	c, err := h.Manager.RotateSecret(r.Context(), r.PathValue("id"))
+	c, err := h.manager.RotateSecret(r.Context(), r.PathValue("id"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -188,7 +209,7 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) finalizeRotation(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.Manager.FinalizeSecretRotation(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := h.manager.FinalizeSecretRotation(r.Context(), r.PathValue("id")); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
@@ -211,7 +232,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	clients, more, err := h.Manager.List(r.Context(), ListOptions{
+	clients, more, err := h.manager.List(r.Context(), ListOptions{
 		Name: q.Get("client_name"), Owner: q.Get("owner"), After: after, Limit: size,
 	})
 	if err != nil {
@@ -247,7 +268,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 
 // registrationURI is the RFC 7592 client configuration endpoint of id.
 func (h *Handler) registrationURI(id string) string {
-	return strings.TrimSuffix(h.Registration.PublicURL, "/") + "/oauth2/register/" + url.PathEscape(id)
+	return strings.TrimSuffix(h.reg.PublicURL, "/") + registrationPath + "/" + url.PathEscape(id)
 }
 
 // adminOnly lists the fields a registrant may not set (Hydra refuses them
@@ -302,8 +323,8 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if in.Scope == "" && len(h.Registration.DefaultScope) > 0 {
-		in.Scope = strings.Join(h.Registration.DefaultScope, " ")
+	if in.Scope == "" && len(h.reg.DefaultScope) > 0 {
+		in.Scope = strings.Join(h.reg.DefaultScope, " ")
 	}
 	token, hash, err := newRegistrationToken()
 	if err != nil {
@@ -311,7 +332,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.RegistrationAccessTokenHash = hash
-	c, err := h.Manager.Create(r.Context(), in)
+	c, err := h.manager.Create(r.Context(), in)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -335,7 +356,7 @@ func (h *Handler) registrationAuth(r *http.Request) (*Client, string, error) {
 	}
 	bad := apierr.InvalidToken("The registration access token is not valid for this client").
 		WithHeader("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
-	c, err := h.Manager.Get(r.Context(), r.PathValue("id"))
+	c, err := h.manager.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) && ae.Code == "not_found" {
@@ -395,15 +416,15 @@ func (h *Handler) registrationPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keepAdminFields(in, old)
-	if in.Scope == "" && len(h.Registration.DefaultScope) > 0 {
-		in.Scope = strings.Join(h.Registration.DefaultScope, " ")
+	if in.Scope == "" && len(h.reg.DefaultScope) > 0 {
+		in.Scope = strings.Join(h.reg.DefaultScope, " ")
 	}
 	token, newHash, err := newRegistrationToken()
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	c, err := h.Manager.replace(r.Context(), in, updateOptions{
+	c, err := h.manager.replace(r.Context(), in, updateOptions{
 		newRegistrationTokenHash: newHash,
 		check: func(stored *Client) error {
 			if stored.RegistrationAccessTokenHash != tokenHash {
@@ -430,7 +451,7 @@ func (h *Handler) registrationDelete(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if err := h.Manager.Delete(r.Context(), c.ID); err != nil {
+	if err := h.manager.Delete(r.Context(), c.ID); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}

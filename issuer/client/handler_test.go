@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -51,9 +52,12 @@ func call(t *testing.T, h http.Handler, method, path, body string, hdr ...string
 
 func newTestHandler(t *testing.T, dcr bool) (*Handler, http.Handler) {
 	m := newTestManager(t, newMemClients(), newClock(), -1)
-	h := &Handler{Manager: m, Registration: RegistrationOptions{
+	h, err := New(Deps{Manager: m}, Options{Registration: RegistrationOptions{
 		Enabled: dcr, DefaultScope: []string{"openid", "email"}, PublicURL: "https://auth.example.com/",
-	}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	h.MountAdmin(mux)
 	h.MountPublic(mux)
@@ -318,5 +322,27 @@ func TestDynamicRegistrationDisabled(t *testing.T) {
 	_, mux := newTestHandler(t, false)
 	if r := call(t, mux, "POST", "/oauth2/register", `{}`); r.status != 404 {
 		t.Fatalf("registration mounted while disabled: %d", r.status)
+	}
+}
+
+// registration_endpoint is advertised exactly when registration is
+// mounted, under the public URL.
+func TestRegistrationDiscovery(t *testing.T) {
+	for _, dcr := range []bool{false, true} {
+		h, mux := newTestHandler(t, dcr)
+		m, err := h.Discovery(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounted := call(t, mux, "POST", "/oauth2/register", `{"redirect_uris":["https://a.example/cb"]}`).status != http.StatusNotFound
+		if want := map[bool]string{true: "https://auth.example.com/oauth2/register"}[dcr]; m.RegistrationEndpoint != want || mounted != dcr {
+			t.Errorf("registration %v: advertised %q, mounted %v", dcr, m.RegistrationEndpoint, mounted)
+		}
+	}
+	if _, err := New(Deps{}, Options{}); err == nil {
+		t.Error("a Handler without a Manager was built")
+	}
+	if _, err := New(Deps{Manager: newTestManager(t, newMemClients(), newClock(), -1)}, Options{Registration: RegistrationOptions{Enabled: true}}); err == nil {
+		t.Error("registration without a public URL was built")
 	}
 }

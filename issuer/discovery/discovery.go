@@ -1,24 +1,28 @@
 // Package discovery serves the issuer's metadata: OpenID Connect Discovery
 // 1.0 at /.well-known/openid-configuration and RFC 8414 at
 // /.well-known/oauth-authorization-server, the same document at both.
-// The document advertises exactly what the caller puts in Options, so that
-// it lists only what is implemented and mounted; FromConfig fills what
-// follows from the configuration and the token endpoint.
+//
+// The document is assembled from what the mounted handlers contribute
+// (Contributor): each describes the endpoints, grant types, response types
+// and modes, authentication methods, algorithms and features it serves.
+// A handler that is not built, or a feature of it that is switched off,
+// therefore advertises nothing, and nothing else writes the document.
 package discovery
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 )
 
@@ -31,13 +35,13 @@ const (
 	OAuthServerPath         = "/.well-known/oauth-authorization-server"
 )
 
-// Options is the advertised metadata (OpenID Connect Discovery 1.0 §3,
+// Metadata is the advertised metadata (OpenID Connect Discovery 1.0 §3,
 // RFC 8414 §2, RFC 7009, RFC 7662, RFC 7636, OpenID Connect Front- and
 // Back-Channel Logout, RP-Initiated Logout). Empty strings and lists are
 // left out of the document, except the members both specifications make
 // REQUIRED, which are always written (an empty list meaning "none yet").
 // Booleans whose specified default differs from false are always written.
-type Options struct {
+type Metadata struct {
 	Issuer                             string `json:"issuer"`
 	AuthorizationEndpoint              string `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                      string `json:"token_endpoint,omitempty"`
@@ -91,58 +95,89 @@ type Options struct {
 	Extra map[string]any `json:"-"`
 }
 
-// Client authentication as implemented by issuer/client.Authenticator.
-var (
-	clientAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-	// clientAuthAlgs are the JWS algorithms accepted for private_key_jwt.
-	clientAuthAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
+// Contributor is a handler that serves part of what the document
+// advertises.
+type Contributor interface {
+	// Discovery returns the members describing what the handler serves
+	// as configured; members it does not serve stay empty. It is called
+	// once, when the document is assembled.
+	Discovery(ctx context.Context) (Metadata, error)
+}
 
-// FromConfig returns the metadata that follows from cfg and from what the
-// token side implements: issuer (urls.self.issuer as configured),
-// token_endpoint, jwks_uri and revocation_endpoint under the public URL,
-// introspection_endpoint only when urls.introspection is set,
-// registration_endpoint only when dynamic client registration is enabled,
-// grantTypes (the caller passes what its token endpoint implements, e.g.
-// oauth2.Handler.GrantTypes), the client authentication methods and
-// algorithms, and the configured subject types. The caller adds the
-// authorization, userinfo and logout members when it mounts those
-// endpoints.
-func FromConfig(cfg *config.Config, grantTypes []string) Options {
-	pub := cfg.PublicURL()
-	o := Options{
-		Issuer:                            cfg.URLs.Self.Issuer,
-		TokenEndpoint:                     pub + "/oauth2/token",
-		JWKSURI:                           pub + "/.well-known/jwks.json",
-		RevocationEndpoint:                pub + "/oauth2/revoke",
-		IntrospectionEndpoint:             cfg.URLs.Introspection,
-		GrantTypesSupported:               append([]string(nil), grantTypes...),
-		SubjectTypesSupported:             append([]string(nil), cfg.OIDC.SubjectIdentifiers.SupportedTypes...),
-		TokenEndpointAuthMethodsSupported: append([]string(nil), clientAuthMethods...),
-		TokenEndpointAuthSigningAlgValuesSupported:      append([]string(nil), clientAuthAlgs...),
-		RevocationEndpointAuthMethodsSupported:          append([]string(nil), clientAuthMethods...),
-		RevocationEndpointAuthSigningAlgValuesSupported: append([]string(nil), clientAuthAlgs...),
+// Merge returns the document of issuer made of the contributions: a
+// string member may be given by several contributions only with the same
+// value, a boolean is true when any contribution sets it, and a list holds
+// every value once. A list that one contribution gives keeps that
+// contribution's order; a list several contributions give (grant types
+// come from the token and the authorization endpoints) is sorted, so that
+// the document does not depend on the order of the contributions.
+func Merge(issuer string, contributions ...Metadata) (Metadata, error) {
+	m := Metadata{Issuer: issuer}
+	dst := reflect.ValueOf(&m).Elem()
+	typ := dst.Type()
+	givers := make([]int, typ.NumField())
+	for _, c := range contributions {
+		src := reflect.ValueOf(c)
+		for i := range typ.NumField() {
+			from, to := src.Field(i), dst.Field(i)
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			switch v := from.Interface().(type) {
+			case string:
+				switch {
+				case v == "" || v == to.String():
+				case to.String() == "":
+					to.SetString(v)
+				default:
+					return Metadata{}, fmt.Errorf("discovery: %s is contributed twice, as %q and %q", name, to.String(), v)
+				}
+			case bool:
+				to.SetBool(to.Bool() || v)
+			case []string:
+				if len(v) > 0 {
+					givers[i]++
+				}
+				for _, s := range v {
+					if cur := to.Interface().([]string); !slices.Contains(cur, s) {
+						to.Set(reflect.ValueOf(append(cur, s)))
+					}
+				}
+			case map[string]any:
+				for k, x := range v {
+					if _, taken := m.Extra[k]; taken {
+						return Metadata{}, fmt.Errorf("discovery: the extra member %s is contributed twice", k)
+					}
+					if m.Extra == nil {
+						m.Extra = map[string]any{}
+					}
+					m.Extra[k] = x
+				}
+			default:
+				return Metadata{}, fmt.Errorf("discovery: cannot merge member %s of type %T", typ.Field(i).Name, v)
+			}
+		}
 	}
-	if cfg.OIDC.DynamicClientRegistration.Enabled {
-		o.RegistrationEndpoint = pub + "/oauth2/register"
+	for i, n := range givers {
+		if n > 1 {
+			slices.Sort(dst.Field(i).Interface().([]string))
+		}
 	}
-	return o
+	return m, nil
 }
 
 // Validate checks that the issuer is an https URL (http on loopback)
 // without query or fragment (OIDC Discovery §3, RFC 8414 §2) and that every
 // endpoint is an absolute URL.
-func (o *Options) Validate() error {
-	u, err := url.Parse(o.Issuer)
+func (md *Metadata) Validate() error {
+	u, err := url.Parse(md.Issuer)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
 		(u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("discovery: issuer %q must be an absolute http(s) URL without query or fragment", o.Issuer)
+		return fmt.Errorf("discovery: issuer %q must be an absolute http(s) URL without query or fragment", md.Issuer)
 	}
 	for name, v := range map[string]string{
-		"authorization_endpoint": o.AuthorizationEndpoint, "token_endpoint": o.TokenEndpoint, "jwks_uri": o.JWKSURI,
-		"userinfo_endpoint": o.UserinfoEndpoint, "registration_endpoint": o.RegistrationEndpoint,
-		"revocation_endpoint": o.RevocationEndpoint, "introspection_endpoint": o.IntrospectionEndpoint,
-		"end_session_endpoint": o.EndSessionEndpoint, "pushed_authorization_request_endpoint": o.PushedAuthorizationRequestEndpoint,
+		"authorization_endpoint": md.AuthorizationEndpoint, "token_endpoint": md.TokenEndpoint, "jwks_uri": md.JWKSURI,
+		"userinfo_endpoint": md.UserinfoEndpoint, "registration_endpoint": md.RegistrationEndpoint,
+		"revocation_endpoint": md.RevocationEndpoint, "introspection_endpoint": md.IntrospectionEndpoint,
+		"end_session_endpoint": md.EndSessionEndpoint, "pushed_authorization_request_endpoint": md.PushedAuthorizationRequestEndpoint,
 	} {
 		if v == "" {
 			continue
@@ -155,8 +190,8 @@ func (o *Options) Validate() error {
 }
 
 // Document returns the JSON document.
-func (o *Options) Document() ([]byte, error) {
-	c := *o
+func (md *Metadata) Document() ([]byte, error) {
+	c := *md
 	for _, p := range []*[]string{&c.ResponseTypesSupported, &c.SubjectTypesSupported, &c.IDTokenSigningAlgValuesSupported,
 		&c.IDTokenSignedResponseAlg, &c.UserinfoSignedResponseAlg} {
 		if *p == nil {
@@ -164,14 +199,14 @@ func (o *Options) Document() ([]byte, error) {
 		}
 	}
 	b, err := json.Marshal(&c)
-	if err != nil || len(o.Extra) == 0 {
+	if err != nil || len(md.Extra) == 0 {
 		return b, err
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	for k, v := range o.Extra {
+	for k, v := range md.Extra {
 		if _, taken := m[k]; !taken {
 			m[k] = v
 		}
@@ -179,58 +214,63 @@ func (o *Options) Document() ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// Handler serves the metadata on the public listener. The document is
-// encoded once, on the first mount.
-type Handler struct {
-	Options Options
-	Logger  *zap.Logger
+// Deps are the Handler's collaborators.
+type Deps struct {
+	Logger *zap.Logger
+}
+
+// Options configure the Handler.
+type Options struct {
+	// Issuer is the issuer member, exactly as configured (urls.self.issuer).
+	Issuer string
 	// MaxAge is sent as Cache-Control: public, max-age; default 5 minutes.
 	MaxAge time.Duration
+	// Contributions are the members the handlers contribute (Merge).
+	Contributions []Metadata
+}
 
-	once  sync.Once
-	err   error
-	doc   []byte
-	etag  string
-	cache string
+// Handler serves the document on the public listener.
+type Handler struct {
+	issuer string
+	doc    []byte
+	etag   string
+	cache  string
 }
 
 var _ interface{ MountPublic(*http.ServeMux) } = (*Handler)(nil)
 
-// Init validates the options and encodes the document. It is idempotent.
-func (h *Handler) Init() error {
-	h.once.Do(func() {
-		if h.Logger == nil {
-			h.Logger = zap.NewNop()
-		}
-		if h.MaxAge <= 0 {
-			h.MaxAge = DefaultMaxAge
-		}
-		if err := h.Options.Validate(); err != nil {
-			h.err = err
-			return
-		}
-		doc, err := h.Options.Document()
-		if err != nil {
-			h.err = fmt.Errorf("discovery: encoding the document: %w", err)
-			return
-		}
-		h.doc = doc
-		h.etag = httpx.ETag(doc)
-		h.cache = "public, max-age=" + strconv.Itoa(int(h.MaxAge/time.Second))
-	})
-	return h.err
+// New merges the contributions, validates the result and encodes the
+// document once.
+func New(d Deps, o Options) (*Handler, error) {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	m, err := Merge(o.Issuer, o.Contributions...)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	doc, err := m.Document()
+	if err != nil {
+		return nil, fmt.Errorf("discovery: encoding the document: %w", err)
+	}
+	d.Logger.Debug("discovery document assembled", zap.Int("contributions", len(o.Contributions)),
+		zap.Strings("grant_types_supported", m.GrantTypesSupported))
+	return &Handler{issuer: o.Issuer, doc: doc, etag: httpx.ETag(doc),
+		cache: "public, max-age=" + strconv.Itoa(int(o.MaxAge/time.Second))}, nil
 }
 
 // MountPublic mounts both well-known documents; for an issuer with a path
 // (https://host/tenant) also RFC 8414 §3.1's path-suffixed form
-// /.well-known/oauth-authorization-server/tenant. It panics when the
-// options are invalid (a configuration error at startup).
+// /.well-known/oauth-authorization-server/tenant.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
-	if err := h.Init(); err != nil {
-		panic(err)
-	}
 	paths := []string{OpenIDConfigurationPath, OAuthServerPath}
-	if u, _ := url.Parse(h.Options.Issuer); u != nil && strings.Trim(u.Path, "/") != "" {
+	if u, _ := url.Parse(h.issuer); u != nil && strings.Trim(u.Path, "/") != "" {
 		paths = append(paths, OAuthServerPath+"/"+strings.Trim(u.Path, "/"))
 	}
 	for _, p := range paths {

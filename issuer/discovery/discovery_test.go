@@ -11,26 +11,31 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 )
 
-func testConfig(t *testing.T, issuer string, mod func(*config.Config)) *config.Config {
-	t.Helper()
-	cfg := config.Default()
-	cfg.DSN = "memory"
-	cfg.Secrets.System = []string{"a-system-secret-of-some-length"}
-	cfg.URLs.Self.Issuer = issuer
-	if mod != nil {
-		mod(&cfg)
+var grants = []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+
+// tokenSide is what the token side of an issuer whose public URL is u
+// contributes in these tests.
+func tokenSide(u string) Metadata {
+	methods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	algs := []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	return Metadata{
+		TokenEndpoint: u + "/oauth2/token", JWKSURI: u + "/.well-known/jwks.json", RevocationEndpoint: u + "/oauth2/revoke",
+		GrantTypesSupported: grants, SubjectTypesSupported: []string{"public"},
+		TokenEndpointAuthMethodsSupported: methods, TokenEndpointAuthSigningAlgValuesSupported: algs,
+		RevocationEndpointAuthMethodsSupported: methods, RevocationEndpointAuthSigningAlgValuesSupported: algs,
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return &cfg
 }
 
-var grants = []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+func newHandler(t *testing.T, issuer string, contributions ...Metadata) *Handler {
+	t.Helper()
+	h, err := New(Deps{}, Options{Issuer: issuer, Contributions: contributions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
 
 // serve mounts a Handler built by build (which gets the server's URL)
 // and returns the server.
@@ -75,12 +80,10 @@ func keys(m map[string]any) []string {
 	return out
 }
 
-// The document advertises what FromConfig derives and nothing else; both
-// well-known paths serve it, cacheable for five minutes.
+// The document advertises what the handlers contribute and nothing else;
+// both well-known paths serve it, cacheable for five minutes.
 func TestDocument(t *testing.T) {
-	srv := serve(t, func(u string) *Handler {
-		return &Handler{Options: FromConfig(testConfig(t, u, nil), grants)}
-	})
+	srv := serve(t, func(u string) *Handler { return newHandler(t, u, tokenSide(u)) })
 	res, doc := get(t, srv.URL+OpenIDConfigurationPath)
 	if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "public, max-age=300" ||
 		res.Header.Get("Content-Type") != "application/json" {
@@ -167,44 +170,9 @@ func anySlice(v any) []string {
 
 func jsonEqual(a, b any) bool { return string(mustMarshal(a)) == string(mustMarshal(b)) }
 
-// introspection_endpoint only with urls.introspection, registration_endpoint
-// only with dynamic registration; urls.self.public moves the endpoints.
-func TestConditionalMembers(t *testing.T) {
-	cfg := testConfig(t, "https://auth.example.com", nil)
-	o := FromConfig(cfg, grants)
-	if o.IntrospectionEndpoint != "" || o.RegistrationEndpoint != "" {
-		t.Fatalf("%+v", o)
-	}
-	cfg = testConfig(t, "https://auth.example.com/", func(c *config.Config) {
-		c.URLs.Introspection = "https://sidecar.example.com/introspect"
-		c.OIDC.DynamicClientRegistration.Enabled = true
-		c.URLs.Self.Public = "https://public.example.com/"
-		c.OIDC.SubjectIdentifiers.SupportedTypes = []string{"public", "pairwise"}
-		c.OIDC.SubjectIdentifiers.Pairwise.Salt = "some-salt-value"
-	})
-	o = FromConfig(cfg, grants)
-	if o.Issuer != "https://auth.example.com/" || o.IntrospectionEndpoint != "https://sidecar.example.com/introspect" ||
-		o.RegistrationEndpoint != "https://public.example.com/oauth2/register" ||
-		o.TokenEndpoint != "https://public.example.com/oauth2/token" ||
-		!slices.Equal(o.SubjectTypesSupported, []string{"public", "pairwise"}) {
-		t.Fatalf("%+v", o)
-	}
-	doc, err := o.Document()
-	if err != nil || !strings.Contains(string(doc), `"introspection_endpoint":"https://sidecar.example.com/introspect"`) {
-		t.Fatalf("%s %v", doc, err)
-	}
-	// The caller's list is copied.
-	g := []string{"client_credentials"}
-	o = FromConfig(cfg, g)
-	g[0] = "password"
-	if o.GrantTypesSupported[0] != "client_credentials" {
-		t.Fatal("grant types aliased")
-	}
-}
-
 // Members the caller adds appear; Extra cannot override them.
 func TestCallerMembersAndExtra(t *testing.T) {
-	o := Options{
+	o := Metadata{
 		Issuer: "https://auth.example.com", AuthorizationEndpoint: "https://auth.example.com/oauth2/auth",
 		ResponseTypesSupported: []string{"code"}, CodeChallengeMethodsSupported: []string{"S256"},
 		IDTokenSigningAlgValuesSupported: []string{"RS256"}, ScopesSupported: []string{"openid"},
@@ -225,36 +193,34 @@ func TestCallerMembersAndExtra(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
-		o  Options
+		o  Metadata
 		ok bool
 	}{
-		{Options{Issuer: "https://a.example.com"}, true},
-		{Options{Issuer: "http://127.0.0.1:4444/"}, true},
-		{Options{Issuer: ""}, false},
-		{Options{Issuer: "a.example.com"}, false},
-		{Options{Issuer: "https://a.example.com?x=1"}, false},
-		{Options{Issuer: "https://a.example.com#f"}, false},
-		{Options{Issuer: "ftp://a.example.com"}, false},
-		{Options{Issuer: "https://a.example.com", TokenEndpoint: "/oauth2/token"}, false},
+		{Metadata{Issuer: "https://a.example.com"}, true},
+		{Metadata{Issuer: "http://127.0.0.1:4444/"}, true},
+		{Metadata{Issuer: ""}, false},
+		{Metadata{Issuer: "a.example.com"}, false},
+		{Metadata{Issuer: "https://a.example.com?x=1"}, false},
+		{Metadata{Issuer: "https://a.example.com#f"}, false},
+		{Metadata{Issuer: "ftp://a.example.com"}, false},
+		{Metadata{Issuer: "https://a.example.com", TokenEndpoint: "/oauth2/token"}, false},
 	} {
 		if err := tc.o.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc.o, err)
 		}
 	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("mounting an invalid document must panic")
-		}
-	}()
-	(&Handler{Options: Options{Issuer: "nope"}}).MountPublic(http.NewServeMux())
+	if _, err := New(Deps{}, Options{Issuer: "nope"}); err == nil {
+		t.Fatal("an invalid document must be refused")
+	}
+	if _, err := New(Deps{}, Options{Issuer: "https://a.example.com", Contributions: []Metadata{{TokenEndpoint: "/oauth2/token"}}}); err == nil {
+		t.Fatal("an invalid contribution must be refused")
+	}
 }
 
 // RFC 8414 §3.1: an issuer with a path has its metadata at the
 // path-suffixed well-known URL too.
 func TestIssuerWithPath(t *testing.T) {
-	srv := serve(t, func(u string) *Handler {
-		return &Handler{Options: FromConfig(testConfig(t, u+"/tenant", nil), grants)}
-	})
+	srv := serve(t, func(u string) *Handler { return newHandler(t, u+"/tenant", tokenSide(u+"/tenant")) })
 	res, doc := get(t, srv.URL+OAuthServerPath+"/tenant")
 	if res.StatusCode != 200 || doc["issuer"] != srv.URL+"/tenant" {
 		t.Fatalf("%d %v", res.StatusCode, doc)
@@ -264,10 +230,8 @@ func TestIssuerWithPath(t *testing.T) {
 // github.com/coreos/go-oidc/v3 discovers the issuer from the document.
 func TestGoOIDCDiscovers(t *testing.T) {
 	srv := serve(t, func(u string) *Handler {
-		o := FromConfig(testConfig(t, u, nil), grants)
-		o.AuthorizationEndpoint = u + "/oauth2/auth"
-		o.IDTokenSigningAlgValuesSupported = []string{"RS256"}
-		return &Handler{Options: o}
+		return newHandler(t, u, tokenSide(u),
+			Metadata{AuthorizationEndpoint: u + "/oauth2/auth", IDTokenSigningAlgValuesSupported: []string{"RS256"}})
 	})
 	p, err := oidc.NewProvider(context.Background(), srv.URL)
 	if err != nil {
@@ -282,5 +246,44 @@ func TestGoOIDCDiscovers(t *testing.T) {
 	}
 	if err := p.Claims(&claims); err != nil || claims.JWKS != srv.URL+"/.well-known/jwks.json" || claims.Revocation == "" {
 		t.Fatalf("%+v %v", claims, err)
+	}
+}
+
+// Merge: a string member twice only with the same value, booleans are
+// or-ed, a list one contribution gives keeps its order, a list several
+// give is sorted, every value once, and nothing aliases a contribution.
+func TestMerge(t *testing.T) {
+	flowSide := Metadata{AuthorizationEndpoint: "https://a.example.com/oauth2/auth", GrantTypesSupported: []string{"implicit"},
+		ResponseTypesSupported: []string{"code", "id_token", "token"}, BackchannelLogoutSupported: true}
+	tokens := Metadata{TokenEndpoint: "https://a.example.com/oauth2/token",
+		GrantTypesSupported: []string{"refresh_token", "authorization_code", "implicit"}, Extra: map[string]any{"x_one": 1}}
+	m, err := Merge("https://a.example.com", tokens, flowSide, Metadata{TokenEndpoint: tokens.TokenEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Issuer != "https://a.example.com" || m.TokenEndpoint != tokens.TokenEndpoint || m.AuthorizationEndpoint == "" ||
+		!m.BackchannelLogoutSupported || m.Extra["x_one"] != 1 ||
+		!slices.Equal(m.GrantTypesSupported, []string{"authorization_code", "implicit", "refresh_token"}) ||
+		!slices.Equal(m.ResponseTypesSupported, []string{"code", "id_token", "token"}) {
+		t.Fatalf("%+v", m)
+	}
+	if !slices.Equal(tokens.GrantTypesSupported, []string{"refresh_token", "authorization_code", "implicit"}) {
+		t.Fatalf("a contribution was changed: %v", tokens.GrantTypesSupported)
+	}
+	m.ResponseTypesSupported[0] = "none"
+	if flowSide.ResponseTypesSupported[0] != "code" {
+		t.Fatal("the merged document aliases a contribution")
+	}
+	for _, tc := range []struct {
+		name string
+		cs   []Metadata
+	}{
+		{"two token endpoints", []Metadata{tokens, {TokenEndpoint: "https://b.example.com/oauth2/token"}}},
+		{"an issuer of its own", []Metadata{{Issuer: "https://b.example.com"}}},
+		{"an extra member twice", []Metadata{tokens, {Extra: map[string]any{"x_one": 1}}}},
+	} {
+		if _, err := Merge("https://a.example.com", tc.cs...); err == nil {
+			t.Errorf("%s: merged", tc.name)
+		}
 	}
 }

@@ -31,6 +31,7 @@ type cookieJar struct {
 	sameSite http.SameSite
 	domain   string
 	path     string
+	now      func() time.Time // nil: time.Now
 }
 
 func (j *cookieJar) set(w http.ResponseWriter, name string, value []byte, maxAge time.Duration) error {
@@ -42,7 +43,11 @@ func (j *cookieJar) set(w http.ResponseWriter, name string, value []byte, maxAge
 		Secure: j.secure, HttpOnly: true, SameSite: j.sameSite}
 	if maxAge > 0 {
 		c.MaxAge = int(maxAge / time.Second)
-		c.Expires = time.Now().Add(maxAge)
+		now := time.Now
+		if j.now != nil {
+			now = j.now
+		}
+		c.Expires = now().Add(maxAge)
 	}
 	http.SetCookie(w, c)
 	return nil

@@ -113,8 +113,10 @@ type Options struct {
 	// (default oauth2.WildcardScopeStrategy).
 	Scopes oauth2.ScopeStrategy
 	PKCE   PKCE
-	// PairwiseSalt is mixed into pairwise subject identifiers.
+	// PairwiseSalt is mixed into pairwise subject identifiers;
+	// SubjectTypes are the subject identifier types advertised.
 	PairwiseSalt string
+	SubjectTypes []string
 	Cookies      CookieOptions
 	// BackchannelAttempts and BackchannelTimeout bound the delivery of one
 	// logout token (defaults 3 and 5s per attempt; 10s for all of them).
@@ -204,7 +206,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	ck := opts.Cookies
-	jar := &cookieJar{cipher: deps.CookieCipher, domain: ck.Domain, path: "/", secure: ck.Secure, sameSite: ck.SameSite}
+	jar := &cookieJar{cipher: deps.CookieCipher, domain: ck.Domain, path: "/", secure: ck.Secure, sameSite: ck.SameSite, now: deps.Now}
 	switch ck.SameSite {
 	case http.SameSiteStrictMode:
 	case http.SameSiteNoneMode:

@@ -20,7 +20,7 @@ func fuzzAPI(f *testing.F) *http.ServeMux {
 		f.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	NewHandler(m).MountAdmin(mux)
+	NewHandler(m, "").MountAdmin(mux)
 	return mux
 }
 

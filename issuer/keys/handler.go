@@ -19,11 +19,13 @@ import (
 // once, in the answer to the POST that generated it.
 type Handler struct {
 	m *Manager
+	// publicURL is the public base URL, for jwks_uri in discovery.
+	publicURL string
 }
 
 // NewHandler returns the Handler over m; the sets it publishes are m's
-// Options.JWKSSets.
-func NewHandler(m *Manager) *Handler { return &Handler{m: m} }
+// Options.JWKSSets, and publicURL is the public base URL of jwks_uri.
+func NewHandler(m *Manager, publicURL string) *Handler { return &Handler{m: m, publicURL: publicURL} }
 
 // MountAdmin mounts /admin/keys/{set} and /admin/keys/{set}/{kid}.
 func (h *Handler) MountAdmin(mux *http.ServeMux) {
@@ -36,9 +38,12 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /admin/keys/{set}/{kid}", httpx.Identifiers(h.deleteKey))
 }
 
-// MountPublic mounts /.well-known/jwks.json.
+// JWKSPath is where the public keys are published.
+const JWKSPath = "/.well-known/jwks.json"
+
+// MountPublic mounts JWKSPath.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
-	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	mux.HandleFunc("GET "+JWKSPath, h.jwks)
 }
 
 // jwkSet is the JSON Web Key Set document (RFC 7517 §5).

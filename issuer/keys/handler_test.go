@@ -33,7 +33,7 @@ type api struct {
 func newAPI(t *testing.T, opts ...func(*Options)) *api {
 	e := newEnv()
 	m := e.manager(t, keyring(t), opts...)
-	h := NewHandler(m)
+	h := NewHandler(m, "")
 	a := &api{t: t, env: e, m: m, admin: http.NewServeMux(), pub: http.NewServeMux()}
 	h.MountAdmin(a.admin)
 	h.MountPublic(a.pub)

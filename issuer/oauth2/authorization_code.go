@@ -295,7 +295,7 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 // may ask again for scope an earlier one narrowed away (RFC 6749 §6).
 func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error) {
 	now := h.now().UTC().Truncate(time.Second)
-	tok, sig, err := newOpaque(h.mac, opaqueRefreshToken)
+	tok, sig, err := newOpaque(h.mac, opaqueRefreshToken, h.now())
 	if err != nil {
 		return "", storage.Token{}, apierr.ServerError(err)
 	}

@@ -122,7 +122,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	var rows []storage.Token
 	if has("code") {
 		var err error
-		code, codeSig, err = newOpaque(h.mac, opaqueAuthorizeCode)
+		code, codeSig, err = newOpaque(h.mac, opaqueAuthorizeCode, h.now())
 		if err != nil {
 			return nil, apierr.ServerError(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 )
 
@@ -18,10 +17,16 @@ import (
 // advertised grant type is understood, and the revocation endpoint revokes.
 func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 	e := newEnv(t)
-	cfg := config.Default()
-	cfg.URLs.Self.Issuer = e.opts.IssuerURL
-	(&discovery.Handler{Options: discovery.FromConfig(&cfg, e.h.GrantTypes())}).MountPublic(e.pubMux)
 	ctx := context.Background()
+	m, err := e.h.Discovery(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := discovery.New(discovery.Deps{}, discovery.Options{Issuer: e.opts.IssuerURL, Contributions: []discovery.Metadata{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.MountPublic(e.pubMux)
 	p, err := oidc.NewProvider(ctx, e.pub.URL)
 	if err != nil {
 		t.Fatal(err)

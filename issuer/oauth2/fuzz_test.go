@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 )
@@ -55,7 +56,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 // canonical tokens, and only a token carrying a valid MAC verifies.
 func FuzzOpaqueToken(f *testing.F) {
 	k := newKeyring("first-system-secret-0123456789")
-	good, _, _ := newOpaque(k, opaqueAccessToken)
+	good, _, _ := newOpaque(k, opaqueAccessToken, time.Now())
 	for _, s := range []string{good, "ory_at_", "ory_at_.", "ory_at_a.b", "ory_at_" + strings.Repeat("A", 43) + "." + strings.Repeat("B", 43),
 		good + "=", good[:len(good)-1], "ory_rt_x.y", "x.y.z", strings.Repeat(".", 300)} {
 		f.Add(s)

@@ -83,6 +83,10 @@ type Options struct {
 	// PublicURL is the base URL of the public endpoints, without a
 	// trailing slash; default IssuerURL without its trailing slash.
 	PublicURL string
+	// IntrospectionURL is advertised as introspection_endpoint when set:
+	// introspection itself is on the admin listener only, so this names a
+	// URL clients can reach (e.g. the sidecar's).
+	IntrospectionURL string
 
 	// The lifespans of what the grants issue, unless the client sets its
 	// own for the grant. Each must be positive.

@@ -49,13 +49,9 @@ var (
 	opaqueKinds = []opaqueKind{opaqueAccessToken}
 )
 
-// newOpaque generates a token of kind k and returns it with its signature,
-// the only part that is stored.
-func newOpaque(m MACer, k opaqueKind) (token, signature string, err error) {
-	return newOpaqueAt(m, k, time.Now())
-}
-
-func newOpaqueAt(m MACer, k opaqueKind, now time.Time) (token, signature string, err error) {
+// newOpaque generates a token of kind k issued at now and returns it with
+// its signature, the only part that is stored.
+func newOpaque(m MACer, k opaqueKind, now time.Time) (token, signature string, err error) {
 	key := make([]byte, opaqueKeyBytes)
 	binary.BigEndian.PutUint64(key, uint64(now.UnixMilli())<<16)
 	if _, err := rand.Read(key[opaqueTimeBytes:]); err != nil {

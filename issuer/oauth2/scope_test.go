@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 )
@@ -153,7 +154,7 @@ func mustQuery(t *testing.T, s string) url.Values {
 
 func TestOpaqueRoundTrip(t *testing.T) {
 	k := newKeyring("first-system-secret-0123456789")
-	tok, sig, err := newOpaque(k, opaqueAccessToken)
+	tok, sig, err := newOpaque(k, opaqueAccessToken, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestOpaqueRoundTrip(t *testing.T) {
 	if _, ok := opaqueSignature(newKeyring("another-system-secret-0123456"), opaqueAccessToken, tok); ok {
 		t.Fatal("verified under a foreign secret")
 	}
-	a, _, _ := newOpaque(k, opaqueAccessToken)
+	a, _, _ := newOpaque(k, opaqueAccessToken, time.Now())
 	if a == tok {
 		t.Fatal("tokens repeat")
 	}

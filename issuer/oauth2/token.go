@@ -139,7 +139,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		sig = jwtSignature(token)
 	default:
 		sess.Format = formatOpaque
-		token, sig, err = newOpaque(h.mac, opaqueAccessToken)
+		token, sig, err = newOpaque(h.mac, opaqueAccessToken, h.now())
 		if err != nil {
 			return nil, storage.Token{}, apierr.ServerError(err)
 		}

@@ -1,7 +1,9 @@
 // Package server assembles the issuer's two HTTP servers from handler
-// structs: each handler mounts its own routes on the public or the admin
-// mux, and the server only wires them, adds the middleware chain and runs
-// the listeners. The admin API is never mounted on the public mux.
+// structs: each handler mounts its own routes on the public and the admin
+// mux and describes them for discovery; the server wires them, serves the
+// discovery document the handlers' descriptions make, adds the middleware
+// chain and runs the listeners. The admin API is never mounted on the
+// public mux.
 package server
 
 import (
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -34,6 +38,15 @@ type PublicMounter interface{ MountPublic(mux *http.ServeMux) }
 // AdminMounter is a handler that serves routes on the admin listener.
 type AdminMounter interface{ MountAdmin(mux *http.ServeMux) }
 
+// Mounter is a handler of the issuer: it mounts its routes on both
+// listeners (either may get none) and contributes to discovery the
+// metadata of what it serves.
+type Mounter interface {
+	PublicMounter
+	AdminMounter
+	discovery.Contributor
+}
+
 // Deps are the server's dependencies.
 type Deps struct {
 	Config   *config.Config
@@ -42,9 +55,11 @@ type Deps struct {
 	Registry *prometheus.Registry // nil: a new registry
 	Version  string
 	Now      func() time.Time
-	// Handlers mount their routes; each may implement PublicMounter,
-	// AdminMounter or both.
-	Handlers []any
+	// Handlers mount their routes and make the discovery document.
+	Handlers []Mounter
+	// Discovery configures the discovery document; the handlers'
+	// contributions are added to Discovery.Contributions.
+	Discovery discovery.Options
 }
 
 // Server holds the assembled public and admin handlers.
@@ -58,7 +73,7 @@ type Server struct {
 }
 
 // New assembles both routers.
-func New(d Deps) (*Server, error) {
+func New(ctx context.Context, d Deps) (*Server, error) {
 	if d.Config == nil || d.Store == nil {
 		return nil, errors.New("server: Config and Store are required")
 	}
@@ -82,20 +97,22 @@ func New(d Deps) (*Server, error) {
 	health.MountPublic(pub)
 	health.MountAdmin(adm)
 	adm.Handle("GET /admin/metrics/prometheus", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	opts := d.Discovery
+	opts.Contributions = slices.Clone(opts.Contributions)
 	for _, h := range d.Handlers {
-		mounted := false
-		if p, ok := h.(PublicMounter); ok {
-			p.MountPublic(pub)
-			mounted = true
+		h.MountPublic(pub)
+		h.MountAdmin(adm)
+		m, err := h.Discovery(ctx)
+		if err != nil {
+			return nil, err
 		}
-		if a, ok := h.(AdminMounter); ok {
-			a.MountAdmin(adm)
-			mounted = true
-		}
-		if !mounted {
-			return nil, fmt.Errorf("server: handler %T mounts no routes", h)
-		}
+		opts.Contributions = append(opts.Contributions, m)
 	}
+	disco, err := discovery.New(discovery.Deps{Logger: d.Logger}, opts)
+	if err != nil {
+		return nil, err
+	}
+	disco.MountPublic(pub)
 	// No catch-all route: the middleware turns the mux's own 404 and 405
 	// answers into JSON errors, so a wrong method stays a 405.
 	s.public = (&httpx.Middleware{Server: "public", Logger: d.Logger, Metrics: metrics, Now: d.Now}).Wrap(pub)

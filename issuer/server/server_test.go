@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage/memory"
@@ -25,7 +27,24 @@ type pingStore struct {
 func (p pingStore) Ping(context.Context) error { return p.err }
 func (p pingStore) Stats() *storage.PoolStats  { return &storage.PoolStats{OpenConnections: 1} }
 
-type adminOnly struct{}
+// noPublic, noAdmin and noMetadata complete a Mounter that serves one listener only
+// and advertises nothing.
+type (
+	noPublic   struct{}
+	noAdmin    struct{}
+	noMetadata struct{}
+)
+
+func (noPublic) MountPublic(*http.ServeMux) {}
+func (noAdmin) MountAdmin(*http.ServeMux)   {}
+func (noMetadata) Discovery(context.Context) (discovery.Metadata, error) {
+	return discovery.Metadata{}, nil
+}
+
+type adminOnly struct {
+	noPublic
+	noMetadata
+}
 
 func (adminOnly) MountAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/clients", func(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +55,10 @@ func (adminOnly) MountAdmin(mux *http.ServeMux) {
 	})
 }
 
-type publicOnly struct{}
+type publicOnly struct {
+	noAdmin
+	noMetadata
+}
 
 func (publicOnly) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /oauth2/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
@@ -45,8 +67,8 @@ func (publicOnly) MountPublic(mux *http.ServeMux) {
 func newTestServer(t *testing.T, pingErr error) *Server {
 	t.Helper()
 	c := config.Default()
-	s, err := New(Deps{Config: &c, Store: pingStore{Storage: memory.New(memory.Options{}), err: pingErr}, Version: "v-test",
-		Handlers: []any{adminOnly{}, publicOnly{}}})
+	s, err := New(context.Background(), Deps{Config: &c, Store: pingStore{Storage: memory.New(memory.Options{}), err: pingErr}, Version: "v-test",
+		Handlers: []Mounter{adminOnly{}, publicOnly{}}, Discovery: discovery.Options{Issuer: "https://issuer.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +148,61 @@ func TestMetricsExposeRequests(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// tokenEndpoint is a handler that serves a token endpoint and advertises it.
+type tokenEndpoint struct {
+	noAdmin
+	url string
+}
+
+func (tokenEndpoint) MountPublic(mux *http.ServeMux) {
+	mux.HandleFunc("POST /oauth2/token", func(w http.ResponseWriter, r *http.Request) {})
+}
+
+func (e tokenEndpoint) Discovery(context.Context) (discovery.Metadata, error) {
+	return discovery.Metadata{TokenEndpoint: e.url, GrantTypesSupported: []string{"client_credentials"}}, nil
+}
+
+// advertiser mounts nothing and advertises m.
+type advertiser struct {
+	noPublic
+	noAdmin
+	m discovery.Metadata
+}
+
+func (a advertiser) Discovery(context.Context) (discovery.Metadata, error) { return a.m, nil }
+
+// The discovery document is made of what the mounted handlers contribute,
+// served on the public listener only; contributions that contradict each
+// other stop the server from being built.
+func TestDiscoveryFromHandlers(t *testing.T) {
+	c := config.Default()
+	build := func(hs ...Mounter) (*Server, error) {
+		return New(context.Background(), Deps{Config: &c, Store: pingStore{}, Handlers: hs,
+			Discovery: discovery.Options{Issuer: "https://issuer.example"}})
+	}
+	s, err := build(adminOnly{}, tokenEndpoint{url: "https://issuer.example/oauth2/token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, doc := do(s.Public(), "GET", discovery.OpenIDConfigurationPath)
+	if rec.Code != 200 || doc["issuer"] != "https://issuer.example" || doc["token_endpoint"] != "https://issuer.example/oauth2/token" ||
+		fmt.Sprint(doc["grant_types_supported"]) != "[client_credentials]" {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(s.Admin(), "GET", discovery.OpenIDConfigurationPath); rec.Code != 404 {
+		t.Fatalf("discovery on the admin listener: %d", rec.Code)
+	}
+	s, err = build(adminOnly{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, doc := do(s.Public(), "GET", discovery.OpenIDConfigurationPath); doc["token_endpoint"] != nil || doc["grant_types_supported"] != nil {
+		t.Fatalf("a handler that is not mounted is advertised: %v", doc)
+	}
+	if _, err := build(tokenEndpoint{url: "https://issuer.example/oauth2/token"}, advertiser{m: discovery.Metadata{TokenEndpoint: "https://other.example/token"}}); err == nil {
+		t.Fatal("two token endpoints were advertised")
 	}
 }

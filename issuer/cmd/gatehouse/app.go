@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,21 +19,33 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
 	"github.com/gatehouse-dev/gatehouse/issuer/secrets"
+	"github.com/gatehouse-dev/gatehouse/issuer/server"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 )
 
 // app is the issuer's wired dependencies.
 type app struct {
-	cfg      *config.Config
-	store    *sqlstore.Store
-	keyring  *secrets.Keyring
-	keys     *keys.Manager
-	clients  *client.Manager
-	auth     *client.Authenticator
-	tokens   *oauth2.Handler
-	handlers []any
+	cfg     *config.Config
+	store   *sqlstore.Store
+	keyring *secrets.Keyring
+	keys    *keys.Manager
+	clients *client.Manager
+	auth    *client.Authenticator
+	tokens  *oauth2.Handler
+	// handlers are what the server mounts; their contributions and
+	// discovery (the issuer as configured) make the discovery document.
+	handlers  []server.Mounter
+	discovery discovery.Options
 }
+
+// The handlers the server mounts.
+var (
+	_ server.Mounter = (*keys.Handler)(nil)
+	_ server.Mounter = (*client.Handler)(nil)
+	_ server.Mounter = (*oauth2.Handler)(nil)
+	_ server.Mounter = (*flow.Handler)(nil)
+)
 
 func (a *app) Close() {
 	if a.auth != nil {
@@ -66,7 +77,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, store: st}
+	a := &app{cfg: cfg, store: st, discovery: discovery.Options{Issuer: cfg.URLs.Self.Issuer}}
 	fail := func(err error) (*app, error) { a.Close(); return nil, err }
 
 	if st.Dialect() == sqlstore.DialectSQLite {
@@ -91,11 +102,11 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.keys.EnsureSets(ctx, keys.SetIDToken, keys.SetAccessToken); err != nil {
 		return fail(fmt.Errorf("signing keys: %w", err))
 	}
-	a.handlers = append(a.handlers, keys.NewHandler(a.keys))
+	a.handlers = append(a.handlers, keys.NewHandler(a.keys, cfg.PublicURL()))
 	if err := a.wireOAuth2(cfg, log); err != nil {
 		return fail(err)
 	}
-	if err := a.wireFlows(ctx, cfg, log); err != nil {
+	if err := a.wireFlows(cfg, log); err != nil {
 		return fail(err)
 	}
 	var _ storage.Storage = st
@@ -140,22 +151,22 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	a.handlers = append(a.handlers,
-		&client.Handler{Manager: a.clients, Logger: log, Registration: client.RegistrationOptions{
-			Enabled:      cfg.OIDC.DynamicClientRegistration.Enabled,
-			DefaultScope: cfg.OIDC.DynamicClientRegistration.DefaultScope,
-			PublicURL:    cfg.PublicURL(),
-		}},
-		tokens,
-	)
+	clients, err := client.New(client.Deps{Manager: a.clients}, client.Options{Registration: client.RegistrationOptions{
+		Enabled:      cfg.OIDC.DynamicClientRegistration.Enabled,
+		DefaultScope: cfg.OIDC.DynamicClientRegistration.DefaultScope,
+		PublicURL:    cfg.PublicURL(),
+	}})
+	if err != nil {
+		return err
+	}
+	a.handlers = append(a.handlers, clients, tokens)
 	a.tokens = tokens
 	return nil
 }
 
 // wireFlows creates the authorization endpoint, the login/consent/logout
-// challenges and sessions, and the discovery document that advertises
-// them.
-func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+// challenges and sessions.
+func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 	cookieKeys, err := secrets.NewKeyring(cfg.Secrets.Cookie)
 	if err != nil {
 		return fmt.Errorf("SECRETS_COOKIE: %w", err)
@@ -177,32 +188,7 @@ func (a *app) wireFlows(ctx context.Context, cfg *config.Config, log *zap.Logger
 	if err != nil {
 		return err
 	}
-	alg, err := a.keys.SigningAlg(ctx, keys.SetIDToken)
-	if err != nil {
-		return fmt.Errorf("ID token signing key: %w", err)
-	}
-	pub := cfg.PublicURL()
-	d := discovery.FromConfig(cfg, append(a.tokens.GrantTypes(), client.GrantImplicit))
-	slices.Sort(d.GrantTypesSupported)
-	d.AuthorizationEndpoint = pub + "/oauth2/auth"
-	d.UserinfoEndpoint = pub + "/userinfo"
-	d.EndSessionEndpoint = pub + "/oauth2/sessions/logout"
-	d.ResponseTypesSupported = []string{"code", "id_token", "id_token token", "code id_token", "code token", "code id_token token", "token"}
-	d.ResponseModesSupported = []string{"query", "fragment", "form_post"}
-	d.IDTokenSigningAlgValuesSupported = []string{alg}
-	d.UserinfoSigningAlgValuesSupported = []string{"none", alg}
-	d.IDTokenSignedResponseAlg, d.UserinfoSignedResponseAlg = []string{alg}, []string{alg}
-	d.CodeChallengeMethodsSupported = []string{"S256"}
-	if cfg.OAuth2.PKCE.AllowPlain {
-		d.CodeChallengeMethodsSupported = append(d.CodeChallengeMethodsSupported, "plain")
-	}
-	d.RequestParameterSupported, d.RequestURIParameterSupported = true, true
-	d.RequestObjectSigningAlgValuesSupported = flow.RequestObjectAlgs
-	d.ScopesSupported = []string{"openid", "offline_access", "offline"}
-	d.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "c_hash"}
-	d.FrontchannelLogoutSupported, d.FrontchannelLogoutSessionSupported = true, true
-	d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
-	a.handlers = append(a.handlers, flows, &discovery.Handler{Options: d, Logger: log})
+	a.handlers = append(a.handlers, flows)
 	return nil
 }
 
@@ -223,6 +209,7 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 	return oauth2.Options{
 		IssuerURL:                       cfg.URLs.Self.Issuer,
 		PublicURL:                       cfg.PublicURL(),
+		IntrospectionURL:                cfg.URLs.Introspection,
 		AccessTokenLifespan:             cfg.TTL.AccessToken,
 		IDTokenLifespan:                 cfg.TTL.IDToken,
 		RefreshTokenLifespan:            cfg.TTL.RefreshToken,

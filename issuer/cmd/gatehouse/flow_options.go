@@ -21,6 +21,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 		PKCE: flow.PKCE{Enforced: cfg.OAuth2.PKCE.Enforced, EnforcedForPublicClients: cfg.OAuth2.PKCE.EnforcedForPublicClients,
 			AllowPlain: cfg.OAuth2.PKCE.AllowPlain},
 		PairwiseSalt: cfg.OIDC.SubjectIdentifiers.Pairwise.Salt,
+		SubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes,
 		Cookies: flow.CookieOptions{Session: ck.Names.Session, LoginCSRF: ck.Names.LoginCSRF, ConsentCSRF: ck.Names.ConsentCSRF,
 			Domain: ck.Domain, Secure: secureCookies(cfg)},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -37,7 +36,7 @@ func scanKey(row interface{ Scan(...any) error }) (storage.Key, error) {
 func (ks keyStore) insertKeys(ctx context.Context, tx *sql.Tx, keys []storage.Key) error {
 	for _, k := range keys {
 		if k.CreatedAt.IsZero() {
-			k.CreatedAt = time.Now()
+			k.CreatedAt = ks.s.now()
 		}
 		if _, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwks ("+keyCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
 			k.Set, k.KID, k.Alg, k.Use, doc(k.PublicJWK), k.PrivateEncrypted, ts(k.CreatedAt)); err != nil {
@@ -56,7 +55,7 @@ func (ks keyStore) ensureSet(ctx context.Context, tx *sql.Tx, set string) error 
 	if n > 0 {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwk_sets (set_id, created_at) VALUES (?, ?)"), set, ts(time.Now()))
+	_, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwk_sets (set_id, created_at) VALUES (?, ?)"), set, ts(ks.s.now()))
 	return err
 }
 
@@ -73,7 +72,7 @@ func (ks keyStore) Add(ctx context.Context, keys ...storage.Key) error {
 
 func (ks keyStore) Init(ctx context.Context, set string, keys []storage.Key) (bool, error) {
 	err := ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwk_sets (set_id, created_at) VALUES (?, ?)"), set, ts(time.Now())); err != nil {
+		if _, err := tx.ExecContext(ctx, ks.s.q("INSERT INTO jwk_sets (set_id, created_at) VALUES (?, ?)"), set, ts(ks.s.now())); err != nil {
 			return err
 		}
 		return ks.insertKeys(ctx, tx, keys)

@@ -18,7 +18,7 @@ var _ storage.NonceStore = nonceStore{}
 func (ns nonceStore) Use(ctx context.Context, key string, expiresAt time.Time) error {
 	err := ns.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// An expired entry may be reused: drop it first.
-		if _, err := tx.ExecContext(ctx, ns.s.q("DELETE FROM nonces WHERE nonce_key = ? AND expires_at > 0 AND expires_at <= ?"), key, ts(time.Now())); err != nil {
+		if _, err := tx.ExecContext(ctx, ns.s.q("DELETE FROM nonces WHERE nonce_key = ? AND expires_at > 0 AND expires_at <= ?"), key, ts(ns.s.now())); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, ns.s.q("INSERT INTO nonces (nonce_key, expires_at) VALUES (?, ?)"), key, ts(expiresAt))

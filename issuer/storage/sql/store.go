@@ -48,6 +48,9 @@ var ErrNotMigrated = errors.New("the database schema is not up to date")
 // Options tune a Store. The zero value is usable.
 type Options struct {
 	Logger *zap.Logger
+	// Now is the clock of expiry checks and of creation times the caller
+	// leaves unset; default time.Now.
+	Now func() time.Time
 	// MaxOpenConns caps the pool; 0 picks a default per dialect (or the
 	// DSN's max_conns).
 	MaxOpenConns int
@@ -58,6 +61,7 @@ type Store struct {
 	db        *sql.DB
 	dialect   Dialect
 	log       *zap.Logger
+	now       func() time.Time
 	writeMu   *sync.Mutex // SQLite only: held by the writer and by Migrate
 	writer    *writer     // SQLite only: the single, batching writer
 	pin       *sql.Conn   // memory only: keeps the database alive
@@ -87,7 +91,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, dialect: p.dialect, log: log, memory: p.memory}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{db: db, dialect: p.dialect, log: log, now: now, memory: p.memory}
 	maxOpen := o.MaxOpenConns
 	if maxOpen == 0 {
 		maxOpen = p.pool.maxConns
