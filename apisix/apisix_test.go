@@ -249,7 +249,7 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 			}
 			need := []string{"jwks_uri", "token_endpoint"}
 			if p["bearer_only"] == false && d["authorization_endpoint"] == nil {
-				// Until the issuer's browser flows land (issue 4).
+				// An issuer without browser flows: only bearer checks apply.
 				t.Logf("%s: the issuer advertises no authorization_endpoint yet: redirect login not checked", route)
 			} else if p["bearer_only"] == false {
 				// redirect login, userinfo header and logout_path.

@@ -14,7 +14,8 @@ type tokenKey = string
 
 func hashToken(tok string) tokenKey {
 	// Hash the string's bytes in place: Sum256 only reads them, and a
-	// copy of every token checked was a tenth of a cache miss's garbage.
+	// copy of every token checked would be a tenth of a cache miss's
+	// garbage.
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
 	return string(sum[:])
 }

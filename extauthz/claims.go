@@ -10,7 +10,7 @@ import (
 )
 
 // Claims sets are decoded on every cache miss, and encoding/json's
-// reflection was the largest cost of a JWT validation after the
+// reflection would be the largest cost of a JWT validation after the
 // signature. parseClaims (and fastClaims for a JWT) therefore decode the
 // common case, a plain ASCII object without \u escapes, with fastjson
 // (already in the build through jwx), and leave everything else to
@@ -101,7 +101,7 @@ func registeredIndex(name string) int {
 
 // fastClaims is a JWT's claims set parsed by fastjson, read in place: a
 // decision reads a handful of claims, and turning every member into Go
-// values (a map, boxed strings and numbers) was most of the claims'
+// values (a map, boxed strings and numbers) would be most of the claims'
 // cost on a cache miss. The registered claims are read from the parsed
 // values directly; the other members a rule or identity header may read
 // (extra) are converted as parseClaims would. Valid until its parser

@@ -9,12 +9,12 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// A JWT on a cache miss used to be parsed twice (jwsbb's header helpers,
-// then jws.VerifyCompactFast splitting the token, decoding the header
-// with a fresh JSON parser, copying the signing input and decoding the
-// signature and payload again). splitJWS parses the compact JWS once,
-// with a pooled parser and buffers, and verifyJWT hands the signing
-// input, a slice of the token itself, to jwsbb.Verify.
+// A JWT on a cache miss is parsed once: splitJWS splits the compact JWS
+// and decodes its header with a pooled parser and buffers, and verifyJWT
+// hands the signing input, a slice of the token itself, to jwsbb.Verify.
+// jwx's own entry points (jwsbb's header helpers, jws.VerifyCompactFast)
+// would each split and decode the token again, with a fresh JSON parser
+// and a copy of the signing input.
 
 // jwsHeader is what a decision reads of a JWS protected header.
 type jwsHeader struct {

@@ -90,9 +90,7 @@ type JWTConfig struct {
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// RequireATJWTType requires the RFC 9068 header typ "at+jwt" (or
 	// "application/at+jwt") of every issuer's JWT access tokens. nil
-	// means true. false is IssuerConfig.AcceptTypJWT for every issuer
-	// (the setting's meaning before accept_typ_jwt existed, when false was
-	// the default).
+	// means true. false is IssuerConfig.AcceptTypJWT for every issuer.
 	RequireATJWTType *bool `yaml:"require_at_jwt_typ"`
 	// Algorithms accepted at all. Default: RS256 RS384 RS512 PS256 PS384
 	// PS512 ES256 ES384 ES512 EdDSA. The algorithm used for a token is

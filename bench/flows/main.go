@@ -385,7 +385,7 @@ func run(o options) error {
 	return nil
 }
 
-// targets compares the run with issue 4's targets.
+// targets compares the run with the flow targets (docs/benchmarks.md).
 func targets(r *report) []target {
 	out := []target{}
 	for _, lv := range r.Levels {

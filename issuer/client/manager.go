@@ -133,8 +133,8 @@ func (m *Manager) Close() {
 // Hasher returns the secret hasher.
 func (m *Manager) Hasher() *Hasher { return m.hasher }
 
-// invalidate drops id (and, through the generation, every entry loaded
-// before this change) from the cache.
+// invalidate drops id from the cache and, by bumping the generation,
+// retires every entry loaded before the call.
 func (m *Manager) invalidate(id string) {
 	m.gen.Add(1)
 	if m.cache != nil {

@@ -183,7 +183,8 @@ func (h *Handler) loginVerified(w http.ResponseWriter, r *http.Request, verifier
 	http.Redirect(w, r, withQuery(h.consentURL(), url.Values{"consent_challenge": {next.ID}}), http.StatusFound)
 }
 
-// loginHandledAt is when the login was accepted (now for older flows).
+// loginHandledAt is when the login was accepted, or now for a flow stored
+// without that time.
 func (st *state) loginHandledAt(now time.Time) time.Time {
 	if st.HandledAt.IsZero() {
 		return now

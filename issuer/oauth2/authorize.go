@@ -22,15 +22,6 @@ const (
 	useCode    = "authorization_code"
 )
 
-var (
-	opaqueAuthorizeCode = opaqueKind{prefix: "ory_ac_", purpose: "oauth2/authorize_code", kind: storage.KindAuthorizationCode}
-	opaqueRefreshToken  = opaqueKind{prefix: "ory_rt_", purpose: "oauth2/refresh_token", kind: storage.KindRefreshToken}
-)
-
-func init() {
-	opaqueKinds = append(opaqueKinds, opaqueAuthorizeCode, opaqueRefreshToken)
-}
-
 // GrantSession is what a user granted a client at the authorization
 // endpoint: who logged in, how and when, and what the consent granted. It
 // travels from the flow package into the authorization code, and from there

@@ -238,7 +238,7 @@ func (h *Handler) GrantTypes() []string {
 	return out
 }
 
-// MountPublic mounts the token and revocation endpoints.
+// MountPublic mounts the token, revocation and userinfo endpoints.
 func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("POST /oauth2/token", h.token)
 	mux.HandleFunc("/oauth2/token", methodNotAllowed(http.MethodPost))

@@ -42,11 +42,13 @@ type opaqueKind struct {
 	kind    storage.TokenKind
 }
 
+// The opaque kinds, with Hydra's prefixes.
 var (
-	opaqueAccessToken = opaqueKind{prefix: "ory_at_", purpose: "oauth2/access_token", kind: storage.KindAccessToken}
-	// The authorization_code and refresh_token grants add theirs here:
-	// "ory_ac_" and "ory_rt_" as in Hydra.
-	opaqueKinds = []opaqueKind{opaqueAccessToken}
+	opaqueAccessToken   = opaqueKind{prefix: "ory_at_", purpose: "oauth2/access_token", kind: storage.KindAccessToken}
+	opaqueAuthorizeCode = opaqueKind{prefix: "ory_ac_", purpose: "oauth2/authorize_code", kind: storage.KindAuthorizationCode}
+	opaqueRefreshToken  = opaqueKind{prefix: "ory_rt_", purpose: "oauth2/refresh_token", kind: storage.KindRefreshToken}
+	// opaqueKinds are the kinds a presented token is tried against.
+	opaqueKinds = []opaqueKind{opaqueAccessToken, opaqueAuthorizeCode, opaqueRefreshToken}
 )
 
 // newOpaque generates a token of kind k issued at now and returns it with

@@ -2,9 +2,11 @@
 // CockroachDB) and MySQL/MariaDB through database/sql, with embedded
 // per-dialect migrations run by goose.
 //
-// SQLite writes are serialised in-process by one mutex (readers run in
-// parallel under WAL), so concurrent writers never see "database is
-// locked"; other processes on the same file wait up to the busy timeout.
+// On SQLite every write of the process goes through one writer goroutine
+// that commits the writes queued together in one transaction (writer.go),
+// so concurrent writers never see "database is locked"; readers run in
+// parallel under WAL, and other processes on the same file wait up to the
+// busy timeout.
 package sqlstore
 
 import (
@@ -157,11 +159,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 
 // checkpointEvery is how often the background checkpointer runs. Under
 // a write load the WAL grows by thousands of frames a second (about six
-// per commit of the writer's batch); a checkpoint every second let it
-// reach SQLite's wal_autocheckpoint backstop (10,000 frames), which then
-// ran inside a commit of the writer, fsyncs included, and stalled every
-// write for 70-100 ms. A PASSIVE checkpoint with nothing to copy costs
-// next to nothing.
+// per commit of the writer's batch); checkpoints must come often enough
+// that it never reaches SQLite's wal_autocheckpoint backstop (10,000
+// frames), which runs inside a commit of the writer, fsyncs included, and
+// stalls every write meanwhile. A PASSIVE checkpoint with nothing to copy
+// costs next to nothing.
 const checkpointEvery = 100 * time.Millisecond
 
 // checkpointer copies the WAL back into the database file every interval

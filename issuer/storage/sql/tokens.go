@@ -133,14 +133,15 @@ func (ts_ tokenStore) FlushExpired(ctx context.Context, before time.Time, limit 
 // changed between its read and its write.
 const redeemAttempts = 10
 
-// redeemSwap is Redeem on PostgreSQL in two round trips instead of seven
-// (BEGIN, a locking read, the update, the revocation, each insert,
-// COMMIT): a plain read, r.Update, then one statement that updates the token
-// only if it is still as read and revokes and inserts only if it did
-// (redeemStatement). A token changed meanwhile (a concurrent redemption)
-// is read again and r.Update runs on what is there now, so the loser of a race
-// sees the winner's change, as with the locking read. With the caller's
-// read the first attempt skips the read: one round trip.
+// redeemSwap is Redeem on PostgreSQL as an optimistic compare-and-set
+// rather than a transaction with a locking read, which would cost a round
+// trip per statement (BEGIN, the read, the update, the revocation, each
+// insert, COMMIT): a plain read, r.Update, then one statement that updates
+// the token only if it is still as read and revokes and inserts only if it
+// did (redeemStatement). A token changed meanwhile (a concurrent
+// redemption) is read again and r.Update runs on what is there then, so
+// the loser of a race sees the winner's change, as with a locking read.
+// With the caller's read (r.Read) the first attempt skips the read.
 func (ts_ tokenStore) redeemSwap(ctx context.Context, r storage.RedeemRequest) (storage.Token, error) {
 	s := ts_.s
 	kind, sig, read := r.Kind, r.Signature, r.Read
