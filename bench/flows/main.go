@@ -47,7 +47,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -55,7 +54,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,13 +99,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each level's measured window to this directory")
 	flag.StringVar(&o.client, "client", "h1", "how the browsers, the login/consent app and the relying party send: h1 (bench/internal/h1: request written and response read on the flow's goroutine over a pooled keep-alive connection) or transport (net/http's Transport, two goroutine hand-offs per request)")
 	flag.StringVar(&o.genProfile, "generator-profile", "", "write a CPU profile of this load generator (all levels) to this file")
-	flag.Func("issuer-env", "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations", func(v string) error {
-		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
-			return fmt.Errorf("want KEY=VALUE, got %q", v)
-		}
-		o.issuerEnv = append(o.issuerEnv, v)
-		return nil
-	})
+	benchproc.EnvFlag(&o.issuerEnv, "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations")
 	flag.Parse()
 	if o.client != "h1" && o.client != "transport" {
 		fmt.Fprintf(os.Stderr, "bench/flows: -client %q: want h1 or transport\n", o.client)
@@ -160,12 +152,7 @@ type report struct {
 }
 
 type machine struct {
-	CPU        string `json:"cpu"`
-	Cores      int    `json:"cores"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	Go         string `json:"go"`
-	OS         string `json:"os"`
-	LoadStart  string `json:"loadavg_start"`
+	benchproc.Machine
 	// BusyBefore is the cores the machine kept busy for a second before
 	// the issuer started: other users' load on a shared machine.
 	BusyBefore float64 `json:"busy_cores_before"`
@@ -252,8 +239,7 @@ var requestKinds = []string{
 
 func run(o options) error {
 	rep := &report{
-		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
+		Machine: machine{Machine: benchproc.ThisMachine()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
 			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client},
 		Backend: "sqlite",
@@ -343,7 +329,8 @@ func run(o options) error {
 	maxConc := slices.Max(o.concurrency)
 	var tr http.RoundTripper
 	if o.client == "transport" {
-		t := newTransport(2*maxConc + 4)
+		n := 2*maxConc + 4
+		t := benchproc.Transport(2*n, n)
 		defer t.CloseIdleConnections()
 		tr = t
 	} else {
@@ -924,18 +911,6 @@ func randomString() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func newTransport(n int) *http.Transport {
-	return &http.Transport{
-		Proxy:               nil, // loopback only, never through a proxy
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        2 * n,
-		MaxIdleConnsPerHost: n,
-		MaxConnsPerHost:     n,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
 }
 
 // ---- the database ----

@@ -112,13 +112,7 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "with -public/-admin: the issuer's pid, to report its memory and CPU")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
 	flag.IntVar(&o.tokens, "tokens", 1000, "opaque tokens minted for the introspection scenario, introspected round robin")
-	flag.Func("issuer-env", "KEY=VALUE added to the environment of the issuers this program starts (repeatable), e.g. GOGC=200 to compare configurations", func(v string) error {
-		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
-			return fmt.Errorf("want KEY=VALUE, got %q", v)
-		}
-		o.issuerEnv = append(o.issuerEnv, v)
-		return nil
-	})
+	benchproc.EnvFlag(&o.issuerEnv, "KEY=VALUE added to the environment of the issuers this program starts (repeatable), e.g. GOGC=200 to compare configurations")
 	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
 	flag.BoolVar(&o.helloEach, "hello-each", false, "with -pairs 0: re-measure the hello-world ceiling right before each issuer scenario and take its ratio to that one")
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each issuer scenario's measured window to this directory")
@@ -136,21 +130,12 @@ func main() {
 
 // report is the whole run, printed as a table or as JSON.
 type report struct {
-	Machine   machine        `json:"machine"`
-	Options   map[string]any `json:"options"`
-	Sign      []signRate     `json:"sign_rates,omitempty"`
-	Issuers   []*issuerMem   `json:"issuers,omitempty"`
-	Scenarios []*scenario    `json:"scenarios"`
-	LoadEnd   string         `json:"loadavg_end"`
-}
-
-type machine struct {
-	CPU        string `json:"cpu"`
-	Cores      int    `json:"cores"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	Go         string `json:"go"`
-	OS         string `json:"os"`
-	LoadStart  string `json:"loadavg_start"`
+	Machine   benchproc.Machine `json:"machine"`
+	Options   map[string]any    `json:"options"`
+	Sign      []signRate        `json:"sign_rates,omitempty"`
+	Issuers   []*issuerMem      `json:"issuers,omitempty"`
+	Scenarios []*scenario       `json:"scenarios"`
+	LoadEnd   string            `json:"loadavg_end"`
 }
 
 type signRate struct {
@@ -221,8 +206,7 @@ func run(o options) error {
 	}
 	defer stopProfile()
 	rep := &report{
-		Machine: machine{CPU: benchproc.CPUModel(), Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadStart: benchproc.LoadAvg()},
+		Machine: benchproc.ThisMachine(),
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(), "connections": o.connections,
 			"scenarios": strings.Join(scen, ","), "tokens": o.tokens, "client": o.client, "generator_procs": o.generatorProcs, "pairs": o.pairs, "issuer_env": o.issuerEnv},
 	}
@@ -500,18 +484,6 @@ func (r *report) printTable() {
 // target is what one worker sends: a fresh request per call.
 type target func() (*http.Request, error)
 
-func newTransport(n int) *http.Transport {
-	return &http.Transport{
-		Proxy:               nil, // loopback only, never through a proxy
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        n,
-		MaxIdleConnsPerHost: n,
-		MaxConnsPerHost:     n,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-}
-
 // load runs n workers, each with one request in flight on its own
 // keep-alive connection, for warmup (unmeasured) then d. The CPU time of
 // is (nil: the server runs in this process) is charged to the server;
@@ -526,7 +498,7 @@ func load(o options, name string, is *issuerProc, mk target) *scenario {
 	}
 	var do func(req *http.Request) (*http.Response, error)
 	if o.client == "transport" {
-		tr := newTransport(o.connections)
+		tr := benchproc.Transport(o.connections, o.connections)
 		defer tr.CloseIdleConnections()
 		do = (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do
 	} else {
@@ -1190,7 +1162,7 @@ func (p *issuerProc) postForm(u string, v url.Values, out any) error {
 	return do(req, http.StatusOK, out)
 }
 
-var setupClient = &http.Client{Transport: newTransport(64), Timeout: 60 * time.Second}
+var setupClient = &http.Client{Transport: benchproc.Transport(64, 64), Timeout: 60 * time.Second}
 
 func do(req *http.Request, want int, out any) error {
 	resp, err := setupClient.Do(req)

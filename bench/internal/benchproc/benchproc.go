@@ -1,7 +1,8 @@
 // Package benchproc holds what the load generators under bench/ share:
 // building and starting the real gatehouse binary on loopback ports (with
-// an optional pprof overlay) and stopping it (this file), and reading /proc
-// (proc.go).
+// an optional pprof overlay) and stopping it (this file), reading /proc
+// (proc.go), and the machine description, -issuer-env flag and loopback
+// HTTP transport of their runs (run.go).
 package benchproc
 
 import (
