@@ -34,7 +34,7 @@ func Load(yamlDoc []byte, getenv func(string) string) (Config, []string, error) 
 		}
 	}
 	if getenv != nil {
-		if err := applyEnv(reflect.ValueOf(&c).Elem(), "", getenv); err != nil {
+		if err := applyEnv(reflect.ValueOf(&c).Elem(), getenv); err != nil {
 			return c, warnings, err
 		}
 	}
@@ -75,7 +75,11 @@ func yamlName(f reflect.StructField) string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error {
+// walkKeys calls fn for every configuration key below the struct v, in
+// struct order: its dotted path, its field and its value. Nested structs
+// are walked, not passed to fn; fields without a yaml name are skipped.
+// The first error of fn ends the walk.
+func walkKeys(v reflect.Value, prefix string, fn func(path string, f reflect.StructField, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -84,22 +88,30 @@ func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error 
 			continue
 		}
 		path := prefix + name
-		fv := v.Field(i)
+		var err error
 		if f.Type.Kind() == reflect.Struct {
-			if err := applyEnv(fv, path+".", getenv); err != nil {
-				return err
-			}
-			continue
+			err = walkKeys(v.Field(i), path+".", fn)
+		} else {
+			err = fn(path, f, v.Field(i))
 		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyEnv(v reflect.Value, getenv func(string) string) error {
+	return walkKeys(v, "", func(path string, _ reflect.StructField, fv reflect.Value) error {
 		raw := getenv(EnvName(path))
 		if raw == "" {
-			continue
+			return nil
 		}
 		if err := setFromString(fv, raw); err != nil {
 			return keyErr(path, "%v", err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func setFromString(fv reflect.Value, raw string) error {
@@ -160,26 +172,12 @@ type Key struct {
 // AllKeys lists every configuration key with its default, in struct order.
 func AllKeys() []Key {
 	var out []Key
-	walkDocs(reflect.ValueOf(Default()), "", &out)
+	_ = walkKeys(reflect.ValueOf(Default()), "", func(path string, f reflect.StructField, fv reflect.Value) error {
+		out = append(out, Key{Path: path, Env: EnvName(path), Type: typeName(f.Type),
+			Default: defaultString(fv), Doc: f.Tag.Get("doc")})
+		return nil
+	})
 	return out
-}
-
-func walkDocs(v reflect.Value, prefix string, out *[]Key) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name := yamlName(f)
-		if name == "" || name == "-" {
-			continue
-		}
-		path := prefix + name
-		if f.Type.Kind() == reflect.Struct {
-			walkDocs(v.Field(i), path+".", out)
-			continue
-		}
-		*out = append(*out, Key{Path: path, Env: EnvName(path), Type: typeName(f.Type),
-			Default: defaultString(v.Field(i)), Doc: f.Tag.Get("doc")})
-	}
 }
 
 func typeName(t reflect.Type) string {

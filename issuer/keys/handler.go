@@ -51,9 +51,14 @@ type jwkSet struct {
 	Keys *[]json.RawMessage `json:"keys"`
 }
 
-func oneKeySet(k jwk.Key) (jwk.Set, error) {
-	s := jwk.NewSet()
-	return s, s.AddKey(k)
+// writeKeySet answers with status and a set holding the one key k.
+func writeKeySet(w http.ResponseWriter, r *http.Request, status int, k jwk.Key) {
+	set := jwk.NewSet()
+	if err := set.AddKey(k); err != nil {
+		httpx.WriteError(w, r, apierr.ServerError(err))
+		return
+	}
+	httpx.WriteJSON(w, status, set)
 }
 
 // jwks serves the public keys of the signing sets. Deliberately unlike
@@ -88,12 +93,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	set, err := oneKeySet(key)
-	if err != nil {
-		httpx.WriteError(w, r, apierr.ServerError(err))
-		return
-	}
-	httpx.WriteJSON(w, http.StatusCreated, set)
+	writeKeySet(w, r, http.StatusCreated, key)
 }
 
 func (h *Handler) getSet(w http.ResponseWriter, r *http.Request) {
@@ -138,12 +138,7 @@ func (h *Handler) getKey(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	set, err := oneKeySet(key)
-	if err != nil {
-		httpx.WriteError(w, r, apierr.ServerError(err))
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, set)
+	writeKeySet(w, r, http.StatusOK, key)
 }
 
 // putKey answers with the key itself, as Hydra does.

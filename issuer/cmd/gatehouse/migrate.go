@@ -24,15 +24,11 @@ func newMigrateCmd() *cobra.Command {
 		Short: "Apply all pending SQL migrations to the database (DSN argument, or DSN from the environment/config with -e)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, dsn, err := storeFromArgs(cmd, args, fromEnv, cfgFile)
+			st, dsn, status, err := migrationStatus(cmd, args, fromEnv, cfgFile)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			status, err := st.MigrationStatus(cmd.Context())
-			if err != nil {
-				return err
-			}
 			pending := 0
 			for _, m := range status {
 				if !m.Applied {
@@ -66,15 +62,11 @@ func newMigrateCmd() *cobra.Command {
 		Short: "Show which migrations are applied",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, _, err := storeFromArgs(cmd, args, statusFromEnv, statusCfg)
+			st, _, status, err := migrationStatus(cmd, args, statusFromEnv, statusCfg)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			status, err := st.MigrationStatus(cmd.Context())
-			if err != nil {
-				return err
-			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tNAME\tSTATUS")
 			for _, m := range status {
@@ -91,6 +83,21 @@ func newMigrateCmd() *cobra.Command {
 	addConfigFlag(statusCmd, &statusCfg)
 	cmd.AddCommand(sqlCmd, statusCmd)
 	return cmd
+}
+
+// migrationStatus opens the database as storeFromArgs does and reads which
+// migrations are applied. The caller closes the store.
+func migrationStatus(cmd *cobra.Command, args []string, fromEnv bool, cfgFile string) (*sqlstore.Store, string, []sqlstore.MigrationStatus, error) {
+	st, dsn, err := storeFromArgs(cmd, args, fromEnv, cfgFile)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	status, err := st.MigrationStatus(cmd.Context())
+	if err != nil {
+		st.Close()
+		return nil, "", nil, err
+	}
+	return st, dsn, status, nil
 }
 
 // storeFromArgs opens the database named by the DSN argument, or by the
