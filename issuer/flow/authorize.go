@@ -41,6 +41,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	// requestForm makes Hydra's request_url, the base of the verifiers'
+	// redirects: for a pushed request the query the browser brought, so
+	// that the pushed parameters never travel through the browser.
+	requestForm := form
 	pushed := isPushedRequestURI(form)
 	if pushed {
 		params, err := h.usePushed(ctx, form)
@@ -48,6 +52,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 			h.errorPage(w, r, err)
 			return
 		}
+		requestForm = url.Values{"client_id": form["client_id"], "request_uri": form["request_uri"]}
 		form = params
 	}
 	a, err := h.resolve(ctx, form)
@@ -61,7 +66,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.redirectError(w, r, a, err)
 		return
 	}
-	h.startLogin(w, r, a, form)
+	h.startLogin(w, r, a, requestForm)
 }
 
 // browserForm returns the parameters of a browser's GET (the query) or

@@ -181,7 +181,7 @@ func TestPushedRequestLifecycle(t *testing.T) {
 	var st state
 	_ = json.Unmarshal(fl.Data, &st)
 	if st.RedirectURI != parCallback || st.Request.State != "pushed-state" || strings.Join(st.Request.Scope, " ") != "openid" ||
-		!strings.Contains(st.RequestURL, "dpop_jkt=kept-as-is") || strings.Contains(st.RequestURL, "request_uri") {
+		st.RequestURL != "https://issuer.example/oauth2/auth?"+pushedQuery("rp", out.RequestURI).Encode() {
 		t.Fatalf("login state: %+v", st)
 	}
 	if u := f.authorize(pushedQuery("rp", out.RequestURI)); pageCode(u) != "invalid_request_uri" {

@@ -66,16 +66,11 @@ func (p parClient) pushOK(params url.Values, basicID, basicSecret string) string
 }
 
 // discoveryDoc fetches the issuer's discovery document.
-func discoveryDoc(t testing.TB, is *testbin.Issuer) map[string]any {
+func discoveryDoc(t *testing.T, is *testbin.Issuer) map[string]any {
 	t.Helper()
-	resp, err := http.Get(is.PublicURL + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var d map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-		t.Fatal(err)
+	if code, _, raw := get(t, is.PublicURL+"/.well-known/openid-configuration"); code != http.StatusOK || json.Unmarshal(raw, &d) != nil {
+		t.Fatalf("discovery: %d %s", code, raw)
 	}
 	return d
 }
@@ -131,6 +126,11 @@ func testPushedAuthorizationRequests(t *testing.T, is *testbin.Issuer) {
 	at, _, _ := b.visit(authURL)
 	loginReq, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true})
 	mustf(t, slices.Equal(toStrings(loginReq["requested_scope"]), []string{"openid", "offline_access"}), "requested_scope: %v", loginReq["requested_scope"])
+	// The pushed parameters do not travel through the browser: request_url
+	// (the base of redirect_to) is the URL the browser brought.
+	requestURL, _ := url.Parse(loginReq["request_url"].(string))
+	mustf(t, requestURL != nil && requestURL.Query().Get("request_uri") == ru && requestURL.Query().Get("code_challenge") == "" &&
+		!strings.Contains(to, challenge), "request_url %v, redirect_to %s", loginReq["request_url"], to)
 	at, _, _ = b.visit(to)
 	_, to = acceptConsent(t, is, at, grantAll(true))
 	at, _, body := b.visit(to)
