@@ -48,6 +48,9 @@ type Client struct {
 	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg,omitempty"`
 	RequestObjectSigningAlg   string   `json:"request_object_signing_alg,omitempty"`
 	RequestURIs               []string `json:"request_uris,omitempty"`
+	// RequirePushedAuthorizationRequests refuses the client's authorization
+	// requests that do not come through the PAR endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 
 	SkipConsent         bool            `json:"skip_consent"`
 	SkipLogoutConsent   bool            `json:"skip_logout_consent"`

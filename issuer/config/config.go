@@ -135,6 +135,14 @@ type OAuth2 struct {
 	DefaultAccessTokenAudience []string    `yaml:"default_access_token_audience" doc:"The aud of access tokens (JWT claim and introspection) granted no audience; RFC 9068 requires one. Default: urls.self.issuer exactly as configured."`
 	SecretCache                SecretCache `yaml:"client_secret_cache"`
 	Presigning                 Presigning  `yaml:"presigning"`
+	// PushedAuthorizationRequests are Gatehouse additions (Hydra has no
+	// PAR endpoint): RFC 9126.
+	PushedAuthorizationRequests PushedAuthorizationRequests `yaml:"pushed_authorization_requests"`
+}
+
+type PushedAuthorizationRequests struct {
+	Required           bool          `yaml:"required" doc:"Refuse authorization requests that do not come through the PAR endpoint /oauth2/par (RFC 9126 require_pushed_authorization_requests; a client can also require it for itself)."`
+	RequestURILifespan time.Duration `yaml:"request_uri_lifespan" doc:"How long a request_uri returned by /oauth2/par can be used (its expires_in); at most 10m."`
 }
 
 type Presigning struct {
@@ -242,6 +250,9 @@ func Default() Config {
 			Grant:       Grant{JWT: JWTGrant{MaxTTL: 720 * time.Hour}},
 			SecretCache: SecretCache{Enabled: true, TTL: 10 * time.Minute},
 			Presigning:  Presigning{Enabled: true},
+
+			// RFC 9126 §2.2's example lifetime.
+			PushedAuthorizationRequests: PushedAuthorizationRequests{RequestURILifespan: time.Minute},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -374,6 +385,10 @@ func (c *Config) Validate() error {
 	}
 	if c.OAuth2.Grant.RefreshToken.RotationGracePeriod < 0 || c.OAuth2.Grant.RefreshToken.RotationGracePeriod > 5*time.Minute {
 		add(keyErr("oauth2.grant.refresh_token.rotation_grace_period", "must be between 0 and 5m"))
+	}
+	// RFC 9126 §2.2: "typically ... between 5 and 600 seconds".
+	if l := c.OAuth2.PushedAuthorizationRequests.RequestURILifespan; l < time.Second || l > 10*time.Minute {
+		add(keyErr("oauth2.pushed_authorization_requests.request_uri_lifespan", "must be between 1s and 10m, got %s", l))
 	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))

@@ -90,6 +90,11 @@ type Metadata struct {
 	FrontchannelLogoutSessionSupported bool `json:"frontchannel_logout_session_supported,omitempty"`
 	BackchannelLogoutSupported         bool `json:"backchannel_logout_supported,omitempty"`
 	BackchannelLogoutSessionSupported  bool `json:"backchannel_logout_session_supported,omitempty"`
+	// RequirePushedAuthorizationRequests (RFC 9126 §5) and
+	// AuthorizationResponseISSParameterSupported (RFC 9207 §3) default to
+	// false when omitted.
+	RequirePushedAuthorizationRequests         bool `json:"require_pushed_authorization_requests,omitempty"`
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 
 	// Extra members, for extensions; they cannot replace a member above.
 	Extra map[string]any `json:"-"`

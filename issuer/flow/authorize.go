@@ -16,6 +16,11 @@ type authz struct {
 	client      *client.Client
 	req         *AuthorizeRequest
 	redirectURI string
+	// params are the request's parameters in effect: with a request
+	// object's members in place (what a pushed request stores).
+	params url.Values
+	// pushed is set for a request that came through the PAR endpoint.
+	pushed bool
 }
 
 // authorize is the authorization endpoint (RFC 6749 §3.1; OpenID Connect
@@ -36,17 +41,32 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	// requestForm makes Hydra's request_url, the base of the verifiers'
+	// redirects: for a pushed request the query the browser brought, so
+	// that the pushed parameters never travel through the browser.
+	requestForm := form
+	pushed := isPushedRequestURI(form)
+	if pushed {
+		params, err := h.usePushed(ctx, form)
+		if err != nil {
+			h.errorPage(w, r, err)
+			return
+		}
+		requestForm = url.Values{"client_id": form["client_id"], "request_uri": form["request_uri"]}
+		form = params
+	}
 	a, err := h.resolve(ctx, form)
 	if err != nil {
 		h.errorPage(w, r, err)
 		return
 	}
+	a.pushed = pushed
 	httpx.Info(ctx).ClientID = a.client.ID
 	if err := h.validate(a); err != nil {
 		h.redirectError(w, r, a, err)
 		return
 	}
-	h.startLogin(w, r, a, form)
+	h.startLogin(w, r, a, requestForm)
 }
 
 // browserForm returns the parameters of a browser's GET (the query) or
@@ -102,7 +122,7 @@ func (h *Handler) resolve(ctx context.Context, form url.Values) (*authz, error) 
 				return nil, pageError{apierr.InvalidRequestObject("The request object names another client")}
 			}
 			inner.Request = ""
-			req = inner
+			req, form = inner, merged
 		}
 	}
 	redirect, ok := MatchRedirectURI(req.RedirectURI, c.RedirectURIs)
@@ -112,7 +132,7 @@ func (h *Handler) resolve(ctx context.Context, form url.Values) (*authz, error) 
 		}
 		return nil, pageError{apierr.InvalidRequest("The redirect_uri %q is not registered for this client", truncate(req.RedirectURI))}
 	}
-	return &authz{client: c, req: req, redirectURI: redirect}, nil
+	return &authz{client: c, req: req, redirectURI: redirect, params: form}, nil
 }
 
 // withoutParam returns a copy of form without name.

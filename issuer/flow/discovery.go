@@ -13,14 +13,19 @@ var _ discovery.Contributor = (*Handler)(nil)
 // Discovery advertises what MountPublic serves: the authorization
 // endpoint with its response types and modes (the token-returning ones
 // are the implicit grant), request objects, PKCE methods and subject
-// types as configured, and RP-initiated logout with front-channel logout
-// and, when HTTP is set, back-channel logout.
+// types as configured, the PAR endpoint when Auth is set, the iss of
+// authorization responses (RFC 9207), and RP-initiated logout with
+// front-channel logout and, when HTTP is set, back-channel logout.
 func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 	pkce := []string{"S256"}
 	if h.opts.PKCE.AllowPlain {
 		pkce = append(pkce, "plain")
 	}
 	backchannel := h.outbound != nil
+	var par string
+	if h.auth != nil {
+		par = h.opts.PublicURL + PARPath
+	}
 	return discovery.Metadata{
 		AuthorizationEndpoint: h.opts.PublicURL + "/oauth2/auth",
 		EndSessionEndpoint:    h.opts.PublicURL + "/oauth2/sessions/logout",
@@ -37,5 +42,10 @@ func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 		FrontchannelLogoutSessionSupported:     true,
 		BackchannelLogoutSupported:             backchannel,
 		BackchannelLogoutSessionSupported:      backchannel,
+
+		// RFC 9126 §5, RFC 9207 §3.
+		PushedAuthorizationRequestEndpoint:         par,
+		RequirePushedAuthorizationRequests:         h.opts.PAR.Required,
+		AuthorizationResponseISSParameterSupported: true,
 	}, nil
 }

@@ -7,6 +7,7 @@
 // Routes (Hydra v2 paths):
 //
 //	public GET|POST /oauth2/auth
+//	public POST     /oauth2/par (with Deps.Auth)
 //	public GET|POST /oauth2/sessions/logout
 //	public GET      /oauth2/fallbacks/{error,login,consent,logout,logout/callback}
 //	admin  GET      /admin/oauth2/auth/requests/{login,consent,logout}?{kind}_challenge=
@@ -21,7 +22,8 @@
 // Files by job. The authorization endpoint: authorize.go (dispatch, client
 // and redirect URI), request.go (parsing), validate.go (the rules against
 // the client, PKCE), request_object.go (request and request_uri),
-// response.go (response modes, error pages). The challenges: login.go and
+// par.go (pushed authorization requests), response.go (response modes,
+// the issuer in responses, error pages). The challenges: login.go and
 // consent.go (each step, from its challenge to its verifier), verifier.go
 // (checking and consuming a decided challenge), challenge.go (storing
 // challenges and decisions), admin.go (the challenge admin API, one table
@@ -83,6 +85,9 @@ type Deps struct {
 	// HTTP fetches request_uri and jwks_uri and posts back-channel logout
 	// tokens; nil disables all three.
 	HTTP *safehttp.Client
+	// Auth authenticates clients at the PAR endpoint (par.go); nil leaves
+	// the endpoint out.
+	Auth ClientAuthenticator
 	// Logger defaults to a no-op logger, Now to time.Now.
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -122,6 +127,8 @@ type Options struct {
 	// logout token (defaults 3 and 5s per attempt; 10s for all of them).
 	BackchannelAttempts int
 	BackchannelTimeout  time.Duration
+	// PAR are the pushed authorization requests' settings (par.go).
+	PAR PAR
 }
 
 // PKCE is the enforcement of RFC 7636 at the authorization endpoint.
@@ -158,6 +165,7 @@ type Handler struct {
 	tokens          Issuer
 	keys            Keys
 	outbound        *safehttp.Client
+	auth            ClientAuthenticator
 	logger          *zap.Logger
 	now             func() time.Time
 	opts            Options
@@ -204,6 +212,15 @@ func New(deps Deps, opts Options) (*Handler, error) {
 	if opts.BackchannelTimeout <= 0 {
 		opts.BackchannelTimeout = 5 * time.Second
 	}
+	if opts.PAR.Lifespan == 0 {
+		opts.PAR.Lifespan = DefaultRequestURILifespan
+	}
+	if opts.PAR.Lifespan < time.Second || opts.PAR.Lifespan > MaxRequestURILifespan {
+		return nil, fmt.Errorf("flow: Options.PAR.Lifespan must be between 1s and %s, got %s", MaxRequestURILifespan, opts.PAR.Lifespan)
+	}
+	if opts.PAR.Required && deps.Auth == nil {
+		return nil, errors.New("flow: Options.PAR.Required needs Deps.Auth (the PAR endpoint)")
+	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	ck := opts.Cookies
 	jar := &cookieJar{cipher: deps.CookieCipher, domain: ck.Domain, path: "/", secure: ck.Secure, sameSite: ck.SameSite, now: deps.Now}
@@ -215,7 +232,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		jar.sameSite = http.SameSiteLaxMode
 	}
 	return &Handler{clients: deps.Clients, flows: deps.Flows, loginSessions: deps.LoginSessions,
-		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP,
+		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP, auth: deps.Auth,
 		logger: deps.Logger, now: deps.Now, opts: opts, jar: jar}, nil
 }
 
@@ -224,6 +241,10 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /oauth2/auth", h.authorize)
 	mux.HandleFunc("POST /oauth2/auth", h.authorize)
 	mux.HandleFunc("/oauth2/auth", methodNotAllowed(http.MethodGet, http.MethodPost))
+	if h.auth != nil {
+		mux.HandleFunc("POST "+PARPath, h.pushAuthorizationRequest)
+		mux.HandleFunc(PARPath, methodNotAllowed(http.MethodPost))
+	}
 	mux.HandleFunc("GET /oauth2/sessions/logout", h.logout)
 	mux.HandleFunc("POST /oauth2/sessions/logout", h.logout)
 	mux.HandleFunc("/oauth2/sessions/logout", methodNotAllowed(http.MethodGet, http.MethodPost))

@@ -22,6 +22,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, a *authz, para
 	if a.req.State != "" {
 		params.Set("state", a.req.State)
 	}
+	// RFC 9207 §2: the issuer identifier, exactly as in discovery, in
+	// every authorization response, success or error, in every response
+	// mode, so that a client talking to several issuers can tell which one
+	// answered (mix-up attacks, §1).
+	params.Set("iss", h.opts.IssuerURL)
 	mode := a.req.EffectiveResponseMode()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")

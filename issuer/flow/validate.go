@@ -12,6 +12,14 @@ import (
 // redirected to the client (RFC 6749 §4.1.2.1, §4.2.2.1).
 func (h *Handler) validate(a *authz) error {
 	req, c := a.req, a.client
+	// RFC 9126 §4: where PAR is required, globally (§5) or for the client
+	// (§6), the authorization server "will refuse, using the
+	// invalid_request error code, to process any request to the
+	// authorization endpoint that does not have a request_uri parameter
+	// with a value obtained from the PAR endpoint".
+	if !a.pushed && (h.opts.PAR.Required || c.RequirePushedAuthorizationRequests) {
+		return apierr.InvalidRequest("Authorization requests of this client must be pushed to %s first (RFC 9126)", PARPath)
+	}
 	if err := req.Err(); err != nil {
 		return err
 	}

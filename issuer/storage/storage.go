@@ -239,6 +239,9 @@ const (
 	FlowLogin   FlowKind = "login"
 	FlowConsent FlowKind = "consent"
 	FlowLogout  FlowKind = "logout"
+	// FlowPushedRequest is an RFC 9126 pushed authorization request; its
+	// ID is a hash of the request_uri's random part.
+	FlowPushedRequest FlowKind = "par"
 )
 
 // Flow is one challenge handed to the login/consent/logout app. Its ID is the

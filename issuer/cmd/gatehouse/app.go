@@ -141,7 +141,8 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	}
 	a.auth, err = client.NewAuthenticator(client.AuthenticatorOptions{Manager: a.clients, Nonces: a.store.Nonces(),
 		HTTP: outbound, Logger: log, TokenEndpoint: cfg.PublicURL() + "/oauth2/token", Issuer: issuer,
-		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token"},
+		// RFC 9126 §2: the PAR endpoint's URL identifies the issuer too.
+		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath},
 		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL})
 	if err != nil {
 		return err
@@ -184,7 +185,7 @@ func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 	}
 	flows, err := flow.New(flow.Deps{Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
 		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
-		HTTP: backchannel, Logger: log}, flowOptions(cfg))
+		HTTP: backchannel, Auth: a.auth, Logger: log}, flowOptions(cfg))
 	if err != nil {
 		return err
 	}

@@ -34,12 +34,13 @@ func TestDiscoveryDocument(t *testing.T) {
 	}{
 		{"discovery-defaults.json", nil},
 		{"discovery-switches.json", map[string]string{
-			"OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED": "true",
-			"URLS_INTROSPECTION":                       "http://127.0.0.1:9/introspect",
-			"OAUTH2_PKCE_ALLOW_PLAIN":                  "false",
-			"OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES": "public,pairwise",
-			"OIDC_SUBJECT_IDENTIFIERS_PAIRWISE_SALT":   "some-pairwise-salt",
-			"KEYS_ALGORITHM":                           "ES256",
+			"OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED":      "true",
+			"URLS_INTROSPECTION":                            "http://127.0.0.1:9/introspect",
+			"OAUTH2_PKCE_ALLOW_PLAIN":                       "false",
+			"OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES":      "public,pairwise",
+			"OIDC_SUBJECT_IDENTIFIERS_PAIRWISE_SALT":        "some-pairwise-salt",
+			"KEYS_ALGORITHM":                                "ES256",
+			"OAUTH2_PUSHED_AUTHORIZATION_REQUESTS_REQUIRED": "true",
 		}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -83,6 +84,9 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 		PKCEMethods    []string `json:"code_challenge_methods_supported"`
 		IDTokenAlgs    []string `json:"id_token_signing_alg_values_supported"`
 		RequestObjects bool     `json:"request_parameter_supported"`
+		Issuer         string   `json:"issuer"`
+		PAR            string   `json:"pushed_authorization_request_endpoint"`
+		ISSParameter   bool     `json:"authorization_response_iss_parameter_supported"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
 		t.Fatalf("%v: %s", err, raw)
@@ -125,10 +129,13 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 				got = at.EscapedFragment()
 			}
 			mustf(t, at != nil && strings.Contains(got, "code="), "response_mode %s: %v %.300s", mode, at, body)
+			q, _ := url.ParseQuery(got)
+			mustf(t, !d.ISSParameter || q.Get("iss") == d.Issuer, "response_mode %s: iss in %v", mode, q)
 		case "form_post":
 			at, body := ex.authorizeTo(all, params)
 			mustf(t, at == nil && strings.Contains(body, `action="`+callback+`"`) && strings.Contains(body, `name="code"`),
 				"form_post: %v %.300s", at, body)
+			mustf(t, !d.ISSParameter || formPostParams(t, body).Get("iss") == d.Issuer, "form_post: iss in %.300s", body)
 		default:
 			t.Fatalf("no exercise for the advertised response mode %q", mode)
 		}
@@ -220,6 +227,17 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 		mustf(t, q.Get("state") == "from-object" && q.Get("code") != "", "request object: %v", q)
 	}
 
+	if d.PAR != "" {
+		_, challenge := pkcePair()
+		ru := parClient{t, d.PAR}.pushOK(url.Values{"response_type": {"code"}, "redirect_uri": {callback}, "scope": {"openid"},
+			"state": {"pushed"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}, all["client_id"].(string),
+			all["client_secret"].(string))
+		at, _, body := ex.b.visit(d.Authorization + "?" + url.Values{"client_id": {all["client_id"].(string)}, "request_uri": {ru}}.Encode())
+		at, body = ex.playApps(at, body)
+		q := callbackParams(t, at, body)
+		mustf(t, q.Get("state") == "pushed" && q.Get("code") != "", "pushed_authorization_request_endpoint: %v", q)
+	}
+
 	// The other endpoints answer where the document says.
 	code, _, body := bearerGet(t, d.Userinfo, access)
 	mustf(t, code == http.StatusOK, "userinfo_endpoint: %d %s", code, body)
@@ -257,6 +275,13 @@ func (e *exerciser) authorizeTo(c map[string]any, params url.Values) (*url.URL, 
 		q[k] = v
 	}
 	at, _, body := e.b.visit(e.authorization + "?" + q.Encode())
+	return e.playApps(at, body)
+}
+
+// playApps accepts login and consent when the browser is at the login
+// app, and returns where the browser ends.
+func (e *exerciser) playApps(at *url.URL, body string) (*url.URL, string) {
+	e.t.Helper()
 	if at != nil && at.Path == "/login" {
 		_, to := acceptLogin(e.t, e.is, at, map[string]any{"subject": "alice", "remember": true})
 		at, _, _ = e.b.visit(to)

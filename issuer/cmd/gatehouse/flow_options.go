@@ -24,6 +24,8 @@ func flowOptions(cfg *config.Config) flow.Options {
 		SubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes,
 		Cookies: flow.CookieOptions{Session: ck.Names.Session, LoginCSRF: ck.Names.LoginCSRF, ConsentCSRF: ck.Names.ConsentCSRF,
 			Domain: ck.Domain, Secure: secureCookies(cfg)},
+		PAR: flow.PAR{Required: cfg.OAuth2.PushedAuthorizationRequests.Required,
+			Lifespan: cfg.OAuth2.PushedAuthorizationRequests.RequestURILifespan},
 	}
 	switch ck.SameSiteMode {
 	case "Strict":

@@ -183,6 +183,8 @@ func TestStartupRefusals(t *testing.T) {
 		{"short system secret", map[string]string{"SECRETS_SYSTEM": "tooshort"}, nil, []string{"SECRETS_SYSTEM"}},
 		{"http issuer off loopback", map[string]string{"URLS_SELF_ISSUER": "http://auth.example.com"}, nil, []string{"dangerous-force-http"}},
 		{"bad dsn", map[string]string{"DSN": "oracle://x"}, nil, []string{"DSN"}},
+		{"request_uri lifespan over 10m", map[string]string{"OAUTH2_PUSHED_AUTHORIZATION_REQUESTS_REQUEST_URI_LIFESPAN": "11m"}, nil,
+			[]string{"OAUTH2_PUSHED_AUTHORIZATION_REQUESTS_REQUEST_URI_LIFESPAN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := baseEnv(t)

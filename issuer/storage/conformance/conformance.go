@@ -43,6 +43,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"FlowStep", testFlowStep},
 		{"FlowStepOnce", testFlowStepOnce},
 		{"FlowSwap", testFlowSwap},
+		{"FlowDeleteOnce", testFlowDeleteOnce},
 		{"LoginSessions", testLoginSessions},
 		{"ConsentSessions", testConsentSessions},
 		{"Trust", testTrust},
@@ -648,6 +649,9 @@ func testFlows(t *testing.T, s storage.Storage) {
 	must(t, fs.Delete(ctx(), storage.FlowLogin, "ch-1"))
 	_, err = fs.Get(ctx(), storage.FlowLogin, "ch-1")
 	wantErr(t, err, storage.ErrNotFound)
+	// A second Delete finds nothing: single-use values (pushed
+	// authorization requests) are consumed by whoever deletes them first.
+	wantErr(t, fs.Delete(ctx(), storage.FlowLogin, "ch-1"), storage.ErrNotFound)
 }
 
 // testFlowStep: a step updates the flow and records the sessions and the
@@ -790,6 +794,33 @@ func testFlowStepOnce(t *testing.T, s storage.Storage) {
 	}
 	if won != 1 {
 		t.Fatalf("%d steps applied, want exactly 1", won)
+	}
+}
+
+// testFlowDeleteOnce: of concurrent deletes of one flow exactly one
+// succeeds and the others find nothing; a pushed authorization request
+// (RFC 9126 §4, one-time use) relies on it.
+func testFlowDeleteOnce(t *testing.T, s storage.Storage) {
+	fs := s.Flows()
+	must(t, fs.Create(ctx(), storage.Flow{Kind: storage.FlowPushedRequest, ID: "once", ClientID: "c", Status: "pending",
+		CreatedAt: base, ExpiresAt: base.Add(time.Minute), Data: json.RawMessage(`{"params":{"client_id":["c"]}}`)}))
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- fs.Delete(ctx(), storage.FlowPushedRequest, "once") }()
+	}
+	won := 0
+	for range n {
+		err := <-errs
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, storage.ErrNotFound):
+			t.Errorf("a losing delete failed with %v, want ErrNotFound", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d deletes succeeded, want exactly 1", won)
 	}
 }
 
