@@ -168,6 +168,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("secrets:\n  system: [a, b]\n"), "SECRETS_SYSTEM", `["x"]`)
 	f.Add([]byte("- a\n- b"), "LOG_LEVEL", "debug")
 	f.Add([]byte(":\n\t- :"), "SERVE_COOKIES_SECURE", "true")
+	f.Add([]byte("tracing: {provider: otel, providers: {otlp: {server_url: \"c:4318\", sampling: {sampling_ratio: 0.5}}}}"), "TRACING_PROVIDERS_OTLP_SAMPLING_SAMPLING_RATIO", "1e-3")
 	f.Fuzz(func(t *testing.T, doc []byte, key, value string) {
 		c, _, err := Load(doc, env(map[string]string{key: value}))
 		if err != nil {
