@@ -183,6 +183,7 @@ func TestStartupRefusals(t *testing.T) {
 		{"short system secret", map[string]string{"SECRETS_SYSTEM": "tooshort"}, nil, []string{"SECRETS_SYSTEM"}},
 		{"http issuer off loopback", map[string]string{"URLS_SELF_ISSUER": "http://auth.example.com"}, nil, []string{"dangerous-force-http"}},
 		{"bad dsn", map[string]string{"DSN": "oracle://x"}, nil, []string{"DSN"}},
+		{"tracing without a collector", map[string]string{"TRACING_PROVIDER": "otel"}, nil, []string{"TRACING_PROVIDERS_OTLP_SERVER_URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := baseEnv(t)
