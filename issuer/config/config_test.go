@@ -68,24 +68,30 @@ func TestBadValuesNameTheKey(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := map[string]string{}
-			for k, v := range base {
-				m[k] = v
-			}
-			m[tc.key] = tc.value
-			if tc.value == "" {
-				delete(m, tc.key)
-			}
-			c, _, err := Load(nil, env(m))
-			if err == nil {
-				c.Dev = tc.dev
-				err = c.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := loadValidate(base, tc.key, tc.value, tc.dev); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v does not name %s", err, tc.want)
 			}
 		})
 	}
+}
+
+// loadValidate loads the environment base with key set to value (removed
+// when value is empty) and validates it.
+func loadValidate(base map[string]string, key, value string, dev bool) error {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	m[key] = value
+	if value == "" {
+		delete(m, key)
+	}
+	c, _, err := Load(nil, env(m))
+	if err == nil {
+		c.Dev = dev
+		err = c.Validate()
+	}
+	return err
 }
 
 func TestDevDefaults(t *testing.T) {
