@@ -30,6 +30,7 @@ type Config struct {
 	Clients    Clients    `yaml:"clients"`
 	Keys       Keys       `yaml:"keys"`
 	Log        Log        `yaml:"log"`
+	Tracing    Tracing    `yaml:"tracing"`
 
 	// Dev and DangerousForceHTTP come from command-line flags only.
 	Dev                bool `yaml:"-"`
@@ -258,6 +259,8 @@ func Default() Config {
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
 		Keys: Keys{Algorithm: "RS256", RSABits: 2048, JWKSMaxAge: 5 * time.Minute},
 		Log:  Log{Level: "info"},
+		// Tracing is off by default (empty provider).
+		Tracing: defaultTracing(),
 	}
 }
 
@@ -440,6 +443,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
 		add(keyErr("log.format", "must be json or text, got %q", c.Log.Format))
 	}
+	errs = append(errs, c.Tracing.validate()...)
 	if len(c.Secrets.Cookie) == 0 {
 		c.Secrets.Cookie = c.Secrets.System
 	}

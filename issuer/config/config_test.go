@@ -68,24 +68,30 @@ func TestBadValuesNameTheKey(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := map[string]string{}
-			for k, v := range base {
-				m[k] = v
-			}
-			m[tc.key] = tc.value
-			if tc.value == "" {
-				delete(m, tc.key)
-			}
-			c, _, err := Load(nil, env(m))
-			if err == nil {
-				c.Dev = tc.dev
-				err = c.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := loadValidate(base, tc.key, tc.value, tc.dev); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v does not name %s", err, tc.want)
 			}
 		})
 	}
+}
+
+// loadValidate loads the environment base with key set to value (removed
+// when value is empty) and validates it.
+func loadValidate(base map[string]string, key, value string, dev bool) error {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	m[key] = value
+	if value == "" {
+		delete(m, key)
+	}
+	c, _, err := Load(nil, env(m))
+	if err == nil {
+		c.Dev = dev
+		err = c.Validate()
+	}
+	return err
 }
 
 func TestDevDefaults(t *testing.T) {
@@ -168,6 +174,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("secrets:\n  system: [a, b]\n"), "SECRETS_SYSTEM", `["x"]`)
 	f.Add([]byte("- a\n- b"), "LOG_LEVEL", "debug")
 	f.Add([]byte(":\n\t- :"), "SERVE_COOKIES_SECURE", "true")
+	f.Add([]byte("tracing: {provider: otel, providers: {otlp: {server_url: \"c:4318\", sampling: {sampling_ratio: 0.5}}}}"), "TRACING_PROVIDERS_OTLP_SAMPLING_SAMPLING_RATIO", "1e-3")
 	f.Fuzz(func(t *testing.T, doc []byte, key, value string) {
 		c, _, err := Load(doc, env(map[string]string{key: value}))
 		if err != nil {

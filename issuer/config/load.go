@@ -138,6 +138,12 @@ func setFromString(fv reflect.Value, raw string) error {
 			return fmt.Errorf("invalid integer %q", raw)
 		}
 		fv.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", raw)
+		}
+		fv.SetFloat(f)
 	case reflect.Pointer:
 		p := reflect.New(fv.Type().Elem())
 		if err := setFromString(p.Elem(), raw); err != nil {

@@ -24,6 +24,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults applied by New for zero Options fields.
@@ -58,6 +60,10 @@ type Options struct {
 	MaxRedirects int
 	// UserAgent is sent with every request.
 	UserAgent string
+	// TracerProvider, when set, makes every request a client span and
+	// sends the W3C trace context with it (tracing.go); nil traces
+	// nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Client is an SSRF-guarded HTTP client. It is safe for concurrent use.
@@ -106,8 +112,12 @@ func New(o Options) (*Client, error) {
 		dialer.Control = c.control
 		tr.Proxy = nil
 	}
+	var rt http.RoundTripper = tr
+	if o.TracerProvider != nil {
+		rt = &tracingTransport{next: tr, tracer: o.TracerProvider.Tracer(TracingScope)}
+	}
 	c.http = &http.Client{
-		Transport: tr,
+		Transport: rt,
 		Timeout:   o.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if o.MaxRedirects < 0 || len(via) > o.MaxRedirects {

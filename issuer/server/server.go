@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
@@ -60,6 +61,9 @@ type Deps struct {
 	// Discovery configures the discovery document; the handlers'
 	// contributions are added to Discovery.Contributions.
 	Discovery discovery.Options
+	// TracerProvider, when set, traces every request on both listeners
+	// (httpx.Middleware); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server holds the assembled public and admin handlers.
@@ -115,8 +119,10 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	disco.MountPublic(pub)
 	// No catch-all route: the middleware turns the mux's own 404 and 405
 	// answers into JSON errors, so a wrong method stays a 405.
-	s.public = (&httpx.Middleware{Server: "public", Logger: d.Logger, Metrics: metrics, Now: d.Now}).Wrap(pub)
-	s.admin = (&httpx.Middleware{Server: "admin", Logger: d.Logger, Metrics: metrics, Now: d.Now}).Wrap(adminAliases(adm))
+	s.public = (&httpx.Middleware{Server: "public", Logger: d.Logger, Metrics: metrics, Now: d.Now,
+		TracerProvider: d.TracerProvider}).Wrap(pub)
+	s.admin = (&httpx.Middleware{Server: "admin", Logger: d.Logger, Metrics: metrics, Now: d.Now,
+		TracerProvider: d.TracerProvider}).Wrap(adminAliases(adm))
 	return s, nil
 }
 

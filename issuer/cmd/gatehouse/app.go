@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
@@ -27,7 +28,7 @@ import (
 // app is the issuer's wired dependencies.
 type app struct {
 	cfg     *config.Config
-	store   *sqlstore.Store
+	store   storage.Storage // wrapped in a span per call when tracing is on
 	keyring *secrets.Keyring
 	keys    *keys.Manager
 	clients *client.Manager
@@ -37,6 +38,10 @@ type app struct {
 	// discovery (the issuer as configured) make the discovery document.
 	handlers  []server.Mounter
 	discovery discovery.Options
+
+	// tracer is nil when tracing is off; tracerShutdown flushes its spans.
+	tracer         trace.TracerProvider
+	tracerShutdown func()
 }
 
 // The handlers the server mounts.
@@ -56,6 +61,9 @@ func (a *app) Close() {
 	}
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+	if a.tracerShutdown != nil {
+		a.tracerShutdown()
 	}
 }
 
@@ -90,12 +98,16 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 		}
 		return fail(err)
 	}
+	if a.tracer, a.tracerShutdown, err = startTracing(ctx, cfg.Tracing, log); err != nil {
+		return fail(err)
+	}
+	a.store = traceStore(st, a.tracer, string(st.Dialect()))
 
 	a.keyring, err = secrets.NewKeyring(cfg.Secrets.System)
 	if err != nil {
 		return fail(fmt.Errorf("SECRETS_SYSTEM: %w", err))
 	}
-	a.keys, err = keys.New(keys.Deps{Store: st.Keys(), Keyring: a.keyring, Logger: log}, keysOptions(cfg))
+	a.keys, err = keys.New(keys.Deps{Store: a.store.Keys(), Keyring: a.keyring, Logger: log}, keysOptions(cfg))
 	if err != nil {
 		return fail(err)
 	}
@@ -120,6 +132,7 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		DisallowPrivateIPRanges: cfg.Clients.HTTP.DisallowPrivateIPRanges,
 		AllowedPrefixes:         cfg.Clients.HTTP.PrivateIPPrefixAllowList,
 		UserAgent:               "gatehouse/" + version,
+		TracerProvider:          a.tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
@@ -178,7 +191,7 @@ func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 		DisallowPrivateIPRanges: cfg.Clients.HTTP.DisallowPrivateIPRanges,
 		AllowedPrefixes:         cfg.Clients.HTTP.PrivateIPPrefixAllowList,
 		Timeout:                 5 * time.Second, MaxRedirects: -1,
-		UserAgent: "gatehouse/" + version,
+		UserAgent: "gatehouse/" + version, TracerProvider: a.tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)

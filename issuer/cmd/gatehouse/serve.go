@@ -138,7 +138,7 @@ func runServe(ctx context.Context, f serveFlags, which string) error {
 	defer app.Close()
 
 	srv, err := server.New(ctx, server.Deps{Config: cfg, Store: app.store, Logger: log, Version: version,
-		Handlers: app.handlers, Discovery: app.discovery})
+		Handlers: app.handlers, Discovery: app.discovery, TracerProvider: app.tracer})
 	if err != nil {
 		return err
 	}

@@ -185,6 +185,7 @@ func TestStartupRefusals(t *testing.T) {
 		{"bad dsn", map[string]string{"DSN": "oracle://x"}, nil, []string{"DSN"}},
 		{"request_uri lifespan over 10m", map[string]string{"OAUTH2_PUSHED_AUTHORIZATION_REQUESTS_REQUEST_URI_LIFESPAN": "11m"}, nil,
 			[]string{"OAUTH2_PUSHED_AUTHORIZATION_REQUESTS_REQUEST_URI_LIFESPAN"}},
+		{"tracing without a collector", map[string]string{"TRACING_PROVIDER": "otel"}, nil, []string{"TRACING_PROVIDERS_OTLP_SERVER_URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := baseEnv(t)
