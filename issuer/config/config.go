@@ -135,6 +135,16 @@ type OAuth2 struct {
 	DefaultAccessTokenAudience []string    `yaml:"default_access_token_audience" doc:"The aud of access tokens (JWT claim and introspection) granted no audience; RFC 9068 requires one. Default: urls.self.issuer exactly as configured."`
 	SecretCache                SecretCache `yaml:"client_secret_cache"`
 	Presigning                 Presigning  `yaml:"presigning"`
+	DPoP                       DPoP        `yaml:"dpop"`
+}
+
+// DPoP are the RFC 9449 proof rules (Hydra has none; the names follow its
+// style).
+type DPoP struct {
+	ProofMaxAge   time.Duration `yaml:"proof_max_age" doc:"How old (now minus iat) a DPoP proof may be (RFC 9449 §11.1); its jti is remembered, in the database shared by all instances, for as long."`
+	ClockSkew     time.Duration `yaml:"clock_skew" doc:"How far in the future a DPoP proof's iat may be (clients' clocks run ahead)."`
+	RequireNonce  bool          `yaml:"require_nonce" doc:"Require server nonces in DPoP proofs (RFC 9449 §8): a proof without a current one gets use_dpop_nonce and a DPoP-Nonce header. Nonces are MACs of a time window under the system secret, so every instance accepts every instance's."`
+	NonceLifespan time.Duration `yaml:"nonce_lifespan" doc:"Length of a DPoP nonce's time window; the current and the previous window's nonces are accepted."`
 }
 
 type Presigning struct {
@@ -242,6 +252,7 @@ func Default() Config {
 			Grant:       Grant{JWT: JWTGrant{MaxTTL: 720 * time.Hour}},
 			SecretCache: SecretCache{Enabled: true, TTL: 10 * time.Minute},
 			Presigning:  Presigning{Enabled: true},
+			DPoP:        DPoP{ProofMaxAge: time.Minute, ClockSkew: 10 * time.Second, NonceLifespan: 5 * time.Minute},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -367,13 +378,17 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{{"ttl.access_token", c.TTL.AccessToken}, {"ttl.refresh_token", c.TTL.RefreshToken}, {"ttl.id_token", c.TTL.IDToken},
 		{"ttl.auth_code", c.TTL.AuthCode}, {"ttl.login_consent_request", c.TTL.LoginConsentRequest},
-		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL}} {
+		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL},
+		{"oauth2.dpop.proof_max_age", c.OAuth2.DPoP.ProofMaxAge}, {"oauth2.dpop.nonce_lifespan", c.OAuth2.DPoP.NonceLifespan}} {
 		if d.v <= 0 {
 			add(keyErr(d.path, "must be a positive duration such as 30m or 1h, got %s", d.v))
 		}
 	}
 	if c.OAuth2.Grant.RefreshToken.RotationGracePeriod < 0 || c.OAuth2.Grant.RefreshToken.RotationGracePeriod > 5*time.Minute {
 		add(keyErr("oauth2.grant.refresh_token.rotation_grace_period", "must be between 0 and 5m"))
+	}
+	if c.OAuth2.DPoP.ClockSkew < 0 || c.OAuth2.DPoP.ClockSkew > 5*time.Minute {
+		add(keyErr("oauth2.dpop.clock_skew", "must be between 0 and 5m"))
 	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))
