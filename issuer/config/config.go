@@ -236,7 +236,9 @@ func Default() Config {
 		Serve: Serve{
 			Public: Listener{Host: "", Port: 4444, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
-					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}, MaxAge: 0}},
+					// DPoP proofs and nonces (RFC 9449 §7.1, §8) cross origins too.
+					AllowedHeaders: []string{"Authorization", "Content-Type", "DPoP"},
+					ExposedHeaders: []string{"Content-Type", "DPoP-Nonce", "WWW-Authenticate"}, MaxAge: 0}},
 			Admin: Listener{Host: "", Port: 4445, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}}},
