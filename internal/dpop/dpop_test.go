@@ -385,3 +385,17 @@ func FuzzVerifyProof(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerifyProof: the CPU one ES256 proof costs the token endpoint,
+// replay store aside.
+func BenchmarkVerifyProof(b *testing.B) {
+	es := newSigner(b, "ES256")
+	p := es.proof(b, nil)
+	o := opts()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := VerifyProof(p, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
