@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== machine: $(nproc) cores, $(uname -m), $(go version | cut -d' ' -f3)"
-go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" ./issuer/... ./extauthz/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS|goos|cpu)' || true
+go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" ./issuer/... ./extauthz/... ./internal/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS|goos|cpu)' || true
 for d in bench/*/; do
   [ -f "$d/main.go" ] || continue
   echo "== go run ./$d"

@@ -14,6 +14,8 @@
 //	jwt-es256   the same signed with ES256: a second issuer started with
 //	            KEYS_ALGORITHM=ES256 (or, with -public/-admin, an ES256 key
 //	            added to hydra.jwt.access-token and deleted afterwards)
+//	dpop-rs256  jwt-rs256 with an ES256 DPoP proof (RFC 9449) per request
+//	dpop-es256  jwt-es256 with an ES256 DPoP proof per request
 //	introspect  RFC 7662 introspection of a pool of opaque tokens
 //	jwks        GET /.well-known/jwks.json
 //	discovery   GET /.well-known/openid-configuration
@@ -82,6 +84,7 @@ type options struct {
 	pid            int
 	bin            string
 	tokens         int
+	dpopProofs     int
 	helloEach      bool
 	pairs          int
 	issuerEnv      []string
@@ -91,7 +94,7 @@ type options struct {
 	profileDir string
 }
 
-const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,introspect,jwks,discovery"
+const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,dpop-rs256,dpop-es256,introspect,jwks,discovery"
 
 func main() {
 	if os.Getenv(helloEnv) == "1" {
@@ -111,6 +114,7 @@ func main() {
 	flag.StringVar(&o.admin, "admin", "", "admin URL of a running issuer (with -public)")
 	flag.IntVar(&o.pid, "pid", 0, "with -public/-admin: the issuer's pid, to report its memory and CPU")
 	flag.StringVar(&o.bin, "issuer", "", "gatehouse binary to start (default: go build ./issuer/cmd/gatehouse as make build does)")
+	flag.IntVar(&o.dpopProofs, "dpop-proofs", 40000, "DPoP proofs signed ahead for each dpop-* scenario (more are signed on the fly, on the generator's cores)")
 	flag.IntVar(&o.tokens, "tokens", 1000, "opaque tokens minted for the introspection scenario, introspected round robin")
 	benchproc.EnvFlag(&o.issuerEnv, "KEY=VALUE added to the environment of the issuers this program starts (repeatable), e.g. GOGC=200 to compare configurations")
 	flag.IntVar(&o.pairs, "pairs", 5, "split each issuer scenario's measured time into N slices and measure the hello ceiling (and, for JWT scenarios, the single-core sign rate) between them; the ratios compare the sums, so a drift of the machine's speed during a run falls on both sides (0 or 1: hello once at the start, the sign rate before and after)")
@@ -325,8 +329,10 @@ func run(o options) error {
 			s, err = tokenScenario(so, main, "opaque", "opaque", "")
 		case "jwt-rs256":
 			s, err = tokenScenario(so, main, "jwt-rs256", "jwt", "RS256")
-		case "jwt-es256":
-			s, err = es256Scenario(so, main, bin, rep, logf)
+		case "jwt-es256", "dpop-es256":
+			s, err = es256Scenario(so, main, bin, rep, logf, name)
+		case "dpop-rs256":
+			s, err = dpopScenario(so, main, "dpop-rs256", "RS256")
 		case "introspect":
 			s, err = introspectScenario(so, main, logf)
 		case "jwks":
@@ -818,7 +824,13 @@ func checkToken(is *issuerProc, tok, strategy, wantAlg string) (string, error) {
 // second issuer started with KEYS_ALGORITHM=ES256 when this program
 // started the first one, otherwise by adding an ES256 key to the given
 // issuer's access-token set for the duration of the scenario.
-func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf func(string, ...any)) (*scenario, error) {
+func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf func(string, ...any), name string) (*scenario, error) {
+	scen := func(o options, is *issuerProc) (*scenario, error) {
+		if name == "dpop-es256" {
+			return dpopScenario(o, is, name, "ES256")
+		}
+		return tokenScenario(o, is, name, "jwt", "ES256")
+	}
 	if !main.Started() {
 		kid, err := main.addKey("ES256")
 		if err != nil {
@@ -829,13 +841,13 @@ func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf fu
 				logf("WARNING: could not delete the ES256 key %s from hydra.jwt.access-token: %v\n", kid, err)
 			}
 		}()
-		s, err := tokenScenario(o, main, "jwt-es256", "jwt", "ES256")
+		s, err := scen(o, main)
 		if s != nil {
 			s.Note += "; ES256 key added to the running issuer for this scenario"
 		}
 		return s, err
 	}
-	p, err := startIssuer(bin, "es256", append([]string{"KEYS_ALGORITHM=ES256"}, o.issuerEnv...), o.profileDir != "")
+	p, err := startIssuer(bin, strings.Replace(name, "jwt-", "", 1), append([]string{"KEYS_ALGORITHM=ES256"}, o.issuerEnv...), o.profileDir != "")
 	if err != nil {
 		return nil, err
 	}
@@ -843,7 +855,7 @@ func es256Scenario(o options, main *issuerProc, bin string, rep *report, logf fu
 	p.mem.Name, p.mem.PID = p.name, p.PID
 	p.mem.IdleRSSKiB = benchproc.RSSKiB(p.PID, "VmRSS")
 	logf("issuer %s: pid %d, KEYS_ALGORITHM=ES256, idle RSS %s\n", p.name, p.PID, benchproc.KiB(p.mem.IdleRSSKiB))
-	s, err := tokenScenario(o, p, "jwt-es256", "jwt", "ES256")
+	s, err := scen(o, p)
 	p.mem.LoadRSSKiB = benchproc.RSSKiB(p.PID, "VmRSS")
 	p.mem.PeakRSSKiB = benchproc.RSSKiB(p.PID, "VmHWM")
 	rep.Issuers = append(rep.Issuers, &p.mem)
@@ -1087,7 +1099,8 @@ func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, err
 	if err != nil {
 		return nil, err
 	}
-	is, err := benchproc.StartIssuer(bin, dir, append([]string{"DSN=sqlite://" + filepath.Join(dir, "gh.sqlite")}, env...), profile)
+	is, err := benchproc.StartIssuer(bin, dir, append([]string{"DSN=sqlite://" + filepath.Join(dir, "gh.sqlite"),
+		"OAUTH2_DPOP_PROOF_MAX_AGE=" + dpopProofMaxAge}, env...), profile)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -57,6 +57,10 @@ type Client struct {
 	AccessTokenStrategy string          `json:"access_token_strategy,omitempty"` // "", "opaque" or "jwt"
 	Metadata            json.RawMessage `json:"metadata,omitempty"`
 
+	// DPoPBoundAccessTokens is RFC 9449 §5.2's dpop_bound_access_tokens:
+	// the client's token requests must carry a DPoP proof.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+
 	Lifespans
 
 	// RegistrationAccessToken and RegistrationClientURI are returned once by

@@ -191,6 +191,13 @@ func (o *ValidationOptions) Validate(ctx context.Context, c *Client) error {
 	if dup := firstDuplicate(c.ResponseTypes); dup != "" {
 		return metaErr("response_types: %q is listed twice", dup)
 	}
+	// RFC 9449 §5.2: such a client's access tokens are all DPoP-bound,
+	// which those returned by the authorization endpoint cannot be.
+	if c.DPoPBoundAccessTokens && (c.HasGrantType(GrantImplicit) || slices.ContainsFunc(c.ResponseTypes, func(rt string) bool {
+		return slices.Contains(strings.Fields(rt), "token")
+	})) {
+		return metaErr("dpop_bound_access_tokens cannot be combined with the implicit grant or a response type returning an access token")
+	}
 	if c.AccessTokenStrategy != "" && c.AccessTokenStrategy != AccessTokenOpaque && c.AccessTokenStrategy != AccessTokenJWT {
 		return metaErr("access_token_strategy must be opaque or jwt, got %q", c.AccessTokenStrategy)
 	}

@@ -76,6 +76,9 @@ func TestValidate(t *testing.T) {
 		{"unknown auth method", func(c *Client) { c.TokenEndpointAuthMethod = "client_secret_jwt" }, ValidationOptions{}, "invalid_client_metadata", "token_endpoint_auth_method"},
 		{"unknown strategy", func(c *Client) { c.AccessTokenStrategy = "macaroon" }, ValidationOptions{}, "invalid_client_metadata", "access_token_strategy"},
 		{"jwt strategy", func(c *Client) { c.AccessTokenStrategy = "jwt" }, ValidationOptions{}, "", ""},
+		{"dpop bound", func(c *Client) { c.DPoPBoundAccessTokens = true }, ValidationOptions{}, "", ""},
+		{"dpop bound with implicit", func(c *Client) { c.DPoPBoundAccessTokens = true; c.GrantTypes = []string{"implicit"} }, ValidationOptions{}, "invalid_client_metadata", "dpop_bound_access_tokens"},
+		{"dpop bound with token response", func(c *Client) { c.DPoPBoundAccessTokens = true; c.ResponseTypes = []string{"code", "code token"} }, ValidationOptions{}, "invalid_client_metadata", "dpop_bound_access_tokens"},
 		{"private_key_jwt without keys", func(c *Client) { c.TokenEndpointAuthMethod = AuthPrivateKeyJWT }, ValidationOptions{}, "invalid_client_metadata", "requires jwks"},
 		{"private_key_jwt with jwks", func(c *Client) { c.TokenEndpointAuthMethod = AuthPrivateKeyJWT; c.JWKS = pub }, ValidationOptions{}, "", ""},
 		{"private_key_jwt with jwks_uri", func(c *Client) {

@@ -139,11 +139,21 @@ type OAuth2 struct {
 	// PushedAuthorizationRequests are Gatehouse additions (Hydra has no
 	// PAR endpoint): RFC 9126.
 	PushedAuthorizationRequests PushedAuthorizationRequests `yaml:"pushed_authorization_requests"`
+	DPoP                        DPoP                        `yaml:"dpop"`
 }
 
 type PushedAuthorizationRequests struct {
 	Required           bool          `yaml:"required" doc:"Refuse authorization requests that do not come through the PAR endpoint /oauth2/par (RFC 9126 require_pushed_authorization_requests; a client can also require it for itself)."`
 	RequestURILifespan time.Duration `yaml:"request_uri_lifespan" doc:"How long a request_uri returned by /oauth2/par can be used (its expires_in); at most 10m."`
+}
+
+// DPoP are the RFC 9449 proof rules (Hydra has none; the names follow its
+// style).
+type DPoP struct {
+	ProofMaxAge   time.Duration `yaml:"proof_max_age" doc:"How old (now minus iat) a DPoP proof may be (RFC 9449 §11.1); its jti is remembered, in the database shared by all instances, for as long."`
+	ClockSkew     time.Duration `yaml:"clock_skew" doc:"How far in the future a DPoP proof's iat may be (clients' clocks run ahead)."`
+	RequireNonce  bool          `yaml:"require_nonce" doc:"Require server nonces in DPoP proofs (RFC 9449 §8): a proof without a current one gets use_dpop_nonce and a DPoP-Nonce header. Nonces are MACs of a time window under the system secret, so every instance accepts every instance's."`
+	NonceLifespan time.Duration `yaml:"nonce_lifespan" doc:"Length of a DPoP nonce's time window; the current and the previous window's nonces are accepted."`
 }
 
 type Presigning struct {
@@ -235,7 +245,9 @@ func Default() Config {
 		Serve: Serve{
 			Public: Listener{Host: "", Port: 4444, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
-					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}, MaxAge: 0}},
+					// DPoP proofs and nonces (RFC 9449 §7.1, §8) cross origins too.
+					AllowedHeaders: []string{"Authorization", "Content-Type", "DPoP"},
+					ExposedHeaders: []string{"Content-Type", "DPoP-Nonce", "WWW-Authenticate"}, MaxAge: 0}},
 			Admin: Listener{Host: "", Port: 4445, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}}},
@@ -254,6 +266,7 @@ func Default() Config {
 
 			// RFC 9126 §2.2's example lifetime.
 			PushedAuthorizationRequests: PushedAuthorizationRequests{RequestURILifespan: time.Minute},
+			DPoP:                        DPoP{ProofMaxAge: time.Minute, ClockSkew: 10 * time.Second, NonceLifespan: 5 * time.Minute},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -381,7 +394,8 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{{"ttl.access_token", c.TTL.AccessToken}, {"ttl.refresh_token", c.TTL.RefreshToken}, {"ttl.id_token", c.TTL.IDToken},
 		{"ttl.auth_code", c.TTL.AuthCode}, {"ttl.login_consent_request", c.TTL.LoginConsentRequest},
-		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL}} {
+		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL},
+		{"oauth2.dpop.proof_max_age", c.OAuth2.DPoP.ProofMaxAge}, {"oauth2.dpop.nonce_lifespan", c.OAuth2.DPoP.NonceLifespan}} {
 		if d.v <= 0 {
 			add(keyErr(d.path, "must be a positive duration such as 30m or 1h, got %s", d.v))
 		}
@@ -392,6 +406,9 @@ func (c *Config) Validate() error {
 	// RFC 9126 §2.2: "typically ... between 5 and 600 seconds".
 	if l := c.OAuth2.PushedAuthorizationRequests.RequestURILifespan; l < time.Second || l > 10*time.Minute {
 		add(keyErr("oauth2.pushed_authorization_requests.request_uri_lifespan", "must be between 1s and 10m, got %s", l))
+	}
+	if c.OAuth2.DPoP.ClockSkew < 0 || c.OAuth2.DPoP.ClockSkew > 5*time.Minute {
+		add(keyErr("oauth2.dpop.clock_skew", "must be between 0 and 5m"))
 	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))

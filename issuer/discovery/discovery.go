@@ -79,6 +79,7 @@ type Metadata struct {
 	IntrospectionEndpointAuthMethodsSupported       []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
 	CodeChallengeMethodsSupported                   []string `json:"code_challenge_methods_supported,omitempty"`
 	ClaimsSupported                                 []string `json:"claims_supported,omitempty"`
+	DPoPSigningAlgValuesSupported                   []string `json:"dpop_signing_alg_values_supported,omitempty"` // RFC 9449 §5.1
 
 	ClaimsParameterSupported  bool `json:"claims_parameter_supported"`
 	RequestParameterSupported bool `json:"request_parameter_supported"`

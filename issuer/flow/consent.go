@@ -142,6 +142,7 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		Client: a.client, ResponseTypes: a.req.ResponseTypes,
 		RedirectURI: a.redirectURI, RedirectURISent: a.req.RedirectURI != "", Nonce: a.req.Nonce,
 		CodeChallenge: a.req.CodeChallenge, CodeChallengeMethod: a.req.CodeChallengeMethod,
+		DPoPJKT:   a.req.DPoPJKT,
 		RequestID: f.ID,
 		Grant: oauth2.GrantSession{Subject: f.Subject, IDTokenSubject: st.IDTokenSubject, SessionID: f.SessionID,
 			AuthTime: st.AuthTime, RequestedAt: st.RequestedAt, ACR: st.ACR, AMR: st.AMR,

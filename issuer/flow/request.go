@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/dpop"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
@@ -44,6 +45,8 @@ type AuthorizeRequest struct {
 	Display             string   `json:"display,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (RFC 9449 §10).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 	// Request and RequestURI are the JAR parameters (OIDC Core §6).
 	Request    string `json:"-"`
 	RequestURI string `json:"-"`
@@ -57,7 +60,7 @@ type AuthorizeRequest struct {
 // response parameters MUST NOT be included more than once").
 var singleAuthParams = []string{"client_id", "redirect_uri", "response_type", "response_mode", "state", "nonce",
 	"scope", "prompt", "max_age", "id_token_hint", "login_hint", "acr_values", "ui_locales", "claims_locales",
-	"display", "code_challenge", "code_challenge_method", "request", "request_uri"}
+	"display", "code_challenge", "code_challenge_method", "request", "request_uri", "dpop_jkt"}
 
 // pageError is an error shown on the error page, never redirected: the
 // client or its redirect URI cannot be trusted (RFC 6749 §4.1.2.1: "the
@@ -113,6 +116,10 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	r.IDTokenHint, r.LoginHint, r.Display = v["id_token_hint"], v["login_hint"], v["display"]
 	r.CodeChallenge, r.CodeChallengeMethod = v["code_challenge"], v["code_challenge_method"]
 	r.Request, r.RequestURI = v["request"], v["request_uri"]
+	// RFC 9449 §10: dpop_jkt is the JWK SHA-256 thumbprint of §6.1.
+	if r.DPoPJKT = v["dpop_jkt"]; r.DPoPJKT != "" && !dpop.ValidJKT(r.DPoPJKT) {
+		fail(apierr.InvalidRequest("The dpop_jkt parameter must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)"))
+	}
 
 	rt, err := parseResponseType(v["response_type"])
 	if err != nil {

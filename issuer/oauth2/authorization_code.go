@@ -89,9 +89,13 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if err := verifyPKCE(s.Code.CodeChallenge, s.Code.CodeChallengeMethod, req.CodeVerifier); err != nil {
 		return nil, err
 	}
+	if err := checkCodeBinding(s.Code.DPoPJKT, req.jkt()); err != nil {
+		return nil, err
+	}
 	grant := s.Grant
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
+	gt.JKT = req.jkt()
 	gt.presigned = presigned.usableFor(ctx, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
@@ -175,6 +179,22 @@ func verifyPKCE(challenge, method, verifier string) error {
 	return nil
 }
 
+// checkCodeBinding is RFC 9449 §10: a code issued for dpop_jkt is
+// exchanged only with a DPoP proof of that key ("If they do not match, it
+// MUST reject the request"; the RFC names no error code: the code is the
+// grant, so invalid_grant, as for PKCE).
+func checkCodeBinding(codeJKT, proofJKT string) error {
+	switch {
+	case codeJKT == "":
+		return nil
+	case proofJKT == "":
+		return apierr.InvalidGrant("The authorization code is bound to a DPoP key (dpop_jkt): the token request must carry a DPoP proof made with it")
+	case subtle.ConstantTimeCompare([]byte(codeJKT), []byte(proofJKT)) != 1:
+		return apierr.InvalidGrant("The DPoP proof's key is not the one the authorization code is bound to (dpop_jkt)")
+	}
+	return nil
+}
+
 // IsPKCEChars reports whether s uses only the unreserved characters of
 // RFC 7636 §4.1 ([A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~").
 func IsPKCEChars(s string) bool {
@@ -211,6 +231,10 @@ type grantTokens struct {
 
 	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
 
+	// JKT is the thumbprint of the request's DPoP key: the access token,
+	// and a public client's refresh token, are bound to it (RFC 9449 §5).
+	JKT string
+
 	// presigned, when set, is this exchange's access token and ID token,
 	// minted when the code was issued (presign.go).
 	presigned *presigned
@@ -222,7 +246,7 @@ func (gt *grantTokens) accessGrant() *accessGrant {
 	return &accessGrant{
 		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
 		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
-		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT,
 	}
 }
 
@@ -300,10 +324,17 @@ func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error
 		return "", storage.Token{}, apierr.ServerError(err)
 	}
 	g := gt.Grant
-	data, err := json.Marshal(session{
+	sess := session{
 		Scope: nonNil(g.GrantedScope), Audience: nonNil(g.GrantedAudience), Ext: g.AccessTokenClaims,
 		TokenUse: useRefresh, GrantType: gt.GrantType, Format: formatOpaque, Grant: g,
-	})
+	}
+	// RFC 9449 §5: a public client's refresh token is bound to the DPoP
+	// key of the request that obtained it; a confidential client's is not
+	// ("already sender-constrained" by client authentication).
+	if gt.Client.IsPublic() {
+		sess.JKT = gt.JKT
+	}
+	data, err := json.Marshal(sess)
 	if err != nil {
 		return "", storage.Token{}, apierr.ServerError(err)
 	}

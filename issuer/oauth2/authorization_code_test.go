@@ -303,7 +303,8 @@ func TestUserinfo(t *testing.T) {
 			t.Fatalf("%q: %d %v", tc.auth, r.status, r.header)
 		}
 	}
-	if r := get(http.MethodGet, "", ""); r.status != 401 || r.header.Get("WWW-Authenticate") != "Bearer" {
+	// RFC 9449 §7.2 (Figure 17): both schemes' challenges, no error.
+	if r := get(http.MethodGet, "", ""); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer, DPoP algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"` {
 		t.Fatalf("no token: %d %v", r.status, r.header)
 	}
 	// A client_credentials token has no openid grant.

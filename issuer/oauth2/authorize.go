@@ -72,6 +72,8 @@ type codeParams struct {
 	Nonce               string `json:"nonce,omitempty"`
 	CodeChallenge       string `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string `json:"code_challenge_method,omitempty"`
+	// DPoPJKT is the dpop_jkt of the request (RFC 9449 §10).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // Authorization is a granted authorization request, handed over by the
@@ -89,6 +91,9 @@ type Authorization struct {
 	// already checked by the caller.
 	CodeChallenge       string
 	CodeChallengeMethod string
+	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10), already checked
+	// to be a thumbprint: the code is exchanged only with that key.
+	DPoPJKT string
 	// RequestID ties together every token of this grant (the consent
 	// challenge), so that revoking the consent revokes them all.
 	RequestID string
@@ -122,7 +127,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 			Scope: nonNil(g.GrantedScope), Audience: nonNil(g.GrantedAudience), TokenUse: useCode,
 			GrantType: client.GrantAuthorizationCode, Format: formatOpaque, Grant: &g,
 			Code: &codeParams{RedirectURI: a.RedirectURI, RedirectURISent: a.RedirectURISent, Nonce: a.Nonce,
-				CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod},
+				CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod, DPoPJKT: a.DPoPJKT},
 		})
 		if err != nil {
 			return nil, apierr.ServerError(err)

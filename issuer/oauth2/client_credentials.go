@@ -40,5 +40,6 @@ func (g *clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) 
 		Scope:     req.Scope,
 		Audience:  req.Audience,
 		Lifespan:  c.ClientCredentialsGrantAccessTokenLifespan.Get(g.h.opts.AccessTokenLifespan),
+		JKT:       req.jkt(),
 	})
 }

@@ -2,7 +2,9 @@ package oauth2
 
 import (
 	"context"
+	"slices"
 
+	"github.com/gatehouse-dev/gatehouse/internal/dpop"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/discovery"
 )
@@ -14,7 +16,8 @@ var _ discovery.Contributor = (*Handler)(nil)
 // authentication at the token and revocation endpoints (Auth), the scopes
 // this package gives a meaning (openid for ID tokens and userinfo,
 // offline_access and Hydra's offline for refresh tokens) and the claims of
-// its ID tokens. Introspection is mounted on the admin listener only;
+// its ID tokens, and the DPoP proof algorithms of the token and userinfo
+// endpoints (RFC 9449 §5.1). Introspection is mounted on the admin listener only;
 // introspection_endpoint is advertised when urls.introspection names a
 // URL clients can reach (e.g. the sidecar's).
 func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
@@ -32,5 +35,6 @@ func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 		TokenEndpointAuthSigningAlgValuesSupported:      client.AssertionAlgs(),
 		RevocationEndpointAuthMethodsSupported:          client.AuthMethods(),
 		RevocationEndpointAuthSigningAlgValuesSupported: client.AssertionAlgs(),
+		DPoPSigningAlgValuesSupported:                   slices.Clone(dpop.Algs),
 	}, nil
 }

@@ -124,6 +124,8 @@ type Options struct {
 	RefreshTokenRotationGracePeriod time.Duration
 	// JWTBearer are the RFC 7523 assertion rules.
 	JWTBearer JWTBearerOptions
+	// DPoP are the RFC 9449 proof rules (dpop.go).
+	DPoP DPoPOptions
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -191,6 +193,12 @@ func New(d Deps, o Options) (*Handler, error) {
 		if d <= 0 {
 			return nil, fmt.Errorf("oauth2: Options.%s must be positive, got %s", name, d)
 		}
+	}
+	if o.DPoP.ProofMaxAge <= 0 {
+		o.DPoP.ProofMaxAge = defaultDPoPProofMaxAge
+	}
+	if o.DPoP.NonceLifespan <= 0 {
+		o.DPoP.NonceLifespan = defaultDPoPNonceLifespan
 	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
@@ -279,6 +287,7 @@ func methodNotAllowed(allow ...string) http.HandlerFunc {
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	resp, err := h.handleToken(ctx, w, r)
+	h.setDPoPNonce(w)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -310,6 +319,10 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	// RFC 6749 §5.2 unauthorized_client: the client is not allowed this grant type.
 	if !c.HasGrantType(req.GrantType) {
 		return nil, apierr.UnauthorizedClient("The OAuth 2.0 Client is not allowed to use the authorization grant %q", req.GrantType)
+	}
+	// RFC 9449 §5: a DPoP proof is accepted with every grant.
+	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
+		return nil, err
 	}
 	return g.handle(ctx, req)
 }

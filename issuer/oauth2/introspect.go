@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/dpop"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -26,6 +27,13 @@ type Introspection struct {
 	TokenType string         `json:"token_type,omitempty"`
 	TokenUse  string         `json:"token_use,omitempty"`
 	Ext       map[string]any `json:"ext,omitempty"`
+	// Cnf is the DPoP key binding of RFC 9449 §6.2: {"jkt": thumbprint}.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is RFC 7800's cnf with RFC 9449 §6.1's jkt member.
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Introspect answers RFC 7662 for a presented access token, opaque or JWT,
@@ -57,6 +65,15 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 	default:
 		return inactive, nil
 	}
+	var cnf *Confirmation
+	if s.JKT != "" {
+		cnf = &Confirmation{JKT: s.JKT}
+		if tokenType != "" {
+			// RFC 9449 §6.2: "If the token_type member is included in
+			// the introspection response, it MUST contain the value DPoP."
+			tokenType = dpop.TokenType
+		}
+	}
 	for _, req := range requiredScope {
 		if !h.scopes(s.Scope, req) {
 			return inactive, nil
@@ -82,6 +99,7 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		TokenType: tokenType,
 		TokenUse:  s.TokenUse,
 		Ext:       s.Ext,
+		Cnf:       cnf,
 	}, nil
 }
 

@@ -78,6 +78,7 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 		Scope:     req.Scope,
 		Audience:  req.Audience,
 		Lifespan:  c.JWTBearerGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
+		JKT:       req.jkt(),
 	})
 }
 

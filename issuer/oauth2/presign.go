@@ -206,7 +206,8 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 // than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
-	if p == nil || p.shape != p.by.shapeOf(gt) {
+	// Presigned tokens are bearer tokens: a DPoP exchange mints its own.
+	if p == nil || gt.JKT != "" || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
 	age := p.by.h.now().Sub(p.created)

@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,15 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	if !h.now().Before(t.ExpiresAt) {
 		return nil, apierr.InvalidGrant("The refresh token has expired")
 	}
+	// RFC 9449 §5: a bound refresh token (a public client's) is used only
+	// with a proof of the same key. The RFC names no error code; the
+	// refresh token is the grant, so invalid_grant.
+	if s.JKT != "" && req.jkt() == "" {
+		return nil, apierr.InvalidGrant("The refresh token is bound to a DPoP key: the token request must carry a DPoP proof made with it")
+	}
+	if s.JKT != "" && subtle.ConstantTimeCompare([]byte(s.JKT), []byte(req.jkt())) != 1 {
+		return nil, apierr.InvalidGrant("The DPoP proof's key is not the one the refresh token is bound to")
+	}
 	grant := s.Grant
 	// RFC 6749 §6: "The requested scope MUST NOT include any scope not
 	// originally granted by the resource owner, and if omitted is treated
@@ -79,7 +89,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
-		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID,
+		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(),
 		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
 		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/dpop"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
@@ -48,6 +49,16 @@ type tokenRequest struct {
 
 	// Client is the authenticated client.
 	Client *client.Client
+	// DPoP is the request's checked DPoP proof (RFC 9449 §5), or nil.
+	DPoP *dpop.Proof
+}
+
+// jkt is the thumbprint of the request's DPoP key, or "".
+func (r *tokenRequest) jkt() string {
+	if r.DPoP == nil {
+		return ""
+	}
+	return r.DPoP.JKT
 }
 
 // singleParams are the token request parameters that must appear at most

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gatehouse-dev/gatehouse/internal/dpop"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -48,6 +49,9 @@ type session struct {
 	Grant *GrantSession `json:"grant,omitempty"`
 	// Code holds what an authorization code is checked against.
 	Code *codeParams `json:"code,omitempty"`
+	// JKT is the thumbprint of the DPoP key an access token, or a public
+	// client's refresh token, is bound to (RFC 9449 §5, §6).
+	JKT string `json:"jkt,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
@@ -78,6 +82,8 @@ type accessGrant struct {
 	RequestID string
 	// Grant is the user's grant, for userinfo and ID tokens.
 	Grant *GrantSession
+	// JKT binds the token to a DPoP key (RFC 9449 §6); "" for a bearer token.
+	JKT string
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
@@ -122,6 +128,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		TokenUse:  useAccess,
 		GrantType: g.GrantType,
 		Grant:     g.Grant,
+		JKT:       g.JKT,
 	}
 	var token, sig string
 	var err error
@@ -159,9 +166,14 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		ExpiresAt: exp,
 		Data:      data,
 	}
+	tokenType := "bearer"
+	if g.JKT != "" {
+		// RFC 9449 §5: "A token_type of DPoP MUST be included".
+		tokenType = dpop.TokenType
+	}
 	return &tokenResponse{
 		AccessToken: token,
-		TokenType:   "bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   expiresIn(exp, now),
 		Scope:       strings.Join(g.Scope, " "),
 	}, row, nil
@@ -213,6 +225,10 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 	default:
 		claims["scope"] = strings.Join(s.Scope, " ")
 		claims["scp"] = s.Scope
+	}
+	if s.JKT != "" {
+		// RFC 9449 §6.1: the JWK SHA-256 thumbprint confirmation method.
+		claims["cnf"] = map[string]string{"jkt": s.JKT}
 	}
 	ext := maps.Clone(s.Ext)
 	for _, name := range h.opts.AllowedTopLevelClaims {

@@ -242,6 +242,12 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			IATOptional: cfg.OAuth2.Grant.JWT.IATOptional,
 			MaxLifetime: cfg.OAuth2.Grant.JWT.MaxTTL,
 		},
+		DPoP: oauth2.DPoPOptions{
+			ProofMaxAge:   cfg.OAuth2.DPoP.ProofMaxAge,
+			ClockSkew:     cfg.OAuth2.DPoP.ClockSkew,
+			RequireNonce:  cfg.OAuth2.DPoP.RequireNonce,
+			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
+		},
 	}
 }
 
