@@ -75,6 +75,11 @@ func yamlName(f reflect.StructField) string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// scalarSetter is a struct key that may also be given as one string.
+type scalarSetter interface{ setScalar(string) }
+
+var scalarSetterType = reflect.TypeOf((*scalarSetter)(nil)).Elem()
+
 func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
@@ -86,6 +91,13 @@ func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error 
 		path := prefix + name
 		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct {
+			// A key with a plain form (Hook) is also set by its own name;
+			// its fields, set by theirs, come after.
+			if s, ok := fv.Addr().Interface().(scalarSetter); ok {
+				if raw := getenv(EnvName(path)); raw != "" {
+					s.setScalar(raw)
+				}
+			}
 			if err := applyEnv(fv, path+".", getenv); err != nil {
 				return err
 			}
@@ -174,6 +186,9 @@ func walkDocs(v reflect.Value, prefix string, out *[]Key) {
 		}
 		path := prefix + name
 		if f.Type.Kind() == reflect.Struct {
+			if reflect.PointerTo(f.Type).Implements(scalarSetterType) {
+				*out = append(*out, Key{Path: path, Env: EnvName(path), Type: "string", Doc: f.Tag.Get("doc")})
+			}
 			walkDocs(v.Field(i), path+".", out)
 			continue
 		}

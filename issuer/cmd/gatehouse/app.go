@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
@@ -37,6 +38,8 @@ type app struct {
 	// discovery (the issuer as configured) make the discovery document.
 	handlers  []server.Mounter
 	discovery discovery.Options
+	// registry holds the handlers' own metrics; the server adds its own.
+	registry *prometheus.Registry
 }
 
 // The handlers the server mounts.
@@ -77,7 +80,8 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, store: st, discovery: discovery.Options{Issuer: cfg.URLs.Self.Issuer}}
+	a := &app{cfg: cfg, store: st, discovery: discovery.Options{Issuer: cfg.URLs.Self.Issuer},
+		registry: prometheus.NewRegistry()}
 	fail := func(err error) (*app, error) { a.Close(); return nil, err }
 
 	if st.Dialect() == sqlstore.DialectSQLite {
@@ -146,8 +150,12 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	hooks, err := tokenHooks(cfg, a.registry)
+	if err != nil {
+		return err
+	}
 	tokens, err := oauth2.New(oauth2.Deps{Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log}, oauth2Options(cfg))
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, TokenHooks: hooks, Logger: log}, oauth2Options(cfg))
 	if err != nil {
 		return err
 	}
