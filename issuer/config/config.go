@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Config is the whole issuer configuration. Struct tags: `yaml` is the key
@@ -140,6 +142,8 @@ type OAuth2 struct {
 	// PAR endpoint): RFC 9126.
 	PushedAuthorizationRequests PushedAuthorizationRequests `yaml:"pushed_authorization_requests"`
 	DPoP                        DPoP                        `yaml:"dpop"`
+	TokenHook                   Hook                        `yaml:"token_hook" doc:"URL of the token hook, POSTed before every token endpoint response (see below); or the object form with url, auth and timeout."`
+	RefreshTokenHook            Hook                        `yaml:"refresh_token_hook" doc:"URL of the legacy refresh token hook, POSTed before refresh_token grant responses only, with Hydra's older body; or the object form."`
 }
 
 type PushedAuthorizationRequests struct {
@@ -154,6 +158,62 @@ type DPoP struct {
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"How far in the future a DPoP proof's iat may be (clients' clocks run ahead)."`
 	RequireNonce  bool          `yaml:"require_nonce" doc:"Require server nonces in DPoP proofs (RFC 9449 §8): a proof without a current one gets use_dpop_nonce and a DPoP-Nonce header. Nonces are MACs of a time window under the system secret, so every instance accepts every instance's."`
 	NonceLifespan time.Duration `yaml:"nonce_lifespan" doc:"Length of a DPoP nonce's time window; the current and the previous window's nonces are accepted."`
+}
+
+// Hook is a token hook (Hydra's webhook_config): a URL, or in YAML either
+// the plain URL or {url, auth: {type: api_key, config: {in, name, value}}}.
+// The environment sets the plain form with the key's own name
+// (OAUTH2_TOKEN_HOOK) and each field with its path (OAUTH2_TOKEN_HOOK_URL).
+type Hook struct {
+	URL     string        `yaml:"url" doc:"URL the hook is POSTed to (http or https), through the outbound SSRF guard (clients.http.*)."`
+	Auth    HookAuth      `yaml:"auth"`
+	Timeout time.Duration `yaml:"timeout" doc:"Longest wait for the hook's answer; past it the token request fails with server_error (Gatehouse's addition)."`
+}
+
+type HookAuth struct {
+	Type   string         `yaml:"type" doc:"Authentication of the hook call: api_key (or empty: none)."`
+	Config HookAuthConfig `yaml:"config"`
+}
+
+type HookAuthConfig struct {
+	In    string `yaml:"in" doc:"Where the API key goes: header or cookie."`
+	Name  string `yaml:"name" doc:"Name of the header or cookie."`
+	Value string `yaml:"value" doc:"The API key."`
+}
+
+// UnmarshalYAML accepts the plain URL or the object.
+func (h *Hook) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&h.URL)
+	}
+	type plain Hook
+	return n.Decode((*plain)(h))
+}
+
+// setScalar is the plain form from the environment.
+func (h *Hook) setScalar(raw string) { h.URL = raw }
+
+// validate checks a hook configured at path.
+func (h *Hook) validate(path string, add func(*Error)) {
+	if h.URL != "" {
+		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(keyErr(path+".url", "must be an absolute http(s) URL, got %q", h.URL))
+		}
+	}
+	a := h.Auth
+	switch {
+	case a.Type == "" && a.Config != (HookAuthConfig{}):
+		add(keyErr(path+".auth.type", "must be api_key when auth.config is set"))
+	case a.Type != "" && a.Type != "api_key":
+		add(keyErr(path+".auth.type", "must be api_key, got %q", a.Type))
+	case a.Type == "api_key" && a.Config.In != "header" && a.Config.In != "cookie":
+		add(keyErr(path+".auth.config.in", "must be header or cookie, got %q", a.Config.In))
+	case a.Type == "api_key" && a.Config.Name == "":
+		add(keyErr(path+".auth.config.name", "must name the header or cookie"))
+	}
+	if h.Timeout <= 0 {
+		add(keyErr(path+".timeout", "must be a positive duration, got %s", h.Timeout))
+	}
 }
 
 type Presigning struct {
@@ -267,6 +327,8 @@ func Default() Config {
 			// RFC 9126 §2.2's example lifetime.
 			PushedAuthorizationRequests: PushedAuthorizationRequests{RequestURILifespan: time.Minute},
 			DPoP:                        DPoP{ProofMaxAge: time.Minute, ClockSkew: 10 * time.Second, NonceLifespan: 5 * time.Minute},
+			TokenHook:                   Hook{Timeout: 5 * time.Second},
+			RefreshTokenHook:            Hook{Timeout: 5 * time.Second},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -410,6 +472,8 @@ func (c *Config) Validate() error {
 	if c.OAuth2.DPoP.ClockSkew < 0 || c.OAuth2.DPoP.ClockSkew > 5*time.Minute {
 		add(keyErr("oauth2.dpop.clock_skew", "must be between 0 and 5m"))
 	}
+	c.OAuth2.TokenHook.validate("oauth2.token_hook", add)
+	c.OAuth2.RefreshTokenHook.validate("oauth2.refresh_token_hook", add)
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))
 	}

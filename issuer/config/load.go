@@ -75,10 +75,17 @@ func yamlName(f reflect.StructField) string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// scalarSetter is a struct key that may also be given as one string (a
+// Hook's plain URL form).
+type scalarSetter interface{ setScalar(string) }
+
+var scalarSetterType = reflect.TypeOf((*scalarSetter)(nil)).Elem()
+
 // walkKeys calls fn for every configuration key below the struct v, in
 // struct order: its dotted path, its field and its value. Nested structs
-// are walked, not passed to fn; fields without a yaml name are skipped.
-// The first error of fn ends the walk.
+// are walked, not passed to fn, except that a struct with a plain form
+// (scalarSetter) is passed to fn before its fields; fields without a yaml
+// name are skipped. The first error of fn ends the walk.
 func walkKeys(v reflect.Value, prefix string, fn func(path string, f reflect.StructField, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
@@ -90,6 +97,11 @@ func walkKeys(v reflect.Value, prefix string, fn func(path string, f reflect.Str
 		path := prefix + name
 		var err error
 		if f.Type.Kind() == reflect.Struct {
+			if reflect.PointerTo(f.Type).Implements(scalarSetterType) {
+				if err = fn(path, f, v.Field(i)); err != nil {
+					return err
+				}
+			}
 			err = walkKeys(v.Field(i), path+".", fn)
 		} else {
 			err = fn(path, f, v.Field(i))
@@ -105,6 +117,12 @@ func applyEnv(v reflect.Value, getenv func(string) string) error {
 	return walkKeys(v, "", func(path string, _ reflect.StructField, fv reflect.Value) error {
 		raw := getenv(EnvName(path))
 		if raw == "" {
+			return nil
+		}
+		// A key with a plain form is set by its own name; its fields, set
+		// by theirs, come after.
+		if s, ok := fv.Addr().Interface().(scalarSetter); ok {
+			s.setScalar(raw)
 			return nil
 		}
 		if err := setFromString(fv, raw); err != nil {
@@ -179,6 +197,10 @@ type Key struct {
 func AllKeys() []Key {
 	var out []Key
 	_ = walkKeys(reflect.ValueOf(Default()), "", func(path string, f reflect.StructField, fv reflect.Value) error {
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, Key{Path: path, Env: EnvName(path), Type: "string", Doc: f.Tag.Get("doc")})
+			return nil
+		}
 		out = append(out, Key{Path: path, Env: EnvName(path), Type: typeName(f.Type),
 			Default: defaultString(fv), Doc: f.Tag.Get("doc")})
 		return nil

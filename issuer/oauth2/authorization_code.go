@@ -257,6 +257,9 @@ func (gt *grantTokens) accessGrant() *accessGrant {
 // refresh token they come from, in one transaction); nothing is handed out
 // unless it succeeds.
 func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem func(issue []storage.Token) error) (*tokenResponse, error) {
+	if err := h.hookGrantTokens(ctx, gt); err != nil {
+		return nil, err
+	}
 	g := gt.Grant
 	var resp *tokenResponse
 	var at storage.Token

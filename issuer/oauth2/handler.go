@@ -70,6 +70,9 @@ type Deps struct {
 	Signer Signer
 	// MAC signs opaque tokens.
 	MAC MACer
+	// TokenHooks are called in order before every token endpoint
+	// response (tokenhook.go); none: no hook.
+	TokenHooks []TokenHook
 	// Logger defaults to a no-op logger, Now to time.Now.
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -160,6 +163,8 @@ type Handler struct {
 	// presign mints the code exchanges' tokens ahead (presign.go), or
 	// nothing when Options.Presigning is off.
 	presign presigner
+	// hooks are Deps.TokenHooks.
+	hooks []TokenHook
 }
 
 var _ interface {
@@ -221,8 +226,11 @@ func New(d Deps, o Options) (*Handler, error) {
 			trimSlash(o.PublicURL) + "/oauth2/token", iss + "/oauth2/token", iss, iss + "/",
 		}),
 		presign: noPresigner{},
+		hooks:   d.TokenHooks,
 	}
-	if o.Presigning {
+	// A hook decides the exchange's claims at the exchange: nothing can be
+	// signed ahead (tokenhook.go).
+	if o.Presigning && len(h.hooks) == 0 {
 		h.presign = newCodePresigner(h)
 	}
 	// One entry per grant type, each implemented in its own file.
@@ -324,7 +332,7 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
 		return nil, err
 	}
-	return g.handle(ctx, req)
+	return g.handle(h.withHookedRequest(ctx, req, r.PostForm), req)
 }
 
 func truncate(s string) string {

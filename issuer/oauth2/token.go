@@ -98,6 +98,9 @@ func (h *Handler) accessTokenStrategy(c *client.Client) string {
 // issueAccessToken creates, records and returns an access token for g
 // (RFC 6749 §5.1 response, without refresh or ID token).
 func (h *Handler) issueAccessToken(ctx context.Context, g *accessGrant) (*tokenResponse, error) {
+	if err := h.hookAccessGrant(ctx, g); err != nil {
+		return nil, err
+	}
 	resp, row, err := h.newAccessToken(ctx, g)
 	if err != nil {
 		return nil, err

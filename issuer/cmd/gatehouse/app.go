@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
@@ -42,6 +43,8 @@ type app struct {
 	// tracer is nil when tracing is off; tracerShutdown flushes its spans.
 	tracer         trace.TracerProvider
 	tracerShutdown func()
+	// registry holds the handlers' own metrics; the server adds its own.
+	registry *prometheus.Registry
 }
 
 // The handlers the server mounts.
@@ -85,7 +88,8 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, store: st, discovery: discovery.Options{Issuer: cfg.URLs.Self.Issuer}}
+	a := &app{cfg: cfg, store: st, discovery: discovery.Options{Issuer: cfg.URLs.Self.Issuer},
+		registry: prometheus.NewRegistry()}
 	fail := func(err error) (*app, error) { a.Close(); return nil, err }
 
 	if st.Dialect() == sqlstore.DialectSQLite {
@@ -160,8 +164,12 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	hooks, err := tokenHooks(cfg, a.registry, a.tracer)
+	if err != nil {
+		return err
+	}
 	tokens, err := oauth2.New(oauth2.Deps{Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, Logger: log}, oauth2Options(cfg))
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, TokenHooks: hooks, Logger: log}, oauth2Options(cfg))
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func runServe(ctx context.Context, f serveFlags, which string) error {
 	}
 	defer app.Close()
 
-	srv, err := server.New(ctx, server.Deps{Config: cfg, Store: app.store, Logger: log, Version: version,
+	srv, err := server.New(ctx, server.Deps{Config: cfg, Store: app.store, Logger: log, Version: version, Registry: app.registry,
 		Handlers: app.handlers, Discovery: app.discovery, TracerProvider: app.tracer})
 	if err != nil {
 		return err
