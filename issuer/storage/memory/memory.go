@@ -15,7 +15,6 @@ package memory
 import (
 	"bytes"
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -23,8 +22,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-// ErrClosed is returned by every call after Close.
-var ErrClosed = errors.New("storage/memory: store is closed")
+// ErrClosed is returned by every call after Close; it is storage.ErrClosed,
+// as the SQL backends return.
+var ErrClosed = storage.ErrClosed
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
