@@ -172,7 +172,8 @@ type Grant struct {
 }
 
 type RefreshTokenGrant struct {
-	RotationGracePeriod time.Duration `yaml:"rotation_grace_period" doc:"A used refresh token may be reused within this period without revoking the chain (0: never)."`
+	RotationGracePeriod     time.Duration `yaml:"rotation_grace_period" doc:"A used refresh token may be reused within this period without revoking the chain (0: never; at most 5m)."`
+	RotationGraceReuseCount int           `yaml:"rotation_grace_reuse_count" doc:"How many times a used refresh token may be reused within the grace period; the next reuse revokes the chain (0: no limit)."`
 }
 
 type JWTGrant struct {
@@ -374,6 +375,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OAuth2.Grant.RefreshToken.RotationGracePeriod < 0 || c.OAuth2.Grant.RefreshToken.RotationGracePeriod > 5*time.Minute {
 		add(keyErr("oauth2.grant.refresh_token.rotation_grace_period", "must be between 0 and 5m"))
+	}
+	if c.OAuth2.Grant.RefreshToken.RotationGraceReuseCount < 0 {
+		add(keyErr("oauth2.grant.refresh_token.rotation_grace_reuse_count", "must not be negative"))
 	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))

@@ -206,7 +206,7 @@ func keysOptions(cfg *config.Config) keys.Options {
 // the configured string exactly, trailing slash included, as in discovery
 // (OpenID Connect Discovery §4.3, RFC 9068 §4).
 func oauth2Options(cfg *config.Config) oauth2.Options {
-	return oauth2.Options{
+	o := oauth2.Options{
 		IssuerURL:                       cfg.URLs.Self.Issuer,
 		PublicURL:                       cfg.PublicURL(),
 		IntrospectionURL:                cfg.URLs.Introspection,
@@ -229,6 +229,8 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			MaxLifetime: cfg.OAuth2.Grant.JWT.MaxTTL,
 		},
 	}
+	o.RefreshTokenRotationGraceReuseCount = cfg.OAuth2.Grant.RefreshToken.RotationGraceReuseCount
+	return o
 }
 
 // wrapCORS puts CORS handling (serve.{public,admin}.cors) in front of a
