@@ -165,7 +165,7 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 
 // consentRequest renders a consent flow in Hydra's shape, without its client.
 func (h *Handler) consentRequest(f *storage.Flow, st *state) *ConsentRequest {
-	cr := &ConsentRequest{Challenge: f.ID, RequestedScope: nonNil(st.Request.Scope),
+	cr := &ConsentRequest{Challenge: f.ID, ConsentRequestID: f.ID, RequestedScope: nonNil(st.Request.Scope),
 		RequestedAccessTokenAudience: nonNil(st.Request.Audience), Skip: st.Skip, Subject: f.Subject,
 		OIDCContext: st.OIDCContext, RequestURL: st.RequestURL, LoginChallenge: st.LoginChallenge,
 		LoginSessionID: f.SessionID, ACR: st.ACR, AMR: nonNil(st.AMR), Context: st.LoginContext}

@@ -39,7 +39,11 @@ type LoginRequest struct {
 
 // ConsentRequest is Hydra v2's GET /admin/oauth2/auth/requests/consent answer.
 type ConsentRequest struct {
-	Challenge                    string          `json:"challenge"`
+	Challenge string `json:"challenge"`
+	// ConsentRequestID (Hydra v25) names the consent and every token
+	// issued on it: DELETE .../sessions/consent?consent_request_id= revokes
+	// them. It is the consent session's id.
+	ConsentRequestID             string          `json:"consent_request_id"`
 	RequestedScope               []string        `json:"requested_scope"`
 	RequestedAccessTokenAudience []string        `json:"requested_access_token_audience"`
 	Skip                         bool            `json:"skip"`
@@ -110,6 +114,7 @@ type Reject struct {
 
 // PreviousConsentSession is an element of GET /admin/oauth2/auth/sessions/consent.
 type PreviousConsentSession struct {
+	ConsentRequestID         string               `json:"consent_request_id"`
 	ConsentRequest           *ConsentRequest      `json:"consent_request"`
 	GrantScope               []string             `json:"grant_scope"`
 	GrantAccessTokenAudience []string             `json:"grant_access_token_audience"`
