@@ -95,6 +95,7 @@ type URLs struct {
 	Login              string   `yaml:"login" doc:"URL of the login app (receives ?login_challenge=)."`
 	Consent            string   `yaml:"consent" doc:"URL of the consent app (receives ?consent_challenge=)."`
 	Logout             string   `yaml:"logout" doc:"URL of the logout app (receives ?logout_challenge=)."`
+	Registration       string   `yaml:"registration" doc:"URL of the registration app: where prompt=registration sends the browser with ?login_challenge= (default: urls.login)."`
 	Error              string   `yaml:"error" doc:"URL of the error page (receives ?error=&error_description=)."`
 	PostLogoutRedirect string   `yaml:"post_logout_redirect" doc:"Where the browser goes after logout when the client named no post_logout_redirect_uri."`
 	Introspection      string   `yaml:"introspection" doc:"When set, advertised as introspection_endpoint in discovery (e.g. the sidecar's /introspect)."`
@@ -337,7 +338,7 @@ func (c *Config) Validate() error {
 		{"urls.self.public", c.URLs.Self.Public}, {"urls.self.admin", c.URLs.Self.Admin},
 		{"urls.login", c.URLs.Login}, {"urls.consent", c.URLs.Consent}, {"urls.logout", c.URLs.Logout},
 		{"urls.error", c.URLs.Error}, {"urls.post_logout_redirect", c.URLs.PostLogoutRedirect},
-		{"urls.introspection", c.URLs.Introspection},
+		{"urls.introspection", c.URLs.Introspection}, {"urls.registration", c.URLs.Registration},
 	} {
 		if u.v == "" {
 			continue

@@ -145,9 +145,9 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	r.Prompt = fields(v["prompt"], maxListValues)
 	for _, p := range r.Prompt {
 		switch p {
-		case "none", "login", "consent", "select_account":
+		case "none", "login", "consent", "select_account", "registration":
 		default:
-			fail(apierr.InvalidRequest("The prompt value %q is not supported (none, login, consent, select_account)", truncate(p)))
+			fail(apierr.InvalidRequest("The prompt value %q is not supported (none, login, consent, select_account, registration)", truncate(p)))
 		}
 	}
 	// OpenID Connect Core §3.1.2.1: "If this parameter contains none with

@@ -86,6 +86,8 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		{query: base + "&prompt=none+login", code: "invalid_request"},
 		{query: base + "&prompt=bogus", code: "invalid_request"},
 		{query: base + "&prompt=login+consent", check: func(r *AuthorizeRequest) bool { return r.HasPrompt("login") && r.HasPrompt("consent") }},
+		{query: base + "&prompt=registration", check: func(r *AuthorizeRequest) bool { return r.HasPrompt("registration") }},
+		{query: base + "&prompt=none+registration", code: "invalid_request"},
 		{query: base + "&max_age=-1", code: "invalid_request"},
 		{query: base + "&max_age=abc", code: "invalid_request"},
 		{query: base + "&max_age=0", check: func(r *AuthorizeRequest) bool { return r.MaxAge == 0 }},

@@ -25,6 +25,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 		Cookies: flow.CookieOptions{Session: ck.Names.Session, LoginCSRF: ck.Names.LoginCSRF, ConsentCSRF: ck.Names.ConsentCSRF,
 			Domain: ck.Domain, Secure: secureCookies(cfg)},
 	}
+	opts.RegistrationURL = cfg.URLs.Registration
 	switch ck.SameSiteMode {
 	case "Strict":
 		opts.Cookies.SameSite = http.SameSiteStrictMode
