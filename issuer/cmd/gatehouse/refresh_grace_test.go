@@ -10,18 +10,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
-// signIn runs a code flow for subject in a fresh browser and exchanges
-// the code, as the relying party would.
-func signIn(t *testing.T, is *testbin.Issuer, rp *relyingParty, subject string, opts ...oauth2.AuthCodeOption) *oauth2.Token {
-	t.Helper()
-	q, verifier := codeFlow(t, is, newBrowser(t, is), rp, subject, opts...)
-	tok, err := rp.conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatalf("exchange: %v", err)
-	}
-	return tok
-}
-
 // refreshWith presents refresh token rt at the token endpoint.
 func refreshWith(rp *relyingParty, rt string) (*oauth2.Token, error) {
 	return rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
@@ -43,7 +31,7 @@ func TestRefreshRotationGrace(t *testing.T) {
 	rp := newRP(t, is, c, "openid", "offline_access")
 
 	// Refresh tokens introspect, as Hydra's do.
-	tok := signIn(t, is, rp, "alice")
+	tok := loggedIn(t, is, newBrowser(t, is), rp, "alice")
 	in := introspectToken(t, is, tok.RefreshToken)
 	mustf(t, in["active"] == true && in["token_use"] == "refresh_token" && in["sub"] == "alice" &&
 		in["client_id"] == c["client_id"] && in["token_type"] == nil, "refresh token introspection: %v", in)
@@ -64,7 +52,7 @@ func TestRefreshRotationGrace(t *testing.T) {
 	// The period: once introspection says inactive, the token endpoint
 	// refuses the token too (before the fix it stayed active until the
 	// refresh token's own expiry).
-	tok = signIn(t, is, rp, "bob")
+	tok = loggedIn(t, is, newBrowser(t, is), rp, "bob")
 	rotated, err = refreshWith(rp, tok.RefreshToken)
 	mustf(t, err == nil, "first use: %v", err)
 	deadline := time.Now().Add(30 * time.Second)
