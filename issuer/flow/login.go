@@ -20,7 +20,8 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, a *authz, f
 	ctx := r.Context()
 	req := a.req
 	now := h.now().UTC()
-	oidc := OIDCContext{ACRValues: nonNil(req.ACRValues), Display: req.Display, LoginHint: req.LoginHint, UILocales: nonNil(req.UILocales)}
+	oidc := OIDCContext{ACRValues: nonNil(req.ACRValues), Display: req.Display, LoginHint: req.LoginHint, UILocales: nonNil(req.UILocales),
+		Claims: req.Claims}
 	var hintSub string
 	if req.IDTokenHint != "" {
 		claims, err := h.verifyIDTokenHint(ctx, req.IDTokenHint)

@@ -22,6 +22,11 @@ type OIDCContext struct {
 	IDTokenHintClaims map[string]any `json:"id_token_hint_claims,omitempty"`
 	LoginHint         string         `json:"login_hint,omitempty"`
 	UILocales         []string       `json:"ui_locales"`
+	// Claims is the request's claims parameter (OpenID Connect Core
+	// §5.5), which Hydra does not pass on: the claims the client asks for
+	// in the ID token and userinfo, to be granted in the consent's
+	// session.id_token.
+	Claims *ClaimsRequest `json:"claims,omitempty"`
 }
 
 // LoginRequest is Hydra v2's GET /admin/oauth2/auth/requests/login answer.

@@ -44,6 +44,9 @@ type AuthorizeRequest struct {
 	Display             string   `json:"display,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+	// Claims is the OpenID Connect Core §5.5 claims request, nil when
+	// absent.
+	Claims *ClaimsRequest `json:"claims,omitempty"`
 	// Request and RequestURI are the JAR parameters (OIDC Core §6).
 	Request    string `json:"-"`
 	RequestURI string `json:"-"`
@@ -57,7 +60,7 @@ type AuthorizeRequest struct {
 // response parameters MUST NOT be included more than once").
 var singleAuthParams = []string{"client_id", "redirect_uri", "response_type", "response_mode", "state", "nonce",
 	"scope", "prompt", "max_age", "id_token_hint", "login_hint", "acr_values", "ui_locales", "claims_locales",
-	"display", "code_challenge", "code_challenge_method", "request", "request_uri"}
+	"display", "code_challenge", "code_challenge_method", "request", "request_uri", "claims"}
 
 // pageError is an error shown on the error page, never redirected: the
 // client or its redirect URI cannot be trusted (RFC 6749 §4.1.2.1: "the
@@ -154,6 +157,13 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	// any other value, an error is returned."
 	if slices.Contains(r.Prompt, "none") && len(r.Prompt) > 1 {
 		fail(apierr.InvalidRequest("The prompt value none must not be combined with another value"))
+	}
+	if s := v["claims"]; s != "" {
+		cr, err := ParseClaimsRequest(s)
+		if err != nil {
+			fail(err)
+		}
+		r.Claims = cr
 	}
 	if s, ok := v["max_age"]; ok && s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
