@@ -64,7 +64,7 @@ func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) 
 	ctx := r.Context()
 	q := r.URL.Query()
 	subject, clientID, all := q.Get("subject"), q.Get("client"), q.Get("all") == "true"
-	if q.Has("consent_request_id") {
+	if q.Get("consent_request_id") != "" {
 		h.revokeConsentRequest(w, r, q)
 		return
 	}
@@ -144,7 +144,7 @@ func (h *Handler) revokeLoginSessions(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) revokeConsentRequest(w http.ResponseWriter, r *http.Request, q url.Values) {
 	ctx := r.Context()
 	id := q.Get("consent_request_id")
-	if id == "" || q.Get("subject") != "" || q.Get("client") != "" {
+	if q.Get("subject") != "" || q.Get("client") != "" {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The consent_request_id query parameter must be given alone, without subject or client"))
 		return
 	}

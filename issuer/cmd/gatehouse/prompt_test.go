@@ -20,22 +20,16 @@ func TestPromptRegistration(t *testing.T) {
 	rp := newRP(t, is, c, "openid")
 	b := newBrowser(t, is)
 
-	// A remembered session first.
-	at, _, _ := b.visit(rp.conf.AuthCodeURL("st-1"))
-	_, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true, "remember_for": 3600})
-	at, _, _ = b.visit(to)
-	_, to = acceptConsent(t, is, at, grantAll(true))
-	at, _, body := b.visit(to)
-	callbackParams(t, at, body)
+	loggedIn(t, is, b, rp, "alice") // a remembered session first
 
-	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-2", oauth2.SetAuthURLParam("prompt", "registration")))
+	at, _, _ := b.visit(rp.conf.AuthCodeURL("st-2", oauth2.SetAuthURLParam("prompt", "registration")))
 	mustf(t, at != nil && at.Path == "/register" && at.Query().Get("login_challenge") != "", "prompt=registration went to %v", at)
 	at.Path = "/login" // the registration app plays the login app's part
 	req, to := acceptLogin(t, is, at, map[string]any{"subject": "new-user"})
 	mustf(t, req["skip"] == false, "prompt=registration reused the remembered session: %v", req)
 	at, _, _ = b.visit(to)
 	_, to = acceptConsent(t, is, at, grantAll(false))
-	at, _, body = b.visit(to)
+	at, _, body := b.visit(to)
 	q := callbackParams(t, at, body)
 	mustf(t, q.Get("code") != "" && q.Get("state") == "st-2", "registration flow: %v", q)
 
@@ -66,15 +60,20 @@ func TestPromptNoneErrors(t *testing.T) {
 	q := callbackParams(t, at, body)
 	mustf(t, q.Get("error") == "login_required" && q.Get("state") == "st-1", "no session: %v", q)
 
-	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-2"))
-	_, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true, "remember_for": 3600})
-	at, _, _ = b.visit(to)
-	_, to = acceptConsent(t, is, at, grantAll(false))
-	at, _, body = b.visit(to)
-	callbackParams(t, at, body)
+	// signIn runs a whole flow: a remembered login, and a consent
+	// remembered when rememberConsent.
+	signIn := func(state string, rememberConsent bool) {
+		at, _, _ := b.visit(rp.conf.AuthCodeURL(state))
+		_, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true, "remember_for": 3600})
+		at, _, _ = b.visit(to)
+		_, to = acceptConsent(t, is, at, grantAll(rememberConsent))
+		at, _, body := b.visit(to)
+		callbackParams(t, at, body)
+	}
+	signIn("st-2", false)
 
 	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-3", none))
-	_, to = acceptLogin(t, is, at, map[string]any{"subject": "alice"})
+	_, to := acceptLogin(t, is, at, map[string]any{"subject": "alice"})
 	at, _, body = b.visit(to)
 	q = callbackParams(t, at, body)
 	mustf(t, q.Get("error") == "consent_required" && q.Get("state") == "st-3", "no remembered consent: %v", q)
@@ -94,12 +93,7 @@ func TestPromptNoneErrors(t *testing.T) {
 
 	// With a remembered consent, the consent app rejects the skipped
 	// consent without an error code.
-	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-5"))
-	_, to = acceptLogin(t, is, at, map[string]any{"subject": "alice"})
-	at, _, _ = b.visit(to)
-	_, to = acceptConsent(t, is, at, grantAll(true))
-	at, _, body = b.visit(to)
-	callbackParams(t, at, body)
+	signIn("st-5", true)
 	at, _, _ = b.visit(rp.conf.AuthCodeURL("st-6", none))
 	_, to = acceptLogin(t, is, at, map[string]any{"subject": "alice"})
 	at, _, _ = b.visit(to)
