@@ -196,7 +196,8 @@ type Issuer struct {
 const TestSecret = "integration-test-system-secret-0123456789"
 
 // StartIssuer runs `gatehouse serve all` on free loopback ports with DSN
-// (default "memory") and extra env, and waits until it is ready.
+// (default "memory") and extra env, and waits until it is ready. PublicURL
+// is the issuer URL (URLS_SELF_ISSUER).
 func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issuer {
 	t.Helper()
 	bin := Build(t, "./issuer/cmd/gatehouse")
@@ -216,7 +217,9 @@ func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issu
 			"LOG_LEVEL":        "warn",
 		}
 		for k, v := range extraEnv {
-			env[k] = v
+			// {public} is the public listener's base URL, for values
+			// that depend on the port (an issuer URL with a path).
+			env[k] = strings.ReplaceAll(v, "{public}", fmt.Sprintf("http://127.0.0.1:%d", pub))
 		}
 		p := Start(t, bin, env, args...)
 		is := &Issuer{Process: p, Env: env,

@@ -98,6 +98,7 @@ type URLs struct {
 	Login              string   `yaml:"login" doc:"URL of the login app (receives ?login_challenge=)."`
 	Consent            string   `yaml:"consent" doc:"URL of the consent app (receives ?consent_challenge=)."`
 	Logout             string   `yaml:"logout" doc:"URL of the logout app (receives ?logout_challenge=)."`
+	Registration       string   `yaml:"registration" doc:"URL of the registration app: where prompt=registration sends the browser with ?login_challenge= (default: urls.login)."`
 	Error              string   `yaml:"error" doc:"URL of the error page (receives ?error=&error_description=)."`
 	PostLogoutRedirect string   `yaml:"post_logout_redirect" doc:"Where the browser goes after logout when the client named no post_logout_redirect_uri."`
 	Introspection      string   `yaml:"introspection" doc:"When set, advertised as introspection_endpoint in discovery (e.g. the sidecar's /introspect)."`
@@ -251,7 +252,8 @@ type Grant struct {
 }
 
 type RefreshTokenGrant struct {
-	RotationGracePeriod time.Duration `yaml:"rotation_grace_period" doc:"A used refresh token may be reused within this period without revoking the chain (0: never)."`
+	RotationGracePeriod     time.Duration `yaml:"rotation_grace_period" doc:"A used refresh token may be reused within this period without revoking the chain (0: never; at most 5m)."`
+	RotationGraceReuseCount int           `yaml:"rotation_grace_reuse_count" doc:"How many times a used refresh token may be reused within the grace period; the next reuse revokes the chain (0: no limit)."`
 }
 
 type JWTGrant struct {
@@ -425,7 +427,7 @@ func (c *Config) Validate() error {
 		{"urls.self.public", c.URLs.Self.Public}, {"urls.self.admin", c.URLs.Self.Admin},
 		{"urls.login", c.URLs.Login}, {"urls.consent", c.URLs.Consent}, {"urls.logout", c.URLs.Logout},
 		{"urls.error", c.URLs.Error}, {"urls.post_logout_redirect", c.URLs.PostLogoutRedirect},
-		{"urls.introspection", c.URLs.Introspection},
+		{"urls.introspection", c.URLs.Introspection}, {"urls.registration", c.URLs.Registration},
 	} {
 		if u.v == "" {
 			continue
@@ -474,6 +476,9 @@ func (c *Config) Validate() error {
 	}
 	c.OAuth2.TokenHook.validate("oauth2.token_hook", add)
 	c.OAuth2.RefreshTokenHook.validate("oauth2.refresh_token_hook", add)
+	if c.OAuth2.Grant.RefreshToken.RotationGraceReuseCount < 0 {
+		add(keyErr("oauth2.grant.refresh_token.rotation_grace_reuse_count", "must not be negative"))
+	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))
 	}

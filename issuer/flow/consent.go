@@ -37,6 +37,12 @@ func (h *Handler) prepareConsent(ctx context.Context, a *authz, lf *storage.Flow
 	if hintSub, _ := lst.OIDCContext.IDTokenHintClaims["sub"].(string); hintSub != "" && hintSub != idSub && hintSub != login.Subject {
 		return nil, "", apierr.LoginRequired("The End-User who logged in is not the one identified by the id_token_hint")
 	}
+	// §5.5.1: "If the sub (subject) Claim is requested with a specific
+	// value for the ID Token, the Authorization Server MUST NOT reply with
+	// an ID Token for a different user".
+	if sub := req.Claims.requestedSub(); sub != "" && sub != idSub {
+		return nil, "", apierr.LoginRequired("The End-User who logged in is not the one the claims parameter requests (id_token sub)")
+	}
 	remembered, err := h.rememberedConsent(ctx, login.Subject, a.client.ID, req)
 	if err != nil {
 		return nil, "", apierr.ServerError(err)
@@ -136,6 +142,7 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 	cs.Data = data
 	// The consent challenge is used, the consent recorded and the code
 	// (and implicit/hybrid access token) stored at once, in one commit.
+	idOmit, uiOmit := a.req.Claims.omissions()
 	var stepErr error
 	httpx.Info(ctx).Subject = f.Subject
 	params, err := h.tokens.Authorize(ctx, &oauth2.Authorization{
@@ -147,7 +154,8 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		Grant: oauth2.GrantSession{Subject: f.Subject, IDTokenSubject: st.IDTokenSubject, SessionID: f.SessionID,
 			AuthTime: st.AuthTime, RequestedAt: st.RequestedAt, ACR: st.ACR, AMR: st.AMR,
 			GrantedScope: nonNil(acc.GrantScope), GrantedAudience: nonNil(acc.GrantAccessTokenAudience),
-			AccessTokenClaims: acc.Session.AccessToken, IDTokenClaims: acc.Session.IDToken},
+			AccessTokenClaims: acc.Session.AccessToken, IDTokenClaims: acc.Session.IDToken,
+			IDTokenOmit: idOmit, UserinfoOmit: uiOmit},
 		Record: func(ctx context.Context, toks []storage.Token) error {
 			stepErr = h.use(ctx, w, v, storage.FlowStep{ConsentSession: &cs, Tokens: toks})
 			return stepErr
@@ -166,7 +174,7 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 
 // consentRequest renders a consent flow in Hydra's shape, without its client.
 func (h *Handler) consentRequest(f *storage.Flow, st *state) *ConsentRequest {
-	cr := &ConsentRequest{Challenge: f.ID, RequestedScope: nonNil(st.Request.Scope),
+	cr := &ConsentRequest{Challenge: f.ID, ConsentRequestID: f.ID, RequestedScope: nonNil(st.Request.Scope),
 		RequestedAccessTokenAudience: nonNil(st.Request.Audience), Skip: st.Skip, Subject: f.Subject,
 		OIDCContext: st.OIDCContext, RequestURL: st.RequestURL, LoginChallenge: st.LoginChallenge,
 		LoginSessionID: f.SessionID, ACR: st.ACR, AMR: nonNil(st.AMR), Context: st.LoginContext}

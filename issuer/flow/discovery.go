@@ -36,6 +36,7 @@ func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 		SubjectTypesSupported:                  slices.Clone(h.opts.SubjectTypes),
 		CodeChallengeMethodsSupported:          pkce,
 		RequestParameterSupported:              true,
+		ClaimsParameterSupported:               true,
 		RequestURIParameterSupported:           true,
 		RequestObjectSigningAlgValuesSupported: slices.Clone(RequestObjectAlgs),
 		FrontchannelLogoutSupported:            true,

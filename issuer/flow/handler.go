@@ -107,6 +107,9 @@ type Options struct {
 	LogoutURL             string
 	ErrorURL              string
 	PostLogoutRedirectURL string
+	// RegistrationURL is where prompt=registration sends the browser with
+	// the login challenge; empty means LoginURL (Hydra's urls.registration).
+	RegistrationURL string
 	// ChallengeLifespan bounds login, consent and logout challenges and
 	// their CSRF cookies.
 	ChallengeLifespan time.Duration
@@ -286,6 +289,12 @@ func methodNotAllowed(allow ...string) http.HandlerFunc {
 // The operator's apps, or the built-in fallbacks.
 func (h *Handler) loginURL() string {
 	return h.orFallback(h.opts.LoginURL, "/oauth2/fallbacks/login")
+}
+func (h *Handler) registrationURL() string {
+	if h.opts.RegistrationURL != "" {
+		return h.opts.RegistrationURL
+	}
+	return h.loginURL()
 }
 func (h *Handler) consentURL() string {
 	return h.orFallback(h.opts.ConsentURL, "/oauth2/fallbacks/consent")

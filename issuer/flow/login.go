@@ -20,7 +20,8 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, a *authz, f
 	ctx := r.Context()
 	req := a.req
 	now := h.now().UTC()
-	oidc := OIDCContext{ACRValues: nonNil(req.ACRValues), Display: req.Display, LoginHint: req.LoginHint, UILocales: nonNil(req.UILocales)}
+	oidc := OIDCContext{ACRValues: nonNil(req.ACRValues), Display: req.Display, LoginHint: req.LoginHint, UILocales: nonNil(req.UILocales),
+		Claims: req.Claims}
 	var hintSub string
 	if req.IDTokenHint != "" {
 		claims, err := h.verifyIDTokenHint(ctx, req.IDTokenHint)
@@ -36,7 +37,9 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, a *authz, f
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
-	skip := sess != nil && !req.HasPrompt("login") && !req.HasPrompt("select_account")
+	// prompt=registration (Hydra's) asks for a new account: like login,
+	// it never reuses the remembered session.
+	skip := sess != nil && !req.HasPrompt("login") && !req.HasPrompt("select_account") && !req.HasPrompt("registration")
 	// OpenID Connect Core §3.1.2.1 max_age: "If the elapsed time is greater
 	// than this value, the OP MUST attempt to actively re-authenticate".
 	if skip && req.MaxAge >= 0 && now.Sub(sess.AuthenticatedAt) > time.Duration(req.MaxAge)*time.Second {
@@ -78,7 +81,12 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, a *authz, f
 		h.redirectError(w, r, a, apierr.ServerError(err))
 		return
 	}
-	http.Redirect(w, r, withQuery(h.loginURL(), url.Values{"login_challenge": {challenge}}), http.StatusFound)
+	target := h.loginURL()
+	if req.HasPrompt("registration") {
+		// Hydra: the login challenge as usual, at the registration app.
+		target = h.registrationURL()
+	}
+	http.Redirect(w, r, withQuery(target, url.Values{"login_challenge": {challenge}}), http.StatusFound)
 }
 
 // sessionCookie is the login session cookie's content.

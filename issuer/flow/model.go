@@ -22,6 +22,11 @@ type OIDCContext struct {
 	IDTokenHintClaims map[string]any `json:"id_token_hint_claims,omitempty"`
 	LoginHint         string         `json:"login_hint,omitempty"`
 	UILocales         []string       `json:"ui_locales"`
+	// Claims is the request's claims parameter (OpenID Connect Core
+	// §5.5), which Hydra does not pass on: the claims the client asks for
+	// in the ID token and userinfo, to be granted in the consent's
+	// session.id_token.
+	Claims *ClaimsRequest `json:"claims,omitempty"`
 }
 
 // LoginRequest is Hydra v2's GET /admin/oauth2/auth/requests/login answer.
@@ -39,7 +44,11 @@ type LoginRequest struct {
 
 // ConsentRequest is Hydra v2's GET /admin/oauth2/auth/requests/consent answer.
 type ConsentRequest struct {
-	Challenge                    string          `json:"challenge"`
+	Challenge string `json:"challenge"`
+	// ConsentRequestID (Hydra v25) names the consent and every token
+	// issued on it: DELETE .../sessions/consent?consent_request_id= revokes
+	// them. It is the consent session's id.
+	ConsentRequestID             string          `json:"consent_request_id"`
 	RequestedScope               []string        `json:"requested_scope"`
 	RequestedAccessTokenAudience []string        `json:"requested_access_token_audience"`
 	Skip                         bool            `json:"skip"`
@@ -110,6 +119,7 @@ type Reject struct {
 
 // PreviousConsentSession is an element of GET /admin/oauth2/auth/sessions/consent.
 type PreviousConsentSession struct {
+	ConsentRequestID         string               `json:"consent_request_id"`
 	ConsentRequest           *ConsentRequest      `json:"consent_request"`
 	GrantScope               []string             `json:"grant_scope"`
 	GrantAccessTokenAudience []string             `json:"grant_access_token_audience"`

@@ -47,6 +47,9 @@ type AuthorizeRequest struct {
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
 	// DPoPJKT binds the code to a DPoP key (RFC 9449 §10).
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// Claims is the OpenID Connect Core §5.5 claims request, nil when
+	// absent.
+	Claims *ClaimsRequest `json:"claims,omitempty"`
 	// Request and RequestURI are the JAR parameters (OIDC Core §6).
 	Request    string `json:"-"`
 	RequestURI string `json:"-"`
@@ -60,7 +63,7 @@ type AuthorizeRequest struct {
 // response parameters MUST NOT be included more than once").
 var singleAuthParams = []string{"client_id", "redirect_uri", "response_type", "response_mode", "state", "nonce",
 	"scope", "prompt", "max_age", "id_token_hint", "login_hint", "acr_values", "ui_locales", "claims_locales",
-	"display", "code_challenge", "code_challenge_method", "request", "request_uri", "dpop_jkt"}
+	"display", "code_challenge", "code_challenge_method", "request", "request_uri", "dpop_jkt", "claims"}
 
 // pageError is an error shown on the error page, never redirected: the
 // client or its redirect URI cannot be trusted (RFC 6749 §4.1.2.1: "the
@@ -152,15 +155,22 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	r.Prompt = fields(v["prompt"], maxListValues)
 	for _, p := range r.Prompt {
 		switch p {
-		case "none", "login", "consent", "select_account":
+		case "none", "login", "consent", "select_account", "registration":
 		default:
-			fail(apierr.InvalidRequest("The prompt value %q is not supported (none, login, consent, select_account)", truncate(p)))
+			fail(apierr.InvalidRequest("The prompt value %q is not supported (none, login, consent, select_account, registration)", truncate(p)))
 		}
 	}
 	// OpenID Connect Core §3.1.2.1: "If this parameter contains none with
 	// any other value, an error is returned."
 	if slices.Contains(r.Prompt, "none") && len(r.Prompt) > 1 {
 		fail(apierr.InvalidRequest("The prompt value none must not be combined with another value"))
+	}
+	if s := v["claims"]; s != "" {
+		cr, err := ParseClaimsRequest(s)
+		if err != nil {
+			fail(err)
+		}
+		r.Claims = cr
 	}
 	if s, ok := v["max_age"]; ok && s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)

@@ -86,6 +86,13 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		{query: base + "&prompt=none+login", code: "invalid_request"},
 		{query: base + "&prompt=bogus", code: "invalid_request"},
 		{query: base + "&prompt=login+consent", check: func(r *AuthorizeRequest) bool { return r.HasPrompt("login") && r.HasPrompt("consent") }},
+		{query: base + "&prompt=registration", check: func(r *AuthorizeRequest) bool { return r.HasPrompt("registration") }},
+		{query: base + "&prompt=none+registration", code: "invalid_request"},
+		{query: base + "&claims=%7B", code: "invalid_request"},
+		{query: base + "&claims=%7B%22id_token%22%3A%7B%22email%22%3Anull%7D%7D", check: func(r *AuthorizeRequest) bool {
+			_, ok := r.Claims.IDToken["email"]
+			return ok
+		}},
 		{query: base + "&max_age=-1", code: "invalid_request"},
 		{query: base + "&max_age=abc", code: "invalid_request"},
 		{query: base + "&max_age=0", check: func(r *AuthorizeRequest) bool { return r.MaxAge == 0 }},

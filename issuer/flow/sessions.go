@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
@@ -35,12 +36,13 @@ func (h *Handler) listConsentSessions(w http.ResponseWriter, r *http.Request) {
 		if d.Request == nil {
 			d.Request = &ConsentRequest{Challenge: cs.ID, Subject: cs.Subject, LoginSessionID: cs.LoginSessionID}
 		}
+		d.Request.ConsentRequestID = cs.ID
 		if c, err := h.clients.Get(ctx, cs.ClientID); err == nil {
 			d.Request.Client = c
 		} else if isNotFound(err) {
 			continue // consents die with their client
 		}
-		p := PreviousConsentSession{ConsentRequest: d.Request, GrantScope: nonNil(cs.GrantedScope),
+		p := PreviousConsentSession{ConsentRequestID: cs.ID, ConsentRequest: d.Request, GrantScope: nonNil(cs.GrantedScope),
 			GrantAccessTokenAudience: nonNil(cs.GrantedAudience), Session: d.Session, Remember: cs.Remember,
 			RememberFor: d.RememberFor, HandledAt: cs.HandledAt, Context: d.Context}
 		if p.Session.AccessToken == nil {
@@ -55,12 +57,17 @@ func (h *Handler) listConsentSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeConsentSessions is DELETE /admin/oauth2/auth/sessions/consent
-// ?subject=&client= (or &all=true): the consents are forgotten and every
-// token issued on them is revoked.
+// ?subject=&client= (or &all=true), or ?consent_request_id= alone (Hydra
+// v25): the consents are forgotten and every token issued on them is
+// revoked.
 func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	subject, clientID, all := q.Get("subject"), q.Get("client"), q.Get("all") == "true"
+	if q.Get("consent_request_id") != "" {
+		h.revokeConsentRequest(w, r, q)
+		return
+	}
 	if subject == "" {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The subject query parameter is required"))
 		return
@@ -124,6 +131,43 @@ func (h *Handler) revokeLoginSessions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.backchannelLogout(ctx, s.ID)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// revokeConsentRequest is DELETE /admin/oauth2/auth/sessions/consent
+// ?consent_request_id=: that one consent is forgotten and the tokens issued
+// on it (its refresh chain included) are revoked; the subject's other
+// consents, for the same client too, stay. As in Hydra v25.4 the id comes
+// alone: with subject or client it is invalid_request, and an unknown id
+// is not an error (the consent is gone either way).
+func (h *Handler) revokeConsentRequest(w http.ResponseWriter, r *http.Request, q url.Values) {
+	ctx := r.Context()
+	id := q.Get("consent_request_id")
+	if q.Get("subject") != "" || q.Get("client") != "" {
+		httpx.WriteError(w, r, apierr.InvalidRequest("The consent_request_id query parameter must be given alone, without subject or client"))
+		return
+	}
+	if err := httpx.CheckIdentifier("consent_request_id", id); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	cs, err := h.consentSessions.Get(ctx, id)
+	if isNotFound(err) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if err := h.tokens.RevokeRequest(ctx, cs.ClientID, cs.ID); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if _, err := h.consentSessions.Delete(ctx, storage.ConsentFilter{ID: cs.ID}); err != nil {
+		httpx.WriteError(w, r, err)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

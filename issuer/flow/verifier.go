@@ -130,7 +130,7 @@ func (h *Handler) use(ctx context.Context, w http.ResponseWriter, v *verified, s
 		return apierr.ServerError(err)
 	}
 	if v.f.Status == statusRejected {
-		return rejectError(v.st.Reject)
+		return rejectError(v.st.Reject, v.st.Request != nil && v.st.Request.HasPrompt("none"))
 	}
 	return nil
 }
@@ -153,10 +153,17 @@ func (h *Handler) loadAndUseRejected(r *http.Request, w http.ResponseWriter, kin
 }
 
 // rejectError turns the login or consent app's rejection into the error
-// the client receives.
-func rejectError(rj *Reject) error {
+// the client receives. An app that rejects a prompt=none request without
+// naming an error could not finish it without showing a page: OpenID
+// Connect Core §3.1.2.6 interaction_required ("the Authentication Request
+// cannot be completed without displaying a user interface"), the error
+// for prompt=none when neither login_required nor consent_required fits.
+func rejectError(rj *Reject, promptNone bool) error {
 	e := &apierr.Error{Code: "access_denied", Status: http.StatusForbidden,
 		Description: "The resource owner or authorization server denied the request."}
+	if promptNone {
+		e = apierr.InteractionRequired("Prompt none was requested, but the request cannot be completed without user interaction")
+	}
 	if rj != nil {
 		if rj.Error != "" {
 			e.Code = rj.Error

@@ -45,6 +45,11 @@ type GrantSession struct {
 	// session.access_token and session.id_token.
 	AccessTokenClaims map[string]any `json:"at_claims,omitempty"`
 	IDTokenClaims     map[string]any `json:"id_claims,omitempty"`
+	// IDTokenOmit and UserinfoOmit name claims of IDTokenClaims left out
+	// of ID tokens or of userinfo: an OpenID Connect Core §5.5 claims
+	// request asked for them at the other place only.
+	IDTokenOmit  []string `json:"id_omit,omitempty"`
+	UserinfoOmit []string `json:"ui_omit,omitempty"`
 }
 
 // idSubject returns the sub of ID tokens and userinfo.

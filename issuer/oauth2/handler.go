@@ -125,6 +125,10 @@ type Options struct {
 	// RefreshTokenRotationGracePeriod is how long a used refresh token may
 	// be used again without revoking its chain (0: never).
 	RefreshTokenRotationGracePeriod time.Duration
+	// RefreshTokenRotationGraceReuseCount bounds how many times a used
+	// refresh token may be used again within the grace period (0: no
+	// bound); the reuse after the last allowed one revokes the chain.
+	RefreshTokenRotationGraceReuseCount int
 	// JWTBearer are the RFC 7523 assertion rules.
 	JWTBearer JWTBearerOptions
 	// DPoP are the RFC 9449 proof rules (dpop.go).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,7 +74,7 @@ func (h *Handler) signIDToken(ctx context.Context, c *client.Client, g *GrantSes
 	claims := map[string]any{}
 	// Extras first, so that no computed claim can be replaced.
 	for k, v := range g.IDTokenClaims {
-		if !idTokenReserved[k] {
+		if !idTokenReserved[k] && !slices.Contains(g.IDTokenOmit, k) {
 			claims[k] = v
 		}
 	}

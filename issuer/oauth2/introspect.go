@@ -61,6 +61,11 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 	switch s.TokenUse {
 	case useAccess:
 	case useRefresh:
+		// A rotated refresh token kept active for the grace period is
+		// inactive as soon as the token endpoint would refuse it.
+		if s.Used && !h.graceReusable(s, h.now()) {
+			return inactive, nil
+		}
 		tokenType = ""
 	default:
 		return inactive, nil

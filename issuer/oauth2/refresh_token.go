@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -22,8 +23,22 @@ import (
 // (every access and refresh token of the grant) is revoked. Within
 // Options.RefreshTokenRotationGracePeriod of its first use a
 // retired token is accepted again (for clients that retry a lost
-// response), without revoking anything.
+// response), up to Options.RefreshTokenRotationGraceReuseCount times,
+// without revoking anything.
 type refreshTokenGrant struct{ h *Handler }
+
+// graceReusable reports whether the rotated refresh token of session s
+// may be used again at now: within the grace period of its first use and
+// below the reuse count. Introspection asks the same question, so that a
+// token introspects active exactly while the token endpoint accepts it.
+func (h *Handler) graceReusable(s *session, now time.Time) bool {
+	grace := h.opts.RefreshTokenRotationGracePeriod
+	if grace <= 0 || !s.Used || !now.Before(s.UsedAt.Add(grace)) {
+		return false
+	}
+	n := h.opts.RefreshTokenRotationGraceReuseCount
+	return n <= 0 || s.Reuses < n
+}
 
 var _ grantHandler = (*refreshTokenGrant)(nil)
 
@@ -100,10 +115,13 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 				return err
 			}
 			if cur.Used {
-				if grace > 0 && t.Active && h.now().Before(cur.UsedAt.Add(grace)) {
-					return nil // reused within the grace period: rotate again
+				if !t.Active || !h.graceReusable(cur, h.now()) {
+					return errAlreadyUsed
 				}
-				return errAlreadyUsed
+				// Reused within the grace period: rotate again.
+				cur.Reuses++
+				t.Data, err = json.Marshal(cur)
+				return err
 			}
 			if !t.Active {
 				return errRevoked

@@ -55,6 +55,9 @@ type session struct {
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
+	// Reuses counts the uses of a rotated refresh token after its first,
+	// within the rotation grace period.
+	Reuses int `json:"reuses,omitempty"`
 }
 
 func decodeSession(raw json.RawMessage) (*session, error) {

@@ -104,7 +104,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 	httpx.Info(ctx).ClientID, httpx.Info(ctx).Subject = c.ID, t.Subject
 	claims := map[string]any{}
 	for k, v := range s.Grant.IDTokenClaims {
-		if !idTokenReserved[k] {
+		if !idTokenReserved[k] && !slices.Contains(s.Grant.UserinfoOmit, k) {
 			claims[k] = v
 		}
 	}

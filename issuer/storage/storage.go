@@ -345,6 +345,8 @@ type ConsentSession struct {
 
 // ConsentFilter selects consent sessions; empty fields match anything.
 type ConsentFilter struct {
+	// ID selects one session by its id (the consent request id).
+	ID             string
 	Subject        string
 	ClientID       string
 	LoginSessionID string

@@ -228,7 +228,7 @@ func keysOptions(cfg *config.Config) keys.Options {
 // the configured string exactly, trailing slash included, as in discovery
 // (OpenID Connect Discovery §4.3, RFC 9068 §4).
 func oauth2Options(cfg *config.Config) oauth2.Options {
-	return oauth2.Options{
+	o := oauth2.Options{
 		IssuerURL:                       cfg.URLs.Self.Issuer,
 		PublicURL:                       cfg.PublicURL(),
 		IntrospectionURL:                cfg.URLs.Introspection,
@@ -257,6 +257,8 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
 		},
 	}
+	o.RefreshTokenRotationGraceReuseCount = cfg.OAuth2.Grant.RefreshToken.RotationGraceReuseCount
+	return o
 }
 
 // wrapCORS puts CORS handling (serve.{public,admin}.cors) in front of a

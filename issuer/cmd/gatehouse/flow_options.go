@@ -27,6 +27,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 		PAR: flow.PAR{Required: cfg.OAuth2.PushedAuthorizationRequests.Required,
 			Lifespan: cfg.OAuth2.PushedAuthorizationRequests.RequestURILifespan},
 	}
+	opts.RegistrationURL = cfg.URLs.Registration
 	switch ck.SameSiteMode {
 	case "Strict":
 		opts.Cookies.SameSite = http.SameSiteStrictMode

@@ -946,6 +946,21 @@ func testConsentSessions(t *testing.T, s storage.Storage) {
 	if len(list) != 1 || list[0].ID != "c1" {
 		t.Fatalf("left: %+v", list)
 	}
+	// By id: that session only, not the subject's other one for the client.
+	must(t, cs.Create(ctx(), mk("c4", "alice", "app1", "s1", base, time.Time{})))
+	list, _ = cs.List(ctx(), storage.ConsentFilter{ID: "c4"})
+	if len(list) != 1 || list[0].ID != "c4" {
+		t.Fatalf("List by id: %+v", list)
+	}
+	n, err = cs.Delete(ctx(), storage.ConsentFilter{ID: "c4"})
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted by id %d, want 1", n)
+	}
+	list, _ = cs.List(ctx(), storage.ConsentFilter{Subject: "alice", ClientID: "app1"})
+	if len(list) != 1 || list[0].ID != "c1" {
+		t.Fatalf("left after the delete by id: %+v", list)
+	}
 }
 
 func testTrust(t *testing.T, s storage.Storage) {

@@ -38,7 +38,7 @@ var _ storage.ConsentSessionStore = consentStore{}
 
 func consentMatch(f storage.ConsentFilter) func(*storage.ConsentSession) bool {
 	return func(c *storage.ConsentSession) bool {
-		return (f.Subject == "" || c.Subject == f.Subject) && (f.ClientID == "" || c.ClientID == f.ClientID) &&
+		return (f.ID == "" || c.ID == f.ID) && (f.Subject == "" || c.Subject == f.Subject) && (f.ClientID == "" || c.ClientID == f.ClientID) &&
 			(f.LoginSessionID == "" || c.LoginSessionID == f.LoginSessionID)
 	}
 }

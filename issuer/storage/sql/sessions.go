@@ -153,6 +153,10 @@ func (cs consentStore) Get(ctx context.Context, id string) (storage.ConsentSessi
 
 func consentWhere(f storage.ConsentFilter) (string, []any) {
 	where, args := " WHERE 1 = 1", []any{}
+	if f.ID != "" {
+		where += " AND id = ?"
+		args = append(args, f.ID)
+	}
 	if f.Subject != "" {
 		where += " AND subject = ?"
 		args = append(args, f.Subject)
