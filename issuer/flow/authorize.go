@@ -16,6 +16,11 @@ type authz struct {
 	client      *client.Client
 	req         *AuthorizeRequest
 	redirectURI string
+	// device is set in a device flow (device.go): the flow ends at the
+	// device success page, never at the client. requestURL is then the
+	// verification URI, as the request URL of its challenges.
+	device     *deviceFlow
+	requestURL string
 }
 
 // authorize is the authorization endpoint (RFC 6749 §3.1; OpenID Connect

@@ -77,6 +77,9 @@ type Deps struct {
 	ConsentSessions storage.ConsentSessionStore
 	Tokens          Issuer
 	Keys            Keys
+	// Devices are the RFC 8628 device authorizations; nil leaves the
+	// device verification page and its admin API unmounted.
+	Devices DeviceGrants
 	// CookieCipher encrypts the issuer's cookies (a secrets.Keyring over
 	// SECRETS_COOKIE).
 	CookieCipher Cipher
@@ -102,6 +105,10 @@ type Options struct {
 	LogoutURL             string
 	ErrorURL              string
 	PostLogoutRedirectURL string
+	// The device flow's user code page and the page after a device was
+	// authorized (device.go); empty selects the built-in page.
+	DeviceVerificationURL string
+	DeviceSuccessURL      string
 	// ChallengeLifespan bounds login, consent and logout challenges and
 	// their CSRF cookies.
 	ChallengeLifespan time.Duration
@@ -141,6 +148,9 @@ type CookieOptions struct {
 	Session     string
 	LoginCSRF   string
 	ConsentCSRF string
+	// DeviceCSRF is the device challenge's CSRF cookie (default
+	// gatehouse_device_csrf).
+	DeviceCSRF string
 	// Domain is empty for host-only cookies.
 	Domain string
 	Secure bool
@@ -157,6 +167,7 @@ type Handler struct {
 	consentSessions storage.ConsentSessionStore
 	tokens          Issuer
 	keys            Keys
+	devices         DeviceGrants
 	outbound        *safehttp.Client
 	logger          *zap.Logger
 	now             func() time.Time
@@ -205,6 +216,9 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		opts.BackchannelTimeout = 5 * time.Second
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	if opts.Cookies.DeviceCSRF == "" {
+		opts.Cookies.DeviceCSRF = "gatehouse_device_csrf"
+	}
 	ck := opts.Cookies
 	jar := &cookieJar{cipher: deps.CookieCipher, domain: ck.Domain, path: "/", secure: ck.Secure, sameSite: ck.SameSite, now: deps.Now}
 	switch ck.SameSite {
@@ -215,7 +229,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		jar.sameSite = http.SameSiteLaxMode
 	}
 	return &Handler{clients: deps.Clients, flows: deps.Flows, loginSessions: deps.LoginSessions,
-		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP,
+		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, devices: deps.Devices, outbound: deps.HTTP,
 		logger: deps.Logger, now: deps.Now, opts: opts, jar: jar}, nil
 }
 
@@ -232,6 +246,12 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /oauth2/fallbacks/consent", h.fallbackPage("consent", "URLS_CONSENT"))
 	mux.HandleFunc("GET /oauth2/fallbacks/logout", h.fallbackPage("logout", "URLS_LOGOUT"))
 	mux.HandleFunc("GET /oauth2/fallbacks/logout/callback", h.fallbackLoggedOut)
+	if h.devices != nil {
+		mux.HandleFunc("GET /oauth2/device/verify", h.deviceVerify) // oauth2.DeviceVerifyPath
+		mux.HandleFunc("/oauth2/device/verify", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("GET /oauth2/fallbacks/device", h.fallbackPage("device verification", "URLS_DEVICE_VERIFICATION"))
+		mux.HandleFunc("GET /oauth2/fallbacks/device/done", h.fallbackDeviceDone)
+	}
 }
 
 // MountAdmin mounts the challenge and session admin API.
@@ -249,6 +269,20 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 			mux.HandleFunc(p+"/accept", methodNotAllowed(http.MethodPut))
 			mux.HandleFunc(p+"/reject", methodNotAllowed(http.MethodPut))
 		}
+	}
+	if h.devices != nil {
+		// Hydra v25: the device challenge has no reject; the login and
+		// consent apps reject the request.
+		dk := challengeKinds[storage.FlowDevice]
+		get, accept := h.getChallenge(dk), h.decideChallenge(dk, dk.accept)
+		mux.HandleFunc("GET /admin/oauth2/auth/requests/device", get)
+		mux.HandleFunc("PUT /admin/oauth2/auth/requests/device/accept", accept)
+		mux.HandleFunc("GET /admin/oauth2/requests/device", get)
+		mux.HandleFunc("PUT /admin/oauth2/requests/device/accept", accept)
+		mux.HandleFunc("/admin/oauth2/auth/requests/device", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("/admin/oauth2/auth/requests/device/accept", methodNotAllowed(http.MethodPut))
+		mux.HandleFunc("/admin/oauth2/requests/device", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("/admin/oauth2/requests/device/accept", methodNotAllowed(http.MethodPut))
 	}
 	sessionIDs := []string{"subject", "client", "sid", "login_session_id"}
 	mux.HandleFunc("GET /admin/oauth2/auth/sessions/consent", httpx.Identifiers(h.listConsentSessions, sessionIDs...))

@@ -11,6 +11,7 @@
 //	public  POST   /oauth2/token
 //	public  POST   /oauth2/revoke
 //	public  GET    /userinfo (and POST)
+//	public  POST   /oauth2/device/auth
 //	admin   POST   /admin/oauth2/introspect
 //	admin   DELETE /admin/oauth2/tokens?client_id=
 //	admin   POST   /admin/oauth2/flush
@@ -124,6 +125,8 @@ type Options struct {
 	RefreshTokenRotationGracePeriod time.Duration
 	// JWTBearer are the RFC 7523 assertion rules.
 	JWTBearer JWTBearerOptions
+	// Device is the RFC 8628 device authorization grant (device.go).
+	Device DeviceOptions
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -192,6 +195,9 @@ func New(d Deps, o Options) (*Handler, error) {
 			return nil, fmt.Errorf("oauth2: Options.%s must be positive, got %s", name, d)
 		}
 	}
+	if err := o.Device.defaults(); err != nil {
+		return nil, err
+	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
 	}
@@ -223,6 +229,7 @@ func New(d Deps, o Options) (*Handler, error) {
 		client.GrantJWTBearer:         &jwtBearerGrant{h: h},
 		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
 		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
+		client.GrantDeviceCode:        &deviceCodeGrant{h: h},
 	}
 	return h, nil
 }
@@ -247,6 +254,8 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /userinfo", h.userinfo)
 	mux.HandleFunc("POST /userinfo", h.userinfo)
 	mux.HandleFunc("/userinfo", methodNotAllowed(http.MethodGet, http.MethodPost))
+	mux.HandleFunc("POST /oauth2/device/auth", h.deviceAuthorization) // DevicePath
+	mux.HandleFunc("/oauth2/device/auth", methodNotAllowed(http.MethodPost))
 }
 
 // MountAdmin mounts introspection, token administration and the trust API.

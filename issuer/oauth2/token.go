@@ -48,6 +48,8 @@ type session struct {
 	Grant *GrantSession `json:"grant,omitempty"`
 	// Code holds what an authorization code is checked against.
 	Code *codeParams `json:"code,omitempty"`
+	// Device is the polling state and decision of a device code.
+	Device *deviceState `json:"device,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
