@@ -368,3 +368,47 @@ func testDeviceExpired(t *testing.T, is *testbin.Issuer) {
 	status, out := enterUserCode(t, is, challenge, da.UserCode)
 	mustf(t, status == 400 && out["error"] == "invalid_request", "expired user code: %d %v", status, out)
 }
+
+// TestPerformDeviceCodeAgainstTheBinary: `gatehouse perform device-code`
+// is the device of a whole flow through the real issuer: it prints the
+// verification URI and the code, the End-User enters the code, logs in
+// and consents, and the command prints the tokens.
+func TestPerformDeviceCodeAgainstTheBinary(t *testing.T) {
+	is := testbin.StartIssuer(t, deviceEnv(sqliteDSN(t), nil))
+	c := newDeviceClient(t, is, nil)
+	cli := testbin.Start(t, testbin.Build(t, "./issuer/cmd/gatehouse"), nil, "perform", "device-code",
+		"--endpoint", is.PublicURL, "--client-id", c["client_id"].(string), "--scope", "openid,offline_access", "--format", "json")
+	var userCode string
+	deadline := time.Now().Add(30 * time.Second)
+	for userCode == "" {
+		out := cli.Output.String()
+		if _, rest, ok := strings.Cut(out, "enter the code:\n\n    "); ok {
+			userCode, _, _ = strings.Cut(rest, "\n")
+		}
+		mustf(t, time.Now().Before(deadline) && !cli.Exited(), "no user code printed:\n%s", out)
+		time.Sleep(20 * time.Millisecond)
+	}
+	mustf(t, strings.Contains(cli.Output.String(), "Open "+is.PublicURL+"/oauth2/device/verify"), "no verification URI:\n%s", cli.Output)
+
+	b := newBrowser(t, is)
+	at := deviceChallenge(t, b, is.PublicURL+"/oauth2/device/verify")
+	status, out := enterUserCode(t, is, at.Query().Get("device_challenge"), userCode)
+	mustf(t, status == 200, "accept: %d %v", status, out)
+	at, _, _ = b.visit(out["redirect_to"].(string))
+	_, to := acceptLogin(t, is, at, map[string]any{"subject": "cli-user"})
+	at, _, _ = b.visit(to)
+	_, to = acceptConsent(t, is, at, grantAll(false))
+	at, _, _ = b.visit(to)
+	mustf(t, at != nil && at.Path == "/device/done", "after consent: %v", at)
+
+	exited, err := cli.Wait(30 * time.Second)
+	mustf(t, exited && err == nil, "the command did not succeed: %v\n%s", err, cli.Output)
+	var tok map[string]any
+	for _, line := range strings.Split(cli.Output.String(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			_ = json.Unmarshal([]byte(line), &tok)
+		}
+	}
+	mustf(t, tok["access_token"] != nil && tok["refresh_token"] != nil && tok["id_token"] != nil, "printed tokens: %s", cli.Output)
+	mustf(t, introspectToken(t, is, tok["access_token"].(string))["sub"] == "cli-user", "the printed access token is not the user's")
+}

@@ -226,11 +226,17 @@ func (f *authCodeFlow) run(ctx context.Context, cmd *cobra.Command) error {
 	if tok.AccessToken == "" {
 		return errors.New("the token endpoint answered without an access_token")
 	}
+	return printTokens(cmd, &f.r, &tok)
+}
+
+// printTokens prints a token response in the --format asked for (the
+// table: one field a line, as Hydra's perform commands print it).
+func printTokens(cmd *cobra.Command, r *remote, tok *tokenResponse) error {
 	exp := ""
 	if tok.ExpiresIn > 0 {
 		exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
 	}
-	return f.r.print(cmd, &tok, table{
+	return r.print(cmd, tok, table{
 		head:     []string{"ACCESS TOKEN", "REFRESH TOKEN", "ID TOKEN", "EXPIRY", "SCOPE", "TOKEN TYPE"},
 		rows:     [][]string{{tok.AccessToken, tok.RefreshToken, tok.IDToken, exp, tok.Scope, tok.TokenType}},
 		vertical: true,
