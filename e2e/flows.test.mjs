@@ -214,3 +214,55 @@ test('gatehouse perform authorization-code: the printed URL, a browser login, th
     if (cli.exitCode === null) cli.kill('SIGTERM');
   }
 });
+
+test('device flow: gatehouse perform device-code polls while the browser enters the code, logs in and consents', { timeout: 120_000 }, async () => {
+  const bin = env('GATEHOUSE_BIN');
+  const cli = spawn(bin, ['perform', 'device-code', '--endpoint', ISSUER,
+    '--client-id', env('DEVICE_CLIENT_ID'), '--scope', 'openid,offline_access,profile', '--format', 'json', '--timeout', '90s'],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  cli.stdout.on('data', (d) => { stdout += d; });
+  cli.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => cli.on('exit', (code) => resolve(code)));
+  try {
+    let userCode, verify;
+    for (let i = 0; i < 100 && !userCode; i++) {
+      const m = stderr.match(/Open (\S+) and enter the code:\n\n {4}(\S+)\n/);
+      if (m) [, verify, userCode] = m;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(userCode, `no user code printed:\n${stderr}`);
+    assert.equal(verify, `${ISSUER}/oauth2/device/verify`);
+
+    await withBrowser('device-flow', async (page) => {
+      // The person opens the printed link: the issuer sends the browser
+      // to the login app's code entry page with a device challenge.
+      await page.goto(verify);
+      await page.waitForURL(startsWith(`${LOGIN_APP}/device?device_challenge=`));
+      // A typo first: the form comes back with an error.
+      await page.fill('#user_code', 'BBBB-BBBB');
+      await page.click('#submit');
+      await page.waitForSelector('#device-error');
+      // Then the code as a person types it: lower case, with a dash.
+      await page.fill('#user_code', `${userCode.slice(0, 4).toLowerCase()}-${userCode.slice(4)}`);
+      await page.click('#submit');
+      await signIn(page, { user: 'bob', password: 'builder' });
+      await page.waitForURL(startsWith(`${LOGIN_APP}/consent?consent_challenge=`));
+      assert.equal(await page.textContent('#client-name'), 'Living Room TV');
+      await page.click('#accept');
+      await page.waitForURL(`${LOGIN_APP}/device/done`);
+      await page.waitForSelector('#device-done');
+    });
+
+    assert.equal(await exited, 0, `the command failed:\n${stderr}`);
+    const tok = JSON.parse(stdout);
+    assert.ok(tok.access_token && tok.id_token && tok.refresh_token, `tokens: ${Object.keys(tok)}`);
+    const r = await fetch(`${ISSUER}/userinfo`, { headers: { Authorization: `Bearer ${tok.access_token}` } });
+    assert.equal(r.status, 200);
+    const info = await r.json();
+    assert.equal(info.sub, 'bob');
+    assert.equal(info.name, 'Bob Builder');
+  } finally {
+    if (cli.exitCode === null) cli.kill('SIGTERM');
+  }
+});
