@@ -139,24 +139,8 @@ func (g *deviceCodeGrant) redeem(ctx context.Context, req *tokenRequest, sig str
 		RefreshLifespan: c.DeviceAuthorizationGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
 	}
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
-		use := func(t *storage.Token) error {
-			cur, err := decodeSession(t.Data)
-			if err != nil {
-				return err
-			}
-			if cur.Used {
-				return errAlreadyUsed
-			}
-			if !t.Active {
-				return errRevoked
-			}
-			cur.Used, cur.UsedAt = true, h.now().UTC()
-			t.Active = false
-			t.Data, err = json.Marshal(cur)
-			return err
-		}
 		_, err := h.tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindDeviceCode, Signature: sig,
-			Update: use, Issue: issue})
+			Update: h.useUp, Issue: issue})
 		switch {
 		case errors.Is(err, errAlreadyUsed):
 			return apierr.InvalidGrant("The device code has already been used")

@@ -8,10 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,14 +49,7 @@ func newDeviceCodeCmd() *cobra.Command {
 			"decided, and prints the tokens. The client needs the grant type urn:ietf:params:oauth:grant-type:device_code.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if f.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, f.timeout)
-				defer cancel()
-			}
-			return f.run(ctx, cmd)
+			return untilInterrupted(cmd, f.timeout, f.run)
 		},
 	}
 	f.r.addFlags(cmd, true)
