@@ -172,23 +172,43 @@ test('central SSO: one login for wiki and tickets; logging out of tickets logs o
   });
 });
 
+// gatehouse runs `gatehouse perform ...` against the issuer (JSON output,
+// a 90 s timeout); find(stderr) is polled for up to 10 s for what the
+// test needs from the command's instructions.
+async function gatehouse(args, find) {
+  const cli = spawn(env('GATEHOUSE_BIN'), ['perform', ...args, '--endpoint', ISSUER, '--format', 'json', '--timeout', '90s'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { cli, stdout: '', stderr: '' };
+  cli.stdout.on('data', (d) => { out.stdout += d; });
+  cli.stderr.on('data', (d) => { out.stderr += d; });
+  out.exited = new Promise((resolve) => cli.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 100 && !out.found; i++) {
+    out.found = find(out.stderr);
+    if (!out.found) await new Promise((r) => setTimeout(r, 100));
+  }
+  return out;
+}
+
+// userinfoOf waits for the command to succeed, checks that it printed an
+// access, ID and refresh token, and returns what /userinfo answers to the
+// access token (the consent session's claims).
+async function userinfoOf(run) {
+  assert.equal(await run.exited, 0, `the command failed:\n${run.stderr}`);
+  const tok = JSON.parse(run.stdout);
+  assert.ok(tok.access_token && tok.id_token && tok.refresh_token, `tokens: ${Object.keys(tok)}`);
+  const r = await fetch(`${ISSUER}/userinfo`, { headers: { Authorization: `Bearer ${tok.access_token}` } });
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
 test('gatehouse perform authorization-code: the printed URL, a browser login, the tokens printed', { timeout: 120_000 }, async () => {
-  const bin = env('GATEHOUSE_BIN');
   const port = env('CLI_PORT');
-  const cli = spawn(bin, ['perform', 'authorization-code', '--endpoint', ISSUER, '--port', port,
-    '--client-id', env('CLI_CLIENT_ID'), '--client-secret', env('CLI_CLIENT_SECRET'),
-    '--scope', 'openid,offline_access,profile,email', '--format', 'json', '--timeout', '90s'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
-  cli.stdout.on('data', (d) => { stdout += d; });
-  cli.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => cli.on('exit', (code) => resolve(code)));
+  const run = await gatehouse(['authorization-code', '--port', port, '--client-id', env('CLI_CLIENT_ID'),
+    '--client-secret', env('CLI_CLIENT_SECRET'), '--scope', 'openid,offline_access,profile,email'],
+  (stderr) => stderr.split('\n').find((l) => l.startsWith(`${ISSUER}/oauth2/auth?`)));
   try {
-    let authURL;
-    for (let i = 0; i < 100 && !authURL; i++) {
-      authURL = stderr.split('\n').find((l) => l.startsWith(`${ISSUER}/oauth2/auth?`));
-      if (!authURL) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(authURL, `no authorization URL printed:\n${stderr}`);
+    const authURL = run.found;
+    assert.ok(authURL, `no authorization URL printed:\n${run.stderr}`);
 
     await withBrowser('perform-authorization-code', async (page) => {
       await page.goto(authURL);
@@ -199,18 +219,46 @@ test('gatehouse perform authorization-code: the printed URL, a browser login, th
       assert.equal(await page.textContent('#result'), 'Authorization succeeded');
     });
 
-    assert.equal(await exited, 0, `the command failed:\n${stderr}`);
-    const tok = JSON.parse(stdout);
-    assert.ok(tok.access_token && tok.id_token && tok.refresh_token, `tokens: ${Object.keys(tok)}`);
-
-    // The access token works at /userinfo, which answers the consent
-    // session's claims.
-    const r = await fetch(`${ISSUER}/userinfo`, { headers: { Authorization: `Bearer ${tok.access_token}` } });
-    assert.equal(r.status, 200);
-    const info = await r.json();
+    const info = await userinfoOf(run);
     assert.equal(info.sub, 'bob');
     assert.equal(info.email, 'bob@example.com');
   } finally {
-    if (cli.exitCode === null) cli.kill('SIGTERM');
+    if (run.cli.exitCode === null) run.cli.kill('SIGTERM');
+  }
+});
+
+test('device flow: gatehouse perform device-code polls while the browser enters the code, logs in and consents', { timeout: 120_000 }, async () => {
+  const run = await gatehouse(['device-code', '--client-id', env('DEVICE_CLIENT_ID'), '--scope', 'openid,offline_access,profile'],
+    (stderr) => stderr.match(/Open (\S+) and enter the code:\n\n {4}(\S+)\n/));
+  try {
+    assert.ok(run.found, `no user code printed:\n${run.stderr}`);
+    const [, verify, userCode] = run.found;
+    assert.equal(verify, `${ISSUER}/oauth2/device/verify`);
+
+    await withBrowser('device-flow', async (page) => {
+      // The person opens the printed link: the issuer sends the browser
+      // to the login app's code entry page with a device challenge.
+      await page.goto(verify);
+      await page.waitForURL(startsWith(`${LOGIN_APP}/device?device_challenge=`));
+      // A typo first: the form comes back with an error.
+      await page.fill('#user_code', 'BBBB-BBBB');
+      await page.click('#submit');
+      await page.waitForSelector('#device-error');
+      // Then the code as a person types it: lower case, with a dash.
+      await page.fill('#user_code', `${userCode.slice(0, 4).toLowerCase()}-${userCode.slice(4)}`);
+      await page.click('#submit');
+      await signIn(page, { user: 'bob', password: 'builder' });
+      await page.waitForURL(startsWith(`${LOGIN_APP}/consent?consent_challenge=`));
+      assert.equal(await page.textContent('#client-name'), 'Living Room TV');
+      await page.click('#accept');
+      await page.waitForURL(`${LOGIN_APP}/device/done`);
+      await page.waitForSelector('#device-done');
+    });
+
+    const info = await userinfoOf(run);
+    assert.equal(info.sub, 'bob');
+    assert.equal(info.name, 'Bob Builder');
+  } finally {
+    if (run.cli.exitCode === null) run.cli.kill('SIGTERM');
   }
 });

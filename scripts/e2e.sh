@@ -3,7 +3,9 @@
 #  1. Browser: headless Debian Chromium driven by playwright-core (e2e/),
 #     against the real issuer on SQLite, examples/login-consent and the SSO
 #     demo apps: login → consent → callback → logout, central SSO with
-#     back-channel logout, and `gatehouse perform authorization-code`.
+#     back-channel logout, `gatehouse perform authorization-code`, and the
+#     device flow (`gatehouse perform device-code` polling while the
+#     browser enters the code, logs in and consents).
 #  2. Gateway: examples/nginx/nginx.conf in a real nginx in front of
 #     examples/upstream with gatehouse-sidecar (go test, REQUIRE_NGINX=1).
 #
@@ -113,6 +115,8 @@ start issuer env \
   SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM" \
   URLS_SELF_ISSUER="$ISSUER" \
   URLS_LOGIN="$LOGIN_APP/login" URLS_CONSENT="$LOGIN_APP/consent" URLS_LOGOUT="$LOGIN_APP/logout" \
+  URLS_DEVICE_VERIFICATION="$LOGIN_APP/device" URLS_DEVICE_SUCCESS="$LOGIN_APP/device/done" \
+  OAUTH2_DEVICE_AUTHORIZATION_TOKEN_POLLING_INTERVAL=1s \
   LOG_LEVEL=info \
   "$WORK/bin/gatehouse" serve all
 wait_http issuer "$ADMIN/health/ready"
@@ -135,6 +139,9 @@ GH=("$WORK/bin/gatehouse" create client --endpoint "$ADMIN" --format json
   --backchannel-logout-callback "$TICKETS/backchannel-logout" >/dev/null
 "${GH[@]}" --id e2e-cli --secret e2e-cli-demo-secret --name "gatehouse CLI" \
   --redirect-uri "http://127.0.0.1:$CLI/callback" >/dev/null
+"$WORK/bin/gatehouse" create client --endpoint "$ADMIN" --format json --id e2e-tv --name "Living Room TV" \
+  --grant-type urn:ietf:params:oauth:grant-type:device_code,refresh_token --token-endpoint-auth-method none \
+  --scope openid,offline_access,profile >/dev/null
 
 start wiki "$WORK/bin/wiki" --listen "127.0.0.1:$WK" --issuer "$ISSUER" \
   --client-id wiki --client-secret wiki-demo-secret --other "tickets=$TICKETS/"
@@ -149,6 +156,7 @@ failed=0
 log "browser tests (node --test e2e/flows.test.mjs)"
 (cd e2e && ISSUER_URL="$ISSUER" LOGIN_APP_URL="$LOGIN_APP" WIKI_URL="$WIKI" TICKETS_URL="$TICKETS" \
   GATEHOUSE_BIN="$WORK/bin/gatehouse" CLI_PORT="$CLI" CLI_CLIENT_ID=e2e-cli CLI_CLIENT_SECRET=e2e-cli-demo-secret \
+  DEVICE_CLIENT_ID=e2e-tv \
   node --test flows.test.mjs) || failed=1
 
 log "gateway test through a real nginx (go test ./examples/nginx)"

@@ -71,6 +71,8 @@ URLS_SELF_ISSUER=$ISSUER \
 URLS_LOGIN=$LOGIN_APP/login \
 URLS_CONSENT=$LOGIN_APP/consent \
 URLS_LOGOUT=$LOGIN_APP/logout \
+URLS_DEVICE_VERIFICATION=$LOGIN_APP/device \
+URLS_DEVICE_SUCCESS=$LOGIN_APP/device/done \
 "$BIN/gatehouse" serve all --dev &
 issuer=$!
 pids+=($issuer)
@@ -88,7 +90,7 @@ done
 ((ready)) || { echo "run: the issuer or the login app did not become ready within 30 s" >&2; exit 1; }
 
 # The demo client: authorization code (+ refresh) for the browser, client
-# credentials for curl. Written at every start, so a ./data from an older
+# credentials for curl, the device flow (RFC 8628) for the CLI as a device. Written at every start, so a ./data from an older
 # version gets today's settings. Its scopes include both refresh scopes:
 # `offline` (what `gatehouse perform authorization-code` asks for by
 # default, as Hydra's CLI does) and `offline_access` (OpenID Connect's).
@@ -96,7 +98,7 @@ done
 # (loopback redirect URIs, RFC 8252 section 7.3), so it needs no moving.
 demo='{
   "client_id": "demo", "client_secret": "demo-secret-for-local-use", "client_name": "Demo app",
-  "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+  "grant_types": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"],
   "response_types": ["code"], "scope": "openid offline offline_access profile email read write",
   "redirect_uris": ["http://127.0.0.1:4446/callback"],
   "post_logout_redirect_uris": ["http://127.0.0.1:4446/"]
@@ -123,6 +125,8 @@ cat >&2 <<MSG
 $moved
   Log in from a browser and see the tokens:
     ./bin/gatehouse perform authorization-code --client-id demo --client-secret demo-secret-for-local-use
+  The CLI as a device (open the link it prints, enter the code, log in):
+    ./bin/gatehouse perform device-code --client-id demo --client-secret demo-secret-for-local-use
   A machine-to-machine token:
     curl -s -u demo:demo-secret-for-local-use -d grant_type=client_credentials -d scope=read $ISSUER/oauth2/token
 

@@ -128,6 +128,21 @@ func (e *AdminError) Error() string {
 	return fmt.Sprintf("admin API answered %d %s", e.Status, e.Code)
 }
 
+// AcceptUserCode accepts the user code entered at a device challenge (PUT
+// .../device/accept, Hydra v25) and returns where to send the browser.
+func (a *Admin) AcceptUserCode(ctx context.Context, challenge, userCode string) (string, error) {
+	var out struct {
+		RedirectTo string `json:"redirect_to"`
+	}
+	if err := a.do(ctx, http.MethodPut, a.url("device", "accept", challenge), map[string]string{"user_code": userCode}, &out); err != nil {
+		return "", err
+	}
+	if out.RedirectTo == "" {
+		return "", errors.New("admin API answered without redirect_to")
+	}
+	return out.RedirectTo, nil
+}
+
 // Admin is a client of the admin API's login, consent and logout routes.
 type Admin struct {
 	BaseURL string // e.g. http://127.0.0.1:4445

@@ -69,6 +69,9 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /consent", a.consentPost)
 	mux.HandleFunc("GET /logout", a.logoutGet)
 	mux.HandleFunc("POST /logout", a.logoutPost)
+	mux.HandleFunc("GET /device", a.deviceGet)
+	mux.HandleFunc("POST /device", a.devicePost)
+	mux.HandleFunc("GET /device/done", a.deviceDone)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusForbidden, "This form was submitted from another site and was refused.")

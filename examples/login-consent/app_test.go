@@ -72,6 +72,18 @@ func (f *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		f.puts = append(f.puts, put{kind, action, chal, body})
+		// The issuer's answers to user codes: WRONG is unknown, MANY one
+		// too many.
+		switch body["user_code"] {
+		case "WRONG":
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, `{"error":"invalid_request","error_description":"The 'user_code' was not found"}`)
+			return
+		case "MANY":
+			w.WriteHeader(429)
+			_, _ = io.WriteString(w, `{"error":"invalid_request","error_description":"Too many wrong user codes"}`)
+			return
+		}
 		to := "http://issuer.test/oauth2/auth?" + kind + "_verifier=v-" + chal + "-" + action
 		f.handled[key] = to
 		if kind == "logout" && action == "reject" {
@@ -531,4 +543,42 @@ func FuzzCSRF(f *testing.F) {
 			t.Fatal("a token that is not the signature validated")
 		}
 	})
+}
+
+// TestDeviceFlow: the code entry page (prefilled from user_code), a wrong
+// code shows the form again, too many an error page, the right one is
+// accepted through the admin API and the browser sent on; /device/done
+// is the success page.
+func TestDeviceFlow(t *testing.T) {
+	e := newEnv(t)
+	e.admin.add("device", "d1", map[string]any{"challenge": "d1", "request_url": "http://issuer.test/oauth2/device/verify"})
+	resp, page := e.get("/device?device_challenge=d1&user_code=BCDF-GHJK")
+	if resp.StatusCode != 200 || !strings.Contains(page, `name="user_code" value="BCDF-GHJK"`) {
+		t.Fatalf("GET /device = %d:\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{"device_challenge": {"d1"}, "csrf_token": {csrfOf(t, page)}, "user_code": {"WRONG"}}
+	resp, page = e.post("/device", form, nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="device-error"`) {
+		t.Fatalf("wrong code = %d:\n%s", resp.StatusCode, page)
+	}
+	form.Set("user_code", "MANY")
+	if resp, page = e.post("/device", form, nil); resp.StatusCode != 429 {
+		t.Fatalf("too many = %d:\n%s", resp.StatusCode, page)
+	}
+	form.Set("user_code", "bcdf-ghjk")
+	resp, _ = e.post("/device", form, nil)
+	calls := e.admin.calls()
+	last := calls[len(calls)-1]
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://issuer.test/oauth2/auth?device_verifier=v-d1-accept" ||
+		last.Kind != "device" || last.Action != "accept" || last.Body["user_code"] != "bcdf-ghjk" {
+		t.Fatalf("accept = %d %s %v", resp.StatusCode, resp.Header.Get("Location"), last)
+	}
+	// Without the form's token the code is not sent.
+	form.Set("csrf_token", "forged")
+	if resp, _ = e.post("/device", form, nil); resp.StatusCode != 403 || len(e.admin.calls()) != len(calls) {
+		t.Fatalf("forged form = %d", resp.StatusCode)
+	}
+	if resp, page = e.get("/device/done"); resp.StatusCode != 200 || !strings.Contains(page, `id="device-done"`) {
+		t.Fatalf("GET /device/done = %d:\n%s", resp.StatusCode, page)
+	}
 }

@@ -646,15 +646,18 @@ func cloneLifespans(l *Lifespans) *Lifespans {
 		return &v
 	}
 	return &Lifespans{
-		AuthorizationCodeGrantAccessTokenLifespan:  cp(l.AuthorizationCodeGrantAccessTokenLifespan),
-		AuthorizationCodeGrantIDTokenLifespan:      cp(l.AuthorizationCodeGrantIDTokenLifespan),
-		AuthorizationCodeGrantRefreshTokenLifespan: cp(l.AuthorizationCodeGrantRefreshTokenLifespan),
-		ClientCredentialsGrantAccessTokenLifespan:  cp(l.ClientCredentialsGrantAccessTokenLifespan),
-		ImplicitGrantAccessTokenLifespan:           cp(l.ImplicitGrantAccessTokenLifespan),
-		ImplicitGrantIDTokenLifespan:               cp(l.ImplicitGrantIDTokenLifespan),
-		JWTBearerGrantAccessTokenLifespan:          cp(l.JWTBearerGrantAccessTokenLifespan),
-		RefreshTokenGrantIDTokenLifespan:           cp(l.RefreshTokenGrantIDTokenLifespan),
-		RefreshTokenGrantAccessTokenLifespan:       cp(l.RefreshTokenGrantAccessTokenLifespan),
-		RefreshTokenGrantRefreshTokenLifespan:      cp(l.RefreshTokenGrantRefreshTokenLifespan),
+		AuthorizationCodeGrantAccessTokenLifespan:    cp(l.AuthorizationCodeGrantAccessTokenLifespan),
+		AuthorizationCodeGrantIDTokenLifespan:        cp(l.AuthorizationCodeGrantIDTokenLifespan),
+		AuthorizationCodeGrantRefreshTokenLifespan:   cp(l.AuthorizationCodeGrantRefreshTokenLifespan),
+		ClientCredentialsGrantAccessTokenLifespan:    cp(l.ClientCredentialsGrantAccessTokenLifespan),
+		ImplicitGrantAccessTokenLifespan:             cp(l.ImplicitGrantAccessTokenLifespan),
+		ImplicitGrantIDTokenLifespan:                 cp(l.ImplicitGrantIDTokenLifespan),
+		JWTBearerGrantAccessTokenLifespan:            cp(l.JWTBearerGrantAccessTokenLifespan),
+		RefreshTokenGrantIDTokenLifespan:             cp(l.RefreshTokenGrantIDTokenLifespan),
+		RefreshTokenGrantAccessTokenLifespan:         cp(l.RefreshTokenGrantAccessTokenLifespan),
+		RefreshTokenGrantRefreshTokenLifespan:        cp(l.RefreshTokenGrantRefreshTokenLifespan),
+		DeviceAuthorizationGrantAccessTokenLifespan:  cp(l.DeviceAuthorizationGrantAccessTokenLifespan),
+		DeviceAuthorizationGrantIDTokenLifespan:      cp(l.DeviceAuthorizationGrantIDTokenLifespan),
+		DeviceAuthorizationGrantRefreshTokenLifespan: cp(l.DeviceAuthorizationGrantRefreshTokenLifespan),
 	}
 }

@@ -92,6 +92,10 @@ type Lifespans struct {
 	RefreshTokenGrantIDTokenLifespan           *Duration `json:"refresh_token_grant_id_token_lifespan"`
 	RefreshTokenGrantAccessTokenLifespan       *Duration `json:"refresh_token_grant_access_token_lifespan"`
 	RefreshTokenGrantRefreshTokenLifespan      *Duration `json:"refresh_token_grant_refresh_token_lifespan"`
+	// The RFC 8628 device authorization grant's (Hydra v25 names).
+	DeviceAuthorizationGrantAccessTokenLifespan  *Duration `json:"device_authorization_grant_access_token_lifespan"`
+	DeviceAuthorizationGrantIDTokenLifespan      *Duration `json:"device_authorization_grant_id_token_lifespan"`
+	DeviceAuthorizationGrantRefreshTokenLifespan *Duration `json:"device_authorization_grant_refresh_token_lifespan"`
 }
 
 // Duration is a time.Duration that reads and writes Go duration strings
@@ -136,6 +140,8 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantImplicit          = "implicit"
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// GrantDeviceCode is RFC 8628 §3.4's device access token request.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // IsPublic reports whether the client cannot keep a secret.

@@ -40,7 +40,7 @@ const (
 )
 
 var (
-	allowedGrantTypes  = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantImplicit, GrantJWTBearer}
+	allowedGrantTypes  = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantImplicit, GrantJWTBearer, GrantDeviceCode}
 	allowedAuthMethods = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
 	// Asymmetric JWS algorithms a client may declare for its own signatures.
 	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
@@ -317,6 +317,9 @@ func (l *Lifespans) check() error {
 		{"refresh_token_grant_id_token_lifespan", l.RefreshTokenGrantIDTokenLifespan},
 		{"refresh_token_grant_access_token_lifespan", l.RefreshTokenGrantAccessTokenLifespan},
 		{"refresh_token_grant_refresh_token_lifespan", l.RefreshTokenGrantRefreshTokenLifespan},
+		{"device_authorization_grant_access_token_lifespan", l.DeviceAuthorizationGrantAccessTokenLifespan},
+		{"device_authorization_grant_id_token_lifespan", l.DeviceAuthorizationGrantIDTokenLifespan},
+		{"device_authorization_grant_refresh_token_lifespan", l.DeviceAuthorizationGrantRefreshTokenLifespan},
 	} {
 		if f.d != nil && *f.d < 0 {
 			return metaErr("%s must not be negative", f.name)

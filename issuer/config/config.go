@@ -86,6 +86,7 @@ type CookieNames struct {
 	LoginCSRF   string `yaml:"login_csrf" doc:"Name of the login CSRF cookie (prefix it to avoid clashes with a login app on the same host)."`
 	ConsentCSRF string `yaml:"consent_csrf" doc:"Name of the consent CSRF cookie."`
 	Session     string `yaml:"session" doc:"Name of the login session cookie."`
+	DeviceCSRF  string `yaml:"device_csrf" doc:"Name of the device (user code entry) CSRF cookie."`
 }
 
 type Secrets struct {
@@ -102,6 +103,13 @@ type URLs struct {
 	Error              string   `yaml:"error" doc:"URL of the error page (receives ?error=&error_description=)."`
 	PostLogoutRedirect string   `yaml:"post_logout_redirect" doc:"Where the browser goes after logout when the client named no post_logout_redirect_uri."`
 	Introspection      string   `yaml:"introspection" doc:"When set, advertised as introspection_endpoint in discovery (e.g. the sidecar's /introspect)."`
+	Device             Device   `yaml:"device"`
+}
+
+// Device are the operator's pages of the RFC 8628 device flow.
+type Device struct {
+	Verification string `yaml:"verification" doc:"URL of the user code entry page (receives ?device_challenge= and, when the device sent it, &user_code=)."`
+	Success      string `yaml:"success" doc:"Where the browser goes once a device was authorized (default: the built-in page)."`
 }
 
 type SelfURLs struct {
@@ -126,6 +134,7 @@ type TTL struct {
 	IDToken             time.Duration `yaml:"id_token" doc:"ID token lifetime."`
 	AuthCode            time.Duration `yaml:"auth_code" doc:"Authorization code lifetime."`
 	LoginConsentRequest time.Duration `yaml:"login_consent_request" doc:"Lifetime of login, consent and logout challenges."`
+	DeviceUserCode      time.Duration `yaml:"device_user_code" doc:"Lifetime of a device authorization: its device code and user code (RFC 8628 expires_in)."`
 }
 
 type OAuth2 struct {
@@ -145,6 +154,7 @@ type OAuth2 struct {
 	DPoP                        DPoP                        `yaml:"dpop"`
 	TokenHook                   Hook                        `yaml:"token_hook" doc:"URL of the token hook, POSTed before every token endpoint response (see below); or the object form with url, auth and timeout."`
 	RefreshTokenHook            Hook                        `yaml:"refresh_token_hook" doc:"URL of the legacy refresh token hook, POSTed before refresh_token grant responses only, with Hydra's older body; or the object form."`
+	DeviceAuthorization         DeviceAuthorization         `yaml:"device_authorization"`
 }
 
 type PushedAuthorizationRequests struct {
@@ -215,6 +225,19 @@ func (h *Hook) validate(path string, add func(*Error)) {
 	if h.Timeout <= 0 {
 		add(keyErr(path+".timeout", "must be a positive duration, got %s", h.Timeout))
 	}
+}
+
+// DeviceAuthorization is the RFC 8628 device authorization grant.
+type DeviceAuthorization struct {
+	TokenPollingInterval time.Duration `yaml:"token_polling_interval" doc:"Minimum time between two polls of the token endpoint with one device code (RFC 8628 interval; whole seconds, at least 1s); a faster poll gets slow_down and 5 s more."`
+	UserCode             UserCode      `yaml:"user_code"`
+}
+
+// UserCode shapes the user codes of device authorizations.
+type UserCode struct {
+	EntropyPreset string `yaml:"entropy_preset" doc:"high (8 of BCDFGHJKLMNPQRSTVWXZ, 34.6 bits), medium (7 of them, 30.3 bits) or low (9 digits, 29.9 bits); length and character_set override it."`
+	Length        int    `yaml:"length" doc:"Characters of a user code (with character_set: at least 6, at most 32, and at least 20 bits of entropy)."`
+	CharacterSet  string `yaml:"character_set" doc:"Characters user codes are drawn from; compared case-insensitively, so letters count once whatever their case (no separators, at least 2 distinct characters)."`
 }
 
 type Presigning struct {
@@ -314,11 +337,12 @@ func Default() Config {
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}}},
 			Cookies: Cookies{SameSiteMode: "Lax", Names: CookieNames{
-				LoginCSRF: "gatehouse_login_csrf", ConsentCSRF: "gatehouse_consent_csrf", Session: "gatehouse_session"}},
+				LoginCSRF: "gatehouse_login_csrf", ConsentCSRF: "gatehouse_consent_csrf", Session: "gatehouse_session",
+				DeviceCSRF: "gatehouse_device_csrf"}},
 		},
 		Strategies: Strategies{AccessToken: "opaque", Scope: "wildcard", JWT: JWTStrategy{ScopeClaim: "both"}},
 		TTL: TTL{AccessToken: time.Hour, RefreshToken: 720 * time.Hour, IDToken: time.Hour,
-			AuthCode: 10 * time.Minute, LoginConsentRequest: 30 * time.Minute},
+			AuthCode: 10 * time.Minute, LoginConsentRequest: 30 * time.Minute, DeviceUserCode: 10 * time.Minute},
 		OAuth2: OAuth2{
 			Hashers:     Hashers{Algorithm: "pbkdf2", BCrypt: BCrypt{Cost: 10}, PBKDF2: PBKDF2{Iterations: 25000}},
 			PKCE:        PKCE{EnforcedForPublicClients: true, AllowPlain: true},
@@ -331,6 +355,8 @@ func Default() Config {
 			DPoP:                        DPoP{ProofMaxAge: time.Minute, ClockSkew: 10 * time.Second, NonceLifespan: 5 * time.Minute},
 			TokenHook:                   Hook{Timeout: 5 * time.Second},
 			RefreshTokenHook:            Hook{Timeout: 5 * time.Second},
+			DeviceAuthorization: DeviceAuthorization{TokenPollingInterval: 5 * time.Second,
+				UserCode: UserCode{EntropyPreset: "high"}},
 		},
 		OIDC: OIDC{SubjectIdentifiers: SubjectIdentifiers{SupportedTypes: []string{"public"}},
 			DynamicClientRegistration: DynamicRegistration{DefaultScope: []string{"openid", "offline_access", "offline"}}},
@@ -428,6 +454,7 @@ func (c *Config) Validate() error {
 		{"urls.login", c.URLs.Login}, {"urls.consent", c.URLs.Consent}, {"urls.logout", c.URLs.Logout},
 		{"urls.error", c.URLs.Error}, {"urls.post_logout_redirect", c.URLs.PostLogoutRedirect},
 		{"urls.introspection", c.URLs.Introspection}, {"urls.registration", c.URLs.Registration},
+		{"urls.device.verification", c.URLs.Device.Verification}, {"urls.device.success", c.URLs.Device.Success},
 	} {
 		if u.v == "" {
 			continue
@@ -459,7 +486,8 @@ func (c *Config) Validate() error {
 	}{{"ttl.access_token", c.TTL.AccessToken}, {"ttl.refresh_token", c.TTL.RefreshToken}, {"ttl.id_token", c.TTL.IDToken},
 		{"ttl.auth_code", c.TTL.AuthCode}, {"ttl.login_consent_request", c.TTL.LoginConsentRequest},
 		{"oauth2.grant.jwt.max_ttl", c.OAuth2.Grant.JWT.MaxTTL},
-		{"oauth2.dpop.proof_max_age", c.OAuth2.DPoP.ProofMaxAge}, {"oauth2.dpop.nonce_lifespan", c.OAuth2.DPoP.NonceLifespan}} {
+		{"oauth2.dpop.proof_max_age", c.OAuth2.DPoP.ProofMaxAge}, {"oauth2.dpop.nonce_lifespan", c.OAuth2.DPoP.NonceLifespan},
+		{"ttl.device_user_code", c.TTL.DeviceUserCode}} {
 		if d.v <= 0 {
 			add(keyErr(d.path, "must be a positive duration such as 30m or 1h, got %s", d.v))
 		}
@@ -478,6 +506,9 @@ func (c *Config) Validate() error {
 	c.OAuth2.RefreshTokenHook.validate("oauth2.refresh_token_hook", add)
 	if c.OAuth2.Grant.RefreshToken.RotationGraceReuseCount < 0 {
 		add(keyErr("oauth2.grant.refresh_token.rotation_grace_reuse_count", "must not be negative"))
+	}
+	if err := c.OAuth2.DeviceAuthorization.validate(); err != nil {
+		add(err)
 	}
 	if c.OAuth2.SecretCache.TTL < 0 {
 		add(keyErr("oauth2.client_secret_cache.ttl", "must not be negative"))

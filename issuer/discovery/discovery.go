@@ -52,6 +52,7 @@ type Metadata struct {
 	IntrospectionEndpoint              string `json:"introspection_endpoint,omitempty"`
 	EndSessionEndpoint                 string `json:"end_session_endpoint,omitempty"`
 	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	DeviceAuthorizationEndpoint        string `json:"device_authorization_endpoint,omitempty"`
 
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 	// ResponseTypesSupported is REQUIRED (OIDC Discovery §3, RFC 8414 §2).

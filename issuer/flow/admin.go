@@ -62,6 +62,11 @@ var challengeKinds = map[storage.FlowKind]*challengeKind{
 		// app sends the browser wherever it likes.
 		reject: decision{read: setStatus(statusRejected), noContent: true},
 	},
+	storage.FlowDevice: {
+		kind: storage.FlowDevice, describe: (*Handler).describeDevice,
+		usedRedirect: requestURLOf, resume: requestURLOf,
+		accept: decision{read: (*Handler).readAcceptDevice},
+	},
 }
 
 // requestURLOf is the authorization request a login or consent flow

@@ -21,6 +21,11 @@ type authz struct {
 	params url.Values
 	// pushed is set for a request that came through the PAR endpoint.
 	pushed bool
+	// device is set in a device flow (device.go): the flow ends at the
+	// device success page, never at the client. requestURL is then the
+	// verification URI, as the request URL of its challenges.
+	device     *deviceFlow
+	requestURL string
 }
 
 // authorize is the authorization endpoint (RFC 6749 §3.1; OpenID Connect

@@ -62,7 +62,8 @@ func (h *Handler) prepareConsent(ctx context.Context, a *authz, lf *storage.Flow
 	csrf = randomToken(24)
 	st := state{Request: req, RedirectURI: a.redirectURI, RequestURL: lst.RequestURL, RequestedAt: lst.RequestedAt,
 		OIDCContext: lst.OIDCContext, Skip: skip, CSRF: hashOf(csrf), LoginChallenge: lf.ID,
-		IDTokenSubject: idSub, AuthTime: authTime, ACR: login.ACR, AMR: login.AMR, LoginContext: login.Context}
+		IDTokenSubject: idSub, AuthTime: authTime, ACR: login.ACR, AMR: login.AMR, LoginContext: login.Context,
+		Device: lst.Device}
 	f := storage.Flow{Kind: storage.FlowConsent, ID: challenge, ClientID: a.client.ID, Subject: login.Subject,
 		SessionID: sid, Status: statusPending, CreatedAt: now, ExpiresAt: now.Add(h.opts.ChallengeLifespan)}
 	if f.Data, err = json.Marshal(&st); err != nil {
@@ -140,22 +141,31 @@ func (h *Handler) consentVerified(w http.ResponseWriter, r *http.Request, verifi
 		return
 	}
 	cs.Data = data
+	httpx.Info(ctx).Subject = f.Subject
+	var claims *ClaimsRequest
+	if a.req != nil {
+		claims = a.req.Claims
+	}
+	idOmit, uiOmit := claims.omissions()
+	grant := oauth2.GrantSession{Subject: f.Subject, IDTokenSubject: st.IDTokenSubject, SessionID: f.SessionID,
+		AuthTime: st.AuthTime, RequestedAt: st.RequestedAt, ACR: st.ACR, AMR: st.AMR,
+		GrantedScope: nonNil(acc.GrantScope), GrantedAudience: nonNil(acc.GrantAccessTokenAudience),
+		AccessTokenClaims: acc.Session.AccessToken, IDTokenClaims: acc.Session.IDToken,
+		IDTokenOmit: idOmit, UserinfoOmit: uiOmit}
+	if a.device != nil {
+		h.deviceGranted(w, r, a, v, &cs, grant)
+		return
+	}
 	// The consent challenge is used, the consent recorded and the code
 	// (and implicit/hybrid access token) stored at once, in one commit.
-	idOmit, uiOmit := a.req.Claims.omissions()
 	var stepErr error
-	httpx.Info(ctx).Subject = f.Subject
 	params, err := h.tokens.Authorize(ctx, &oauth2.Authorization{
 		Client: a.client, ResponseTypes: a.req.ResponseTypes,
 		RedirectURI: a.redirectURI, RedirectURISent: a.req.RedirectURI != "", Nonce: a.req.Nonce,
 		CodeChallenge: a.req.CodeChallenge, CodeChallengeMethod: a.req.CodeChallengeMethod,
 		DPoPJKT:   a.req.DPoPJKT,
 		RequestID: f.ID,
-		Grant: oauth2.GrantSession{Subject: f.Subject, IDTokenSubject: st.IDTokenSubject, SessionID: f.SessionID,
-			AuthTime: st.AuthTime, RequestedAt: st.RequestedAt, ACR: st.ACR, AMR: st.AMR,
-			GrantedScope: nonNil(acc.GrantScope), GrantedAudience: nonNil(acc.GrantAccessTokenAudience),
-			AccessTokenClaims: acc.Session.AccessToken, IDTokenClaims: acc.Session.IDToken,
-			IDTokenOmit: idOmit, UserinfoOmit: uiOmit},
+		Grant:     grant,
 		Record: func(ctx context.Context, toks []storage.Token) error {
 			stepErr = h.use(ctx, w, v, storage.FlowStep{ConsentSession: &cs, Tokens: toks})
 			return stepErr

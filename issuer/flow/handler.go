@@ -79,6 +79,9 @@ type Deps struct {
 	ConsentSessions storage.ConsentSessionStore
 	Tokens          Issuer
 	Keys            Keys
+	// Devices are the RFC 8628 device authorizations; nil leaves the
+	// device verification page and its admin API unmounted.
+	Devices DeviceGrants
 	// CookieCipher encrypts the issuer's cookies (a secrets.Keyring over
 	// SECRETS_COOKIE).
 	CookieCipher Cipher
@@ -110,6 +113,10 @@ type Options struct {
 	// RegistrationURL is where prompt=registration sends the browser with
 	// the login challenge; empty means LoginURL (Hydra's urls.registration).
 	RegistrationURL string
+	// The device flow's user code page and the page after a device was
+	// authorized (device.go); empty selects the built-in page.
+	DeviceVerificationURL string
+	DeviceSuccessURL      string
 	// ChallengeLifespan bounds login, consent and logout challenges and
 	// their CSRF cookies.
 	ChallengeLifespan time.Duration
@@ -151,6 +158,9 @@ type CookieOptions struct {
 	Session     string
 	LoginCSRF   string
 	ConsentCSRF string
+	// DeviceCSRF is the device challenge's CSRF cookie (default
+	// gatehouse_device_csrf).
+	DeviceCSRF string
 	// Domain is empty for host-only cookies.
 	Domain string
 	Secure bool
@@ -167,6 +177,7 @@ type Handler struct {
 	consentSessions storage.ConsentSessionStore
 	tokens          Issuer
 	keys            Keys
+	devices         DeviceGrants
 	outbound        *safehttp.Client
 	auth            ClientAuthenticator
 	logger          *zap.Logger
@@ -225,6 +236,9 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		return nil, errors.New("flow: Options.PAR.Required needs Deps.Auth (the PAR endpoint)")
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	if opts.Cookies.DeviceCSRF == "" {
+		opts.Cookies.DeviceCSRF = "gatehouse_device_csrf"
+	}
 	ck := opts.Cookies
 	jar := &cookieJar{cipher: deps.CookieCipher, domain: ck.Domain, path: "/", secure: ck.Secure, sameSite: ck.SameSite, now: deps.Now}
 	switch ck.SameSite {
@@ -235,7 +249,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		jar.sameSite = http.SameSiteLaxMode
 	}
 	return &Handler{clients: deps.Clients, flows: deps.Flows, loginSessions: deps.LoginSessions,
-		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP, auth: deps.Auth,
+		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, devices: deps.Devices, outbound: deps.HTTP, auth: deps.Auth,
 		logger: deps.Logger, now: deps.Now, opts: opts, jar: jar}, nil
 }
 
@@ -256,6 +270,12 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /oauth2/fallbacks/consent", h.fallbackPage("consent", "URLS_CONSENT"))
 	mux.HandleFunc("GET /oauth2/fallbacks/logout", h.fallbackPage("logout", "URLS_LOGOUT"))
 	mux.HandleFunc("GET /oauth2/fallbacks/logout/callback", h.fallbackLoggedOut)
+	if h.devices != nil {
+		mux.HandleFunc("GET /oauth2/device/verify", h.deviceVerify) // oauth2.DeviceVerifyPath
+		mux.HandleFunc("/oauth2/device/verify", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("GET /oauth2/fallbacks/device", h.fallbackPage("device verification", "URLS_DEVICE_VERIFICATION"))
+		mux.HandleFunc("GET /oauth2/fallbacks/device/done", h.fallbackDeviceDone)
+	}
 }
 
 // MountAdmin mounts the challenge and session admin API.
@@ -273,6 +293,20 @@ func (h *Handler) MountAdmin(mux *http.ServeMux) {
 			mux.HandleFunc(p+"/accept", methodNotAllowed(http.MethodPut))
 			mux.HandleFunc(p+"/reject", methodNotAllowed(http.MethodPut))
 		}
+	}
+	if h.devices != nil {
+		// Hydra v25: the device challenge has no reject; the login and
+		// consent apps reject the request.
+		dk := challengeKinds[storage.FlowDevice]
+		get, accept := h.getChallenge(dk), h.decideChallenge(dk, dk.accept)
+		mux.HandleFunc("GET /admin/oauth2/auth/requests/device", get)
+		mux.HandleFunc("PUT /admin/oauth2/auth/requests/device/accept", accept)
+		mux.HandleFunc("GET /admin/oauth2/requests/device", get)
+		mux.HandleFunc("PUT /admin/oauth2/requests/device/accept", accept)
+		mux.HandleFunc("/admin/oauth2/auth/requests/device", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("/admin/oauth2/auth/requests/device/accept", methodNotAllowed(http.MethodPut))
+		mux.HandleFunc("/admin/oauth2/requests/device", methodNotAllowed(http.MethodGet))
+		mux.HandleFunc("/admin/oauth2/requests/device/accept", methodNotAllowed(http.MethodPut))
 	}
 	sessionIDs := []string{"subject", "client", "sid", "login_session_id"}
 	mux.HandleFunc("GET /admin/oauth2/auth/sessions/consent", httpx.Identifiers(h.listConsentSessions, sessionIDs...))

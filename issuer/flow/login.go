@@ -60,8 +60,12 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, a *authz, f
 		return
 	}
 	challenge, csrf := newChallenge(), randomToken(24)
-	st := state{Request: req, RedirectURI: a.redirectURI, RequestURL: h.requestURL(form), RequestedAt: now,
-		OIDCContext: oidc, Skip: skip, CSRF: hashOf(csrf)}
+	reqURL := a.requestURL
+	if reqURL == "" {
+		reqURL = h.requestURL(form)
+	}
+	st := state{Request: req, RedirectURI: a.redirectURI, RequestURL: reqURL, RequestedAt: now,
+		OIDCContext: oidc, Skip: skip, CSRF: hashOf(csrf), Device: a.device}
 	f := storage.Flow{Kind: storage.FlowLogin, ID: challenge, ClientID: a.client.ID, Status: statusPending,
 		CreatedAt: now, ExpiresAt: now.Add(h.opts.ChallengeLifespan)}
 	if sess != nil {

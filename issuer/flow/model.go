@@ -165,6 +165,10 @@ type state struct {
 	PostLogoutRedirectURI string `json:"post_logout_redirect_uri,omitempty"`
 	LogoutState           string `json:"logout_state,omitempty"`
 
+	// Device flows: the device challenge and the login and consent
+	// challenges that follow it (device.go).
+	Device *deviceFlow `json:"device,omitempty"`
+
 	Reject *Reject `json:"reject,omitempty"`
 	// HandledAt is when the app accepted or rejected.
 	HandledAt time.Time `json:"handled_at,omitzero"`

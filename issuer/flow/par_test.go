@@ -125,7 +125,9 @@ func pushedQuery(clientID, requestURI string) url.Values {
 	return url.Values{"client_id": {clientID}, "request_uri": {requestURI}}
 }
 
-func atLogin(u *url.URL) bool { return u.Path == "/oauth2/fallbacks/login" && u.Query().Get("login_challenge") != "" }
+func atLogin(u *url.URL) bool {
+	return u.Path == "/oauth2/fallbacks/login" && u.Query().Get("login_challenge") != ""
+}
 
 func pageCode(u *url.URL) string {
 	if u.Path != "/oauth2/fallbacks/error" {

@@ -49,6 +49,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, a *authz, para
 // redirectError sends an OAuth error to the client (RFC 6749 §4.1.2.1,
 // §4.2.2.1; OpenID Connect Core §3.1.2.6).
 func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, a *authz, err error) {
+	if a.device != nil {
+		h.deviceFailed(w, r, a, err)
+		return
+	}
 	var pe pageError
 	if errors.As(err, &pe) {
 		h.errorPage(w, r, pe.e)

@@ -60,6 +60,10 @@ func (h *Handler) checkVerifier(r *http.Request, kind storage.FlowKind, f storag
 		return nil, nil, pageError{apierr.InvalidRequest("The %s verifier is invalid", kind)}
 	}
 	csrfName := csrfCookieName(csrfBase, f.ClientID)
+	if kind == storage.FlowDevice {
+		// Set before the client was known (Hydra's has no suffix either).
+		csrfName = csrfBase
+	}
 	restCSRF, ok := h.jar.checkCSRF(r, csrfName, st.CSRF)
 	if !ok {
 		return nil, nil, pageError{apierr.Forbidden("The %s request was not started by this browser (CSRF cookie missing or wrong); start again", kind)}
@@ -68,7 +72,10 @@ func (h *Handler) checkVerifier(r *http.Request, kind storage.FlowKind, f storag
 	if err != nil {
 		return nil, nil, pageError{apierr.InvalidClient("The OAuth 2.0 Client of this request no longer exists")}
 	}
-	a := &authz{client: c, req: st.Request, redirectURI: st.RedirectURI}
+	a := &authz{client: c, req: st.Request, redirectURI: st.RedirectURI, device: st.Device}
+	if st.Device != nil {
+		a.requestURL = st.RequestURL
+	}
 	if !h.now().Before(f.ExpiresAt) {
 		return nil, a, apierr.InvalidRequest("The %s request has expired; start again", kind)
 	}
@@ -175,7 +182,7 @@ func rejectError(rj *Reject, promptNone bool) error {
 			e.Description += " " + rj.ErrorHint
 		}
 	}
-	return e
+	return rejection{e}
 }
 
 // failAfterVerifier reports an error of a verifier request: to the client

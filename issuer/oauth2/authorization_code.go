@@ -102,24 +102,8 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		// transaction: the store serialises the update, the loser of a
 		// race sees the code used (RFC 6749 §4.1.2: "The client MUST NOT
 		// use the authorization code more than once").
-		use := func(t *storage.Token) error {
-			cur, err := decodeSession(t.Data)
-			if err != nil {
-				return err
-			}
-			if cur.Used {
-				return errAlreadyUsed
-			}
-			if !t.Active {
-				return errRevoked
-			}
-			cur.Used, cur.UsedAt = true, h.now().UTC()
-			t.Active = false
-			t.Data, err = json.Marshal(cur)
-			return err
-		}
 		_, err := h.tokens.Redeem(ctx, storage.RedeemRequest{Kind: storage.KindAuthorizationCode, Signature: sig,
-			Read: &t, Update: use, Issue: issue})
+			Read: &t, Update: h.useUp, Issue: issue})
 		if errors.Is(err, errAlreadyUsed) {
 			return g.reused(ctx, &t)
 		}
@@ -131,6 +115,25 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		}
 		return nil
 	})
+}
+
+// useUp marks a code (or device code) used, once: errAlreadyUsed if it
+// was, errRevoked if it was revoked.
+func (h *Handler) useUp(t *storage.Token) error {
+	cur, err := decodeSession(t.Data)
+	if err != nil {
+		return err
+	}
+	if cur.Used {
+		return errAlreadyUsed
+	}
+	if !t.Active {
+		return errRevoked
+	}
+	cur.Used, cur.UsedAt = true, h.now().UTC()
+	t.Active = false
+	t.Data, err = json.Marshal(cur)
+	return err
 }
 
 // reused answers a second use of a code: RFC 6749 §4.1.2 "If an

@@ -23,12 +23,14 @@ var _ discovery.Contributor = (*Handler)(nil)
 func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 	pub := h.opts.PublicURL
 	return discovery.Metadata{
-		TokenEndpoint:         pub + "/oauth2/token",
-		RevocationEndpoint:    pub + "/oauth2/revoke",
-		UserinfoEndpoint:      pub + "/userinfo",
-		IntrospectionEndpoint: h.opts.IntrospectionURL,
-		GrantTypesSupported:   h.GrantTypes(),
-		ScopesSupported:       []string{"openid", "offline_access", "offline"},
+		TokenEndpoint:      pub + "/oauth2/token",
+		RevocationEndpoint: pub + "/oauth2/revoke",
+		// RFC 8628 §4.
+		DeviceAuthorizationEndpoint: pub + DevicePath,
+		UserinfoEndpoint:            pub + "/userinfo",
+		IntrospectionEndpoint:       h.opts.IntrospectionURL,
+		GrantTypesSupported:         h.GrantTypes(),
+		ScopesSupported:             []string{"openid", "offline_access", "offline"},
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
 			"at_hash", "c_hash"},
 		TokenEndpointAuthMethodsSupported:               client.AuthMethods(),

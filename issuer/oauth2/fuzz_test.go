@@ -19,6 +19,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c",
 		"grant_type=a&grant_type=b", "scope=%22&grant_type=x", "grant_type=x&audience=a+b&audience=c",
 		"grant_type=x&scope=++a++", "grant_type=authorization_code&code=c&redirect_uri=https%3A%2F%2Fx&code_verifier=v",
+		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=ory_dc_a.b", "device_code=a&device_code=b&grant_type=x",
 		"", "%zz", "grant_type",
 	} {
 		f.Add(s)

@@ -11,6 +11,7 @@
 //	public  POST   /oauth2/token
 //	public  POST   /oauth2/revoke
 //	public  GET    /userinfo (and POST)
+//	public  POST   /oauth2/device/auth
 //	admin   POST   /admin/oauth2/introspect
 //	admin   DELETE /admin/oauth2/tokens?client_id=
 //	admin   POST   /admin/oauth2/flush
@@ -133,6 +134,8 @@ type Options struct {
 	JWTBearer JWTBearerOptions
 	// DPoP are the RFC 9449 proof rules (dpop.go).
 	DPoP DPoPOptions
+	// Device is the RFC 8628 device authorization grant (device.go).
+	Device DeviceOptions
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -209,6 +212,9 @@ func New(d Deps, o Options) (*Handler, error) {
 	if o.DPoP.NonceLifespan <= 0 {
 		o.DPoP.NonceLifespan = defaultDPoPNonceLifespan
 	}
+	if err := o.Device.defaults(); err != nil {
+		return nil, err
+	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
 	}
@@ -243,6 +249,7 @@ func New(d Deps, o Options) (*Handler, error) {
 		client.GrantJWTBearer:         &jwtBearerGrant{h: h},
 		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
 		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
+		client.GrantDeviceCode:        &deviceCodeGrant{h: h},
 	}
 	return h, nil
 }
@@ -267,6 +274,8 @@ func (h *Handler) MountPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /userinfo", h.userinfo)
 	mux.HandleFunc("POST /userinfo", h.userinfo)
 	mux.HandleFunc("/userinfo", methodNotAllowed(http.MethodGet, http.MethodPost))
+	mux.HandleFunc("POST /oauth2/device/auth", h.deviceAuthorization) // DevicePath
+	mux.HandleFunc("/oauth2/device/auth", methodNotAllowed(http.MethodPost))
 }
 
 // MountAdmin mounts introspection, token administration and the trust API.

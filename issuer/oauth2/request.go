@@ -46,6 +46,8 @@ type tokenRequest struct {
 	RedirectURI  string
 	CodeVerifier string
 	RefreshToken string
+	// DeviceCode belongs to the device_code grant (RFC 8628 §3.4).
+	DeviceCode string
 
 	// Client is the authenticated client.
 	Client *client.Client
@@ -64,12 +66,12 @@ func (r *tokenRequest) jkt() string {
 // singleParams are the token request parameters that must appear at most
 // once (RFC 6749 §3.2: "Request and response parameters MUST NOT be
 // included more than once"). audience is Hydra's multi-valued extension.
-var singleParams = []string{"grant_type", "scope", "assertion", "code", "redirect_uri", "code_verifier", "refresh_token"}
+var singleParams = []string{"grant_type", "scope", "assertion", "code", "redirect_uri", "code_verifier", "refresh_token", "device_code"}
 
 // parseTokenRequest parses the body parameters of a token request. It never
 // panics on hostile input and returns *apierr.Error values.
 func parseTokenRequest(form url.Values) (*tokenRequest, error) {
-	var v [7]string
+	var v [8]string
 	for i, name := range singleParams {
 		s, err := httpx.SingleValue(form, name)
 		if err != nil {
@@ -77,7 +79,7 @@ func parseTokenRequest(form url.Values) (*tokenRequest, error) {
 		}
 		v[i] = s
 	}
-	req := &tokenRequest{GrantType: v[0], Assertion: v[2], Code: v[3], RedirectURI: v[4], CodeVerifier: v[5], RefreshToken: v[6]}
+	req := &tokenRequest{GrantType: v[0], Assertion: v[2], Code: v[3], RedirectURI: v[4], CodeVerifier: v[5], RefreshToken: v[6], DeviceCode: v[7]}
 	if req.GrantType == "" {
 		return nil, apierr.InvalidRequest("The grant_type parameter is missing")
 	}

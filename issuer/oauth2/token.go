@@ -52,6 +52,8 @@ type session struct {
 	// JKT is the thumbprint of the DPoP key an access token, or a public
 	// client's refresh token, is bound to (RFC 9449 §5, §6).
 	JKT string `json:"jkt,omitempty"`
+	// Device is the polling state and decision of a device code.
+	Device *deviceState `json:"device,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`

@@ -152,6 +152,12 @@ const (
 	KindAuthorizationCode TokenKind = "authorization_code"
 	KindOIDCSession       TokenKind = "oidc"
 	KindPKCE              TokenKind = "pkce"
+	// KindDeviceCode and KindUserCode are an RFC 8628 device
+	// authorization: the device code (its grant, polling and decision)
+	// and its user code (signature of the normalised code), both with
+	// the request ID of the grant.
+	KindDeviceCode TokenKind = "device_code"
+	KindUserCode   TokenKind = "user_code"
 )
 
 // Token is an issued credential. Signature is the primary key: for opaque
@@ -242,6 +248,12 @@ const (
 	// FlowPushedRequest is an RFC 9126 pushed authorization request; its
 	// ID is a hash of the request_uri's random part.
 	FlowPushedRequest FlowKind = "par"
+	// FlowDevice is the device challenge of RFC 8628 user code entry.
+	FlowDevice FlowKind = "device"
+	// FlowUserCodeFailures is not a challenge: it counts the failed user
+	// code entries of one client IP address in one time window (its ID),
+	// so the limit holds across replicas; it expires with the window.
+	FlowUserCodeFailures FlowKind = "user_code_failures"
 )
 
 // Flow is one challenge handed to the login/consent/logout app. Its ID is the

@@ -159,7 +159,8 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	a.auth, err = client.NewAuthenticator(client.AuthenticatorOptions{Manager: a.clients, Nonces: a.store.Nonces(),
 		HTTP: outbound, Logger: log, TokenEndpoint: cfg.PublicURL() + "/oauth2/token", Issuer: issuer,
 		// RFC 9126 §2: the PAR endpoint's URL identifies the issuer too.
-		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath},
+		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath,
+			cfg.PublicURL() + oauth2.DevicePath},
 		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL})
 	if err != nil {
 		return err
@@ -205,7 +206,7 @@ func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
 	}
 	flows, err := flow.New(flow.Deps{Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
-		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
+		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Devices: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
 		HTTP: backchannel, Auth: a.auth, Logger: log}, flowOptions(cfg))
 	if err != nil {
 		return err
@@ -256,10 +257,21 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			RequireNonce:  cfg.OAuth2.DPoP.RequireNonce,
 			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
 		},
+		Device: deviceOptions(cfg),
 	}
 	o.RefreshTokenRotationGraceReuseCount = cfg.OAuth2.Grant.RefreshToken.RotationGraceReuseCount
 	return o
 }
+
+// deviceOptions maps the device authorization settings (RFC 8628).
+func deviceOptions(cfg *config.Config) oauth2.DeviceOptions {
+	n, alphabet := cfg.OAuth2.DeviceAuthorization.UserCode.UserCodeShape()
+	return oauth2.DeviceOptions{Lifespan: cfg.TTL.DeviceUserCode, Interval: cfg.OAuth2.DeviceAuthorization.TokenPollingInterval,
+		UserCodeLength: n, UserCodeAlphabet: alphabet}
+}
+
+// The token side serves the flow's device authorizations.
+var _ flow.DeviceGrants = (*oauth2.Handler)(nil)
 
 // wrapCORS puts CORS handling (serve.{public,admin}.cors) in front of a
 // listener; on the public one the clients' allowed_cors_origins count too.

@@ -75,6 +75,7 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 		Userinfo       string   `json:"userinfo_endpoint"`
 		Revocation     string   `json:"revocation_endpoint"`
 		EndSession     string   `json:"end_session_endpoint"`
+		Device         string   `json:"device_authorization_endpoint"`
 		Registration   string   `json:"registration_endpoint"`
 		JWKS           string   `json:"jwks_uri"`
 		GrantTypes     []string `json:"grant_types_supported"`
@@ -174,6 +175,21 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 				"exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(), "jti": randomState()})
 			tok := basic(url.Values{"grant_type": {g}, "assertion": {a}, "scope": {"profile"}})
 			mustf(t, tok["access_token"] != nil, "%s: %v", g, tok)
+		case "urn:ietf:params:oauth:grant-type:device_code":
+			status, da := postFormAs(t, d.Device, url.Values{"scope": {"openid"}}, all["client_id"].(string), secret)
+			mustf(t, status == http.StatusOK, "device_authorization_endpoint: %d %v", status, da)
+			at, _, _ := ex.b.visit(da["verification_uri_complete"].(string))
+			mustf(t, at != nil && at.Path == "/oauth2/fallbacks/device", "verification_uri_complete: %v", at)
+			status, out := enterUserCode(t, is, at.Query().Get("device_challenge"), at.Query().Get("user_code"))
+			mustf(t, status == http.StatusOK, "device accept: %d %v", status, out)
+			at, _, _ = ex.b.visit(out["redirect_to"].(string))
+			_, to := acceptLogin(t, is, at, map[string]any{"subject": "alice", "remember": true})
+			at, _, _ = ex.b.visit(to)
+			_, to = acceptConsent(t, is, at, grantAll(true))
+			at, _, _ = ex.b.visit(to)
+			mustf(t, at != nil && at.Path == "/oauth2/fallbacks/device/done", "after the device consent: %v", at)
+			tok := basic(url.Values{"grant_type": {g}, "device_code": {da["device_code"].(string)}})
+			mustf(t, tok["access_token"] != nil && tok["id_token"] != nil, "%s: %v", g, tok)
 		default:
 			t.Fatalf("no exercise for the advertised grant type %q", g)
 		}

@@ -16,6 +16,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 		IssuerURL: cfg.URLs.Self.Issuer, PublicURL: cfg.PublicURL(),
 		LoginURL: cfg.URLs.Login, ConsentURL: cfg.URLs.Consent, LogoutURL: cfg.URLs.Logout,
 		ErrorURL: cfg.URLs.Error, PostLogoutRedirectURL: cfg.URLs.PostLogoutRedirect,
+		DeviceVerificationURL: cfg.URLs.Device.Verification, DeviceSuccessURL: cfg.URLs.Device.Success,
 		ChallengeLifespan: cfg.TTL.LoginConsentRequest, UnrememberedLifespan: cfg.TTL.RefreshToken,
 		Scopes: oauth2.ScopeStrategyFor(cfg.Strategies.Scope),
 		PKCE: flow.PKCE{Enforced: cfg.OAuth2.PKCE.Enforced, EnforcedForPublicClients: cfg.OAuth2.PKCE.EnforcedForPublicClients,
@@ -23,7 +24,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 		PairwiseSalt: cfg.OIDC.SubjectIdentifiers.Pairwise.Salt,
 		SubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes,
 		Cookies: flow.CookieOptions{Session: ck.Names.Session, LoginCSRF: ck.Names.LoginCSRF, ConsentCSRF: ck.Names.ConsentCSRF,
-			Domain: ck.Domain, Secure: secureCookies(cfg)},
+			DeviceCSRF: ck.Names.DeviceCSRF, Domain: ck.Domain, Secure: secureCookies(cfg)},
 		PAR: flow.PAR{Required: cfg.OAuth2.PushedAuthorizationRequests.Required,
 			Lifespan: cfg.OAuth2.PushedAuthorizationRequests.RequestURILifespan},
 	}

@@ -62,14 +62,7 @@ func authCodeCmd(use, short string) *cobra.Command {
 			"The client must have the redirect URI (default http://127.0.0.1:<port>/callback) registered.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if f.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, f.timeout)
-				defer cancel()
-			}
-			return f.run(ctx, cmd)
+			return untilInterrupted(cmd, f.timeout, f.run)
 		},
 	}
 	f.r.addFlags(cmd, true)
@@ -85,6 +78,19 @@ func authCodeCmd(use, short string) *cobra.Command {
 	fl.IntVar(&f.maxAge, "max-age", 0, "OpenID Connect max_age in seconds (0: not sent)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long (default: wait until Ctrl-C)")
 	return cmd
+}
+
+// untilInterrupted runs a perform command's run with a context that ends
+// on Ctrl-C, SIGTERM or after timeout (when positive).
+func untilInterrupted(cmd *cobra.Command, timeout time.Duration, run func(context.Context, *cobra.Command) error) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return run(ctx, cmd)
 }
 
 // randomToken returns n random bytes, base64url without padding.
@@ -226,11 +232,17 @@ func (f *authCodeFlow) run(ctx context.Context, cmd *cobra.Command) error {
 	if tok.AccessToken == "" {
 		return errors.New("the token endpoint answered without an access_token")
 	}
+	return printTokens(cmd, &f.r, &tok)
+}
+
+// printTokens prints a token response in the --format asked for (the
+// table: one field a line, as Hydra's perform commands print it).
+func printTokens(cmd *cobra.Command, r *remote, tok *tokenResponse) error {
 	exp := ""
 	if tok.ExpiresIn > 0 {
 		exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
 	}
-	return f.r.print(cmd, &tok, table{
+	return r.print(cmd, tok, table{
 		head:     []string{"ACCESS TOKEN", "REFRESH TOKEN", "ID TOKEN", "EXPIRY", "SCOPE", "TOKEN TYPE"},
 		rows:     [][]string{{tok.AccessToken, tok.RefreshToken, tok.IDToken, exp, tok.Scope, tok.TokenType}},
 		vertical: true,
