@@ -34,6 +34,7 @@ type dpopChecker struct {
 	algs   string // for the challenges' algs attribute (§7.1)
 	m      *metrics
 	replay *replayCache
+	keys   *dpop.HeaderCache
 	nonces *nonceSource // nil unless use_nonce
 
 	asBearer, unbound, missing, several, noURL, keyMismatch, replayed, replayFull *Denial
@@ -47,7 +48,7 @@ type windowDenial struct {
 
 func newDPoPChecker(cfg DPoPConfig, realm string, m *metrics) (*dpopChecker, error) {
 	c := &dpopChecker{cfg: cfg, realm: realm, algs: strings.Join(cfg.Algorithms, " "), m: m,
-		replay: newReplayCache(cfg.ReplayCacheSize)}
+		replay: newReplayCache(cfg.ReplayCacheSize), keys: dpop.NewHeaderCache(4096)}
 	if cfg.UseNonce {
 		key := []byte(cfg.NonceSecret)
 		if len(key) == 0 {
@@ -103,7 +104,7 @@ func (c *dpopChecker) check(r *Request, ru *rule, tok string, dpopScheme bool, j
 		return c.noURL
 	}
 	o := dpop.Options{Method: r.Method, URL: htu, Algs: c.cfg.Algorithms, Now: now,
-		MaxAge: c.cfg.ProofMaxAge, Leeway: c.cfg.ProofLeeway, AccessToken: tok}
+		MaxAge: c.cfg.ProofMaxAge, Leeway: c.cfg.ProofLeeway, AccessToken: tok, Headers: c.keys}
 	if c.nonces != nil {
 		o.Nonce = func(n string) bool { return c.nonces.valid(n, now) }
 	}
