@@ -11,7 +11,9 @@
 //	(b) N distinct valid JWTs, each sent once (cache miss: signature
 //	    verification), for RS256 and ES256, with the raw verification
 //	    rate of the same algorithm measured in this process beside it;
-//	(c) opaque tokens whose introspection result is cached.
+//	(c) opaque tokens whose introspection result is cached;
+//	(d) one DPoP-bound JWT (cached) with a fresh ES256 proof per check,
+//	    the proofs signed before the measurement.
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
