@@ -8,10 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,23 +78,14 @@ func (d *DPoPKey) Proof(t testing.TB, htm, htu, token string, edit func(hdr, cla
 // (as c, client_secret_basic) and fails unless it is a DPoP token.
 func (is *Issuer) DPoPToken(t testing.TB, c Client, key *DPoPKey, form url.Values) string {
 	t.Helper()
-	u := is.PublicURL + "/oauth2/token"
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("DPoP", key.Proof(t, http.MethodPost, u, "", nil))
-	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	proof := key.Proof(t, http.MethodPost, is.PublicURL+"/oauth2/token", "", nil)
+	status, raw := is.postToken(t, c, form, map[string]string{"DPoP": proof})
 	var tok struct {
 		AccessToken string `json:"access_token"`
 		TokenType   string `json:"token_type"`
 	}
-	if err := json.Unmarshal(raw, &tok); err != nil || resp.StatusCode != http.StatusOK || tok.TokenType != "DPoP" {
-		t.Fatalf("DPoP token: %d %s", resp.StatusCode, raw)
+	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.TokenType != "DPoP" {
+		t.Fatalf("DPoP token: %d %s", status, raw)
 	}
 	return tok.AccessToken
 }
