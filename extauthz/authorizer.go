@@ -210,7 +210,7 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	if err == nil && res.id != nil && res.deny == nil {
 		// The binding is checked on every request, the token's
 		// validation coming from the cache or not.
-		res.deny = a.checkBinding(r, ru, tok, dpopScheme, res.id, a.now())
+		res.deny = a.checkBinding(r, ru, tok, dpopScheme, res.id)
 	}
 	if ru.anonymous {
 		// Public route: a valid token (of an accepted issuer and type,

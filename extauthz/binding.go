@@ -1,7 +1,5 @@
 package extauthz
 
-import "time"
-
 // binding is a token's confirmation claim (cnf, RFC 7800 §3.1), from the
 // JWT's claims or the introspection answer (RFC 9449 §6, RFC 8705 §3).
 type binding struct {
@@ -39,9 +37,9 @@ func bindingOf(c claimSet) (binding, error) {
 // (mtls.go). An unbound token sent with the DPoP scheme is refused too
 // (see dpopChecker.check). The token's validation may come from the
 // cache; the binding is checked on every request.
-func (a *Authorizer) checkBinding(r *Request, ru *rule, tok string, dpopScheme bool, id *Identity, now time.Time) *Denial {
+func (a *Authorizer) checkBinding(r *Request, ru *rule, tok string, dpopScheme bool, id *Identity) *Denial {
 	if id.bind.jkt != "" || dpopScheme {
-		if d := a.dpop.check(r, ru, tok, dpopScheme, id.bind.jkt, now); d != nil {
+		if d := a.dpop.check(r, ru, tok, dpopScheme, id.bind.jkt, a.now()); d != nil {
 			return d
 		}
 	}
