@@ -27,7 +27,7 @@ type DPoPKey struct {
 
 // Private is the private key; JWK the public one as a JSON object.
 func (d *DPoPKey) Private() *ecdsa.PrivateKey { return d.priv }
-func (d *DPoPKey) JWK() map[string]any       { return d.jwk }
+func (d *DPoPKey) JWK() map[string]any        { return d.jwk }
 
 // NewDPoPKey generates a P-256 DPoP key.
 func NewDPoPKey(t testing.TB) *DPoPKey {
