@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -128,5 +130,26 @@ func TestBindingConfigValidate(t *testing.T) {
 	}
 	if ok.Binding.DPoP.ProofMaxAge != time.Minute || ok.Binding.MTLS.ClientCertHeader != XFCCHeader || len(ok.Binding.DPoP.Algorithms) != 10 {
 		t.Errorf("defaults: %+v", ok.Binding)
+	}
+}
+
+// TestReplayCacheConcurrent: of proofs with one jti sent at once, exactly
+// one is accepted.
+func TestReplayCacheConcurrent(t *testing.T) {
+	c := newReplayCache(4096)
+	var wg sync.WaitGroup
+	var accepted atomic.Int32
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.add("k", "same", testEpoch, time.Minute) == replayNew {
+				accepted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if accepted.Load() != 1 {
+		t.Fatalf("%d accepted, want 1", accepted.Load())
 	}
 }
