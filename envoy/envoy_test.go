@@ -161,6 +161,9 @@ func TestWiring(t *testing.T) {
 			if oauth != nil && slices.Index(names, "envoy.filters.http.oauth2") > slices.Index(names, "envoy.filters.http.ext_authz") {
 				t.Fatalf("oauth2 must run before ext_authz: %v", names)
 			}
+			if !authz.IncludePeerCertificate {
+				t.Fatal("ext_authz must send the client certificate (include_peer_certificate) for certificate-bound tokens")
+			}
 			if authz.FailureModeAllow || authz.TransportApiVersion.String() != "V3" || authz.GetGrpcService().GetEnvoyGrpc() == nil {
 				t.Fatalf("ext_authz must be gRPC V3 and fail closed: %v", &authz)
 			}

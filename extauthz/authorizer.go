@@ -45,6 +45,8 @@ type Authorizer struct {
 	jwtClaims    map[string]bool // the unregistered top-level claims buildIdentity may read
 	headers      headerPlan
 	deny         denials
+	dpop         *dpopChecker
+	mtls         *mtlsChecker
 	cache        *decisionCache
 	introSF      singleflight.Group
 	ready        chan struct{}
@@ -78,6 +80,11 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 	var algList []jwa.SignatureAlgorithm
 	a.algs, algList = algorithmSet(cfg.JWT.Algorithms)
 	a.deny = newDenials(cfg.Realm, a.m)
+	var err error
+	if a.dpop, err = newDPoPChecker(cfg.Binding.DPoP, cfg.Realm, a.m); err != nil {
+		return nil, fmt.Errorf("binding.dpop: %w", err)
+	}
+	a.mtls = newMTLSChecker(cfg.Binding.MTLS, cfg.Realm, a.m)
 	for name, path := range cfg.Headers.Identity {
 		a.headers.identity = append(a.headers.identity, headerSpec{name, path})
 		a.headers.names = append(a.headers.names, name)
@@ -186,7 +193,7 @@ func (d Decision) Allowed() bool { return d.Err == nil && d.Denial == nil }
 // validate (cached), apply the rule's requirements.
 func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	ru := a.match(NormalizeHost(r.Host), r.Method, NormalizePath(r.Path))
-	tok, xerr := ExtractToken(r.Authorization, r.Cookie, a.cfg.Token.Cookie, a.cfg.Token.MaxBytes)
+	tok, dpopScheme, xerr := a.credential(r)
 	var res result
 	var err error
 	switch {
@@ -200,10 +207,16 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	default:
 		res, err = a.authenticate(ctx, tok)
 	}
+	if err == nil && res.id != nil && res.deny == nil {
+		// The binding is checked on every request, the token's
+		// validation coming from the cache or not.
+		res.deny = a.checkBinding(r, ru, tok, dpopScheme, res.id)
+	}
 	if ru.anonymous {
-		// Public route: a valid token (of an accepted issuer and type)
-		// still identifies the caller; anything else is anonymous.
-		if err == nil && res.id != nil && ru.check(res.id) == nil {
+		// Public route: a valid token (of an accepted issuer and type,
+		// used as its binding requires) still identifies the caller;
+		// anything else is anonymous.
+		if err == nil && res.id != nil && res.deny == nil && ru.check(res.id) == nil {
 			a.m.allowToken.Inc()
 			return Decision{Identity: res.id, Rule: ru.name}
 		}
@@ -305,6 +318,7 @@ func (a *Authorizer) claimsRead() map[string]bool {
 			}
 		}
 	}
+	m["cnf"] = true // every decision reads the binding
 	for _, c := range registeredClaims {
 		delete(m, c)
 	}

@@ -106,8 +106,14 @@ func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
 		if m.Attributes == nil {
 			m.Attributes = &authv3.AttributeContext{}
 		}
-		// AttributeContext.request = 4.
+		// AttributeContext.source = 1, request = 4.
 		return fields(v, func(num protowire.Number, v []byte) error {
+			if num == 1 {
+				if m.Attributes.Source == nil {
+					m.Attributes.Source = &authv3.AttributeContext_Peer{}
+				}
+				return decodePeer(v, m.Attributes.Source)
+			}
 			if num != 4 {
 				return nil
 			}
@@ -129,7 +135,8 @@ func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
 }
 
 // decodeHTTPRequest reads method = 2, headers = 3 (map entries), path =
-// 4, host = 5 and header_map = 13 of AttributeContext.HttpRequest.
+// 4, host = 5, scheme = 6 and header_map = 13 of
+// AttributeContext.HttpRequest.
 func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 	return fields(b, func(num protowire.Number, v []byte) error {
 		var err error
@@ -140,6 +147,8 @@ func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 			h.Path, err = protoString(v)
 		case 5:
 			h.Host, err = protoString(v)
+		case 6:
+			h.Scheme, err = protoString(v)
 		case 3:
 			err = decodeHeaderEntry(v, h)
 		case 13:
@@ -175,8 +184,7 @@ func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 	if err != nil {
 		return err
 	}
-	relevant := string(key) == "authorization" || string(key) == "cookie"
-	if !relevant && len(h.Headers) > 0 {
+	if !checkHeaders[string(key)] && len(h.Headers) > 0 {
 		return nil
 	}
 	k, err := protoString(key)
@@ -212,12 +220,8 @@ func decodeHeaderValue(b []byte, hm *corev3.HeaderMap) error {
 	if err != nil {
 		return err
 	}
-	switch strings.ToLower(string(key)) {
-	case "authorization", "cookie", ":authority":
-	default:
-		if len(hm.Headers) > 0 {
-			return nil
-		}
+	if k := strings.ToLower(string(key)); !checkHeaders[k] && k != ":authority" && len(hm.Headers) > 0 {
+		return nil
 	}
 	hv := &corev3.HeaderValue{}
 	if hv.Key, err = protoString(key); err != nil {
@@ -231,4 +235,44 @@ func decodeHeaderValue(b []byte, hm *corev3.HeaderMap) error {
 	}
 	hm.Headers = append(hm.Headers, hv)
 	return nil
+}
+
+// checkHeaders are the headers requestFromCheck reads.
+var checkHeaders = map[string]bool{"authorization": true, "cookie": true, "dpop": true,
+	"x-forwarded-proto": true, XFCCHeader: true}
+
+// decodePeer reads AttributeContext.Peer's address = 1 (Address.
+// socket_address = 1, SocketAddress.address = 2) and certificate = 5.
+func decodePeer(b []byte, p *authv3.AttributeContext_Peer) error {
+	return fields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case 5:
+			var err error
+			p.Certificate, err = protoString(v)
+			return err
+		case 1:
+			if p.Address == nil {
+				p.Address = &corev3.Address{}
+			}
+			return fields(v, func(num protowire.Number, v []byte) error {
+				if num != 1 {
+					return nil
+				}
+				sa, ok := p.Address.Address.(*corev3.Address_SocketAddress)
+				if !ok {
+					sa = &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{}}
+					p.Address.Address = sa
+				}
+				return fields(v, func(num protowire.Number, v []byte) error {
+					if num != 2 {
+						return nil
+					}
+					var err error
+					sa.SocketAddress.Address, err = protoString(v)
+					return err
+				})
+			})
+		}
+		return nil
+	})
 }

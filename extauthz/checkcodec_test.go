@@ -61,6 +61,12 @@ func codecCases() map[string][]byte {
 		"header_map without relevant": m(envoyLikeRequest(nil, []*corev3.HeaderValue{{Key: "x", Value: "y"}})),
 		"both maps":                   m(envoyLikeRequest(map[string]string{"x": "y"}, []*corev3.HeaderValue{{Key: "authorization", Value: "Bearer hm"}})),
 	}
+	bound := envoyLikeRequest(map[string]string{"authorization": "DPoP abc", "dpop": "p1,p2", "x-forwarded-proto": "http",
+		"x-forwarded-client-cert": `By=spiffe://a;Hash=00;Cert="-----BEGIN%20CERTIFICATE-----"`}, nil)
+	bound.Attributes.Source.Certificate = "-----BEGIN%20CERTIFICATE-----%0A"
+	cases["bound"] = m(bound)
+	cases["bound header_map"] = m(envoyLikeRequest(nil, []*corev3.HeaderValue{{Key: "DPoP", Value: "p1"}, {Key: "dpop", Value: "p2"},
+		{Key: "X-Forwarded-Proto", Value: "https,http"}, {Key: "x-forwarded-client-cert", Value: "Hash=00"}}))
 	// A message field repeated on the wire is merged; a scalar repeated
 	// takes the last value; map entries with the same key, the last one.
 	a := m(envoyLikeRequest(map[string]string{"authorization": "Bearer first", "x-a": "1"}, nil))

@@ -45,6 +45,9 @@ type Config struct {
 	IntrospectionEndpoint IntrospectionEndpointConfig `yaml:"introspection_endpoint"`
 	// Realm, when set, is sent as the realm attribute of WWW-Authenticate.
 	Realm string `yaml:"realm"`
+	// Binding configures the checks of DPoP- and certificate-bound
+	// tokens (bindconfig.go).
+	Binding BindingConfig `yaml:"binding"`
 }
 
 // IssuerConfig describes one trusted issuer.
@@ -182,6 +185,10 @@ type Rule struct {
 	// Claims: claim path → accepted values; the claim (or, for an array
 	// claim, one of its elements) must equal one of them.
 	Claims map[string]StringList `yaml:"claims"`
+	// ExternalBaseURL is the scheme, host and path prefix clients call
+	// this route at, when a proxy in front of the gateway rewrites them:
+	// a DPoP proof's htu is checked against it plus the request's path.
+	ExternalBaseURL string `yaml:"external_base_url"`
 }
 
 // Match says which requests a rule applies to. Empty fields match all.
@@ -258,6 +265,7 @@ func (c Config) Defaults() Config {
 	if c.Headers.Identity == nil {
 		c.Headers.Identity = DefaultIdentityHeaders()
 	}
+	c.Binding = c.Binding.defaults()
 	return c
 }
 
@@ -388,6 +396,7 @@ func (c Config) Validate() error {
 	for i, r := range c.Rules {
 		errs = append(errs, r.validate(fmt.Sprintf("rules[%d]", i), seen)...)
 	}
+	errs = append(errs, c.Binding.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -449,6 +458,11 @@ func (r Rule) validate(k string, issuers map[string]bool) []error {
 		}
 		if len(r.Claims[p]) == 0 {
 			bad("claims."+p, "needs at least one accepted value")
+		}
+	}
+	if r.ExternalBaseURL != "" {
+		if err := checkExternalBaseURL(r.ExternalBaseURL); err != nil {
+			bad("external_base_url", "%v", err)
 		}
 	}
 	return errs

@@ -48,7 +48,9 @@ type Denial struct {
 	Reason      string
 
 	WWWAuthenticate string
-	Body            []byte
+	// Headers are further response headers (DPoP-Nonce, RFC 9449 §9).
+	Headers []Header
+	Body    []byte
 
 	counter prometheus.Counter
 	envoy   atomic.Pointer[encodedResponse]
@@ -76,8 +78,14 @@ func newDenial(realm string, status int, code, reason, description, scope string
 // wwwAuthenticate renders a Bearer challenge (RFC 6750 §3). Without an
 // error code (no token was sent, §3.1) only the realm is given.
 func wwwAuthenticate(realm, code, description, scope string) string {
+	return challenge("Bearer", realm, code, description, scope, "")
+}
+
+// challenge renders a challenge of scheme with RFC 6750 §3's attributes
+// and, for the DPoP scheme, algs (RFC 9449 §7.1).
+func challenge(scheme, realm, code, description, scope, algs string) string {
 	var b strings.Builder
-	b.WriteString("Bearer")
+	b.WriteString(scheme)
 	sep := " "
 	attr := func(k, v string) {
 		b.WriteString(sep)
@@ -98,6 +106,9 @@ func wwwAuthenticate(realm, code, description, scope string) string {
 		if scope != "" {
 			attr("scope", scope)
 		}
+	}
+	if algs != "" {
+		attr("algs", algs)
 	}
 	return b.String()
 }

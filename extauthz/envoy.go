@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -91,7 +92,12 @@ func (s *CheckServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 }
 
 func (s *CheckServer) check(ctx context.Context, req *authv3.CheckRequest) (*encodedResponse, error) {
-	d := s.a.Decide(ctx, requestFromCheck(req))
+	r := requestFromCheck(req)
+	if s.a.cfg.Binding.MTLS.ClientCertHeader != XFCCHeader {
+		// Over gRPC only Envoy's XFCC carries a certificate in a header.
+		r.CertHeader = ""
+	}
+	d := s.a.Decide(ctx, r)
 	return s.render(d)
 }
 
@@ -114,16 +120,33 @@ func encodeResponse(r *authv3.CheckResponse) (*encodedResponse, error) {
 
 // requestFromCheck reads the original request from a CheckRequest: the
 // headers map (lower-case names, repeated headers joined by ","), or the
-// header_map Envoy sends with encode_raw_headers.
+// header_map Envoy sends with encode_raw_headers; the scheme (the
+// x-forwarded-proto header when a proxy sits in front, else Envoy's
+// own), the DPoP proofs, the client certificate (source.certificate,
+// set with include_peer_certificate) and the x-forwarded-client-cert
+// header with the source address it came from.
 //
 // NewCheckCodec decodes only the fields read here: reading another one
 // needs the codec (checkcodec.go) to decode it too.
 func requestFromCheck(req *authv3.CheckRequest) *Request {
+	src := req.GetAttributes().GetSource()
 	h := req.GetAttributes().GetRequest().GetHttp()
-	r := &Request{Host: h.GetHost(), Method: h.GetMethod(), Path: h.GetPath()}
+	r := &Request{Host: h.GetHost(), Method: h.GetMethod(), Path: h.GetPath(), Scheme: h.GetScheme(),
+		PeerCertificate: src.GetCertificate()}
+	if a, err := netip.ParseAddr(src.GetAddress().GetSocketAddress().GetAddress()); err == nil {
+		r.HeaderSource = a
+	}
+	var proto string
 	if hm := h.GetHeaders(); len(hm) > 0 {
 		r.Authorization = hm["authorization"]
 		r.Cookie = hm["cookie"]
+		proto = hm["x-forwarded-proto"]
+		r.CertHeader = hm[XFCCHeader]
+		if v, ok := hm["dpop"]; ok {
+			// Envoy joins repeated headers with ",", which a compact
+			// JWS never contains: split them again (RFC 9449 §4.3 item 1).
+			r.DPoP = strings.Split(v, ",")
+		}
 	} else if raw := h.GetHeaderMap().GetHeaders(); len(raw) > 0 {
 		var authz, cookie []string
 		for _, hv := range raw {
@@ -140,10 +163,19 @@ func requestFromCheck(req *authv3.CheckRequest) *Request {
 				if r.Host == "" {
 					r.Host = v
 				}
+			case "x-forwarded-proto":
+				proto = v
+			case XFCCHeader:
+				r.CertHeader = v
+			case "dpop":
+				r.DPoP = append(r.DPoP, v)
 			}
 		}
 		r.Authorization = strings.Join(authz, ",")
 		r.Cookie = strings.Join(cookie, "; ")
+	}
+	if proto != "" {
+		r.Scheme, _, _ = strings.Cut(proto, ",") // the first proxy's
 	}
 	return r
 }
@@ -275,16 +307,20 @@ func deniedResponse(d *Denial) (*encodedResponse, error) {
 	if d.Status == 403 {
 		code = codes.PermissionDenied
 	}
+	headers := []*corev3.HeaderValueOption{
+		overwrite("www-authenticate", d.WWWAuthenticate),
+		overwrite("content-type", "application/json"),
+		overwrite("cache-control", "no-store"),
+	}
+	for _, h := range d.Headers {
+		headers = append(headers, overwrite(strings.ToLower(h.Name), h.Value))
+	}
 	r, err := encodeResponse(&authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code), Message: d.Description},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-			Headers: []*corev3.HeaderValueOption{
-				overwrite("www-authenticate", d.WWWAuthenticate),
-				overwrite("content-type", "application/json"),
-				overwrite("cache-control", "no-store"),
-			},
-			Body: string(d.Body),
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+			Headers: headers,
+			Body:    string(d.Body),
 		}},
 	})
 	if err != nil {

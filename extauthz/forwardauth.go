@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -28,7 +29,12 @@ var _ http.Handler = (*ForwardAuth)(nil)
 // overwrites whatever the client sent), or 401/403 with the RFC 6750
 // challenge, or 503 when no decision can be made.
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d := f.A.Decide(r.Context(), ForwardedRequest(r))
+	req := ForwardedRequest(r)
+	req.CertHeader = r.Header.Get(f.A.cfg.Binding.MTLS.ClientCertHeader)
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		req.HeaderSource = ap.Addr()
+	}
+	d := f.A.Decide(r.Context(), req)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	switch {
@@ -62,6 +68,8 @@ func ForwardedRequest(r *http.Request) *Request {
 		Host:          firstNonEmpty(h.Get("X-Forwarded-Host"), r.Host),
 		Authorization: strings.Join(h.Values("Authorization"), ","),
 		Cookie:        strings.Join(h.Values("Cookie"), "; "),
+		Scheme:        h.Get("X-Forwarded-Proto"),
+		DPoP:          h.Values("DPoP"),
 	}
 	req.Method = strings.ToUpper(req.Method)
 	switch {
@@ -97,6 +105,9 @@ func firstNonEmpty(v ...string) string {
 func writeDenial(w http.ResponseWriter, d *Denial) {
 	h := w.Header()
 	h.Set("WWW-Authenticate", d.WWWAuthenticate)
+	for _, x := range d.Headers {
+		h.Set(x.Name, x.Value)
+	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(d.Status)
 	_, _ = w.Write(d.Body)

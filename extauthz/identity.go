@@ -28,6 +28,10 @@ type Identity struct {
 	// or the issuer's introspection response).
 	Claims json.RawMessage
 
+	// bind is the token's confirmation (cnf, RFC 7800): the key or
+	// certificate it is bound to, checked on every request (binding.go).
+	bind binding
+
 	claimValues [][]string // values of the claim paths rules refer to
 	headers     []Header   // identity headers this identity sets, by name
 	unset       []string   // configured identity headers it does not set
@@ -348,8 +352,12 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims claimSet, ra
 	if err != nil {
 		return nil, err
 	}
+	bind, err := bindingOf(claims)
+	if err != nil {
+		return nil, err
+	}
 	id := &Identity{TokenType: tokenType, Issuer: issuer, Subject: sub, ClientID: clientID,
-		Scopes: scopes, Audience: aud, Expiry: exp, Claims: json.RawMessage(raw)}
+		Scopes: scopes, Audience: aud, Expiry: exp, Claims: json.RawMessage(raw), bind: bind}
 	if len(a.claimPaths) > 0 {
 		id.claimValues = make([][]string, len(a.claimPaths))
 		for i, p := range a.claimPaths {

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"net"
+	"net/netip"
 	"path"
 	"strings"
 )
@@ -20,6 +21,18 @@ type Request struct {
 	Authorization string
 	// Cookie is the Cookie header (several values joined by "; ").
 	Cookie string
+
+	// What the binding checks read (binding.go). Scheme is the scheme
+	// the client used ("https"); DPoP the DPoP header values (RFC 9449
+	// §4.1); PeerCertificate the URL-encoded PEM client certificate the
+	// gateway saw (Envoy's source.certificate); CertHeader the value of
+	// the configured client certificate header, believed only when
+	// HeaderSource is a trusted proxy.
+	Scheme          string
+	DPoP            []string
+	PeerCertificate string
+	CertHeader      string
+	HeaderSource    netip.Addr
 }
 
 // NormalizePath turns a request target into the path rules match

@@ -8,18 +8,19 @@ import (
 
 // rule is a compiled Rule.
 type rule struct {
-	name       string
-	hosts      []string // exact, lower case
-	wildcards  []string // ".example.com" for "*.example.com"
-	path       string
-	prefix     string
-	methods    []string // upper case
-	anonymous  bool
-	audiences  []string
-	scopes     []string
-	issuers    []string
-	tokenTypes []string
-	claims     []claimRequirement
+	name         string
+	hosts        []string // exact, lower case
+	wildcards    []string // ".example.com" for "*.example.com"
+	path         string
+	prefix       string
+	methods      []string // upper case
+	anonymous    bool
+	audiences    []string
+	scopes       []string
+	issuers      []string
+	tokenTypes   []string
+	claims       []claimRequirement
+	externalBase string // Rule.ExternalBaseURL without a trailing "/"
 
 	denyIssuer, denyTokenType, denyAudience, denyScope, denyClaim *Denial
 }
@@ -35,7 +36,8 @@ func (a *Authorizer) compileRules(rs []Rule) {
 	pathIndex := map[string]int{}
 	for _, r := range rs {
 		cr := &rule{name: r.Name, path: r.Match.Path, prefix: r.Match.PathPrefix, anonymous: r.AllowAnonymous,
-			audiences: r.Audiences, scopes: r.Scopes, issuers: r.Issuers, tokenTypes: r.TokenTypes}
+			audiences: r.Audiences, scopes: r.Scopes, issuers: r.Issuers, tokenTypes: r.TokenTypes,
+			externalBase: strings.TrimSuffix(r.ExternalBaseURL, "/")}
 		for _, h := range r.Match.Hosts {
 			h = strings.ToLower(strings.TrimSuffix(h, "."))
 			if strings.HasPrefix(h, "*.") {

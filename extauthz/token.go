@@ -49,8 +49,14 @@ func ExtractToken(authorization, cookieHeader, cookieName string, maxBytes int) 
 // case-insensitive per RFC 9110 §11.1). isBearer reports whether the
 // header uses the Bearer scheme at all.
 func parseBearer(h string, maxBytes int) (tok string, isBearer bool, err error) {
+	return parseScheme(h, "bearer", maxBytes)
+}
+
+// parseScheme parses `<scheme> <b64token>` for a lower-case scheme
+// (Bearer, or DPoP whose token68 has the same characters, RFC 9449
+// §7.1); ok reports whether the header uses that scheme at all.
+func parseScheme(h, scheme string, maxBytes int) (tok string, ok bool, err error) {
 	h = strings.TrimLeft(h, " \t")
-	const scheme = "bearer"
 	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return "", false, nil
 	}
@@ -59,7 +65,7 @@ func parseBearer(h string, maxBytes int) (tok string, isBearer bool, err error) 
 		return "", true, errMalformedAuthorization
 	}
 	if rest[0] != ' ' && rest[0] != '\t' {
-		// "Bearerx": another scheme name that merely starts with Bearer.
+		// "Bearerx": another scheme name that merely starts with this one.
 		return "", false, nil
 	}
 	rest = strings.Trim(rest, " \t")

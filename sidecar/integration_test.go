@@ -73,10 +73,16 @@ func startSidecar(t *testing.T, p provider, extraYAML string) *sidecarProc {
 // a plain invocation serves too).
 func startSidecarCmd(t *testing.T, p provider, extraYAML string, cmd ...string) *sidecarProc {
 	t.Helper()
+	return startSidecarYAML(t, p, baseConfig+extraYAML, cmd...)
+}
+
+// startSidecarYAML is startSidecarCmd with the whole configuration file.
+func startSidecarYAML(t *testing.T, p provider, config string, cmd ...string) *sidecarProc {
+	t.Helper()
 	bin := testbin.Build(t, sidecarPkg)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "sidecar.yaml")
-	if err := os.WriteFile(cfgFile, []byte(baseConfig+extraYAML), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g, h := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))

@@ -11,7 +11,9 @@
 //	(b) N distinct valid JWTs, each sent once (cache miss: signature
 //	    verification), for RS256 and ES256, with the raw verification
 //	    rate of the same algorithm measured in this process beside it;
-//	(c) opaque tokens whose introspection result is cached.
+//	(c) opaque tokens whose introspection result is cached;
+//	(d) one DPoP-bound JWT (cached) with a fresh ES256 proof per check,
+//	    the proofs signed before the measurement.
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
@@ -50,6 +52,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
 
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchdpop"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 )
 
@@ -63,6 +66,7 @@ type options struct {
 	opaque      int
 	sidecar     string
 	scenarios   string
+	dpopChecks  int
 	typed       bool
 	cpuprofile  string
 	profileDir  string
@@ -78,7 +82,8 @@ func main() {
 	flag.IntVar(&o.distinct, "distinct", 100000, "distinct JWTs per algorithm in scenario (b), each sent once")
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
-	flag.StringVar(&o.scenarios, "scenarios", "a,c,b", "scenarios to run, in order")
+	flag.IntVar(&o.dpopChecks, "dpop-checks", 60000, "checks in scenario (d), each with its own DPoP proof signed ahead")
+	flag.StringVar(&o.scenarios, "scenarios", "a,d,c,b", "scenarios to run, in order")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
@@ -178,8 +183,12 @@ func run(o options) error {
 			})
 			res.print(fmt.Sprintf("(c) %d opaque tokens round robin, introspection cached", o.opaque))
 			fmt.Printf("    introspection calls to the issuer meanwhile: %d; sidecar RSS %s\n", is.IntrospectionCalls.Load()-before, sc.rss())
+		case "d":
+			if err := dpopScenario(o, is, rsKey, g, sc); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown scenario %q (a, b or c)", s)
+			return fmt.Errorf("unknown scenario %q (a, b, c or d)", s)
 		}
 		if g.failed != nil {
 			return g.failed
@@ -328,6 +337,42 @@ func opaqueToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return "ory_at_" + base64.RawURLEncoding.EncodeToString(b[:16]) + "." + base64.RawURLEncoding.EncodeToString(b[16:])
+}
+
+// dpopScenario is (a) with a DPoP-bound token (cnf.jkt, RS256, cached
+// after its first checks) and a fresh ES256 proof on every check: each
+// check verifies one proof signature and records its jti. The proofs are
+// signed before the measurement, on every core.
+func dpopScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g *generator, sc *sidecarProc) error {
+	key, err := benchdpop.NewKey()
+	if err != nil {
+		return err
+	}
+	tok := is.Token(k, map[string]any{"cnf": map[string]any{"jkt": key.JKT}})
+	start := time.Now()
+	proofs, err := key.Proofs("GET", "https://api.example.com/api/orders", tok, o.dpopChecks)
+	if err != nil {
+		return err
+	}
+	calls := make([]*call, o.dpopChecks)
+	for i := range calls {
+		p, _ := proofs.Take()
+		req := checkRequest(tok)
+		h := req.Attributes.Request.Http.Headers
+		h["authorization"], h["dpop"] = "DPoP "+tok, p
+		calls[i] = newCall(req)
+	}
+	fmt.Printf("    %d ES256 proofs signed and requests built in %s\n", len(calls), time.Since(start).Round(time.Millisecond))
+	var next atomic.Int64
+	res := g.load(sc, o.streams, 0, 0, len(calls), func() *call {
+		if i := int(next.Add(1) - 1); i < len(calls) {
+			return calls[i]
+		}
+		return nil
+	})
+	res.print("(d) one DPoP-bound JWT (RS256, cache hit), a fresh ES256 proof per check")
+	fmt.Printf("    sidecar RSS %s\n", sc.rss())
+	return nil
 }
 
 // checkRequest is the CheckRequest Envoy sends for GET /api/orders.
@@ -616,7 +661,9 @@ func startSidecar(bin string, is *extauthztest.Issuer, profile bool) (*sidecarPr
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "sidecar.yaml")
-	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\n"), 0o600); err != nil {
+	// Proofs are signed before (d) runs: they must still be young enough
+	// at its end.
+	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"), 0o600); err != nil {
 		return nil, err
 	}
 	g, h := freeAddr(), freeAddr()

@@ -1,21 +1,12 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchdpop"
 )
 
 // dpopProofMaxAge is the oauth2.dpop.proof_max_age of the issuers this
@@ -23,78 +14,6 @@ import (
 // the generator's signatures do not take the issuer's cores), and must
 // still be accepted at its end.
 const dpopProofMaxAge = "10m"
-
-// dpopProofs hands out ES256 DPoP proofs (RFC 9449 §4.2) for one URL,
-// each once: signed ahead on every core, then on the fly if the pool runs
-// out (counted).
-type dpopProofs struct {
-	key      *ecdsa.PrivateKey
-	hdr, htu string
-	pool     []string
-	next     atomic.Int64
-	onTheFly atomic.Int64
-}
-
-func newDPoPProofs(htu string, n int) (*dpopProofs, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := jwk.Import(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	hdr, err := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pub})
-	if err != nil {
-		return nil, err
-	}
-	d := &dpopProofs{key: key, hdr: base64.RawURLEncoding.EncodeToString(hdr), htu: htu, pool: make([]string, n)}
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				p, err := d.sign()
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				d.pool[i] = p
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		return nil, err
-	}
-	return d, nil
-}
-
-func (d *dpopProofs) sign() (string, error) {
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST",
-		"htu": d.htu, "iat": time.Now().Unix()})
-	in := d.hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := jwsbb.Sign(d.key, "ES256", []byte(in), nil)
-	if err != nil {
-		return "", err
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig), nil
-}
-
-func (d *dpopProofs) take() (string, error) {
-	if i := d.next.Add(1) - 1; i < int64(len(d.pool)) {
-		p := d.pool[i]
-		d.pool[i] = ""
-		return p, nil
-	}
-	d.onTheFly.Add(1)
-	return d.sign()
-}
 
 // dpopScenario is client_credentials for a JWT access token (wantAlg) with
 // an ES256 DPoP proof on every request: the token endpoint checks the
@@ -106,7 +25,7 @@ func dpopScenario(o options, is *issuerProc, name, wantAlg string) (*scenario, e
 		return nil, err
 	}
 	htu := is.Public + "/oauth2/token"
-	proofs, err := newDPoPProofs(htu, o.dpopProofs)
+	proofs, err := benchdpop.New(http.MethodPost, htu, o.dpopProofs)
 	if err != nil {
 		return nil, err
 	}
@@ -134,18 +53,18 @@ func dpopScenario(o options, is *issuerProc, name, wantAlg string) (*scenario, e
 		return nil, fmt.Errorf("the DPoP token has no cnf.jkt")
 	}
 	s := load(o, name, is, mk)
-	s.Note = note + fmt.Sprintf("; ES256 DPoP proof per request, %d signed ahead, %d on the fly", len(proofs.pool), proofs.onTheFly.Load())
+	s.Note = note + fmt.Sprintf("; ES256 DPoP proof per request, %d signed ahead, %d on the fly", proofs.Len(), proofs.OnTheFly.Load())
 	return s, nil
 }
 
-func dpopTarget(is *issuerProc, cl client, proofs *dpopProofs) target {
+func dpopTarget(is *issuerProc, cl client, proofs *benchdpop.Proofs) target {
 	base := tokenTarget(is, cl)
 	return func() (*http.Request, error) {
 		req, err := base()
 		if err != nil {
 			return nil, err
 		}
-		p, err := proofs.take()
+		p, err := proofs.Take()
 		if err != nil {
 			return nil, err
 		}

@@ -95,6 +95,10 @@ type Options struct {
 	// AccessToken, when set, is the token presented with the proof: the
 	// proof must carry its hash in ath (§4.2, §7).
 	AccessToken string
+	// Headers, when set, remembers the JOSE headers of recent proofs
+	// once checked, so that the proofs of one client key (whose headers
+	// are the same bytes) skip parsing the key again.
+	Headers *HeaderCache
 	// Nonce, when set, makes the nonce claim required and reports
 	// whether a nonce is one the server currently accepts (§4.3 item 10,
 	// §8). Without it a nonce claim is ignored.
@@ -177,51 +181,23 @@ func VerifyProof(raw string, o Options) (*Proof, error) {
 	if len(sig) == 0 {
 		return nil, invalid("The DPoP proof is unsigned")
 	}
-	var h header
-	if err := strictJSON(hdrJSON, &h); err != nil {
-		return nil, invalid("The DPoP proof's JOSE header is not a JSON object")
-	}
-	// §4.3 item 4, §11.5: explicitly typed. RFC 7515 §4.1.9: the
-	// "application/" prefix may be present and media types are
-	// case-insensitive.
-	if h.Typ == nil || strings.TrimPrefix(strings.ToLower(*h.Typ), "application/") != "dpop+jwt" {
-		return nil, invalid("The DPoP proof's typ must be dpop+jwt")
-	}
-	// Extensions this server does not understand (RFC 7515 §4.1.11) and
-	// unencoded payloads (RFC 7797) are refused.
-	if h.Crit != nil || h.B64 != nil {
-		return nil, invalid("The DPoP proof uses a JWS extension (crit or b64) that is not supported")
-	}
-	// §4.3 item 5, §11.6: an asymmetric algorithm from the list.
 	algs := o.Algs
 	if algs == nil {
 		algs = Algs
 	}
-	if h.Alg == nil || !slices.Contains(algs, *h.Alg) {
+	h := o.Headers.get(hdrB64)
+	if h == nil {
+		var err error
+		if h, err = checkHeader(hdrJSON); err != nil {
+			return nil, err
+		}
+		o.Headers.put(hdrB64, h)
+	}
+	// §4.3 item 5, §11.6: an asymmetric algorithm from the list.
+	if !slices.Contains(algs, h.alg) {
 		return nil, invalid("The DPoP proof's alg must be one of %s", strings.Join(algs, " "))
 	}
-	alg := *h.Alg
-	// §4.3 item 7: the jwk header is a public key.
-	if len(h.JWK) == 0 || bytes.Equal(h.JWK, []byte("null")) {
-		return nil, invalid("The DPoP proof has no jwk header")
-	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(h.JWK, &members); err != nil {
-		return nil, invalid("The DPoP proof's jwk header is not a JSON object")
-	}
-	for _, m := range privateMembers {
-		if _, ok := members[m]; ok {
-			return nil, invalid("The DPoP proof's jwk header contains a private key")
-		}
-	}
-	key, err := jwk.ParseKey(h.JWK)
-	if err != nil {
-		return nil, invalid("The DPoP proof's jwk header is not a valid JSON Web Key")
-	}
-	pub, err := publicKeyFor(key, alg)
-	if err != nil {
-		return nil, invalid("%s", err.Error())
-	}
+	alg, pub := h.alg, h.pub
 	// §4.3 item 6: the signature verifies with that key.
 	if err := jwsbb.Verify(pub, alg, []byte(raw[:len(hdrB64)+1+len(payloadB64)]), sig); err != nil {
 		return nil, invalid("The DPoP proof's signature does not verify with its jwk")
@@ -283,11 +259,66 @@ func VerifyProof(raw string, o Options) (*Proof, error) {
 			return nil, &Error{Code: CodeUseNonce, Description: "The DPoP proof's nonce is not one this server issued recently"}
 		}
 	}
+	return &Proof{JKT: h.jkt, JTI: *c.JTI, IssuedAt: iat, Alg: alg}, nil
+}
+
+// checkedHeader is a proof's JOSE header that passed checkHeader.
+type checkedHeader struct {
+	alg string
+	pub any
+	jkt string
+}
+
+// checkHeader checks a proof's JOSE header (§4.3 items 4, 5 but for the
+// server's list, and 7) and returns its algorithm, public key and the
+// key's thumbprint.
+func checkHeader(hdrJSON []byte) (*checkedHeader, error) {
+	var h header
+	if err := strictJSON(hdrJSON, &h); err != nil {
+		return nil, invalid("The DPoP proof's JOSE header is not a JSON object")
+	}
+	// §4.3 item 4, §11.5: explicitly typed. RFC 7515 §4.1.9: the
+	// "application/" prefix may be present and media types are
+	// case-insensitive.
+	if h.Typ == nil || strings.TrimPrefix(strings.ToLower(*h.Typ), "application/") != "dpop+jwt" {
+		return nil, invalid("The DPoP proof's typ must be dpop+jwt")
+	}
+	// Extensions this server does not understand (RFC 7515 §4.1.11) and
+	// unencoded payloads (RFC 7797) are refused.
+	if h.Crit != nil || h.B64 != nil {
+		return nil, invalid("The DPoP proof uses a JWS extension (crit or b64) that is not supported")
+	}
+	// §4.3 item 5, §11.6: only asymmetric algorithms this package knows.
+	if h.Alg == nil || !slices.Contains(Algs, *h.Alg) {
+		return nil, invalid("The DPoP proof's alg must be one of %s", strings.Join(Algs, " "))
+	}
+	alg := *h.Alg
+	// §4.3 item 7: the jwk header is a public key.
+	if len(h.JWK) == 0 || bytes.Equal(h.JWK, []byte("null")) {
+		return nil, invalid("The DPoP proof has no jwk header")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(h.JWK, &members); err != nil {
+		return nil, invalid("The DPoP proof's jwk header is not a JSON object")
+	}
+	for _, m := range privateMembers {
+		if _, ok := members[m]; ok {
+			return nil, invalid("The DPoP proof's jwk header contains a private key")
+		}
+	}
+	key, err := jwk.ParseKey(h.JWK)
+	if err != nil {
+		return nil, invalid("The DPoP proof's jwk header is not a valid JSON Web Key")
+	}
+	pub, err := publicKeyFor(key, alg)
+	if err != nil {
+		return nil, invalid("%s", err.Error())
+	}
 	jkt, err := Thumbprint(key)
 	if err != nil {
 		return nil, invalid("The DPoP proof's jwk has no thumbprint")
 	}
-	return &Proof{JKT: jkt, JTI: *c.JTI, IssuedAt: iat, Alg: alg}, nil
+	return &checkedHeader{alg: alg, pub: pub, jkt: jkt}, nil
 }
 
 // strictJSON decodes one JSON object into v: trailing data is refused.

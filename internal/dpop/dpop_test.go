@@ -399,3 +399,50 @@ func BenchmarkVerifyProof(b *testing.B) {
 		}
 	}
 }
+
+// TestHeaderCache: a cached header gives the same answers as a parsed
+// one, for one key's proofs and for another key's and algorithm's.
+func TestHeaderCache(t *testing.T) {
+	c := NewHeaderCache(4)
+	o := opts()
+	o.Headers = c
+	for _, alg := range []string{"ES256", "EdDSA", "ES256"} {
+		s := newSigner(t, alg)
+		for range 3 {
+			want, err := VerifyProof(s.proof(t, nil), opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := VerifyProof(s.proof(t, nil), o)
+			if err != nil || got.JKT != want.JKT || got.Alg != want.Alg {
+				t.Fatalf("%s cached: %+v %v, want %+v", alg, got, err, want)
+			}
+		}
+		// The configured list still applies to a cached header.
+		narrow := o
+		narrow.Algs = []string{"PS256"}
+		if _, err := VerifyProof(s.proof(t, nil), narrow); err == nil {
+			t.Fatalf("%s: a cached header must still meet Options.Algs", alg)
+		}
+		// A bad signature under a cached header is still refused.
+		p := s.proof(t, nil)
+		if _, err := VerifyProof(p[:len(p)-4]+"AAAA", o); err == nil {
+			t.Fatal("a cached header must not skip the signature")
+		}
+	}
+}
+
+// BenchmarkVerifyProofCachedHeader: the same with the header cache, as
+// the sidecar checks one client's proofs.
+func BenchmarkVerifyProofCachedHeader(b *testing.B) {
+	es := newSigner(b, "ES256")
+	p := es.proof(b, nil)
+	o := opts()
+	o.Headers = NewHeaderCache(16)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := VerifyProof(p, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

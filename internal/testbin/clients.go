@@ -60,8 +60,23 @@ type Tokens struct {
 // unless the answer is 200 with an access token.
 func (is *Issuer) Token(t testing.TB, c Client, form url.Values) Tokens {
 	t.Helper()
+	status, raw := is.postToken(t, c, form, nil)
+	var tok Tokens
+	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token (%s): %d %s", form.Get("grant_type"), status, raw)
+	}
+	return tok
+}
+
+// postToken posts form to the token endpoint as c (client_secret_basic)
+// with the extra headers, and returns the status and body.
+func (is *Issuer) postToken(t testing.TB, c Client, form url.Values, hdr map[string]string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -69,11 +84,7 @@ func (is *Issuer) Token(t testing.TB, c Client, form url.Values) Tokens {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var tok Tokens
-	if err := json.Unmarshal(raw, &tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
-		t.Fatalf("token (%s): %d %s", form.Get("grant_type"), resp.StatusCode, raw)
-	}
-	return tok
+	return resp.StatusCode, raw
 }
 
 // ClientCredentialsToken registers a client_credentials client allowed

@@ -2,10 +2,7 @@ package main_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -19,54 +16,29 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
-// dpopKey is a client's DPoP key; its proofs are written with jwx.
+// dpopKey is a client's DPoP key (testbin's, signed with jwx).
 type dpopKey struct {
+	*testbin.DPoPKey
 	priv *ecdsa.PrivateKey
 	jwk  map[string]any
 	jkt  string
 }
 
 func newDPoPKey(t testing.TB) *dpopKey {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := jwk.Import(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(k)
-	d := &dpopKey{priv: priv}
-	_ = json.Unmarshal(raw, &d.jwk)
-	sum, _ := k.Thumbprint(crypto.SHA256)
-	d.jkt = base64.RawURLEncoding.EncodeToString(sum)
-	return d
+	k := testbin.NewDPoPKey(t)
+	return &dpopKey{DPoPKey: k, priv: k.Private(), jwk: k.JWK(), jkt: k.JKT}
 }
 
 // proof is an RFC 9449 §4.2 proof for htm and htu; edit may change its
 // header and claims before it is signed.
 func (d *dpopKey) proof(t testing.TB, htm, htu string, edit func(hdr, claims map[string]any)) string {
 	t.Helper()
-	hdr := map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": d.jwk}
-	claims := map[string]any{"jti": randomState(), "htm": htm, "htu": htu, "iat": time.Now().Unix()}
-	if edit != nil {
-		edit(hdr, claims)
-	}
-	h, _ := json.Marshal(hdr)
-	c, _ := json.Marshal(claims)
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	sig, err := jwsbb.Sign(d.priv, "ES256", []byte(in), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return d.Proof(t, htm, htu, "", edit)
 }
 
 // dpopTransport adds a fresh proof of key (none when nil) to every request,
