@@ -88,6 +88,9 @@ type Deps struct {
 	// Auth authenticates clients at the PAR endpoint (par.go); nil leaves
 	// the endpoint out.
 	Auth ClientAuthenticator
+	// DPoP checks a DPoP proof sent to the PAR endpoint (RFC 9449 §10.1);
+	// nil ignores the header.
+	DPoP ProofChecker
 	// Logger defaults to a no-op logger, Now to time.Now.
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -129,6 +132,9 @@ type Options struct {
 	BackchannelTimeout  time.Duration
 	// PAR are the pushed authorization requests' settings (par.go).
 	PAR PAR
+	// FAPI applies the FAPI 2.0 profile (fapi.go) to every client, not
+	// only to those with fapi_profile "2.0".
+	FAPI bool
 }
 
 // PKCE is the enforcement of RFC 7636 at the authorization endpoint.
@@ -166,6 +172,7 @@ type Handler struct {
 	keys            Keys
 	outbound        *safehttp.Client
 	auth            ClientAuthenticator
+	dpop            ProofChecker
 	logger          *zap.Logger
 	now             func() time.Time
 	opts            Options
@@ -232,7 +239,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		jar.sameSite = http.SameSiteLaxMode
 	}
 	return &Handler{clients: deps.Clients, flows: deps.Flows, loginSessions: deps.LoginSessions,
-		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP, auth: deps.Auth,
+		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, outbound: deps.HTTP, auth: deps.Auth, dpop: deps.DPoP,
 		logger: deps.Logger, now: deps.Now, opts: opts, jar: jar}, nil
 }
 

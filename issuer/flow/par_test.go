@@ -125,7 +125,9 @@ func pushedQuery(clientID, requestURI string) url.Values {
 	return url.Values{"client_id": {clientID}, "request_uri": {requestURI}}
 }
 
-func atLogin(u *url.URL) bool { return u.Path == "/oauth2/fallbacks/login" && u.Query().Get("login_challenge") != "" }
+func atLogin(u *url.URL) bool {
+	return u.Path == "/oauth2/fallbacks/login" && u.Query().Get("login_challenge") != ""
+}
 
 func pageCode(u *url.URL) string {
 	if u.Path != "/oauth2/fallbacks/error" {
@@ -139,7 +141,7 @@ func pageCode(u *url.URL) string {
 func TestPushedRequestLifecycle(t *testing.T) {
 	f := newPARFixture(t, PAR{}, parTestClient("rp"), parTestClient("other"))
 	form := url.Values{"client_id": {"rp"}, "client_secret": {"secret"}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"pushed-state"}, "redirect_uri": {parCallback}, "dpop_jkt": {"kept-as-is"}}
+		"state": {"pushed-state"}, "redirect_uri": {parCallback}, "dpop_jkt": {"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
 
 	w := f.push(form)
 	var out parResponse
@@ -157,7 +159,7 @@ func TestPushedRequestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(stored.Data), "secret") || !strings.Contains(string(stored.Data), "kept-as-is") ||
+	if strings.Contains(string(stored.Data), "secret") || !strings.Contains(string(stored.Data), "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I") ||
 		!stored.ExpiresAt.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("stored: %s until %s", stored.Data, stored.ExpiresAt)
 	}

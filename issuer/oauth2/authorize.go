@@ -134,7 +134,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		}
 		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: codeSig,
 			RequestID: a.RequestID, ClientID: c.ID, Subject: g.Subject, Active: true, IssuedAt: now,
-			ExpiresAt: now.Add(h.opts.AuthorizationCodeLifespan), Data: data})
+			ExpiresAt: now.Add(h.codeLifespan(c)), Data: data})
 		out.Set("code", code)
 	}
 	if has("token") {

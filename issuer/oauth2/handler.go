@@ -129,6 +129,9 @@ type Options struct {
 	JWTBearer JWTBearerOptions
 	// DPoP are the RFC 9449 proof rules (dpop.go).
 	DPoP DPoPOptions
+	// FAPI applies the FAPI 2.0 profile (fapi.go) to every client, not
+	// only to those with fapi_profile "2.0".
+	FAPI bool
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -331,6 +334,11 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	// RFC 9449 §5: a DPoP proof is accepted with every grant.
 	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
 		return nil, err
+	}
+	if c.FAPI(h.opts.FAPI) {
+		if err := h.checkFAPI(req); err != nil {
+			return nil, err
+		}
 	}
 	return g.handle(h.withHookedRequest(ctx, req, r.PostForm), req)
 }

@@ -118,6 +118,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.keys.EnsureSets(ctx, keys.SetIDToken, keys.SetAccessToken); err != nil {
 		return fail(fmt.Errorf("signing keys: %w", err))
 	}
+	if err := checkFAPIKeys(ctx, cfg, a.keys); err != nil {
+		return fail(err)
+	}
 	a.handlers = append(a.handlers, keys.NewHandler(a.keys, cfg.PublicURL()))
 	if err := a.wireOAuth2(cfg, log); err != nil {
 		return fail(err)
@@ -147,7 +150,8 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("OAUTH2_HASHERS: %w", err)
 	}
 	a.clients, err = client.NewManager(client.ManagerOptions{Store: a.store.Clients(), Hasher: hasher, Logger: log,
-		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound}})
+		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound,
+			FAPI: fapiEverywhere(cfg)}})
 	if err != nil {
 		return err
 	}
@@ -160,7 +164,7 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		HTTP: outbound, Logger: log, TokenEndpoint: cfg.PublicURL() + "/oauth2/token", Issuer: issuer,
 		// RFC 9126 §2: the PAR endpoint's URL identifies the issuer too.
 		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath},
-		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL})
+		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL, FAPI: fapiEverywhere(cfg)})
 	if err != nil {
 		return err
 	}
@@ -206,7 +210,7 @@ func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 	}
 	flows, err := flow.New(flow.Deps{Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
 		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
-		HTTP: backchannel, Auth: a.auth, Logger: log}, flowOptions(cfg))
+		HTTP: backchannel, Auth: a.auth, DPoP: a.tokens, Logger: log}, flowOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -256,6 +260,7 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			RequireNonce:  cfg.OAuth2.DPoP.RequireNonce,
 			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
 		},
+		FAPI: fapiEverywhere(cfg),
 	}
 }
 

@@ -26,6 +26,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 			Domain: ck.Domain, Secure: secureCookies(cfg)},
 		PAR: flow.PAR{Required: cfg.OAuth2.PushedAuthorizationRequests.Required,
 			Lifespan: cfg.OAuth2.PushedAuthorizationRequests.RequestURILifespan},
+		FAPI: fapiEverywhere(cfg),
 	}
 	switch ck.SameSiteMode {
 	case "Strict":
