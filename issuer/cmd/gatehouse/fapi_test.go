@@ -290,3 +290,140 @@ func TestFAPIRefusals(t *testing.T) {
 	err = db.DB().QueryRow("SELECT MAX(expires_at - issued_at) FROM tokens WHERE kind = 'authorization_code' AND client_id = ?", rp.id).Scan(&lifespan)
 	mustf(t, err == nil && lifespan == int64(time.Minute/time.Microsecond), "FAPI code lifespan %dµs: %v", lifespan, err)
 }
+
+// TestFAPIPerClient: without the global setting, fapi_profile "2.0" puts
+// one client under the profile and leaves the others alone; the 10 s
+// forward clock skew applies to its DPoP proofs whatever
+// oauth2.dpop.clock_skew allows.
+func TestFAPIPerClient(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{"KEYS_ALGORITHM": "PS256", "OAUTH2_DPOP_CLOCK_SKEW": "1m"}))
+	rp := newFAPIRP(t, is, nil)
+	key := newDPoPKey(t)
+	ahead := func(_, c map[string]any) { c["iat"] = time.Now().Add(30 * time.Second).Unix() }
+	tokenURL := is.PublicURL + "/oauth2/token"
+
+	// The FAPI client: PAR required, and a proof 30 s ahead is refused.
+	verifier, _ := pkcePair()
+	at, _, _ := newBrowser(t, is).visit(rp.conf.AuthCodeURL(randomState(), oauth2.S256ChallengeOption(verifier)))
+	mustf(t, at != nil && at.Query().Get("error") == "invalid_request", "unpushed request of the FAPI client: %v", at)
+	code, v := rp.authorize(context.Background(), nil)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}, "redirect_uri": {callback},
+		"client_id": {rp.id}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion": {rp.assertion(tokenURL, nil)}}
+	a := postDPoP(t, tokenURL, testbin.Client{}, form, key.proof(t, "POST", tokenURL, ahead))
+	mustf(t, a.status == 400 && a.json["error"] == "invalid_dpop_proof", "FAPI proof 30 s ahead: %d %v", a.status, a.json)
+	form.Set("client_assertion", rp.assertion(tokenURL, nil))
+	a = postDPoP(t, tokenURL, testbin.Client{}, form, key.proof(t, "POST", tokenURL, nil))
+	mustf(t, a.status == 200 && a.json["token_type"] == "DPoP", "FAPI exchange: %d %v", a.status, a.json)
+	idt, _ := a.json["id_token"].(string)
+	mustf(t, jwtHeader(t, idt)["alg"] == "PS256", "ID token alg: %v", jwtHeader(t, idt))
+
+	// Another client is not under the profile: unpushed, bearer, a proof
+	// 30 s ahead within oauth2.dpop.clock_skew.
+	plain := testbin.Client{}
+	c := newFlowClient(t, is, map[string]any{"grant_types": []string{"client_credentials"}, "response_types": []string{}})
+	plain.ID, plain.Secret = c["client_id"].(string), c["client_secret"].(string)
+	a = postDPoP(t, tokenURL, plain, url.Values{"grant_type": {"client_credentials"}})
+	mustf(t, a.status == 200 && strings.EqualFold(a.json["token_type"].(string), "bearer"), "non-FAPI bearer: %d %v", a.status, a.json)
+	a = postDPoP(t, tokenURL, plain, url.Values{"grant_type": {"client_credentials"}}, key.proof(t, "POST", tokenURL, ahead))
+	mustf(t, a.status == 200, "non-FAPI proof 30 s ahead: %d %v", a.status, a.json)
+}
+
+// TestFAPIExistingClients: clients registered before the global profile
+// was turned on are held to it at the point each rule applies.
+func TestFAPIExistingClients(t *testing.T) {
+	env := flowEnv(map[string]string{"DSN": sqliteDSN(t), "KEYS_ALGORITHM": "ES256"})
+	is := testbin.StartIssuer(t, env)
+	c := newFlowClient(t, is, map[string]any{"grant_types": []string{"client_credentials", "authorization_code"}})
+	secretClient := testbin.Client{ID: c["client_id"].(string), Secret: c["client_secret"].(string)}
+	key := newSigningKey(t, "existing")
+	httpRP := is.RegisterClient(t, fapiClientFields(t, key, map[string]any{"fapi_profile": nil, "redirect_uris": []string{"com.example.app:/cb"}}))
+	is.Stop(10 * time.Second)
+
+	env["OAUTH2_FAPI_PROFILE"] = "2.0"
+	is = testbin.StartIssuer(t, env)
+	tokenURL := is.PublicURL + "/oauth2/token"
+	dk := newDPoPKey(t)
+	a := postDPoP(t, tokenURL, secretClient, url.Values{"grant_type": {"client_credentials"}}, dk.proof(t, "POST", tokenURL, nil))
+	mustf(t, a.status == 401 && a.json["error"] == "invalid_client", "client_secret_basic under FAPI: %d %v", a.status, a.json)
+
+	// A private-use scheme redirect URI (native app) is refused at PAR.
+	rp := &fapiRP{t: t, is: is, id: httpRP.ID, key: key, par: is.PublicURL + "/oauth2/par",
+		conf: &oauth2.Config{ClientID: httpRP.ID, RedirectURL: "com.example.app:/cb", Endpoint: oauth2.Endpoint{AuthURL: is.PublicURL + "/oauth2/auth"}}}
+	verifier, _ := pkcePair()
+	status, out := rp.push(context.Background(), nil, oauth2.S256ChallengeOption(verifier))
+	mustf(t, status == 400 && out["error"] == "invalid_request", "private-use redirect URI under FAPI: %d %v", status, out)
+}
+
+// TestFAPIStartupRefusals: under the global profile the server refuses
+// to start with settings or keys the profile forbids.
+func TestFAPIStartupRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"RS256 keys", map[string]string{"KEYS_ALGORITHM": "RS256"}, "KEYS_ALGORITHM"},
+		{"DPoP clock skew over 10s", map[string]string{"KEYS_ALGORITHM": "ES256", "OAUTH2_DPOP_CLOCK_SKEW": "30s"}, "OAUTH2_DPOP_CLOCK_SKEW"},
+		{"unknown profile", map[string]string{"OAUTH2_FAPI_PROFILE": "1.0"}, "OAUTH2_FAPI_PROFILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := baseEnv(t)
+			env["OAUTH2_FAPI_PROFILE"] = "2.0"
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			out, err := runToExit(t, env, "serve", "all")
+			mustf(t, err != nil && strings.Contains(out, tc.want), "started, or did not name %s:\n%s", tc.want, out)
+		})
+	}
+	// Key sets generated with RS256 earlier: keys.algorithm only governs
+	// new keys, so the existing sets are checked.
+	env := flowEnv(map[string]string{"DSN": sqliteDSN(t)})
+	is := testbin.StartIssuer(t, env)
+	is.Stop(10 * time.Second)
+	env = baseEnv(t)
+	env["DSN"], env["OAUTH2_FAPI_PROFILE"], env["KEYS_ALGORITHM"] = is.Env["DSN"], "2.0", "ES256"
+	out, err := runToExit(t, env, "serve", "all")
+	mustf(t, err != nil && strings.Contains(out, "hydra.openid.id-token signs with RS256"), "started with RS256 key sets:\n%s", out)
+}
+
+// TestPARDPoP: a DPoP proof sent to the PAR endpoint binds the code to its
+// key like dpop_jkt (RFC 9449 §10.1), outside the FAPI profile too; a
+// dpop_jkt that does not match the proof, a bad or replayed proof are
+// refused with invalid_dpop_proof.
+func TestPARDPoP(t *testing.T) {
+	is := testbin.StartIssuer(t, flowEnv(nil))
+	c := newFlowClient(t, is, nil)
+	id, secret := c["client_id"].(string), c["client_secret"].(string)
+	parURL := is.PublicURL + "/oauth2/par"
+	key, other := newDPoPKey(t), newDPoPKey(t)
+	_, challenge := pkcePair()
+	request := func(extra url.Values) url.Values {
+		f := url.Values{"response_type": {"code"}, "redirect_uri": {callback}, "scope": {"openid"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		for k, vs := range extra {
+			f[k] = vs
+		}
+		return f
+	}
+	cl := testbin.Client{ID: id, Secret: secret}
+	for _, tc := range []struct {
+		name  string
+		extra url.Values
+		proof string
+	}{
+		{"dpop_jkt of another key", url.Values{"dpop_jkt": {other.jkt}}, key.proof(t, "POST", parURL, nil)},
+		{"htu of the token endpoint", nil, key.proof(t, "POST", is.PublicURL+"/oauth2/token", nil)},
+		{"htm GET", nil, key.proof(t, "GET", parURL, nil)},
+		{"not a JWT", nil, "not-a-proof"},
+	} {
+		a := postDPoP(t, parURL, cl, request(tc.extra), tc.proof)
+		mustf(t, a.status == 400 && a.json["error"] == "invalid_dpop_proof", "%s: %d %v", tc.name, a.status, a.json)
+	}
+	proof := key.proof(t, "POST", parURL, nil)
+	a := postDPoP(t, parURL, cl, request(url.Values{"dpop_jkt": {key.jkt}}), proof)
+	mustf(t, a.status == 201, "matching dpop_jkt and proof: %d %v", a.status, a.json)
+	a = postDPoP(t, parURL, cl, request(nil), proof)
+	mustf(t, a.status == 400 && a.json["error"] == "invalid_dpop_proof", "replayed proof: %d %v", a.status, a.json)
+}
