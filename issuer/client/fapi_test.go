@@ -28,7 +28,9 @@ func TestFAPIMetadata(t *testing.T) {
 		{"PS256 assertions", func(c *Client) { c.TokenEndpointAuthSigningAlg = "PS256" }, false, ""},
 		{"http redirect", func(c *Client) { c.RedirectURIs = []string{"http://rp.example.com/cb"} }, false, "invalid_redirect_uri"},
 		{"private-use scheme", func(c *Client) { c.RedirectURIs = []string{"com.example.app:/cb"} }, false, "invalid_redirect_uri"},
-		{"client_secret_basic", func(c *Client) { c.TokenEndpointAuthMethod, c.Secret = AuthClientSecretBasic, "a-long-enough-secret-0123456789" }, false, "invalid_client_metadata"},
+		{"client_secret_basic", func(c *Client) {
+			c.TokenEndpointAuthMethod, c.Secret = AuthClientSecretBasic, "a-long-enough-secret-0123456789"
+		}, false, "invalid_client_metadata"},
 		{"public", func(c *Client) { c.TokenEndpointAuthMethod = AuthNone }, false, "invalid_client_metadata"},
 		{"code id_token", func(c *Client) { c.ResponseTypes = []string{"code", "code id_token"} }, false, "invalid_client_metadata"},
 		{"implicit", func(c *Client) { c.GrantTypes = append(c.GrantTypes, GrantImplicit) }, false, "invalid_client_metadata"},

@@ -16,8 +16,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/oauth2"
 
-	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 )
 
 // fapiRP is a FAPI 2.0 client as a third-party library sees it:
