@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
@@ -72,4 +73,15 @@ func TestFAPIRedirectURI(t *testing.T) {
 			t.Errorf("FAPIRedirectURI(%q) = %v", raw, got)
 		}
 	}
+}
+
+func FuzzFAPIRedirectURI(f *testing.F) {
+	for _, s := range []string{"https://rp.example.com/cb", "http://127.0.0.1:1/cb", "http://[::1", "com.example.app:/cb", "%zz", "http://localhost"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if FAPIRedirectURI(raw) && !strings.HasPrefix(strings.ToLower(raw), "http") {
+			t.Fatalf("accepted %q", raw)
+		}
+	})
 }
