@@ -67,6 +67,7 @@ import (
 	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
+	"github.com/gatehouse-dev/gatehouse/bench/internal/dpopsign"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/h1"
 )
 
@@ -357,7 +358,7 @@ func run(o options) error {
 	if b.client, err = b.createClient(); err != nil {
 		return err
 	}
-	if b.dpop, err = newDPoPSigner(); err != nil {
+	if b.dpop, err = dpopsign.New(); err != nil {
 		return err
 	}
 	for _, m := range o.modes {
@@ -481,7 +482,7 @@ type bench struct {
 	tr     http.RoundTripper
 	admin  *http.Client // the login/consent app's and the relying party's client
 	client client
-	dpop   *dpopSigner
+	dpop   *dpopsign.Signer // the client's DPoP key (-mode par-dpop)
 	seq    atomic.Int64
 }
 

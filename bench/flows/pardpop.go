@@ -1,19 +1,12 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // The flows -mode selects: today's authorization code flow, or the same
@@ -40,52 +33,13 @@ func parseMode(m string) ([]string, error) {
 	return nil, fmt.Errorf("-mode %q: want code, par-dpop or both", m)
 }
 
-// dpopSigner writes the relying party's ES256 DPoP proofs (RFC 9449
-// §4.2), one key for the whole run, each proof signed when it is sent
-// (its cost is in the generator's CPU and in the step's latency, as in a
-// real client).
-type dpopSigner struct {
-	key *ecdsa.PrivateKey
-	hdr string // base64url protected header
-}
-
-func newDPoPSigner() (*dpopSigner, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := jwk.Import(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	hdr, err := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pub})
-	if err != nil {
-		return nil, err
-	}
-	return &dpopSigner{key: key, hdr: base64.RawURLEncoding.EncodeToString(hdr)}, nil
-}
-
-// proof is a proof for POST htu.
-func (d *dpopSigner) proof(htu string) (string, error) {
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": http.MethodPost,
-		"htu": htu, "iat": time.Now().Unix()})
-	in := d.hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := jwsbb.Sign(d.key, "ES256", []byte(in), nil)
-	if err != nil {
-		return "", err
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig), nil
-}
-
 // proofFor is the DPoP header of a request to path in mode ("" in the
 // code flow, or if signing failed: the issuer then answers the error).
 func (b *bench) proofFor(mode, path string) string {
 	if mode != flowPARDPoP {
 		return ""
 	}
-	p, _ := b.dpop.proof(b.is.Public + path)
+	p, _ := b.dpop.Proof(http.MethodPost, b.is.Public+path)
 	return p
 }
 

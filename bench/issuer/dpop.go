@@ -1,21 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/gatehouse-dev/gatehouse/bench/internal/dpopsign"
 )
 
 // dpopProofMaxAge is the oauth2.dpop.proof_max_age of the issuers this
@@ -28,27 +22,19 @@ const dpopProofMaxAge = "10m"
 // each once: signed ahead on every core, then on the fly if the pool runs
 // out (counted).
 type dpopProofs struct {
-	key      *ecdsa.PrivateKey
-	hdr, htu string
+	signer   *dpopsign.Signer
+	htu      string
 	pool     []string
 	next     atomic.Int64
 	onTheFly atomic.Int64
 }
 
 func newDPoPProofs(htu string, n int) (*dpopProofs, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := dpopsign.New()
 	if err != nil {
 		return nil, err
 	}
-	pub, err := jwk.Import(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	hdr, err := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pub})
-	if err != nil {
-		return nil, err
-	}
-	d := &dpopProofs{key: key, hdr: base64.RawURLEncoding.EncodeToString(hdr), htu: htu, pool: make([]string, n)}
+	d := &dpopProofs{signer: signer, htu: htu, pool: make([]string, n)}
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	workers := runtime.GOMAXPROCS(0)
@@ -73,18 +59,7 @@ func newDPoPProofs(htu string, n int) (*dpopProofs, error) {
 	return d, nil
 }
 
-func (d *dpopProofs) sign() (string, error) {
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST",
-		"htu": d.htu, "iat": time.Now().Unix()})
-	in := d.hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := jwsbb.Sign(d.key, "ES256", []byte(in), nil)
-	if err != nil {
-		return "", err
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig), nil
-}
+func (d *dpopProofs) sign() (string, error) { return d.signer.Proof(http.MethodPost, d.htu) }
 
 func (d *dpopProofs) take() (string, error) {
 	if i := d.next.Add(1) - 1; i < int64(len(d.pool)) {
