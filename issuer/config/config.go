@@ -244,7 +244,8 @@ type PBKDF2 struct {
 // addition; docs/fapi.md). A client opts in alone with its fapi_profile
 // metadata.
 type FAPI struct {
-	Profile string `yaml:"profile" doc:"\"2.0\" puts every client under the FAPI 2.0 Security Profile (docs/fapi.md): PAR, PKCE S256, response_type code, private_key_jwt or mTLS, sender-constrained tokens, 60 s codes; the server then refuses to start unless the ID token and access token keys use PS256, ES256 or EdDSA. Empty: only clients with fapi_profile \"2.0\"."`
+	Profile              string `yaml:"profile" doc:"\"2.0\" puts every client under the FAPI 2.0 Security Profile (docs/fapi.md): PAR, PKCE S256, response_type code, private_key_jwt or mTLS, sender-constrained tokens, 60 s codes; the server then refuses to start unless the ID token and access token keys use PS256, ES256 or EdDSA. Empty: only clients with fapi_profile \"2.0\"."`
+	RefreshTokenRotation bool   `yaml:"refresh_token_rotation" doc:"Rotate the refresh tokens of confidential FAPI 2.0 clients too. FAPI 2.0 asks for no rotation, so by default a refresh returns the same refresh token to them; public and non-FAPI clients' are always rotated."`
 }
 
 type PKCE struct {

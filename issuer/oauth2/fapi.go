@@ -66,3 +66,20 @@ func (h *Handler) PARProof(ctx context.Context, r *http.Request) (string, error)
 	}
 	return p.JKT, nil
 }
+
+// rotatesRefreshTokens reports whether a refresh of c's refresh token
+// returns a new one. FAPI 2.0 Security Profile §5.3.2.1: the
+// authorization server "shall not use refresh token rotation except in
+// extraordinary circumstances", so a confidential FAPI client keeps its
+// refresh token unless Options.FAPIRefreshTokenRotation; every other
+// client's is rotated (OAuth 2.0 Security BCP §4.14.2, as Hydra does).
+func (h *Handler) rotatesRefreshTokens(c *client.Client) bool {
+	return !c.FAPI(h.opts.FAPI) || c.IsPublic() || h.opts.FAPIRefreshTokenRotation
+}
+
+func keepToken(keep bool, token string) string {
+	if keep {
+		return token
+	}
+	return ""
+}

@@ -63,3 +63,26 @@ func TestCodeLifespan(t *testing.T) {
 		}
 	}
 }
+
+func TestRotatesRefreshTokens(t *testing.T) {
+	fapi := &client.Client{FAPIProfile: client.FAPI2, TokenEndpointAuthMethod: client.AuthPrivateKeyJWT}
+	public := &client.Client{FAPIProfile: client.FAPI2, TokenEndpointAuthMethod: client.AuthNone}
+	plain := &client.Client{TokenEndpointAuthMethod: client.AuthClientSecretBasic}
+	for _, tt := range []struct {
+		name             string
+		c                *client.Client
+		global, rotation bool
+		want             bool
+	}{
+		{"confidential FAPI client", fapi, false, false, false},
+		{"confidential FAPI client, rotation on", fapi, false, true, true},
+		{"public FAPI client", public, false, false, true},
+		{"other client", plain, false, false, true},
+		{"other client, global profile", plain, true, false, false},
+	} {
+		h := &Handler{opts: Options{FAPI: tt.global, FAPIRefreshTokenRotation: tt.rotation}}
+		if got := h.rotatesRefreshTokens(tt.c); got != tt.want {
+			t.Errorf("%s: rotates %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

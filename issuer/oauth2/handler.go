@@ -132,6 +132,9 @@ type Options struct {
 	// FAPI applies the FAPI 2.0 profile (fapi.go) to every client, not
 	// only to those with fapi_profile "2.0".
 	FAPI bool
+	// FAPIRefreshTokenRotation rotates the refresh tokens of confidential
+	// FAPI clients too (fapi.go: by default they are kept).
+	FAPIRefreshTokenRotation bool
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.

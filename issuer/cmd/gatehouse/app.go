@@ -260,7 +260,8 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			RequireNonce:  cfg.OAuth2.DPoP.RequireNonce,
 			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
 		},
-		FAPI: fapiEverywhere(cfg),
+		FAPI:                     fapiEverywhere(cfg),
+		FAPIRefreshTokenRotation: cfg.OAuth2.FAPI.RefreshTokenRotation,
 	}
 }
 

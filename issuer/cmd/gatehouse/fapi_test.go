@@ -148,6 +148,15 @@ func (rp *fapiRP) authorize(ctx context.Context, extra url.Values) (code, verifi
 	return at.Query().Get("code"), verifier
 }
 
+// refresh posts a refresh_token grant with a proof of key and a client
+// assertion (x/oauth2's refresh sends no extra parameters).
+func (rp *fapiRP) refresh(t *testing.T, key *dpopKey, rt string) httpAnswer {
+	tokenURL := rp.is.PublicURL + "/oauth2/token"
+	return postDPoP(t, tokenURL, testbin.Client{}, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt},
+		"client_id": {rp.id}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion": {rp.assertion(tokenURL, nil)}}, key.proof(t, "POST", tokenURL, nil))
+}
+
 func (rp *fapiRP) exchange(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
 	return rp.conf.Exchange(ctx, code, append(rp.assertionOpts(), oauth2.VerifierOption(verifier))...)
 }
@@ -193,7 +202,15 @@ func TestFAPIClientEndToEnd(t *testing.T) {
 			mustf(t, jwtHeader(t, raw)["alg"] == "ES256" && jwtHeader(t, tok.AccessToken)["alg"] == "ES256", "signing algs")
 			cnf, _ := jwtClaims(t, tok.AccessToken)["cnf"].(map[string]any)
 			mustf(t, cnf["jkt"] == key.jkt, "access token cnf: %v", cnf)
-			// Single use.
+			// A confidential FAPI client's refresh token is not rotated:
+			// each refresh answers it again, and it keeps working.
+			for i := range 2 {
+				a := rp.refresh(t, key, tok.RefreshToken)
+				mustf(t, a.status == 200 && a.json["refresh_token"] == tok.RefreshToken && a.json["token_type"] == "DPoP",
+					"refresh %d: %d %v", i, a.status, a.json)
+			}
+
+			// Single use (and a reused code revokes what it gave).
 			_, err = rp.exchange(dpopContext(t, key), code, verifier)
 			mustf(t, retrieveErrCode(err) == "invalid_grant", "code used twice: %v", err)
 		})
@@ -296,7 +313,8 @@ func TestFAPIRefusals(t *testing.T) {
 // forward clock skew applies to its DPoP proofs whatever
 // oauth2.dpop.clock_skew allows.
 func TestFAPIPerClient(t *testing.T) {
-	is := testbin.StartIssuer(t, flowEnv(map[string]string{"KEYS_ALGORITHM": "PS256", "OAUTH2_DPOP_CLOCK_SKEW": "1m"}))
+	is := testbin.StartIssuer(t, flowEnv(map[string]string{"KEYS_ALGORITHM": "PS256", "OAUTH2_DPOP_CLOCK_SKEW": "1m",
+		"OAUTH2_FAPI_REFRESH_TOKEN_ROTATION": "true"}))
 	rp := newFAPIRP(t, is, nil)
 	key := newDPoPKey(t)
 	ahead := func(_, c map[string]any) { c["iat"] = time.Now().Add(30 * time.Second).Unix() }
@@ -317,6 +335,12 @@ func TestFAPIPerClient(t *testing.T) {
 	mustf(t, a.status == 200 && a.json["token_type"] == "DPoP", "FAPI exchange: %d %v", a.status, a.json)
 	idt, _ := a.json["id_token"].(string)
 	mustf(t, jwtHeader(t, idt)["alg"] == "PS256", "ID token alg: %v", jwtHeader(t, idt))
+	// oauth2.fapi.refresh_token_rotation: the refresh token is rotated.
+	rt, _ := a.json["refresh_token"].(string)
+	a = rp.refresh(t, key, rt)
+	mustf(t, a.status == 200 && a.json["refresh_token"] != rt && a.json["refresh_token"] != nil, "rotated refresh: %d %v", a.status, a.json)
+	a = rp.refresh(t, key, rt)
+	mustf(t, a.status == 400 && a.json["error"] == "invalid_grant", "rotated refresh token reused: %d %v", a.status, a.json)
 
 	// Another client is not under the profile: unpushed, bearer, a proof
 	// 30 s ahead within oauth2.dpop.clock_skew.
