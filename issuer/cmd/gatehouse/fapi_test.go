@@ -256,6 +256,9 @@ func TestFAPIRefusals(t *testing.T) {
 	code, _ := post(map[string]any{"redirect_uris": []string{"https://rp.example.com/cb", "http://127.0.0.1:8080/cb"}})
 	mustf(t, code == http.StatusCreated, "https and loopback redirect URIs: %d", code)
 
+	d := discoveryDoc(t, is)
+	mustf(t, d["require_pushed_authorization_requests"] == true, "discovery under the global profile: %v", d["require_pushed_authorization_requests"])
+
 	rp := newFAPIRP(t, is, nil)
 	key1 := newDPoPKey(t)
 	ctx := dpopContext(t, key1)
