@@ -184,7 +184,11 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	}
 	if code != "" {
 		g := a.Grant
-		h.presign.codeIssued(ctx, rows[0], h.codeGrantTokens(c, &g, a.RequestID, a.Nonce))
+		gt := h.codeGrantTokens(c, &g, a.RequestID, a.Nonce)
+		// A code bound to a DPoP key (RFC 9449 §10) is exchanged with a
+		// proof of that key only: its tokens can be bound ahead.
+		gt.JKT = a.DPoPJKT
+		h.presign.codeIssued(ctx, rows[0], gt)
 	}
 	return out, nil
 }
