@@ -66,6 +66,7 @@ import (
 
 	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 
+	"github.com/gatehouse-dev/gatehouse/bench/internal/benchdpop"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/h1"
 )
@@ -81,6 +82,7 @@ type options struct {
 	issuerEnv   []string
 	genProfile  string
 	client      string
+	modes       []string // flowCode and/or flowPARDPoP (pardpop.go)
 }
 
 func main() {
@@ -99,6 +101,8 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "build the issuer with a loopback pprof listener (a go build -overlay file; no source change) and write a CPU profile of each level's measured window to this directory")
 	flag.StringVar(&o.client, "client", "h1", "how the browsers, the login/consent app and the relying party send: h1 (bench/internal/h1: request written and response read on the flow's goroutine over a pooled keep-alive connection) or transport (net/http's Transport, two goroutine hand-offs per request)")
 	flag.StringVar(&o.genProfile, "generator-profile", "", "write a CPU profile of this load generator (all levels) to this file")
+	mode := "code"
+	flag.StringVar(&mode, "mode", mode, "which flow: code (authorization request in the browser's URL, bearer tokens), par-dpop (the request pushed to /oauth2/par with a DPoP proof, code exchange and refresh with DPoP proofs), or both (each level runs code, then par-dpop, on the same issuer, and the targets compare them)")
 	benchproc.EnvFlag(&o.issuerEnv, "KEY=VALUE added to the issuer's environment (repeatable), e.g. KEYS_ALGORITHM=ES256 to compare configurations")
 	flag.Parse()
 	if o.client != "h1" && o.client != "transport" {
@@ -106,6 +110,10 @@ func main() {
 		os.Exit(2)
 	}
 	var err error
+	if o.modes, err = parseMode(mode); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/flows:", err)
+		os.Exit(2)
+	}
 	if o.concurrency, err = parseConcurrency(conc); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/flows:", err)
 		os.Exit(2)
@@ -173,6 +181,7 @@ type issuerInfo struct {
 }
 
 type level struct {
+	Mode        string         `json:"mode"` // flowCode or flowPARDPoP
 	Concurrency int            `json:"concurrency"`
 	Flows       int            `json:"flows"` // completed in the measured window
 	Seconds     float64        `json:"seconds"`
@@ -235,13 +244,18 @@ var requestKinds = []string{
 	"GET /oauth2/auth consent_verifier",
 	"POST /oauth2/token code",
 	"POST /oauth2/token refresh",
+	"POST /oauth2/par",
 }
+
+// nRequestKinds is len(requestKinds).
+const nRequestKinds = 10
 
 func run(o options) error {
 	rep := &report{
 		Machine: machine{Machine: benchproc.ThisMachine()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
-			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client},
+			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client,
+			"modes": o.modes},
 		Backend: "sqlite",
 	}
 	logf := func(format string, a ...any) {
@@ -344,10 +358,17 @@ func run(o options) error {
 	if b.client, err = b.createClient(); err != nil {
 		return err
 	}
-	if rep.Issuer.Check, err = b.checkFlow(); err != nil {
-		return fmt.Errorf("the checked flow failed: %w", err)
+	if b.dpop, err = benchdpop.NewKey(); err != nil {
+		return err
 	}
-	logf("checked flow: %s\n", rep.Issuer.Check)
+	for _, m := range o.modes {
+		check, err := b.checkFlow(m)
+		if err != nil {
+			return fmt.Errorf("the checked %s flow failed: %w", m, err)
+		}
+		logf("checked %s flow: %s\n", m, check)
+		rep.Issuer.Check = strings.TrimPrefix(rep.Issuer.Check+"; ", "; ") + m + ": " + check
+	}
 
 	stopProfile, err := benchproc.StartCPUProfile(o.genProfile)
 	if err != nil {
@@ -355,9 +376,11 @@ func run(o options) error {
 	}
 	defer stopProfile()
 	for _, c := range o.concurrency {
-		lv := b.level(o, c, rep.Backend)
-		rep.Levels = append(rep.Levels, lv)
-		logf("%s", lv.text())
+		for _, m := range o.modes {
+			lv := b.level(o, m, c, rep.Backend)
+			rep.Levels = append(rep.Levels, lv)
+			logf("%s", lv.text())
+		}
 	}
 	rep.Issuer.PeakRSSKiB = benchproc.RSSKiB(is.PID, "VmHWM")
 	rep.LoadEnd = benchproc.LoadAvg()
@@ -376,12 +399,10 @@ func run(o options) error {
 func targets(r *report) []target {
 	out := []target{}
 	for _, lv := range r.Levels {
-		var flow *dist
-		for _, s := range lv.Steps {
-			if s.Name == stepFlow {
-				flow = s
-			}
+		if lv.Mode != flowCode {
+			continue
 		}
+		flow := lv.flowDist()
 		switch lv.Concurrency {
 		case 1:
 			out = append(out, target{Name: "1 flow at a time: flow p50", Want: "<= 5 ms",
@@ -393,12 +414,12 @@ func targets(r *report) []target {
 				Got: fmt.Sprintf("%.1f flows/s", lv.FlowsPerSec), Met: lv.FlowsPerSec >= 150})
 		}
 	}
-	return out
+	return append(out, parDPoPTargets(r.Levels)...)
 }
 
 func (lv *level) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n-- %d concurrent: %.1f flows/s (%d flows in %.1fs), %d errors", lv.Concurrency, lv.FlowsPerSec, lv.Flows, lv.Seconds, lv.Errors)
+	fmt.Fprintf(&b, "\n-- %s flow, %d concurrent: %.1f flows/s (%d flows in %.1fs), %d errors", lv.Mode, lv.Concurrency, lv.FlowsPerSec, lv.Flows, lv.Seconds, lv.Errors)
 	if len(lv.ErrorsBy) > 0 {
 		var parts []string
 		for _, s := range steps {
@@ -431,13 +452,13 @@ func (lv *level) text() string {
 }
 
 func (r *report) printSummary() {
-	fmt.Printf("\n%-12s %9s %7s", "concurrency", "flows/s", "errors")
+	fmt.Printf("\n%-9s %-12s %9s %7s", "flow", "concurrency", "flows/s", "errors")
 	for _, s := range append(slices.Clone(steps), stepFlow) {
 		fmt.Printf(" %16s", s+" p50/p99")
 	}
 	fmt.Println()
 	for _, lv := range r.Levels {
-		fmt.Printf("%-12d %9.1f %7d", lv.Concurrency, lv.FlowsPerSec, lv.Errors)
+		fmt.Printf("%-9s %-12d %9.1f %7d", lv.Mode, lv.Concurrency, lv.FlowsPerSec, lv.Errors)
 		for _, d := range lv.Steps {
 			fmt.Printf(" %16s", fmt.Sprintf("%.2f/%.2f", d.P50, d.P99))
 		}
@@ -461,6 +482,7 @@ type bench struct {
 	tr     http.RoundTripper
 	admin  *http.Client // the login/consent app's and the relying party's client
 	client client
+	dpop   *benchdpop.Key // the client's DPoP key (-mode par-dpop)
 	seq    atomic.Int64
 }
 
@@ -504,7 +526,7 @@ func (b *bench) createClient() (client, error) {
 // flowResult is one flow's timings: per step and per request kind.
 type flowResult struct {
 	step    [5]time.Duration
-	req     [9]time.Duration
+	req     [nRequestKinds]time.Duration
 	failed  string // step name
 	err     error
 	tokens  tokenResponse // of the exchange
@@ -521,7 +543,7 @@ type tokenResponse struct {
 }
 
 // flow runs one complete flow in a new browser (its own cookie jar).
-func (b *bench) flow() (r flowResult) {
+func (b *bench) flow(mode string) (r flowResult) {
 	jar, _ := cookiejar.New(nil)
 	br := &http.Client{Jar: jar, Transport: b.tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -541,7 +563,18 @@ func (b *bench) flow() (r flowResult) {
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
 	}
 	t0 := time.Now()
-	at, err := b.visit(br, b.is.Public+"/oauth2/auth?"+q.Encode(), &r.req[0])
+	authURL := b.is.Public + "/oauth2/auth?" + q.Encode()
+	var err error
+	if mode == flowPARDPoP {
+		// RFC 9126: the request is pushed (with a DPoP proof binding the
+		// code, RFC 9449 §10.1); the browser carries client_id and
+		// request_uri only.
+		authURL, err = b.push(q, &r.req[9])
+	}
+	var at *url.URL
+	if err == nil {
+		at, err = b.visit(br, authURL, &r.req[0])
+	}
 	r.step[0] = time.Since(t0)
 	if err != nil {
 		return fail(stepAuthorize, err)
@@ -605,7 +638,7 @@ func (b *bench) flow() (r flowResult) {
 
 	// token exchange
 	t0 = time.Now()
-	err = b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cq.Get("code")},
+	err = b.token(mode, url.Values{"grant_type": {"authorization_code"}, "code": {cq.Get("code")},
 		"redirect_uri": {callback}, "code_verifier": {verifier}}, &r.tokens, &r.req[7])
 	r.step[3] = time.Since(t0)
 	if err == nil && (r.tokens.AccessToken == "" || r.tokens.RefreshToken == "" || r.tokens.IDToken == "") {
@@ -618,7 +651,7 @@ func (b *bench) flow() (r flowResult) {
 
 	// refresh
 	t0 = time.Now()
-	err = b.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.tokens.RefreshToken}}, &r.refresh, &r.req[8])
+	err = b.token(mode, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.tokens.RefreshToken}}, &r.refresh, &r.req[8])
 	r.step[4] = time.Since(t0)
 	if err == nil && (r.refresh.AccessToken == "" || r.refresh.RefreshToken == "" || r.refresh.RefreshToken == r.tokens.RefreshToken) {
 		err = errors.New("the refresh did not return a new access and refresh token")
@@ -687,9 +720,10 @@ func (b *bench) adminJSON(method, path string, in, out any, d *time.Duration) er
 	return nil
 }
 
-func (b *bench) token(form url.Values, out *tokenResponse, d *time.Duration) error {
+func (b *bench) token(mode string, form url.Values, out *tokenResponse, d *time.Duration) error {
 	t0 := time.Now()
-	code, raw, err := b.call(b.admin, http.MethodPost, b.is.Public+"/oauth2/token", "application/x-www-form-urlencoded", b.client.basic, []byte(form.Encode()))
+	code, raw, err := b.callProof(b.admin, http.MethodPost, b.is.Public+"/oauth2/token", "application/x-www-form-urlencoded", b.client.basic,
+		b.proofFor(mode, "/oauth2/token"), []byte(form.Encode()))
 	*d += time.Since(t0)
 	if err != nil {
 		return err
@@ -701,6 +735,11 @@ func (b *bench) token(form url.Values, out *tokenResponse, d *time.Duration) err
 }
 
 func (b *bench) call(hc *http.Client, method, u, contentType, auth string, body []byte) (int, []byte, error) {
+	return b.callProof(hc, method, u, contentType, auth, "", body)
+}
+
+// callProof is call with a DPoP header when proof is not empty.
+func (b *bench) callProof(hc *http.Client, method, u, contentType, auth, proof string, body []byte) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -715,6 +754,9 @@ func (b *bench) call(hc *http.Client, method, u, contentType, auth string, body 
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -728,8 +770,8 @@ func (b *bench) call(hc *http.Client, method, u, contentType, auth string, body 
 // would: the ID token's signature against the JWKS from discovery, iss,
 // aud, nonce and at_hash (go-oidc), and that the refresh rotated the
 // refresh token and issued a new ID token for the same subject.
-func (b *bench) checkFlow() (string, error) {
-	r := b.flow()
+func (b *bench) checkFlow(mode string) (string, error) {
+	r := b.flow(mode)
 	if r.err != nil {
 		return "", fmt.Errorf("%s: %w", r.failed, r.err)
 	}
@@ -759,22 +801,25 @@ func (b *bench) checkFlow() (string, error) {
 	if idt2.Subject != idt.Subject {
 		return "", fmt.Errorf("refreshed ID token subject %q, want %q", idt2.Subject, idt.Subject)
 	}
+	if mode == flowPARDPoP && (r.tokens.TokenType != "DPoP" || r.refresh.TokenType != "DPoP") {
+		return "", fmt.Errorf("token_type %q and %q, want DPoP", r.tokens.TokenType, r.refresh.TokenType)
+	}
 	kind := "opaque"
 	if strings.Count(r.tokens.AccessToken, ".") == 2 {
 		kind = "JWT"
 	}
-	return fmt.Sprintf("ID token verified (go-oidc: signature, iss, aud, nonce, at_hash), %s access token, scope %q, refresh token rotated, refreshed ID token for the same sub",
-		kind, r.tokens.Scope), nil
+	return fmt.Sprintf("ID token verified (go-oidc: signature, iss, aud, nonce, at_hash), %s %s access token, scope %q, refresh token rotated, refreshed ID token for the same sub",
+		kind, r.tokens.TokenType, r.tokens.Scope), nil
 }
 
 // level runs c flows at once (each worker starts a new flow when its last
 // one ends) for the warm-up, then for the measured duration. A flow
 // counts when it ends inside the measured window.
-func (b *bench) level(o options, c int, backend string) *level {
+func (b *bench) level(o options, mode string, c int, backend string) *level {
 	var measuring, stop atomic.Bool
 	type workerRes struct {
 		steps    [6][]int64
-		reqs     [9][]int64
+		reqs     [nRequestKinds][]int64
 		flows    int
 		errs     map[string]int
 		firstErr string
@@ -787,7 +832,7 @@ func (b *bench) level(o options, c int, backend string) *level {
 		go func(wr *workerRes) {
 			defer wg.Done()
 			for !stop.Load() {
-				r := b.flow()
+				r := b.flow(mode)
 				if !measuring.Load() || stop.Load() {
 					continue
 				}
@@ -815,7 +860,7 @@ func (b *bench) level(o options, c int, backend string) *level {
 	profDone := make(chan error, 1)
 	profFile := ""
 	if b.is.Profiling() {
-		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-c%d.pprof", backendOf(o.dsn), c))
+		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-%s-c%d.pprof", backendOf(o.dsn), mode, c))
 		go func() { profDone <- b.is.CPUProfile(profFile, o.duration) }()
 	} else {
 		profDone <- nil
@@ -830,9 +875,9 @@ func (b *bench) level(o options, c int, backend string) *level {
 	wg.Wait()
 	profErr := <-profDone
 
-	lv := &level{Concurrency: c, Seconds: elapsed.Seconds(), ErrorsBy: map[string]int{}}
+	lv := &level{Mode: mode, Concurrency: c, Seconds: elapsed.Seconds(), ErrorsBy: map[string]int{}}
 	var stepLat [6][]int64
-	var reqLat [9][]int64
+	var reqLat [nRequestKinds][]int64
 	for _, r := range out {
 		lv.Flows += r.flows
 		for s, n := range r.errs {

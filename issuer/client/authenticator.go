@@ -84,6 +84,9 @@ type AuthenticatorOptions struct {
 	MaxAssertionLifetime time.Duration
 	// ClockSkew is the leeway applied to exp, nbf and iat; default 30s.
 	ClockSkew time.Duration
+	// FAPI applies the FAPI 2.0 profile to every client (fapi.go): the
+	// clock skew of FAPI clients' assertions is at most FAPIMaxClockSkew.
+	FAPI bool
 	// JWKSCacheTTL is how long a fetched jwks_uri document is used; default 1m.
 	JWKSCacheTTL time.Duration
 }
@@ -594,6 +597,9 @@ func (a *Authenticator) remoteJWKS(ctx context.Context, uri string, refresh bool
 func (a *Authenticator) checkClaims(c *Client, cl *assertionClaims) (time.Time, error) {
 	now := a.now()
 	skew := a.o.ClockSkew
+	if c.FAPI(a.o.FAPI) {
+		skew = min(skew, FAPIMaxClockSkew)
+	}
 	if cl.Iss != c.ID || cl.Sub != c.ID {
 		return time.Time{}, invalidClient("client_assertion must have iss and sub both equal to the client_id")
 	}

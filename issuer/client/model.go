@@ -60,6 +60,9 @@ type Client struct {
 	// DPoPBoundAccessTokens is RFC 9449 §5.2's dpop_bound_access_tokens:
 	// the client's token requests must carry a DPoP proof.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// FAPIProfile "2.0" puts the client under the FAPI 2.0 Security
+	// Profile (fapi.go; a Gatehouse addition).
+	FAPIProfile string `json:"fapi_profile,omitempty"`
 
 	Lifespans
 

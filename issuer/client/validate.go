@@ -61,6 +61,9 @@ type ValidationOptions struct {
 	// it lists every redirect URI (OpenID Connect Registration §5). When
 	// nil, sector_identifier_uri is only checked to be an https URL.
 	HTTP *safehttp.Client
+	// FAPI applies the FAPI 2.0 rules (fapi.go) to every client, not only
+	// to those with fapi_profile "2.0" (oauth2.fapi.profile).
+	FAPI bool
 }
 
 // ApplyDefaults fills Hydra's default values: grant_types
@@ -197,6 +200,9 @@ func (o *ValidationOptions) Validate(ctx context.Context, c *Client) error {
 		return slices.Contains(strings.Fields(rt), "token")
 	})) {
 		return metaErr("dpop_bound_access_tokens cannot be combined with the implicit grant or a response type returning an access token")
+	}
+	if err := o.checkFAPIProfile(c); err != nil {
+		return err
 	}
 	if c.AccessTokenStrategy != "" && c.AccessTokenStrategy != AccessTokenOpaque && c.AccessTokenStrategy != AccessTokenJWT {
 		return metaErr("access_token_strategy must be opaque or jwt, got %q", c.AccessTokenStrategy)

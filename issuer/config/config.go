@@ -152,6 +152,7 @@ type OAuth2 struct {
 	// PAR endpoint): RFC 9126.
 	PushedAuthorizationRequests PushedAuthorizationRequests `yaml:"pushed_authorization_requests"`
 	DPoP                        DPoP                        `yaml:"dpop"`
+	FAPI                        FAPI                        `yaml:"fapi"`
 	TokenHook                   Hook                        `yaml:"token_hook" doc:"URL of the token hook, POSTed before every token endpoint response (see below); or the object form with url, auth and timeout."`
 	RefreshTokenHook            Hook                        `yaml:"refresh_token_hook" doc:"URL of the legacy refresh token hook, POSTed before refresh_token grant responses only, with Hydra's older body; or the object form."`
 	DeviceAuthorization         DeviceAuthorization         `yaml:"device_authorization"`
@@ -263,6 +264,14 @@ type PBKDF2 struct {
 	Iterations int `yaml:"iterations" doc:"PBKDF2-HMAC-SHA256 iterations."`
 }
 
+// FAPI is the FAPI 2.0 Security Profile for every client (a Gatehouse
+// addition; docs/fapi.md). A client opts in alone with its fapi_profile
+// metadata.
+type FAPI struct {
+	Profile              string `yaml:"profile" doc:"\"2.0\" puts every client under the FAPI 2.0 Security Profile (docs/fapi.md): PAR, PKCE S256, response_type code, private_key_jwt or mTLS, sender-constrained tokens, 60 s codes; the server then refuses to start unless the ID token and access token keys use PS256, ES256 or EdDSA. Empty: only clients with fapi_profile \"2.0\"."`
+	RefreshTokenRotation bool   `yaml:"refresh_token_rotation" doc:"Rotate the refresh tokens of confidential FAPI 2.0 clients too. FAPI 2.0 asks for no rotation, so by default a refresh returns the same refresh token to them; public and non-FAPI clients' are always rotated."`
+}
+
 type PKCE struct {
 	Enforced                 bool `yaml:"enforced" doc:"Require PKCE for every authorization code flow."`
 	EnforcedForPublicClients bool `yaml:"enforced_for_public_clients" doc:"Require PKCE for public clients (token_endpoint_auth_method none)."`
@@ -314,7 +323,7 @@ type ClientsHTTP struct {
 }
 
 type Keys struct {
-	Algorithm  string        `yaml:"algorithm" doc:"Algorithm of generated signing keys: RS256 (default; APISIX verifies only RSA), ES256 or EdDSA."`
+	Algorithm  string        `yaml:"algorithm" doc:"Algorithm of generated signing keys: RS256 (default; APISIX verifies only RSA), PS256, ES256 or EdDSA."`
 	RSABits    int           `yaml:"rsa_bits" doc:"RSA key size in bits (2048 to 8192)."`
 	JWKSMaxAge time.Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of /.well-known/jwks.json, so gateways cache the keys (0 sends no-store, as Hydra does)."`
 }
@@ -538,10 +547,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch c.Keys.Algorithm {
-	case "RS256", "ES256", "EdDSA":
+	case "RS256", "PS256", "ES256", "EdDSA":
 	default:
-		add(keyErr("keys.algorithm", "must be RS256, ES256 or EdDSA, got %q", c.Keys.Algorithm))
+		add(keyErr("keys.algorithm", "must be RS256, PS256, ES256 or EdDSA, got %q", c.Keys.Algorithm))
 	}
+	c.validateFAPI(add)
 	if c.Keys.JWKSMaxAge < 0 {
 		add(keyErr("keys.jwks_max_age", "must not be negative"))
 	}

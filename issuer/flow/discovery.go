@@ -46,7 +46,7 @@ func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 
 		// RFC 9126 §5, RFC 9207 §3.
 		PushedAuthorizationRequestEndpoint:         par,
-		RequirePushedAuthorizationRequests:         h.opts.PAR.Required,
+		RequirePushedAuthorizationRequests:         h.opts.PAR.Required || h.opts.FAPI, // fapi.go
 		AuthorizationResponseISSParameterSupported: true,
 	}, nil
 }

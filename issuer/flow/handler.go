@@ -91,6 +91,9 @@ type Deps struct {
 	// Auth authenticates clients at the PAR endpoint (par.go); nil leaves
 	// the endpoint out.
 	Auth ClientAuthenticator
+	// DPoP checks a DPoP proof sent to the PAR endpoint (RFC 9449 §10.1);
+	// nil ignores the header.
+	DPoP ProofChecker
 	// Logger defaults to a no-op logger, Now to time.Now.
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -139,6 +142,9 @@ type Options struct {
 	BackchannelTimeout  time.Duration
 	// PAR are the pushed authorization requests' settings (par.go).
 	PAR PAR
+	// FAPI applies the FAPI 2.0 profile (fapi.go) to every client, not
+	// only to those with fapi_profile "2.0".
+	FAPI bool
 }
 
 // PKCE is the enforcement of RFC 7636 at the authorization endpoint.
@@ -180,6 +186,7 @@ type Handler struct {
 	devices         DeviceGrants
 	outbound        *safehttp.Client
 	auth            ClientAuthenticator
+	dpop            ProofChecker
 	logger          *zap.Logger
 	now             func() time.Time
 	opts            Options
@@ -249,7 +256,7 @@ func New(deps Deps, opts Options) (*Handler, error) {
 		jar.sameSite = http.SameSiteLaxMode
 	}
 	return &Handler{clients: deps.Clients, flows: deps.Flows, loginSessions: deps.LoginSessions,
-		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, devices: deps.Devices, outbound: deps.HTTP, auth: deps.Auth,
+		consentSessions: deps.ConsentSessions, tokens: deps.Tokens, keys: deps.Keys, devices: deps.Devices, outbound: deps.HTTP, auth: deps.Auth, dpop: deps.DPoP,
 		logger: deps.Logger, now: deps.Now, opts: opts, jar: jar}, nil
 }
 

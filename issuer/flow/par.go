@@ -138,6 +138,9 @@ func (h *Handler) push(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err := h.validate(a); err != nil {
 		return nil, err
 	}
+	if err := h.bindPushedDPoP(ctx, r, a); err != nil {
+		return nil, err
+	}
 	random := randomToken(requestURIRandomBytes)
 	now := h.now().UTC()
 	data, err := json.Marshal(pushedRequest{Params: a.params})

@@ -104,7 +104,11 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 	if exp, ok := claims["exp"].(float64); ok && int64(exp)+30 < now {
 		return nil, invalidRequestObject("The request object has expired")
 	}
-	if nbf, ok := claims["nbf"].(float64); ok && int64(nbf)-30 > now {
+	skew := int64(30)
+	if c.FAPI(h.opts.FAPI) {
+		skew = int64(client.FAPIMaxClockSkew / time.Second)
+	}
+	if nbf, ok := claims["nbf"].(float64); ok && int64(nbf)-skew > now {
 		return nil, invalidRequestObject("The request object is not valid yet")
 	}
 	out := url.Values{}

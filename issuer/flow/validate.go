@@ -23,6 +23,11 @@ func (h *Handler) validate(a *authz) error {
 	if err := req.Err(); err != nil {
 		return err
 	}
+	if c.FAPI(h.opts.FAPI) {
+		if err := validateFAPI(a); err != nil {
+			return err
+		}
+	}
 	switch req.ResponseMode {
 	case "", "query", "fragment", "form_post":
 	default:

@@ -238,6 +238,11 @@ type grantTokens struct {
 	// and a public client's refresh token, are bound to it (RFC 9449 §5).
 	JKT string
 
+	// KeepRefreshToken, when set, is the refresh token presented to a
+	// refresh that does not rotate it (fapi.go): it is answered again and
+	// no new one is minted.
+	KeepRefreshToken string
+
 	// presigned, when set, is this exchange's access token and ID token,
 	// minted when the code was issued (presign.go).
 	presigned *presigned
@@ -278,7 +283,10 @@ func (h *Handler) issueGrantTokens(ctx context.Context, gt *grantTokens, redeem 
 		}
 	}
 	issue := []storage.Token{at}
-	if g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken) {
+	switch {
+	case gt.KeepRefreshToken != "":
+		resp.RefreshToken = gt.KeepRefreshToken
+	case g.offline() && gt.Client.HasGrantType(client.GrantRefreshToken):
 		rt, row, err := h.newRefreshToken(gt)
 		if err != nil {
 			return nil, err

@@ -139,7 +139,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 		}
 		rows = append(rows, storage.Token{Kind: storage.KindAuthorizationCode, Signature: codeSig,
 			RequestID: a.RequestID, ClientID: c.ID, Subject: g.Subject, Active: true, IssuedAt: now,
-			ExpiresAt: now.Add(h.opts.AuthorizationCodeLifespan), Data: data})
+			ExpiresAt: now.Add(h.codeLifespan(c)), Data: data})
 		out.Set("code", code)
 	}
 	if has("token") {
@@ -189,7 +189,11 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 	}
 	if code != "" {
 		g := a.Grant
-		h.presign.codeIssued(ctx, rows[0], h.codeGrantTokens(c, &g, a.RequestID, a.Nonce))
+		gt := h.codeGrantTokens(c, &g, a.RequestID, a.Nonce)
+		// A code bound to a DPoP key (RFC 9449 §10) is exchanged with a
+		// proof of that key only: its tokens can be bound ahead.
+		gt.JKT = a.DPoPJKT
+		h.presign.codeIssued(ctx, rows[0], gt)
 	}
 	return out, nil
 }

@@ -136,6 +136,12 @@ type Options struct {
 	DPoP DPoPOptions
 	// Device is the RFC 8628 device authorization grant (device.go).
 	Device DeviceOptions
+	// FAPI applies the FAPI 2.0 profile (fapi.go) to every client, not
+	// only to those with fapi_profile "2.0".
+	FAPI bool
+	// FAPIRefreshTokenRotation rotates the refresh tokens of confidential
+	// FAPI clients too (fapi.go: by default they are kept).
+	FAPIRefreshTokenRotation bool
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -344,6 +350,11 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	// RFC 9449 §5: a DPoP proof is accepted with every grant.
 	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
 		return nil, err
+	}
+	if c.FAPI(h.opts.FAPI) {
+		if err := h.checkFAPI(req); err != nil {
+			return nil, err
+		}
 	}
 	return g.handle(h.withHookedRequest(ctx, req, r.PostForm), req)
 }

@@ -102,7 +102,8 @@ type presigned struct {
 }
 
 type presignShape struct {
-	ClientID, RequestID, Strategy               string
+	// JKT is the DPoP key the tokens are bound to ("": bearer tokens).
+	ClientID, RequestID, Strategy, JKT          string
 	AccessLifespan, IDLifespan, RefreshLifespan time.Duration
 }
 
@@ -147,7 +148,7 @@ func (pc *presignCache) take(sig string) *presigned {
 // shapeOf is the presignShape of what gt issues.
 func (cp *codePresigner) shapeOf(gt *grantTokens) presignShape {
 	return presignShape{
-		ClientID: gt.Client.ID, RequestID: gt.RequestID, Strategy: cp.h.accessTokenStrategy(gt.Client),
+		ClientID: gt.Client.ID, RequestID: gt.RequestID, Strategy: cp.h.accessTokenStrategy(gt.Client), JKT: gt.JKT,
 		AccessLifespan: gt.AccessLifespan, IDLifespan: gt.IDLifespan, RefreshLifespan: gt.RefreshLifespan,
 	}
 }
@@ -206,8 +207,9 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 // than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
-	// Presigned tokens are bearer tokens: a DPoP exchange mints its own.
-	if p == nil || gt.JKT != "" || p.shape != p.by.shapeOf(gt) {
+	// Presigned tokens are bound to the code's dpop_jkt, or bearer
+	// tokens: an exchange with another DPoP key (or none) mints its own.
+	if p == nil || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
 	age := p.by.h.now().Sub(p.created)

@@ -102,17 +102,30 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	if grace <= 0 {
 		revoke = t.RequestID
 	}
+	keep := !h.rotatesRefreshTokens(c)
+	if keep {
+		// The refresh token stays as it is, and so do the access tokens
+		// issued before: they expire.
+		revoke = ""
+	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
 		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(),
-		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
-		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
-		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
+		AccessLifespan:   c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
+		IDLifespan:       c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
+		RefreshLifespan:  c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
+		KeepRefreshToken: keepToken(keep, req.RefreshToken),
 	}, func(issue []storage.Token) error {
 		use := func(t *storage.Token) error {
 			cur, err := decodeSession(t.Data)
 			if err != nil {
 				return err
+			}
+			if keep && !cur.Used {
+				if !t.Active {
+					return errRevoked
+				}
+				return nil // not rotated: left as it is
 			}
 			if cur.Used {
 				if !t.Active || !h.graceReusable(cur, h.now()) {

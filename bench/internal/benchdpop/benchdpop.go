@@ -104,16 +104,29 @@ func (k *Key) Proofs(htm, htu, accessToken string, n int) (*Proofs, error) {
 // Len is the number of proofs signed ahead.
 func (d *Proofs) Len() int { return len(d.pool) }
 
-func (d *Proofs) sign() (string, error) {
+func (d *Proofs) sign() (string, error) { return d.key.proof(d.htm, d.htu, d.ath) }
+
+// Proof is a proof for a request with method htm to htu, issued now, bound
+// to accessToken (ath) when it is not empty.
+func (k *Key) Proof(htm, htu, accessToken string) (string, error) {
+	var ath string
+	if accessToken != "" {
+		sum := sha256.Sum256([]byte(accessToken))
+		ath = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return k.proof(htm, htu, ath)
+}
+
+func (k *Key) proof(htm, htu, ath string) (string, error) {
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": d.htm, "htu": d.htu, "iat": time.Now().Unix()}
-	if d.ath != "" {
-		c["ath"] = d.ath
+	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": htm, "htu": htu, "iat": time.Now().Unix()}
+	if ath != "" {
+		c["ath"] = ath
 	}
 	claims, _ := json.Marshal(c)
-	in := d.key.hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := jwsbb.Sign(d.key.priv, "ES256", []byte(in), nil)
+	in := k.hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
+	sig, err := jwsbb.Sign(k.priv, "ES256", []byte(in), nil)
 	if err != nil {
 		return "", err
 	}

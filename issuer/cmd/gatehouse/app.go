@@ -118,6 +118,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.keys.EnsureSets(ctx, keys.SetIDToken, keys.SetAccessToken); err != nil {
 		return fail(fmt.Errorf("signing keys: %w", err))
 	}
+	if err := checkFAPIKeys(ctx, cfg, a.keys); err != nil {
+		return fail(err)
+	}
 	a.handlers = append(a.handlers, keys.NewHandler(a.keys, cfg.PublicURL()))
 	if err := a.wireOAuth2(cfg, log); err != nil {
 		return fail(err)
@@ -147,7 +150,8 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("OAUTH2_HASHERS: %w", err)
 	}
 	a.clients, err = client.NewManager(client.ManagerOptions{Store: a.store.Clients(), Hasher: hasher, Logger: log,
-		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound}})
+		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound,
+			FAPI: fapiEverywhere(cfg)}})
 	if err != nil {
 		return err
 	}
@@ -161,7 +165,7 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		// RFC 9126 §2: the PAR endpoint's URL identifies the issuer too.
 		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath,
 			cfg.PublicURL() + oauth2.DevicePath},
-		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL})
+		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL, FAPI: fapiEverywhere(cfg)})
 	if err != nil {
 		return err
 	}
@@ -207,7 +211,7 @@ func (a *app) wireFlows(cfg *config.Config, log *zap.Logger) error {
 	}
 	flows, err := flow.New(flow.Deps{Clients: a.clients, Flows: a.store.Flows(), LoginSessions: a.store.LoginSessions(),
 		ConsentSessions: a.store.ConsentSessions(), Tokens: a.tokens, Devices: a.tokens, Keys: a.keys, CookieCipher: cookieKeys,
-		HTTP: backchannel, Auth: a.auth, Logger: log}, flowOptions(cfg))
+		HTTP: backchannel, Auth: a.auth, DPoP: a.tokens, Logger: log}, flowOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -257,7 +261,9 @@ func oauth2Options(cfg *config.Config) oauth2.Options {
 			RequireNonce:  cfg.OAuth2.DPoP.RequireNonce,
 			NonceLifespan: cfg.OAuth2.DPoP.NonceLifespan,
 		},
-		Device: deviceOptions(cfg),
+		Device:                   deviceOptions(cfg),
+		FAPI:                     fapiEverywhere(cfg),
+		FAPIRefreshTokenRotation: cfg.OAuth2.FAPI.RefreshTokenRotation,
 	}
 	o.RefreshTokenRotationGraceReuseCount = cfg.OAuth2.Grant.RefreshToken.RotationGraceReuseCount
 	return o

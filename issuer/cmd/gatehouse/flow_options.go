@@ -27,6 +27,7 @@ func flowOptions(cfg *config.Config) flow.Options {
 			DeviceCSRF: ck.Names.DeviceCSRF, Domain: ck.Domain, Secure: secureCookies(cfg)},
 		PAR: flow.PAR{Required: cfg.OAuth2.PushedAuthorizationRequests.Required,
 			Lifespan: cfg.OAuth2.PushedAuthorizationRequests.RequestURILifespan},
+		FAPI: fapiEverywhere(cfg),
 	}
 	opts.RegistrationURL = cfg.URLs.Registration
 	switch ck.SameSiteMode {
