@@ -61,6 +61,11 @@ type Client struct {
 	// the client's token requests must carry a DPoP proof.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
+	// TokenExchangeImpersonation lets the client exchange tokens without
+	// an actor_token (RFC 8693 impersonation); default false: it may
+	// only exchange with one (delegation).
+	TokenExchangeImpersonation bool `json:"token_exchange_impersonation,omitempty"`
+
 	Lifespans
 
 	// RegistrationAccessToken and RegistrationClientURI are returned once by
@@ -136,6 +141,7 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantImplicit          = "implicit"
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // IsPublic reports whether the client cannot keep a secret.

@@ -239,6 +239,7 @@ func New(d Deps, o Options) (*Handler, error) {
 		client.GrantJWTBearer:         &jwtBearerGrant{h: h},
 		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
 		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
+		client.GrantTokenExchange:     &tokenExchangeGrant{h: h},
 	}
 	return h, nil
 }
