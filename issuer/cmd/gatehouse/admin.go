@@ -200,7 +200,7 @@ func addAdminCommands(root *cobra.Command) {
 	list := &cobra.Command{Use: "list", Short: "List resources (clients)"}
 	update := &cobra.Command{Use: "update", Short: "Update resources (client)"}
 	del := &cobra.Command{Use: "delete", Short: "Delete resources (client, jwks)"}
-	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials, authorization-code)"}
+	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials, authorization-code, token-exchange)"}
 	introspect := &cobra.Command{Use: "introspect", Short: "Introspect tokens"}
 	revoke := &cobra.Command{Use: "revoke", Short: "Revoke tokens"}
 
@@ -211,6 +211,7 @@ func addAdminCommands(root *cobra.Command) {
 	del.AddCommand(newDeleteClientCmd(), newDeleteJWKSCmd())
 	perform.AddCommand(newClientCredentialsCmd())
 	perform.AddCommand(newAuthorizationCodeCmd())
+	perform.AddCommand(newTokenExchangeCmd())
 	introspect.AddCommand(newIntrospectCmd())
 	revoke.AddCommand(newRevokeCmd())
 	root.AddCommand(create, get, list, update, del, perform, introspect, revoke, newJanitorCmd())

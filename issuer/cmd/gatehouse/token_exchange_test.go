@@ -233,3 +233,25 @@ func TestTokenExchangeHook(t *testing.T) {
 	mustf(t, n == 1 && sprintf("%v", req["grant_types"]) == "["+grantTokenExchange+"]", "hook call: %d %v", n, call.body)
 	mustf(t, jwtClaims(t, out["access_token"].(string))["role"] == "exchanged", "hook claims: %v", jwtClaims(t, out["access_token"].(string)))
 }
+
+// TestPerformTokenExchange: `gatehouse perform token-exchange` exchanges a
+// token by hand, with an actor, and prints the issued token.
+func TestPerformTokenExchange(t *testing.T) {
+	is := testbin.StartIssuer(t, nil)
+	backend := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials", grantTokenExchange},
+		"scope": "read", "audience": []string{api2}})
+	subject := is.Token(t, backend, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}).AccessToken
+	out, err := cli(t, is, "perform", "token-exchange", "--client-id", backend.ID, "--client-secret", backend.Secret,
+		"--subject-token", subject, "--actor-token", subject, "--audience", api2, "--requested-token-type", "jwt", "--format", "json")
+	if err != nil {
+		t.Fatalf("perform token-exchange: %v %s", err, out)
+	}
+	var tok map[string]any
+	_ = json.Unmarshal([]byte(out), &tok)
+	mustf(t, tok["issued_token_type"] == ttJWT, "output: %s", out)
+	c := jwtClaims(t, tok["access_token"].(string))
+	mustf(t, c["act"] != nil && sprintf("%v", c["aud"]) == "["+api2+"]", "claims: %v", c)
+	out, err = cli(t, is, "perform", "token-exchange", "--client-id", backend.ID, "--client-secret", backend.Secret,
+		"--subject-token", "garbage", "--actor-token", subject, "--audience", api2)
+	mustf(t, err != nil && strings.Contains(out, "invalid_request"), "bad subject token: %v %s", err, out)
+}
