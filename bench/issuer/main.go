@@ -16,6 +16,8 @@
 //	            added to hydra.jwt.access-token and deleted afterwards)
 //	dpop-rs256  jwt-rs256 with an ES256 DPoP proof (RFC 9449) per request
 //	dpop-es256  jwt-es256 with an ES256 DPoP proof per request
+//	exchange    RFC 8693 token exchange of a jwt-rs256 token for a JWT
+//	            access token for another audience (exchange.go)
 //	introspect  RFC 7662 introspection of a pool of opaque tokens
 //	jwks        GET /.well-known/jwks.json
 //	discovery   GET /.well-known/openid-configuration
@@ -94,7 +96,7 @@ type options struct {
 	profileDir string
 }
 
-const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,dpop-rs256,dpop-es256,introspect,jwks,discovery"
+const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,dpop-rs256,dpop-es256,exchange,introspect,jwks,discovery"
 
 func main() {
 	if os.Getenv(helloEnv) == "1" {
@@ -333,6 +335,8 @@ func run(o options) error {
 			s, err = es256Scenario(so, main, bin, rep, logf, name)
 		case "dpop-rs256":
 			s, err = dpopScenario(so, main, "dpop-rs256", "RS256")
+		case "exchange":
+			s, err = exchangeScenario(so, main)
 		case "introspect":
 			s, err = introspectScenario(so, main, logf)
 		case "jwks":

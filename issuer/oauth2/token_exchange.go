@@ -274,7 +274,6 @@ func (g *tokenExchangeGrant) narrowScope(c *client.Client, have, requested []str
 // resolve checks a subject or actor token of the given type (§3) and
 // returns what it stands for. Every failure is invalid_request (§2.2.2).
 func (g *tokenExchangeGrant) resolve(ctx context.Context, req *tokenRequest, token, typ, param string) (*exchangedToken, error) {
-	h := g.h
 	var et *exchangedToken
 	var err error
 	switch typ {
@@ -286,15 +285,14 @@ func (g *tokenExchangeGrant) resolve(ctx context.Context, req *tokenRequest, tok
 		et, err = g.idToken(ctx, token)
 	case TokenTypeJWT:
 		// One of our JWT access tokens, or a trusted issuer's JWT.
-		if kind, sig, ok := h.tokenSignature(token); ok && kind == storage.KindAccessToken {
-			if t, gerr := h.tokens.Get(ctx, kind, sig); gerr == nil && t.Kind == kind {
-				et, err = g.stored(ctx, req, token, storage.KindAccessToken)
-				break
-			}
+		if et, err = g.stored(ctx, req, token, storage.KindAccessToken); errors.Is(err, errNotStored) {
+			et, err = g.external(ctx, token)
 		}
-		et, err = g.external(ctx, token)
 	default:
 		return nil, apierr.InvalidRequest("The %s_type %q is not supported", param, truncate(typ))
+	}
+	if errors.Is(err, errNotStored) {
+		return nil, apierr.InvalidRequest("The %s is malformed, unknown, expired or was revoked", param)
 	}
 	if err != nil {
 		var ae *apierr.Error
@@ -306,7 +304,9 @@ func (g *tokenExchangeGrant) resolve(ctx context.Context, req *tokenRequest, tok
 	return et, nil
 }
 
-var errTokenUnusable = errors.New("inactive")
+// errNotStored: the token is not one this server has on record
+// (malformed, forged, unknown or flushed).
+var errNotStored = errors.New("oauth2: not a stored token")
 
 // stored resolves one of this server's access or refresh tokens: active,
 // unexpired, of a client that still exists, every token it was exchanged
@@ -323,11 +323,11 @@ func (g *tokenExchangeGrant) stored(ctx context.Context, req *tokenRequest, toke
 		ok = ok && k == kind
 	}
 	if !ok {
-		return nil, apierr.InvalidRequest("it is malformed or was not issued by this server")
+		return nil, errNotStored
 	}
 	t, err := h.tokens.Get(ctx, kind, sig)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, apierr.InvalidRequest("it is unknown, expired or was revoked")
+		return nil, errNotStored
 	}
 	if err != nil {
 		return nil, apierr.ServerError(err)
@@ -342,6 +342,12 @@ func (g *tokenExchangeGrant) stored(ctx context.Context, req *tokenRequest, toke
 	}
 	if !alive || (kind == storage.KindRefreshToken && s.Used) {
 		return nil, apierr.InvalidRequest("it is inactive, expired or was revoked")
+	}
+	// Tokens die with their client, as at introspection.
+	if _, err := h.clients.Get(ctx, t.ClientID); errors.Is(err, storage.ErrNotFound) {
+		return nil, apierr.InvalidRequest("its client was deleted")
+	} else if err != nil {
+		return nil, apierr.ServerError(err)
 	}
 	if kind == storage.KindRefreshToken && t.ClientID != req.Client.ID {
 		return nil, apierr.InvalidRequest("a refresh token is only exchanged by the client it was issued to")
