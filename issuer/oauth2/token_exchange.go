@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -214,7 +215,7 @@ func parseExchangeParams(form url.Values) (*exchangeParams, error) {
 		// RFC 8707 §2 (referenced by RFC 8693 §2.1): an absolute URI
 		// without a fragment.
 		u, err := url.Parse(r)
-		if err != nil || !u.IsAbs() || u.Fragment != "" || len(r) > maxAudienceValue {
+		if err != nil || !u.IsAbs() || strings.Contains(r, "#") || len(r) > maxAudienceValue {
 			return nil, invalidTarget("The resource %q is not an absolute URI without a fragment", truncate(r))
 		}
 		if !contains(p.resource, r) {
