@@ -761,8 +761,13 @@ func tokenScenario(o options, is *issuerProc, name, strategy, wantAlg string) (*
 }
 
 func tokenTarget(is *issuerProc, cl client) target {
+	return formTarget(is, cl, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+}
+
+// formTarget posts form to the token endpoint as cl (client_secret_basic).
+func formTarget(is *issuerProc, cl client, form url.Values) target {
 	u := is.Public + "/oauth2/token"
-	body := []byte(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode())
+	body := []byte(form.Encode())
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cl.ID)+":"+url.QueryEscape(cl.Secret)))
 	return func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
@@ -1115,10 +1120,15 @@ func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, err
 }
 
 func (p *issuerProc) createClient(strategy string) (client, error) {
-	body, _ := json.Marshal(map[string]any{
+	return p.createClientWith(map[string]any{
 		"client_name": "bench " + strategy, "grant_types": []string{"client_credentials"},
 		"scope": "read write", "access_token_strategy": strategy,
 	})
+}
+
+// createClientWith registers a client with these fields.
+func (p *issuerProc) createClientWith(fields map[string]any) (client, error) {
+	body, _ := json.Marshal(fields)
 	req, _ := http.NewRequest(http.MethodPost, p.Admin+"/admin/clients", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	var out struct {

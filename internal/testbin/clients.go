@@ -60,6 +60,18 @@ type Tokens struct {
 // unless the answer is 200 with an access token.
 func (is *Issuer) Token(t testing.TB, c Client, form url.Values) Tokens {
 	t.Helper()
+	status, raw := is.PostToken(t, c, form)
+	var tok Tokens
+	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token (%s): %d %s", form.Get("grant_type"), status, raw)
+	}
+	return tok
+}
+
+// PostToken posts form to the token endpoint as c, with
+// client_secret_basic, and returns the status and body, whatever they are.
+func (is *Issuer) PostToken(t testing.TB, c Client, form url.Values) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
@@ -69,11 +81,7 @@ func (is *Issuer) Token(t testing.TB, c Client, form url.Values) Tokens {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var tok Tokens
-	if err := json.Unmarshal(raw, &tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
-		t.Fatalf("token (%s): %d %s", form.Get("grant_type"), resp.StatusCode, raw)
-	}
-	return tok
+	return resp.StatusCode, raw
 }
 
 // ClientCredentialsToken registers a client_credentials client allowed

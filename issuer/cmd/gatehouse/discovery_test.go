@@ -183,7 +183,7 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 	if slices.Contains(d.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange") {
 		tok := basic(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {access},
 			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
-			"actor_token": {access}, "actor_token_type": {"urn:ietf:params:oauth:token-type:access_token"}})
+			"actor_token":        {access}, "actor_token_type": {"urn:ietf:params:oauth:token-type:access_token"}})
 		mustf(t, tok["access_token"] != nil && tok["issued_token_type"] != nil, "token-exchange: %v", tok)
 	}
 	if slices.Contains(d.GrantTypes, "refresh_token") {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -70,16 +69,7 @@ func newTokenExchangeCmd() *cobra.Command {
 			if err := r.do(cmd.Context(), "POST", "/oauth2/token", strings.NewReader(body), "application/x-www-form-urlencoded", &tok, auth); err != nil {
 				return err
 			}
-			if r.format == formatToken {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
-				return err
-			}
-			exp := ""
-			if tok.ExpiresIn > 0 {
-				exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
-			}
-			return r.print(cmd, &tok, table{head: []string{"ACCESS TOKEN", "ISSUED TOKEN TYPE", "TOKEN TYPE", "EXPIRY", "SCOPE"},
-				rows: [][]string{{tok.AccessToken, tok.IssuedTokenType, tok.TokenType, exp, tok.Scope}}, vertical: true})
+			return r.printToken(cmd, &tok, &tok.tokenResponse, tok.IssuedTokenType)
 		},
 	}
 	r.addFlags(cmd, true)

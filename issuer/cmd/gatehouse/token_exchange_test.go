@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,20 +30,12 @@ const (
 func exchange(t *testing.T, is *testbin.Issuer, c testbin.Client, form url.Values) (int, map[string]any) {
 	t.Helper()
 	form.Set("grant_type", grantTokenExchange)
-	req, _ := http.NewRequest(http.MethodPost, is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw := is.PostToken(t, c, form)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("token exchange: %d %s", resp.StatusCode, raw)
+		t.Fatalf("token exchange: %d %s", status, raw)
 	}
-	return resp.StatusCode, out
+	return status, out
 }
 
 // TestTokenExchange: RFC 8693 against the real binary on SQLite,
@@ -155,8 +146,8 @@ func testTokenExchange(t *testing.T, is *testbin.Issuer) {
 	bad(backend, with("subject_token_type", "urn:ietf:params:oauth:token-type:saml2"), "invalid_request")
 	bad(backend, with("subject_token_type", ""), "invalid_request")
 	bad(backend, url.Values{"subject_token_type": {ttAccess}}, "invalid_request")
-	bad(backend, with("actor_token", backendActor), "invalid_request") // no actor_token_type
-	bad(delegate, with(), "invalid_request")                            // may not impersonate
+	bad(backend, with("actor_token", backendActor), "invalid_request")                                         // no actor_token_type
+	bad(delegate, with(), "invalid_request")                                                                   // may not impersonate
 	bad(backend, with("subject_token", user.RefreshToken, "subject_token_type", ttRefresh), "invalid_request") // another client's
 
 	// A JWT of another domain, through a jwt-bearer trust relationship;
