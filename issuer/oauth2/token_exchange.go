@@ -70,14 +70,13 @@ var _ grantHandler = (*tokenExchangeGrant)(nil)
 type exchangedToken struct {
 	Subject string
 	// Issuer is set for tokens of a trusted external issuer.
-	Issuer   string
-	Scope    []string
-	Ext      map[string]any
-	Act      map[string]any
-	MayAct   map[string]any
-	Expires  time.Time
-	Parent   *tokenRef
-	ClientID string
+	Issuer  string
+	Scope   []string
+	Ext     map[string]any
+	Act     map[string]any
+	MayAct  map[string]any
+	Expires time.Time
+	Parent  *tokenRef
 }
 
 func (g *tokenExchangeGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
@@ -153,8 +152,6 @@ func (g *tokenExchangeGrant) handle(ctx context.Context, req *tokenRequest) (*to
 		actorSub = actor.Subject
 	}
 	httpx.Info(ctx).Subject = subj.Subject
-	h.log.Info("token exchange", zap.String("client_id", c.ID), zap.String("subject", subj.Subject),
-		zap.String("actor", actorSub), zap.Strings("audience", targets))
 	resp, err := h.issueAccessToken(ctx, &accessGrant{
 		GrantType: client.GrantTokenExchange,
 		Client:    strategyClient,
@@ -170,6 +167,9 @@ func (g *tokenExchangeGrant) handle(ctx context.Context, req *tokenRequest) (*to
 	if err != nil {
 		return nil, err
 	}
+	// Who got a token for whom: never the tokens themselves.
+	h.log.Info("token exchange", zap.String("client_id", c.ID), zap.String("subject", subj.Subject),
+		zap.String("actor", actorSub), zap.Strings("audience", targets))
 	// §2.2.1: issued_token_type is required; no refresh token.
 	resp.IssuedTokenType = issued
 	return resp, nil
@@ -370,7 +370,7 @@ func (g *tokenExchangeGrant) stored(ctx context.Context, req *tokenRequest, toke
 	mayAct, _ := ext["may_act"].(map[string]any)
 	return &exchangedToken{
 		Subject: t.Subject, Scope: scope, Ext: ext, Act: s.Act, MayAct: mayAct,
-		Expires: t.ExpiresAt, Parent: &tokenRef{Kind: kind, Signature: sig}, ClientID: t.ClientID,
+		Expires: t.ExpiresAt, Parent: &tokenRef{Kind: kind, Signature: sig},
 	}, nil
 }
 
