@@ -16,6 +16,8 @@
 //	            added to hydra.jwt.access-token and deleted afterwards)
 //	dpop-rs256  jwt-rs256 with an ES256 DPoP proof (RFC 9449) per request
 //	dpop-es256  jwt-es256 with an ES256 DPoP proof per request
+//	exchange    RFC 8693 token exchange of a jwt-rs256 token for a JWT
+//	            access token for another audience (exchange.go)
 //	introspect  RFC 7662 introspection of a pool of opaque tokens
 //	jwks        GET /.well-known/jwks.json
 //	discovery   GET /.well-known/openid-configuration
@@ -94,7 +96,7 @@ type options struct {
 	profileDir string
 }
 
-const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,dpop-rs256,dpop-es256,introspect,jwks,discovery"
+const allScenarios = "hello,sign,opaque,jwt-rs256,jwt-es256,dpop-rs256,dpop-es256,exchange,introspect,jwks,discovery"
 
 func main() {
 	if os.Getenv(helloEnv) == "1" {
@@ -333,6 +335,8 @@ func run(o options) error {
 			s, err = es256Scenario(so, main, bin, rep, logf, name)
 		case "dpop-rs256":
 			s, err = dpopScenario(so, main, "dpop-rs256", "RS256")
+		case "exchange":
+			s, err = exchangeScenario(so, main)
 		case "introspect":
 			s, err = introspectScenario(so, main, logf)
 		case "jwks":
@@ -757,8 +761,13 @@ func tokenScenario(o options, is *issuerProc, name, strategy, wantAlg string) (*
 }
 
 func tokenTarget(is *issuerProc, cl client) target {
+	return formTarget(is, cl, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+}
+
+// formTarget posts form to the token endpoint as cl (client_secret_basic).
+func formTarget(is *issuerProc, cl client, form url.Values) target {
 	u := is.Public + "/oauth2/token"
-	body := []byte(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode())
+	body := []byte(form.Encode())
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cl.ID)+":"+url.QueryEscape(cl.Secret)))
 	return func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
@@ -1111,10 +1120,15 @@ func startIssuer(bin, name string, env []string, profile bool) (*issuerProc, err
 }
 
 func (p *issuerProc) createClient(strategy string) (client, error) {
-	body, _ := json.Marshal(map[string]any{
+	return p.createClientWith(map[string]any{
 		"client_name": "bench " + strategy, "grant_types": []string{"client_credentials"},
 		"scope": "read write", "access_token_strategy": strategy,
 	})
+}
+
+// createClientWith registers a client with these fields.
+func (p *issuerProc) createClientWith(fields map[string]any) (client, error) {
+	body, _ := json.Marshal(fields)
 	req, _ := http.NewRequest(http.MethodPost, p.Admin+"/admin/clients", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	var out struct {

@@ -68,6 +68,12 @@ func (is *Issuer) Token(t testing.TB, c Client, form url.Values) Tokens {
 	return tok
 }
 
+// PostToken posts form to the token endpoint as c, with
+// client_secret_basic, and returns the status and body, whatever they are.
+func (is *Issuer) PostToken(t testing.TB, c Client, form url.Values) (int, []byte) {
+	return is.postToken(t, c, form, nil)
+}
+
 // postToken posts form to the token endpoint as c (client_secret_basic)
 // with the extra headers, and returns the status and body.
 func (is *Issuer) postToken(t testing.TB, c Client, form url.Values, hdr map[string]string) (int, []byte) {

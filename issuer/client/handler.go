@@ -287,6 +287,9 @@ func adminOnly(c, base *Client) error {
 		return metaErr("access_token_strategy cannot be set through dynamic client registration")
 	case !reflect.DeepEqual(c.Lifespans, Lifespans{}) && !reflect.DeepEqual(c.Lifespans, base.Lifespans):
 		return metaErr("token lifespans cannot be set through dynamic client registration")
+	case c.TokenExchangeImpersonation && !base.TokenExchangeImpersonation:
+		// Impersonating users is an administrator's decision.
+		return metaErr("token_exchange_impersonation cannot be set through dynamic client registration")
 	}
 	return nil
 }
@@ -302,6 +305,7 @@ func keepAdminFields(c, old *Client) {
 	c.SkipLogoutConsent = old.SkipLogoutConsent
 	c.AccessTokenStrategy = old.AccessTokenStrategy
 	c.Lifespans = *cloneLifespans(&old.Lifespans)
+	c.TokenExchangeImpersonation = old.TokenExchangeImpersonation
 }
 
 // register is RFC 7591 §3.1: POST /oauth2/register.

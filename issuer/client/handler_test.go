@@ -237,6 +237,7 @@ func TestDynamicRegistration(t *testing.T) {
 		{"skip_consent", `{"skip_consent":true}`, "invalid_client_metadata"},
 		{"skip_logout_consent", `{"skip_logout_consent":true}`, "invalid_client_metadata"},
 		{"access_token_strategy", `{"access_token_strategy":"jwt"}`, "invalid_client_metadata"},
+		{"token_exchange_impersonation", `{"token_exchange_impersonation":true}`, "invalid_client_metadata"},
 		{"lifespans", `{"implicit_grant_id_token_lifespan":"1h"}`, "invalid_client_metadata"},
 		{"bad redirect", `{"redirect_uris":["http://evil.example/"]}`, "invalid_redirect_uri"},
 		{"bad json", `{`, "invalid_request"},

@@ -64,6 +64,11 @@ type Client struct {
 	// Profile (fapi.go; a Gatehouse addition).
 	FAPIProfile string `json:"fapi_profile,omitempty"`
 
+	// TokenExchangeImpersonation lets the client exchange tokens without
+	// an actor_token (RFC 8693 impersonation); default false: it may
+	// only exchange with one (delegation).
+	TokenExchangeImpersonation bool `json:"token_exchange_impersonation,omitempty"`
+
 	Lifespans
 
 	// RegistrationAccessToken and RegistrationClientURI are returned once by
@@ -144,7 +149,8 @@ const (
 	GrantImplicit          = "implicit"
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	// GrantDeviceCode is RFC 8628 §3.4's device access token request.
-	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantDeviceCode    = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // IsPublic reports whether the client cannot keep a secret.

@@ -40,7 +40,7 @@ const (
 )
 
 var (
-	allowedGrantTypes  = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantImplicit, GrantJWTBearer, GrantDeviceCode}
+	allowedGrantTypes  = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantImplicit, GrantJWTBearer, GrantDeviceCode, GrantTokenExchange}
 	allowedAuthMethods = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
 	// Asymmetric JWS algorithms a client may declare for its own signatures.
 	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}

@@ -69,6 +69,7 @@ func TestValidate(t *testing.T) {
 		{"unknown grant", func(c *Client) { c.GrantTypes = []string{"password"} }, ValidationOptions{}, "invalid_client_metadata", "grant_types"},
 		{"duplicate grant", func(c *Client) { c.GrantTypes = []string{"refresh_token", "refresh_token"} }, ValidationOptions{}, "invalid_client_metadata", "twice"},
 		{"all grants", func(c *Client) { c.GrantTypes = allowedGrantTypes }, ValidationOptions{}, "", ""},
+		{"token exchange", func(c *Client) { c.GrantTypes = []string{GrantTokenExchange}; c.TokenExchangeImpersonation = true }, ValidationOptions{}, "", ""},
 		{"response type combination", func(c *Client) { c.ResponseTypes = []string{"code id_token", "token id_token", "code token id_token"} }, ValidationOptions{}, "", ""},
 		{"unknown response type", func(c *Client) { c.ResponseTypes = []string{"code foo"} }, ValidationOptions{}, "invalid_client_metadata", "response_types"},
 		{"repeated response type", func(c *Client) { c.ResponseTypes = []string{"code code"} }, ValidationOptions{}, "invalid_client_metadata", "repeats"},

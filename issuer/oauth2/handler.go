@@ -1,6 +1,6 @@
 // Package oauth2 is the issuer's token side: the token endpoint with one
 // file per grant (authorization_code, refresh_token, client_credentials,
-// RFC 7523 jwt-bearer), the code and tokens of a granted authorization
+// RFC 7523 jwt-bearer, RFC 8693 token exchange), the code and tokens of a granted authorization
 // request (authorize.go), opaque and RFC 9068 JWT access tokens, ID tokens,
 // userinfo, RFC 7662 introspection, RFC 7009 revocation, bulk revocation
 // and flushing of expired tokens, and Hydra's trust API for jwt-bearer
@@ -256,6 +256,7 @@ func New(d Deps, o Options) (*Handler, error) {
 		client.GrantAuthorizationCode: &authorizationCodeGrant{h: h},
 		client.GrantRefreshToken:      &refreshTokenGrant{h: h},
 		client.GrantDeviceCode:        &deviceCodeGrant{h: h},
+		client.GrantTokenExchange:     &tokenExchangeGrant{h: h},
 	}
 	return h, nil
 }

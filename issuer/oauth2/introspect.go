@@ -29,6 +29,8 @@ type Introspection struct {
 	Ext       map[string]any `json:"ext,omitempty"`
 	// Cnf is the DPoP key binding of RFC 9449 §6.2: {"jkt": thumbprint}.
 	Cnf *Confirmation `json:"cnf,omitempty"`
+	// Act is the actor chain of an exchanged token (RFC 8693 §4.1).
+	Act map[string]any `json:"act,omitempty"`
 }
 
 // Confirmation is RFC 7800's cnf with RFC 9449 §6.1's jkt member.
@@ -56,6 +58,12 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 	s, err := decodeSession(t.Data)
 	if err != nil {
 		return nil, err
+	}
+	// An exchanged token dies with the token it was exchanged from.
+	if s.Parent != nil {
+		if alive, err := h.tokenActive(ctx, &t, s); err != nil || !alive {
+			return inactive, err
+		}
 	}
 	tokenType := "Bearer"
 	switch s.TokenUse {
@@ -105,6 +113,7 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		TokenUse:  s.TokenUse,
 		Ext:       s.Ext,
 		Cnf:       cnf,
+		Act:       s.Act,
 	}, nil
 }
 

@@ -51,6 +51,9 @@ type tokenRequest struct {
 
 	// Client is the authenticated client.
 	Client *client.Client
+	// Form is the request body, for parameters only one grant reads
+	// (token_exchange.go).
+	Form url.Values
 	// DPoP is the request's checked DPoP proof (RFC 9449 §5), or nil.
 	DPoP *dpop.Proof
 	// CertificateThumbprint is the x5t#S256 (RFC 8705 §3.1) of the TLS
@@ -84,7 +87,7 @@ func parseTokenRequest(form url.Values) (*tokenRequest, error) {
 		}
 		v[i] = s
 	}
-	req := &tokenRequest{GrantType: v[0], Assertion: v[2], Code: v[3], RedirectURI: v[4], CodeVerifier: v[5], RefreshToken: v[6], DeviceCode: v[7]}
+	req := &tokenRequest{Form: form, GrantType: v[0], Assertion: v[2], Code: v[3], RedirectURI: v[4], CodeVerifier: v[5], RefreshToken: v[6], DeviceCode: v[7]}
 	if req.GrantType == "" {
 		return nil, apierr.InvalidRequest("The grant_type parameter is missing")
 	}
@@ -187,4 +190,6 @@ type tokenResponse struct {
 	Scope        string `json:"scope"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is RFC 8693 §2.2.1's, in token exchange responses.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }

@@ -54,6 +54,11 @@ type session struct {
 	JKT string `json:"jkt,omitempty"`
 	// Device is the polling state and decision of a device code.
 	Device *deviceState `json:"device,omitempty"`
+	// Act is the RFC 8693 §4.1 act claim of an exchanged token; Parent the
+	// token it was exchanged from, which it lives no longer than
+	// (token_exchange.go).
+	Act    map[string]any `json:"act,omitempty"`
+	Parent *tokenRef      `json:"parent,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
@@ -89,6 +94,9 @@ type accessGrant struct {
 	Grant *GrantSession
 	// JKT binds the token to a DPoP key (RFC 9449 §6); "" for a bearer token.
 	JKT string
+	// Act and Parent are set by token exchange (session.Act, .Parent).
+	Act    map[string]any
+	Parent *tokenRef
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
@@ -137,6 +145,8 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		GrantType: g.GrantType,
 		Grant:     g.Grant,
 		JKT:       g.JKT,
+		Act:       g.Act,
+		Parent:    g.Parent,
 	}
 	var token, sig string
 	var err error
@@ -209,6 +219,7 @@ func expiresIn(exp, now time.Time) int64 {
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
 	"client_id": true, "scope": true, "scp": true, "ext": true, "cnf": true, "auth_time": true, "acr": true,
+	"act": true,
 }
 
 // signAccessToken builds and signs an RFC 9068 JWT access token.
@@ -237,6 +248,10 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 	if s.JKT != "" {
 		// RFC 9449 §6.1: the JWK SHA-256 thumbprint confirmation method.
 		claims["cnf"] = map[string]string{"jkt": s.JKT}
+	}
+	if s.Act != nil {
+		// RFC 8693 §4.1: the actor of a delegated token.
+		claims["act"] = s.Act
 	}
 	ext := maps.Clone(s.Ext)
 	for _, name := range h.opts.AllowedTopLevelClaims {

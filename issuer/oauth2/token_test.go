@@ -454,7 +454,7 @@ func TestTokenEndpointRequestShape(t *testing.T) {
 // GrantTypes lists what the token endpoint implements, for discovery.
 func TestGrantTypes(t *testing.T) {
 	e := newEnv(t)
-	if got := e.h.GrantTypes(); !slices.Equal(got, []string{"authorization_code", "client_credentials", "refresh_token", client.GrantDeviceCode, client.GrantJWTBearer}) {
+	if got := e.h.GrantTypes(); !slices.Equal(got, []string{"authorization_code", "client_credentials", "refresh_token", client.GrantDeviceCode, client.GrantJWTBearer, client.GrantTokenExchange}) {
 		t.Fatalf("%v", got)
 	}
 }

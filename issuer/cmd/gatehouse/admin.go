@@ -200,7 +200,7 @@ func addAdminCommands(root *cobra.Command) {
 	list := &cobra.Command{Use: "list", Short: "List resources (clients)"}
 	update := &cobra.Command{Use: "update", Short: "Update resources (client)"}
 	del := &cobra.Command{Use: "delete", Short: "Delete resources (client, jwks)"}
-	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials, authorization-code, device-code)"}
+	perform := &cobra.Command{Use: "perform", Short: "Perform OAuth2 flows (client-credentials, authorization-code, device-code, token-exchange)"}
 	introspect := &cobra.Command{Use: "introspect", Short: "Introspect tokens"}
 	revoke := &cobra.Command{Use: "revoke", Short: "Revoke tokens"}
 
@@ -212,6 +212,7 @@ func addAdminCommands(root *cobra.Command) {
 	perform.AddCommand(newClientCredentialsCmd())
 	perform.AddCommand(newAuthorizationCodeCmd())
 	perform.AddCommand(newDeviceCodeCmd())
+	perform.AddCommand(newTokenExchangeCmd())
 	introspect.AddCommand(newIntrospectCmd())
 	revoke.AddCommand(newRevokeCmd())
 	root.AddCommand(create, get, list, update, del, perform, introspect, revoke, newJanitorCmd())

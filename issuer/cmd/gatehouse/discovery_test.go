@@ -190,9 +190,17 @@ func TestDiscoveryAdvertisesWhatWorks(t *testing.T) {
 			mustf(t, at != nil && at.Path == "/oauth2/fallbacks/device/done", "after the device consent: %v", at)
 			tok := basic(url.Values{"grant_type": {g}, "device_code": {da["device_code"].(string)}})
 			mustf(t, tok["access_token"] != nil && tok["id_token"] != nil, "%s: %v", g, tok)
+		case "urn:ietf:params:oauth:grant-type:token-exchange":
+			continue // after the loop, with an access token from authorization_code
 		default:
 			t.Fatalf("no exercise for the advertised grant type %q", g)
 		}
+	}
+	if slices.Contains(d.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange") {
+		tok := basic(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {access},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+			"actor_token":        {access}, "actor_token_type": {"urn:ietf:params:oauth:token-type:access_token"}})
+		mustf(t, tok["access_token"] != nil && tok["issued_token_type"] != nil, "token-exchange: %v", tok)
 	}
 	if slices.Contains(d.GrantTypes, "refresh_token") {
 		tok := basic(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})

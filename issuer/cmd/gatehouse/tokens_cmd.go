@@ -168,16 +168,7 @@ func clientCredentialsCmd(use string, tokenOnly bool) *cobra.Command {
 			if err := r.do(cmd.Context(), "POST", "/oauth2/token", strings.NewReader(body), "application/x-www-form-urlencoded", &tok, auth); err != nil {
 				return err
 			}
-			if r.format == formatToken {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
-				return err
-			}
-			exp := ""
-			if tok.ExpiresIn > 0 {
-				exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
-			}
-			return r.print(cmd, &tok, table{head: []string{"ACCESS TOKEN", "TOKEN TYPE", "EXPIRY", "SCOPE"},
-				rows: [][]string{{tok.AccessToken, tok.TokenType, exp, tok.Scope}}, vertical: true})
+			return r.printToken(cmd, &tok, &tok)
 		},
 	}
 	r.addFlags(cmd, true)
@@ -191,6 +182,25 @@ func clientCredentialsCmd(use string, tokenOnly bool) *cobra.Command {
 	cmd.Flags().StringSliceVar(&scope, "scope", nil, "scopes to request")
 	cmd.Flags().StringSliceVar(&audience, "audience", nil, "audiences to request")
 	return cmd
+}
+
+// printToken prints a token response: v as JSON, the access token alone
+// (--format token), or tok as a table, with issuedType's column when set.
+func (r *remote) printToken(cmd *cobra.Command, v any, tok *tokenResponse, issuedType ...string) error {
+	if r.format == formatToken {
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
+		return err
+	}
+	exp := ""
+	if tok.ExpiresIn > 0 {
+		exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)
+	}
+	head := []string{"ACCESS TOKEN", "TOKEN TYPE", "EXPIRY", "SCOPE"}
+	row := []string{tok.AccessToken, tok.TokenType, exp, tok.Scope}
+	if len(issuedType) > 0 {
+		head, row = append(head, "ISSUED TOKEN TYPE"), append(row, issuedType[0])
+	}
+	return r.print(cmd, v, table{head: head, rows: [][]string{row}, vertical: true})
 }
 
 func newIntrospectCmd() *cobra.Command {
