@@ -96,6 +96,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
 	gt.JKT = req.jkt()
+	gt.X5T = req.X5T
 	gt.presigned = presigned.usableFor(ctx, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
@@ -234,6 +235,8 @@ type grantTokens struct {
 	// JKT is the thumbprint of the request's DPoP key: the access token,
 	// and a public client's refresh token, are bound to it (RFC 9449 §5).
 	JKT string
+	// X5T binds the access token to a client certificate (RFC 8705 §3).
+	X5T string
 
 	// presigned, when set, is this exchange's access token and ID token,
 	// minted when the code was issued (presign.go).
@@ -246,7 +249,7 @@ func (gt *grantTokens) accessGrant() *accessGrant {
 	return &accessGrant{
 		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
 		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
-		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT, X5T: gt.X5T,
 	}
 }
 

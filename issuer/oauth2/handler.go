@@ -129,6 +129,9 @@ type Options struct {
 	JWTBearer JWTBearerOptions
 	// DPoP are the RFC 9449 proof rules (dpop.go).
 	DPoP DPoPOptions
+	// MTLS is where client certificates come from, and the mutual-TLS
+	// endpoint alias base URL (mtls.go).
+	MTLS MTLSOptions
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -330,6 +333,9 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	// RFC 9449 §5: a DPoP proof is accepted with every grant.
 	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
+		return nil, err
+	}
+	if req.X5T, err = h.certBinding(r, c); err != nil {
 		return nil, err
 	}
 	return g.handle(h.withHookedRequest(ctx, req, r.PostForm), req)

@@ -206,8 +206,9 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 // than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
-	// Presigned tokens are bearer tokens: a DPoP exchange mints its own.
-	if p == nil || gt.JKT != "" || p.shape != p.by.shapeOf(gt) {
+	// Presigned tokens are bearer tokens: a DPoP or certificate-bound
+	// exchange mints its own.
+	if p == nil || gt.JKT != "" || gt.X5T != "" || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
 	age := p.by.h.now().Sub(p.created)

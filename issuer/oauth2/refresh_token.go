@@ -89,7 +89,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
-		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(),
+		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(), X5T: req.X5T,
 		AccessLifespan:  c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		IDLifespan:      c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
 		RefreshLifespan: c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),

@@ -51,6 +51,9 @@ type tokenRequest struct {
 	Client *client.Client
 	// DPoP is the request's checked DPoP proof (RFC 9449 §5), or nil.
 	DPoP *dpop.Proof
+	// X5T is the x5t#S256 of the client certificate the access token is
+	// bound to (RFC 8705 §3), or "".
+	X5T string
 }
 
 // jkt is the thumbprint of the request's DPoP key, or "".

@@ -52,6 +52,9 @@ type session struct {
 	// JKT is the thumbprint of the DPoP key an access token, or a public
 	// client's refresh token, is bound to (RFC 9449 §5, §6).
 	JKT string `json:"jkt,omitempty"`
+	// X5T is the x5t#S256 of the client certificate an access token is
+	// bound to (RFC 8705 §3).
+	X5T string `json:"x5t_s256,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
@@ -84,6 +87,8 @@ type accessGrant struct {
 	Grant *GrantSession
 	// JKT binds the token to a DPoP key (RFC 9449 §6); "" for a bearer token.
 	JKT string
+	// X5T binds the token to a client certificate (RFC 8705 §3).
+	X5T string
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
@@ -132,6 +137,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		GrantType: g.GrantType,
 		Grant:     g.Grant,
 		JKT:       g.JKT,
+		X5T:       g.X5T,
 	}
 	var token, sig string
 	var err error
@@ -229,9 +235,9 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 		claims["scope"] = strings.Join(s.Scope, " ")
 		claims["scp"] = s.Scope
 	}
-	if s.JKT != "" {
-		// RFC 9449 §6.1: the JWK SHA-256 thumbprint confirmation method.
-		claims["cnf"] = map[string]string{"jkt": s.JKT}
+	if cnf := s.confirmation(); cnf != nil {
+		// RFC 9449 §6.1 jkt, RFC 8705 §3.1 x5t#S256.
+		claims["cnf"] = cnf
 	}
 	ext := maps.Clone(s.Ext)
 	for _, name := range h.opts.AllowedTopLevelClaims {
