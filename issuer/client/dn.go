@@ -33,7 +33,7 @@ func foldValue(v string) string { return strings.ToLower(strings.Join(strings.Fi
 
 // parseDN reads an RFC 4514 string (tls_client_auth_subject_dn, RFC 8705
 // §2.1.2) with its escapes: "\" before a special character or two hex
-// digits, and "#" hex-encoded BER values, which are compared as their hex.
+// digits, and "#" hex-encoded BER values (hexValue).
 func parseDN(s string) (dn, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("empty")
@@ -78,7 +78,7 @@ func parseDN(s string) (dn, error) {
 		}
 		v := val.String()
 		if hexForm {
-			v = strings.ToLower(strings.TrimSpace(v))
+			v = hexValue(strings.TrimSpace(v))
 		} else {
 			v = foldValue(v)
 		}
@@ -99,6 +99,20 @@ func parseDN(s string) (dn, error) {
 			return nil, errors.New("a trailing separator")
 		}
 	}
+}
+
+// hexValue reads RFC 4514 §2.4's "#" form: BER of a string type is
+// compared as that string (Go writes attribute types it has no name for
+// this way), anything else as its hex.
+func hexValue(v string) string {
+	der, err := hex.DecodeString(v[1:])
+	if err == nil {
+		var str string
+		if rest, err := asn1.Unmarshal(der, &str); err == nil && len(rest) == 0 {
+			return foldValue(str)
+		}
+	}
+	return strings.ToLower(v)
 }
 
 func isHex(c byte) bool {
