@@ -337,8 +337,9 @@ func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error
 	// RFC 9449 §5: a public client's refresh token is bound to the DPoP
 	// key of the request that obtained it; a confidential client's is not
 	// ("already sender-constrained" by client authentication).
+	// RFC 8705 §4 and §7.1 likewise for the client certificate.
 	if gt.Client.IsPublic() {
-		sess.JKT = gt.JKT
+		sess.JKT, sess.X5T = gt.JKT, gt.X5T
 	}
 	data, err := json.Marshal(sess)
 	if err != nil {

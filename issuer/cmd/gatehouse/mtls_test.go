@@ -470,6 +470,27 @@ func TestMTLSGatewayHeader(t *testing.T) {
 		_, otherPEM, _ := p.ca.issue(t, clientCertTemplate("client-b", nil))
 		status, wwwAuth, _ = userinfo(via("x-forwarded-client-cert", `Cert="`+url.PathEscape(string(otherPEM))+`"`))
 		mustf(t, status == http.StatusUnauthorized && strings.Contains(wwwAuth, `error="invalid_token"`), "userinfo with another certificate: %d %s", status, wwwAuth)
+
+		// A public client's refresh token is bound to its certificate
+		// (RFC 8705 §4): refreshing with another one is invalid_grant.
+		pc := newFlowClient(t, is, map[string]any{"token_endpoint_auth_method": "none", "client_secret": nil,
+			"tls_client_certificate_bound_access_tokens": true})
+		delete(pc, "client_secret")
+		prp := newRP(t, is, pc, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+		q, verifier = codeFlow(t, is, newBrowser(t, is), prp, "bob")
+		ptok, err := prp.conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil || ptok.RefreshToken == "" {
+			t.Fatalf("public client exchange: %v %v", ptok, err)
+		}
+		refresh := func(hc *http.Client) (*oauth2.Token, error) {
+			old := &oauth2.Token{RefreshToken: ptok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}
+			return prp.conf.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, hc), old).Token()
+		}
+		_, err = refresh(via("x-forwarded-client-cert", `Cert="`+url.PathEscape(string(otherPEM))+`"`))
+		wantOAuthError(t, err, http.StatusBadRequest, "invalid_grant")
+		if _, err := refresh(via("x-forwarded-client-cert", xfcc)); err != nil {
+			t.Fatalf("refresh with the certificate: %v", err)
+		}
 	})
 
 	t.Run("nginx", func(t *testing.T) {
