@@ -2,20 +2,14 @@ package main_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,68 +28,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
-// testCA is a certificate authority made in the test: no private key is
-// ever committed.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func certTemplate(cn string) *x509.Certificate {
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	return &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-}
-
-func newTestCA(t testing.TB, cn string) *testCA {
-	t.Helper()
-	key := newTestKey(t)
-	tmpl := certTemplate(cn)
-	tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs tmpl for a fresh key; the result is the certificate, its
-// key, and both in PEM.
-func (ca *testCA) issue(t testing.TB, tmpl *x509.Certificate) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	key := newTestKey(t)
-	parent, signer := ca.cert, ca.key
-	if ca.cert == nil { // self-signed
-		parent, signer = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair.Leaf, _ = x509.ParseCertificate(der)
-	return pair, certPEM, keyPEM
-}
-
 func clientCertTemplate(cn string, edit func(*x509.Certificate)) *x509.Certificate {
-	tmpl := certTemplate(cn)
+	tmpl := testbin.CertTemplate(cn)
 	tmpl.Subject.Organization = []string{"Acme"}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
@@ -107,7 +41,7 @@ func clientCertTemplate(cn string, edit func(*x509.Certificate)) *x509.Certifica
 
 // mtlsPKI is a server certificate for 127.0.0.1 and a client CA.
 type mtlsPKI struct {
-	ca                *testCA
+	ca                *testbin.CA
 	serverCertPEM     []byte
 	serverKeyPEM      []byte
 	caFile            string
@@ -117,17 +51,17 @@ type mtlsPKI struct {
 
 func newMTLSPKI(t testing.TB) *mtlsPKI {
 	t.Helper()
-	ca := newTestCA(t, "Test CA")
-	srv := certTemplate("127.0.0.1")
+	ca := testbin.NewCA(t, "Test CA")
+	srv := testbin.CertTemplate("127.0.0.1")
 	srv.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 	srv.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	srvPair, certPEM, keyPEM := ca.issue(t, srv)
+	srvPair, certPEM, keyPEM := ca.Issue(t, srv)
 	caFile := filepath.Join(t.TempDir(), "clients-ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	return &mtlsPKI{ca: ca, serverCertPEM: certPEM, serverKeyPEM: keyPEM, caFile: caFile, roots: roots, serverCertificate: srvPair}
 }
 
@@ -230,7 +164,7 @@ func testMTLSServedTLS(t *testing.T, is *testbin.Issuer, p *mtlsPKI) {
 	aliases, _ := disco["mtls_endpoint_aliases"].(map[string]any)
 	mustf(t, aliases["token_endpoint"] == "https://mtls.auth.example.com/oauth2/token", "mtls_endpoint_aliases %v", disco["mtls_endpoint_aliases"])
 
-	good, _, _ := p.ca.issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) {
+	good, _, _ := p.ca.Issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) {
 		c.DNSNames = []string{"client-a.example.com"}
 		c.URIs = []*url.URL{{Scheme: "spiffe", Host: "example.com", Path: "/client-a"}}
 		c.IPAddresses = []net.IP{net.ParseIP("192.0.2.7")}
@@ -289,13 +223,13 @@ func testMTLSServedTLS(t *testing.T, is *testbin.Issuer, p *mtlsPKI) {
 	_, err = ccToken(p.httpsClient(nil), tokenURL, dnsClient, "")
 	wantOAuthError(t, err, http.StatusUnauthorized, "invalid_client") // no certificate
 
-	otherCA := newTestCA(t, "Other CA")
-	foreign, _, _ := otherCA.issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) { c.DNSNames = []string{"client-a.example.com"} }))
+	otherCA := testbin.NewCA(t, "Other CA")
+	foreign, _, _ := otherCA.Issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) { c.DNSNames = []string{"client-a.example.com"} }))
 	_, err = ccToken(p.httpsClient(&foreign), tokenURL, dnsClient, "")
 	wantOAuthError(t, err, http.StatusUnauthorized, "invalid_client") // not from the CA
 
 	// self_signed_tls_client_auth: the certificate's key is in jwks.
-	self, _, _ := (&testCA{}).issue(t, clientCertTemplate("self", nil))
+	self, _, _ := (&testbin.CA{}).Issue(t, clientCertTemplate("self", nil))
 	selfID := register(map[string]any{"token_endpoint_auth_method": "self_signed_tls_client_auth",
 		"jwks": jwksOf(t, self.Leaf.PublicKey), "tls_client_certificate_bound_access_tokens": true})
 	tok, err = ccToken(p.httpsClient(&self), tokenURL, selfID, "")
@@ -303,7 +237,7 @@ func testMTLSServedTLS(t *testing.T, is *testbin.Issuer, p *mtlsPKI) {
 		t.Fatal(err)
 	}
 	mustf(t, cnfX5T(jwtClaims(t, tok.AccessToken)) == x5tS256(self.Leaf), "self-signed cnf")
-	other, _, _ := (&testCA{}).issue(t, clientCertTemplate("self", nil))
+	other, _, _ := (&testbin.CA{}).Issue(t, clientCertTemplate("self", nil))
 	_, err = ccToken(p.httpsClient(&other), tokenURL, selfID, "")
 	wantOAuthError(t, err, http.StatusUnauthorized, "invalid_client") // key not in jwks
 
@@ -391,7 +325,7 @@ func nginxEscape(s string) string {
 // userinfo without its certificate (401 invalid_token, RFC 8705 §3).
 func TestMTLSGatewayHeader(t *testing.T) {
 	p := newMTLSPKI(t)
-	good, certPEM, _ := p.ca.issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) { c.DNSNames = []string{"client-a.example.com"} }))
+	good, certPEM, _ := p.ca.Issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) { c.DNSNames = []string{"client-a.example.com"} }))
 	xfcc := `By=spiffe://example.com/gatehouse;Hash=abc;Cert="` + url.PathEscape(string(certPEM)) + `";Subject="CN=client-a,O=Acme";DNS=client-a.example.com`
 	start := func(header, format, trusted string) *testbin.Issuer {
 		return testbin.StartIssuer(t, flowEnv(map[string]string{
@@ -467,7 +401,7 @@ func TestMTLSGatewayHeader(t *testing.T) {
 		mustf(t, status == http.StatusOK, "userinfo with the certificate: %d %s", status, body)
 		status, wwwAuth, body := userinfo(via("", ""))
 		mustf(t, status == http.StatusUnauthorized && strings.Contains(wwwAuth, `error="invalid_token"`), "userinfo without the certificate: %d %s %s", status, wwwAuth, body)
-		_, otherPEM, _ := p.ca.issue(t, clientCertTemplate("client-b", nil))
+		_, otherPEM, _ := p.ca.Issue(t, clientCertTemplate("client-b", nil))
 		status, wwwAuth, _ = userinfo(via("x-forwarded-client-cert", `Cert="`+url.PathEscape(string(otherPEM))+`"`))
 		mustf(t, status == http.StatusUnauthorized && strings.Contains(wwwAuth, `error="invalid_token"`), "userinfo with another certificate: %d %s", status, wwwAuth)
 
