@@ -3,6 +3,7 @@ package oauth2
 import (
 	"crypto/subtle"
 	"errors"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -21,6 +22,9 @@ type MTLSOptions struct {
 	// TLS other than PublicURL: discovery names its endpoints in
 	// mtls_endpoint_aliases (RFC 8705 §5).
 	AliasURL string
+	// AliasEndpoints are further mtls_endpoint_aliases members of
+	// endpoints other handlers serve (e.g. the PAR endpoint), by name.
+	AliasEndpoints map[string]string
 }
 
 // certBinding returns the x5t#S256 the client's access tokens are bound
@@ -70,10 +74,12 @@ func (h *Handler) mtlsDiscovery(m *discovery.Metadata) {
 	m.RevocationEndpointAuthMethodsSupported = append(m.RevocationEndpointAuthMethodsSupported, client.MTLSAuthMethods()...)
 	m.TLSClientCertificateBoundAccessTokens = true
 	if base := strings.TrimSuffix(h.opts.MTLS.AliasURL, "/"); base != "" {
-		m.Extra = map[string]any{"mtls_endpoint_aliases": map[string]string{
+		aliases := map[string]string{
 			"token_endpoint":      base + "/oauth2/token",
 			"revocation_endpoint": base + "/oauth2/revoke",
 			"userinfo_endpoint":   base + "/userinfo",
-		}}
+		}
+		maps.Copy(aliases, h.opts.MTLS.AliasEndpoints)
+		m.Extra = map[string]any{"mtls_endpoint_aliases": aliases}
 	}
 }

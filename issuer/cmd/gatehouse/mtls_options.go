@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/config"
+	"github.com/gatehouse-dev/gatehouse/issuer/flow"
 	"github.com/gatehouse-dev/gatehouse/issuer/mtls"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 )
@@ -40,5 +41,10 @@ func mtlsOptions(cfg *config.Config) (oauth2.MTLSOptions, *x509.CertPool, error)
 			return oauth2.MTLSOptions{}, nil, errors.New("OAUTH2_MTLS_CA_BUNDLE: no PEM certificate in the file")
 		}
 	}
-	return oauth2.MTLSOptions{Certs: src, AliasURL: strings.TrimRight(m.AliasURL, "/")}, pool, nil
+	o := oauth2.MTLSOptions{Certs: src, AliasURL: strings.TrimRight(m.AliasURL, "/")}
+	if o.AliasURL != "" {
+		// RFC 9126 §2: PAR authenticates clients like the token endpoint.
+		o.AliasEndpoints = map[string]string{"pushed_authorization_request_endpoint": o.AliasURL + flow.PARPath}
+	}
+	return o, pool, nil
 }

@@ -162,7 +162,8 @@ func testMTLSServedTLS(t *testing.T, is *testbin.Issuer, p *mtlsPKI) {
 	mustf(t, strings.Contains(methods, "tls_client_auth") && strings.Contains(methods, "self_signed_tls_client_auth"), "token_endpoint_auth_methods_supported %s", methods)
 	mustf(t, disco["tls_client_certificate_bound_access_tokens"] == true, "tls_client_certificate_bound_access_tokens %v", disco["tls_client_certificate_bound_access_tokens"])
 	aliases, _ := disco["mtls_endpoint_aliases"].(map[string]any)
-	mustf(t, aliases["token_endpoint"] == "https://mtls.auth.example.com/oauth2/token", "mtls_endpoint_aliases %v", disco["mtls_endpoint_aliases"])
+	mustf(t, aliases["token_endpoint"] == "https://mtls.auth.example.com/oauth2/token" &&
+		aliases["pushed_authorization_request_endpoint"] == "https://mtls.auth.example.com/oauth2/par", "mtls_endpoint_aliases %v", disco["mtls_endpoint_aliases"])
 
 	good, _, _ := p.ca.Issue(t, clientCertTemplate("client-a", func(c *x509.Certificate) {
 		c.DNSNames = []string{"client-a.example.com"}
