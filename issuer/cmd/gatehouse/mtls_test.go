@@ -205,6 +205,24 @@ func testMTLSServedTLS(t *testing.T, is *testbin.Issuer, p *mtlsPKI) {
 		}
 	}
 
+	// PAR authenticates mutual-TLS clients like the token endpoint (RFC 9126 §2).
+	parClient := register(map[string]any{"tls_client_auth_san_dns": "client-a.example.com",
+		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"}, "redirect_uris": []string{callback}})
+	par := url.Values{"client_id": {parClient}, "response_type": {"code"}, "redirect_uri": {callback}, "scope": {"openid"},
+		"state": {randomState()}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	for _, tc := range []struct {
+		hc     *http.Client
+		status int
+	}{{withCert, http.StatusCreated}, {p.httpsClient(nil), http.StatusUnauthorized}} {
+		resp, err := tc.hc.PostForm(pub+"/oauth2/par", par)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mustf(t, resp.StatusCode == tc.status, "PAR: %d %s, want %d", resp.StatusCode, body, tc.status)
+	}
+
 	// Opaque certificate-bound tokens: cnf from the stored session.
 	opaque := register(map[string]any{"tls_client_auth_san_dns": "client-a.example.com",
 		"tls_client_certificate_bound_access_tokens": true, "access_token_strategy": "opaque"})
