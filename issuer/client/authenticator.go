@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -28,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/flight"
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/mtls"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -89,6 +91,13 @@ type AuthenticatorOptions struct {
 	FAPI bool
 	// JWKSCacheTTL is how long a fetched jwks_uri document is used; default 1m.
 	JWKSCacheTTL time.Duration
+
+	// Certs finds a request's client certificate for tls_client_auth and
+	// self_signed_tls_client_auth (RFC 8705 §2); nil: none is ever found.
+	Certs *mtls.Source
+	// ClientCAs verify tls_client_auth certificates (RFC 8705 §2.1); nil:
+	// tls_client_auth always fails.
+	ClientCAs *x509.CertPool
 }
 
 // Authenticator authenticates clients at the token, revocation and
@@ -291,10 +300,14 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	if err != nil {
 		return nil, err
 	}
-	if c.TokenEndpointAuthMethod != AuthNone {
-		return nil, methodMismatch(c, AuthNone)
+	switch c.TokenEndpointAuthMethod {
+	case AuthNone:
+		return c, nil
+	case AuthTLSClient, AuthSelfSignedTLSClient:
+		// RFC 8705 §2: client_id and the TLS client certificate.
+		return a.certAuth(r, c)
 	}
-	return c, nil
+	return nil, methodMismatch(c, AuthNone)
 }
 
 // lookup loads a client, turning "not found" into invalid_client.
@@ -528,36 +541,49 @@ func (a *Authenticator) verifyAssertion(ctx context.Context, c *Client, token []
 		}
 		return nil, false
 	}
+	var payload []byte
+	ok, err := a.withClientKeys(ctx, c, func(set jwk.Set) bool {
+		var found bool
+		payload, found = try(set)
+		return found
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, invalidClient("client_assertion signature verification failed")
+	}
+	return payload, nil
+}
+
+// withClientKeys calls match with the client's jwks, or with the key set
+// at its jwks_uri, until match reports success: a remote set that does
+// not match is refetched once (rate limited), since the client may have
+// rotated its keys. err is invalid_client for unusable keys.
+func (a *Authenticator) withClientKeys(ctx context.Context, c *Client, match func(jwk.Set) bool) (bool, error) {
 	if len(c.JWKS) > 0 {
 		set, err := ParsePublicJWKS(c.JWKS)
 		if err != nil {
-			return nil, invalidClient("the client's registered jwks cannot be used: %w", err)
+			return false, invalidClient("the client's registered jwks cannot be used: %w", err)
 		}
-		if p, ok := try(set); ok {
-			return p, nil
-		}
-		return nil, invalidClient("client_assertion signature verification failed")
+		return match(set), nil
 	}
 	if c.JWKSURI == "" {
-		return nil, invalidClient("the client has neither jwks nor jwks_uri")
+		return false, invalidClient("the client has neither jwks nor jwks_uri")
 	}
 	set, fetched, err := a.remoteJWKS(ctx, c.JWKSURI, false)
 	if err != nil {
-		return nil, invalidClient("the client's jwks_uri could not be fetched: %w", err)
+		return false, invalidClient("the client's jwks_uri could not be fetched: %w", err)
 	}
-	if p, ok := try(set); ok {
-		return p, nil
+	if match(set) {
+		return true, nil
 	}
-	// The client may have rotated its keys: refetch once, rate limited.
 	if a.now().Sub(fetched) >= jwksMinRefresh {
-		set, _, err = a.remoteJWKS(ctx, c.JWKSURI, true)
-		if err == nil {
-			if p, ok := try(set); ok {
-				return p, nil
-			}
+		if set, _, err = a.remoteJWKS(ctx, c.JWKSURI, true); err == nil {
+			return match(set), nil
 		}
 	}
-	return nil, invalidClient("client_assertion signature verification failed")
+	return false, nil
 }
 
 // remoteJWKS returns the key set at uri, cached for JWKSCacheTTL.

@@ -9,9 +9,13 @@ import (
 )
 
 // AuthMethods returns the client authentication methods Authenticator
-// accepts, for token_endpoint_auth_methods_supported and its revocation
-// counterpart.
-func AuthMethods() []string { return slices.Clone(allowedAuthMethods) }
+// accepts without client certificates, for
+// token_endpoint_auth_methods_supported and its revocation counterpart.
+func AuthMethods() []string { return slices.Clone(baseAuthMethods) }
+
+// MTLSAuthMethods returns the mutual-TLS methods of RFC 8705 §2, which
+// Authenticator accepts when client certificates can reach it.
+func MTLSAuthMethods() []string { return slices.Clone(mtlsAuthMethods) }
 
 // AssertionAlgs returns the JWS algorithms Authenticator accepts for
 // private_key_jwt assertions, for the *_auth_signing_alg_values_supported

@@ -69,6 +69,19 @@ type Client struct {
 	// only exchange with one (delegation).
 	TokenExchangeImpersonation bool `json:"token_exchange_impersonation,omitempty"`
 
+	// The certificate of tls_client_auth (RFC 8705 §2.1.2): exactly one
+	// of them is set for that method.
+	TLSClientAuthSubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSClientAuthSANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSClientAuthSANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSClientAuthSANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSClientAuthSANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+	// TLSClientCertificateBoundAccessTokens is RFC 8705 §3.4's
+	// tls_client_certificate_bound_access_tokens: the client's token
+	// requests must present a client certificate, which its access
+	// tokens are bound to.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+
 	Lifespans
 
 	// RegistrationAccessToken and RegistrationClientURI are returned once by
@@ -139,6 +152,9 @@ const (
 	AuthClientSecretPost  = "client_secret_post"
 	AuthPrivateKeyJWT     = "private_key_jwt"
 	AuthNone              = "none"
+	// RFC 8705 §2.1.1 and §2.2.1.
+	AuthTLSClient           = "tls_client_auth"
+	AuthSelfSignedTLSClient = "self_signed_tls_client_auth"
 )
 
 // Grant types.

@@ -41,7 +41,9 @@ const (
 
 var (
 	allowedGrantTypes  = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantImplicit, GrantJWTBearer, GrantDeviceCode, GrantTokenExchange}
-	allowedAuthMethods = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
+	baseAuthMethods    = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
+	mtlsAuthMethods    = []string{AuthTLSClient, AuthSelfSignedTLSClient}
+	allowedAuthMethods = slices.Concat(baseAuthMethods, mtlsAuthMethods)
 	// Asymmetric JWS algorithms a client may declare for its own signatures.
 	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
 	// Schemes that could run code or read local files in a browser or app.
@@ -161,6 +163,9 @@ func (o *ValidationOptions) Validate(ctx context.Context, c *Client) error {
 	}
 	if c.TokenEndpointAuthMethod == AuthPrivateKeyJWT && len(c.JWKS) == 0 && c.JWKSURI == "" {
 		return metaErr("token_endpoint_auth_method private_key_jwt requires jwks or jwks_uri")
+	}
+	if err := validateMTLS(c); err != nil {
+		return err
 	}
 	if len(c.JWKS) > 0 {
 		if _, err := ParsePublicJWKS(c.JWKS); err != nil {

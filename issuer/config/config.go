@@ -43,6 +43,9 @@ type Serve struct {
 	Public  Listener `yaml:"public"`
 	Admin   Listener `yaml:"admin"`
 	Cookies Cookies  `yaml:"cookies"`
+	// TLS is Hydra's serve.tls: the certificate of both listeners unless
+	// a listener sets its own.
+	TLS TLSPair `yaml:"tls"`
 }
 
 type Listener struct {
@@ -51,7 +54,45 @@ type Listener struct {
 	Socket  Socket         `yaml:"socket"`
 	CORS    CORS           `yaml:"cors"`
 	Timeout ServerTimeouts `yaml:"request_timeout"`
+	TLS     ListenerTLS    `yaml:"tls"`
 }
+
+// TLSPair is a TLS certificate and its key, each from a PEM file or as
+// base64-encoded PEM (Hydra's tls.cert.path / tls.cert.base64).
+type TLSPair struct {
+	Cert PEMSource `yaml:"cert"`
+	Key  PEMSource `yaml:"key"`
+}
+
+// ListenerTLS is a listener's TLS: served when a certificate and key are
+// set (here or in serve.tls).
+type ListenerTLS struct {
+	Cert PEMSource `yaml:"cert"`
+	Key  PEMSource `yaml:"key"`
+	// ClientAuth is the public listener's client certificate request
+	// (RFC 8705 mutual TLS); Hydra has none.
+	ClientAuth string `yaml:"client_auth" doc:"With TLS on: request asks clients for a certificate without requiring one (ordinary clients still connect; certificates are checked by the mutual-TLS client authentication methods), none never asks. The admin listener accepts none only."`
+}
+
+type PEMSource struct {
+	Path   string `yaml:"path" doc:"Path of a PEM file."`
+	Base64 string `yaml:"base64" doc:"The PEM, base64-encoded (instead of path)."`
+}
+
+// Set reports whether the PEM is given.
+func (p PEMSource) Set() bool { return p.Path != "" || p.Base64 != "" }
+
+// Effective returns the listener's certificate and key: its own when set,
+// else serve.tls's.
+func (t ListenerTLS) Effective(shared TLSPair) TLSPair {
+	if t.Cert.Set() || t.Key.Set() {
+		return TLSPair{Cert: t.Cert, Key: t.Key}
+	}
+	return shared
+}
+
+// Enabled reports whether the pair is configured.
+func (p TLSPair) Enabled() bool { return p.Cert.Set() && p.Key.Set() }
 
 type ServerTimeouts struct {
 	Read  time.Duration `yaml:"read" doc:"Maximum time to read a whole request, headers and body."`
@@ -153,6 +194,7 @@ type OAuth2 struct {
 	PushedAuthorizationRequests PushedAuthorizationRequests `yaml:"pushed_authorization_requests"`
 	DPoP                        DPoP                        `yaml:"dpop"`
 	FAPI                        FAPI                        `yaml:"fapi"`
+	MTLS                        MTLS                        `yaml:"mtls"`
 	TokenHook                   Hook                        `yaml:"token_hook" doc:"URL of the token hook, POSTed before every token endpoint response (see below); or the object form with url, auth and timeout."`
 	RefreshTokenHook            Hook                        `yaml:"refresh_token_hook" doc:"URL of the legacy refresh token hook, POSTed before refresh_token grant responses only, with Hydra's older body; or the object form."`
 	DeviceAuthorization         DeviceAuthorization         `yaml:"device_authorization"`
@@ -170,6 +212,16 @@ type DPoP struct {
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"How far in the future a DPoP proof's iat may be (clients' clocks run ahead)."`
 	RequireNonce  bool          `yaml:"require_nonce" doc:"Require server nonces in DPoP proofs (RFC 9449 §8): a proof without a current one gets use_dpop_nonce and a DPoP-Nonce header. Nonces are MACs of a time window under the system secret, so every instance accepts every instance's."`
 	NonceLifespan time.Duration `yaml:"nonce_lifespan" doc:"Length of a DPoP nonce's time window; the current and the previous window's nonces are accepted."`
+}
+
+// MTLS is mutual-TLS client authentication and certificate-bound access
+// tokens (RFC 8705; Hydra has none, the names follow its style).
+type MTLS struct {
+	CABundle       string   `yaml:"ca_bundle" doc:"PEM file of the CAs that tls_client_auth client certificates must chain to (RFC 8705 §2.1); without it tls_client_auth always fails. self_signed_tls_client_auth needs none."`
+	Header         string   `yaml:"client_certificate_header" doc:"Behind a TLS-terminating gateway: the request header carrying the client certificate, e.g. x-forwarded-client-cert (Envoy) or x-ssl-client-cert (nginx $ssl_client_escaped_cert). Off when empty; read only from trusted_proxies."`
+	HeaderFormat   string   `yaml:"client_certificate_header_format" doc:"envoy (x-forwarded-client-cert with a Cert=\"...\" URL-encoded PEM field) or nginx (URL-encoded PEM)."`
+	TrustedProxies []string `yaml:"trusted_proxies" doc:"Addresses (CIDR, comma-separated in the environment) the client certificate header is accepted from; from any other address it is ignored."`
+	AliasURL       string   `yaml:"alias_url" doc:"Base URL of another address serving mutual TLS (e.g. https://mtls.auth.example.com): advertised as mtls_endpoint_aliases (RFC 8705 §5)."`
 }
 
 // Hook is a token hook (Hydra's webhook_config): a URL, or in YAML either
@@ -338,11 +390,13 @@ func Default() Config {
 	return Config{
 		Serve: Serve{
 			Public: Listener{Host: "", Port: 4444, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
+				TLS: ListenerTLS{ClientAuth: ClientAuthRequest},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 					// DPoP proofs and nonces (RFC 9449 §7.1, §8) cross origins too.
 					AllowedHeaders: []string{"Authorization", "Content-Type", "DPoP"},
 					ExposedHeaders: []string{"Content-Type", "DPoP-Nonce", "WWW-Authenticate"}, MaxAge: 0}},
 			Admin: Listener{Host: "", Port: 4445, Timeout: ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second},
+				TLS: ListenerTLS{ClientAuth: ClientAuthNone},
 				CORS: CORS{AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 					AllowedHeaders: []string{"Authorization", "Content-Type"}, ExposedHeaders: []string{"Content-Type"}}},
 			Cookies: Cookies{SameSiteMode: "Lax", Names: CookieNames{
@@ -419,6 +473,7 @@ func (c *Config) Validate() error {
 			add(keyErr(l.name+".socket.mode", "must be a file mode between 0 and 0777"))
 		}
 	}
+	c.validateTLS(add)
 	if !slices.Contains([]string{"Strict", "Lax", "None"}, c.Serve.Cookies.SameSiteMode) {
 		add(keyErr("serve.cookies.same_site_mode", "must be Strict, Lax or None, got %q", c.Serve.Cookies.SameSiteMode))
 	}
@@ -463,6 +518,7 @@ func (c *Config) Validate() error {
 		{"urls.login", c.URLs.Login}, {"urls.consent", c.URLs.Consent}, {"urls.logout", c.URLs.Logout},
 		{"urls.error", c.URLs.Error}, {"urls.post_logout_redirect", c.URLs.PostLogoutRedirect},
 		{"urls.introspection", c.URLs.Introspection}, {"urls.registration", c.URLs.Registration},
+		{"oauth2.mtls.alias_url", c.OAuth2.MTLS.AliasURL},
 		{"urls.device.verification", c.URLs.Device.Verification}, {"urls.device.success", c.URLs.Device.Success},
 	} {
 		if u.v == "" {

@@ -97,6 +97,9 @@ type Metadata struct {
 	// false when omitted.
 	RequirePushedAuthorizationRequests         bool `json:"require_pushed_authorization_requests,omitempty"`
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// TLSClientCertificateBoundAccessTokens is RFC 8705 §3.3's (default
+	// false when omitted).
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 
 	// Extra members, for extensions; they cannot replace a member above.
 	Extra map[string]any `json:"-"`

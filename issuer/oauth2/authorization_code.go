@@ -96,6 +96,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
 	gt.JKT = req.jkt()
+	gt.X5T = req.X5T
 	gt.presigned = presigned.usableFor(ctx, gt)
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
@@ -237,6 +238,8 @@ type grantTokens struct {
 	// JKT is the thumbprint of the request's DPoP key: the access token,
 	// and a public client's refresh token, are bound to it (RFC 9449 §5).
 	JKT string
+	// X5T binds the access token to a client certificate (RFC 8705 §3).
+	X5T string
 
 	// KeepRefreshToken, when set, is the refresh token presented to a
 	// refresh that does not rotate it (fapi.go): it is answered again and
@@ -254,7 +257,7 @@ func (gt *grantTokens) accessGrant() *accessGrant {
 	return &accessGrant{
 		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
 		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
-		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT,
+		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT, X5T: gt.X5T,
 	}
 }
 
@@ -345,8 +348,9 @@ func (h *Handler) newRefreshToken(gt *grantTokens) (string, storage.Token, error
 	// RFC 9449 §5: a public client's refresh token is bound to the DPoP
 	// key of the request that obtained it; a confidential client's is not
 	// ("already sender-constrained" by client authentication).
+	// RFC 8705 §4 and §7.1 likewise for the client certificate.
 	if gt.Client.IsPublic() {
-		sess.JKT = gt.JKT
+		sess.JKT, sess.X5T = gt.JKT, gt.X5T
 	}
 	data, err := json.Marshal(sess)
 	if err != nil {

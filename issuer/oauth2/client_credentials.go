@@ -41,5 +41,6 @@ func (g *clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) 
 		Audience:  req.Audience,
 		Lifespan:  c.ClientCredentialsGrantAccessTokenLifespan.Get(g.h.opts.AccessTokenLifespan),
 		JKT:       req.jkt(),
+		X5T:       req.X5T,
 	})
 }

@@ -22,7 +22,7 @@ var _ discovery.Contributor = (*Handler)(nil)
 // URL clients can reach (e.g. the sidecar's).
 func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 	pub := h.opts.PublicURL
-	return discovery.Metadata{
+	m := discovery.Metadata{
 		TokenEndpoint:      pub + "/oauth2/token",
 		RevocationEndpoint: pub + "/oauth2/revoke",
 		// RFC 8628 §4.
@@ -38,5 +38,7 @@ func (h *Handler) Discovery(context.Context) (discovery.Metadata, error) {
 		RevocationEndpointAuthMethodsSupported:          client.AuthMethods(),
 		RevocationEndpointAuthSigningAlgValuesSupported: client.AssertionAlgs(),
 		DPoPSigningAlgValuesSupported:                   slices.Clone(dpop.Algs),
-	}, nil
+	}
+	h.mtlsDiscovery(&m)
+	return m, nil
 }

@@ -27,7 +27,7 @@ func (h *Handler) checkFAPI(req *tokenRequest) error {
 	}
 	// §5.3.2.1: "shall only issue sender-constrained access tokens",
 	// with DPoP (RFC 9449) or mutual TLS (RFC 8705).
-	if req.DPoP == nil && req.CertificateThumbprint == "" {
+	if req.DPoP == nil && req.X5T == "" {
 		return dpopError(dpop.CodeInvalidProof, "FAPI 2.0 requires sender-constrained tokens: the token request must carry a DPoP proof (or come over mutual TLS)")
 	}
 	// §5.3.2.1: a JWT may be at most 10 seconds ahead of the server's

@@ -24,7 +24,7 @@ func TestCheckFAPI(t *testing.T) {
 		{"proof 10 s ahead", tokenRequest{Client: pkj, DPoP: proof(10 * time.Second)}, ""},
 		{"proof 11 s ahead", tokenRequest{Client: pkj, DPoP: proof(11 * time.Second)}, dpop.CodeInvalidProof},
 		{"no proof", tokenRequest{Client: pkj}, dpop.CodeInvalidProof},
-		{"certificate-bound", tokenRequest{Client: pkj, CertificateThumbprint: "x5t"}, ""},
+		{"certificate-bound", tokenRequest{Client: pkj, X5T: "x5t"}, ""},
 		{"tls_client_auth", tokenRequest{Client: &client.Client{TokenEndpointAuthMethod: client.AuthTLSClientAuth}, DPoP: proof(0)}, ""},
 		{"self_signed_tls_client_auth", tokenRequest{Client: &client.Client{TokenEndpointAuthMethod: client.AuthSelfSignedTLSClientAuth}, DPoP: proof(0)}, ""},
 		{"client_secret_basic", tokenRequest{Client: &client.Client{TokenEndpointAuthMethod: client.AuthClientSecretBasic}, DPoP: proof(0)}, "invalid_client"},

@@ -142,6 +142,9 @@ type Options struct {
 	// FAPIRefreshTokenRotation rotates the refresh tokens of confidential
 	// FAPI clients too (fapi.go: by default they are kept).
 	FAPIRefreshTokenRotation bool
+	// MTLS is where client certificates come from, and the mutual-TLS
+	// endpoint alias base URL (mtls.go).
+	MTLS MTLSOptions
 }
 
 // JWTBearerOptions are the rules for RFC 7523 assertions.
@@ -350,6 +353,9 @@ func (h *Handler) handleToken(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	// RFC 9449 §5: a DPoP proof is accepted with every grant.
 	if req.DPoP, err = h.tokenProof(ctx, r, c.DPoPBoundAccessTokens); err != nil {
+		return nil, err
+	}
+	if req.X5T, err = h.certBinding(r, c); err != nil {
 		return nil, err
 	}
 	if c.FAPI(h.opts.FAPI) {

@@ -27,15 +27,27 @@ type Introspection struct {
 	TokenType string         `json:"token_type,omitempty"`
 	TokenUse  string         `json:"token_use,omitempty"`
 	Ext       map[string]any `json:"ext,omitempty"`
-	// Cnf is the DPoP key binding of RFC 9449 §6.2: {"jkt": thumbprint}.
+	// Cnf is the token's binding: the DPoP key of RFC 9449 §6.2
+	// ({"jkt": thumbprint}) or the client certificate of RFC 8705 §3.2
+	// ({"x5t#S256": thumbprint}).
 	Cnf *Confirmation `json:"cnf,omitempty"`
 	// Act is the actor chain of an exchanged token (RFC 8693 §4.1).
 	Act map[string]any `json:"act,omitempty"`
 }
 
-// Confirmation is RFC 7800's cnf with RFC 9449 §6.1's jkt member.
+// Confirmation is RFC 7800's cnf with RFC 9449 §6.1's jkt and RFC 8705
+// §3.1's x5t#S256 members.
 type Confirmation struct {
-	JKT string `json:"jkt"`
+	JKT string `json:"jkt,omitempty"`
+	X5T string `json:"x5t#S256,omitempty"`
+}
+
+// confirmation is the session's cnf, or nil for a bearer token.
+func (s *session) confirmation() *Confirmation {
+	if s.JKT == "" && s.X5T == "" {
+		return nil
+	}
+	return &Confirmation{JKT: s.JKT, X5T: s.X5T}
 }
 
 // Introspect answers RFC 7662 for a presented access token, opaque or JWT,
@@ -78,9 +90,8 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 	default:
 		return inactive, nil
 	}
-	var cnf *Confirmation
+	cnf := s.confirmation()
 	if s.JKT != "" {
-		cnf = &Confirmation{JKT: s.JKT}
 		if tokenType != "" {
 			// RFC 9449 §6.2: "If the token_type member is included in
 			// the introspection response, it MUST contain the value DPoP."

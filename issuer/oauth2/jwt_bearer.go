@@ -79,6 +79,7 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 		Audience:  req.Audience,
 		Lifespan:  c.JWTBearerGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		JKT:       req.jkt(),
+		X5T:       req.X5T,
 	})
 }
 

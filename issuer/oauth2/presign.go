@@ -208,8 +208,9 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
 	// Presigned tokens are bound to the code's dpop_jkt, or bearer
-	// tokens: an exchange with another DPoP key (or none) mints its own.
-	if p == nil || p.shape != p.by.shapeOf(gt) {
+	// tokens: an exchange with another DPoP key (or none), or a
+	// certificate-bound one, mints its own.
+	if p == nil || gt.X5T != "" || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
 	age := p.by.h.now().Sub(p.created)

@@ -79,6 +79,11 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	if s.JKT != "" && subtle.ConstantTimeCompare([]byte(s.JKT), []byte(req.jkt())) != 1 {
 		return nil, apierr.InvalidGrant("The DPoP proof's key is not the one the refresh token is bound to")
 	}
+	// RFC 8705 §4: a public client's certificate-bound refresh token is
+	// used only over mutual TLS with the same certificate.
+	if s.X5T != "" && subtle.ConstantTimeCompare([]byte(s.X5T), []byte(req.X5T)) != 1 {
+		return nil, apierr.InvalidGrant("The refresh token is bound to a client certificate: the token request must be made with it (mutual TLS)")
+	}
 	grant := s.Grant
 	// RFC 6749 §6: "The requested scope MUST NOT include any scope not
 	// originally granted by the resource owner, and if omitted is treated
@@ -110,7 +115,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
-		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(),
+		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(), X5T: req.X5T,
 		AccessLifespan:   c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		IDLifespan:       c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
 		RefreshLifespan:  c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),

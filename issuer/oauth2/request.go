@@ -56,11 +56,9 @@ type tokenRequest struct {
 	Form url.Values
 	// DPoP is the request's checked DPoP proof (RFC 9449 §5), or nil.
 	DPoP *dpop.Proof
-	// CertificateThumbprint is the x5t#S256 (RFC 8705 §3.1) of the TLS
-	// client certificate the issued tokens are bound to, or "". The
-	// mutual-TLS code sets it; until then it stays empty, so the FAPI
-	// rule (fapi.go) accepts DPoP only, failing closed.
-	CertificateThumbprint string
+	// X5T is the x5t#S256 of the client certificate the access token is
+	// bound to (RFC 8705 §3), or "".
+	X5T string
 }
 
 // jkt is the thumbprint of the request's DPoP key, or "".

@@ -59,6 +59,9 @@ type session struct {
 	// (token_exchange.go).
 	Act    map[string]any `json:"act,omitempty"`
 	Parent *tokenRef      `json:"parent,omitempty"`
+	// X5T is the x5t#S256 of the client certificate an access token is
+	// bound to (RFC 8705 §3).
+	X5T string `json:"x5t_s256,omitempty"`
 	// Used and UsedAt mark a redeemed code or rotated refresh token.
 	Used   bool      `json:"used,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
@@ -97,6 +100,8 @@ type accessGrant struct {
 	// Act and Parent are set by token exchange (session.Act, .Parent).
 	Act    map[string]any
 	Parent *tokenRef
+	// X5T binds the token to a client certificate (RFC 8705 §3).
+	X5T string
 }
 
 // accessTokenStrategy returns "opaque" or "jwt": the client's
@@ -147,6 +152,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		JKT:       g.JKT,
 		Act:       g.Act,
 		Parent:    g.Parent,
+		X5T:       g.X5T,
 	}
 	var token, sig string
 	var err error
@@ -245,9 +251,9 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 		claims["scope"] = strings.Join(s.Scope, " ")
 		claims["scp"] = s.Scope
 	}
-	if s.JKT != "" {
-		// RFC 9449 §6.1: the JWK SHA-256 thumbprint confirmation method.
-		claims["cnf"] = map[string]string{"jkt": s.JKT}
+	if cnf := s.confirmation(); cnf != nil {
+		// RFC 9449 §6.1 jkt, RFC 8705 §3.1 x5t#S256.
+		claims["cnf"] = cnf
 	}
 	if s.Act != nil {
 		// RFC 8693 §4.1: the actor of a delegated token.

@@ -87,6 +87,10 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_token", "The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof")
 		return
 	}
+	if err := h.checkCertBinding(r, s.X5T); err != nil {
+		fail("invalid_token", err.Error())
+		return
+	}
 	// §5.3: the access token must come from an OpenID Connect request.
 	if s.Grant == nil || !slices.Contains(s.Scope, "openid") {
 		fail("insufficient_scope", "The access token was not granted the openid scope")

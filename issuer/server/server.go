@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -226,12 +227,21 @@ type Listener struct {
 	Name    string // "public" or "admin"
 	Config  config.Listener
 	Handler http.Handler
+	// TLS, when set, is served on the listener (serve.*.tls).
+	TLS *tls.Config
 }
 
 // Listeners returns the listeners for `serve all|public|admin`.
 func (s *Server) Listeners(which string) ([]Listener, error) {
 	pub := Listener{Name: "public", Config: s.cfg.Serve.Public, Handler: s.public}
 	adm := Listener{Name: "admin", Config: s.cfg.Serve.Admin, Handler: s.admin}
+	var err error
+	if pub.TLS, err = TLSConfig(s.cfg.Serve.Public, s.cfg.Serve.TLS); err != nil {
+		return nil, fmt.Errorf("serve.public.tls: %w", err)
+	}
+	if adm.TLS, err = TLSConfig(s.cfg.Serve.Admin, s.cfg.Serve.TLS); err != nil {
+		return nil, fmt.Errorf("serve.admin.tls: %w", err)
+	}
 	switch which {
 	case "all":
 		return []Listener{pub, adm}, nil
@@ -274,6 +284,7 @@ func Run(ctx context.Context, log *zap.Logger, ls []Listener, drain time.Duratio
 			IdleTimeout:       t.Idle,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          zap.NewStdLog(log.With(zap.String("server", l.Name))),
+			TLSConfig:         l.TLS,
 		}
 		bs = append(bs, bound{l, ln, srv})
 		addrs[l.Name] = ln.Addr().Network() + "://" + ln.Addr().String()
@@ -284,7 +295,12 @@ func Run(ctx context.Context, log *zap.Logger, ls []Listener, drain time.Duratio
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.srv.Serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := b.srv.Serve
+			if b.l.TLS != nil {
+				// ServeTLS sets up HTTP/2 over TLS (ALPN) too.
+				serve = func(ln net.Listener) error { return b.srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s API: %w", b.l.Name, err)
 			}
 		}()

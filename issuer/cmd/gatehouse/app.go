@@ -160,11 +160,18 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if !cfg.OAuth2.SecretCache.Enabled {
 		secretTTL = -1
 	}
+	mtlsOpts, clientCAs, err := mtlsOptions(cfg)
+	if err != nil {
+		return err
+	}
+	audiences := []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath}
+	if mtlsOpts.AliasURL != "" {
+		audiences = append(audiences, mtlsOpts.AliasURL+"/oauth2/token", mtlsOpts.AliasURL+"/oauth2/revoke")
+	}
 	a.auth, err = client.NewAuthenticator(client.AuthenticatorOptions{Manager: a.clients, Nonces: a.store.Nonces(),
 		HTTP: outbound, Logger: log, TokenEndpoint: cfg.PublicURL() + "/oauth2/token", Issuer: issuer,
 		// RFC 9126 §2: the PAR endpoint's URL identifies the issuer too.
-		ExtraAudiences: []string{cfg.PublicURL() + "/oauth2/revoke", issuer + "/oauth2/token", cfg.PublicURL() + flow.PARPath,
-			cfg.PublicURL() + oauth2.DevicePath},
+		ExtraAudiences: audiences, Certs: mtlsOpts.Certs, ClientCAs: clientCAs,
 		SecretCacheTTL: secretTTL, MaxAssertionLifetime: cfg.OAuth2.Grant.JWT.MaxTTL, FAPI: fapiEverywhere(cfg)})
 	if err != nil {
 		return err
@@ -173,8 +180,10 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	tokenOpts := oauth2Options(cfg)
+	tokenOpts.MTLS = mtlsOpts
 	tokens, err := oauth2.New(oauth2.Deps{Clients: a.clients, Auth: a.auth, Tokens: a.store.Tokens(), Trust: a.store.Trust(),
-		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, TokenHooks: hooks, Logger: log}, oauth2Options(cfg))
+		Nonces: a.store.Nonces(), Signer: a.keys, MAC: a.keyring, TokenHooks: hooks, Logger: log}, tokenOpts)
 	if err != nil {
 		return err
 	}
