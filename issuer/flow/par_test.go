@@ -139,7 +139,7 @@ func pageCode(u *url.URL) string {
 func TestPushedRequestLifecycle(t *testing.T) {
 	f := newPARFixture(t, PAR{}, parTestClient("rp"), parTestClient("other"))
 	form := url.Values{"client_id": {"rp"}, "client_secret": {"secret"}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"pushed-state"}, "redirect_uri": {parCallback}, "dpop_jkt": {"kept-as-is"}}
+		"state": {"pushed-state"}, "redirect_uri": {parCallback}, "dpop_jkt": {"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
 
 	w := f.push(form)
 	var out parResponse
@@ -157,7 +157,7 @@ func TestPushedRequestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(stored.Data), "secret") || !strings.Contains(string(stored.Data), "kept-as-is") ||
+	if strings.Contains(string(stored.Data), "secret") || !strings.Contains(string(stored.Data), "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I") ||
 		!stored.ExpiresAt.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("stored: %s until %s", stored.Data, stored.ExpiresAt)
 	}

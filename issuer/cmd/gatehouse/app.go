@@ -147,7 +147,8 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("OAUTH2_HASHERS: %w", err)
 	}
 	a.clients, err = client.NewManager(client.ManagerOptions{Store: a.store.Clients(), Hasher: hasher, Logger: log,
-		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound}})
+		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound,
+			DefaultAccessTokenAudience: cfg.OAuth2.DefaultAccessTokenAudience}})
 	if err != nil {
 		return err
 	}
