@@ -3,11 +3,9 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +52,8 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 	})
 	id, secret := c["client_id"].(string), c["client_secret"].(string)
 	rp := newRP(t, is, c, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+	// parClient posts a form with client_secret_basic; here to the token endpoint.
+	token := parClient{t: t, endpoint: is.PublicURL + "/oauth2/token"}
 	resource := func(v string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("resource", v) }
 	audience := func(v string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("audience", v) }
 
@@ -87,7 +87,7 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 		_, to := acceptLogin(t, is, at, map[string]any{"subject": "pat"})
 		at, _, _ = b.visit(to)
 		req, _ := acceptConsent(t, is, at, grantAll(false))
-		if got := anyStrings(req["requested_access_token_audience"]); !slices.Equal(got, []string{apiA, apiB}) {
+		if got := toStrings(req["requested_access_token_audience"]); !slices.Equal(got, []string{apiA, apiB}) {
 			t.Errorf("pushed request: requested_access_token_audience %q", got)
 		}
 	})
@@ -101,7 +101,7 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 		ch := at.Query().Get("consent_challenge")
 		var req map[string]any
 		adminJSON(t, is, http.MethodGet, "/admin/oauth2/auth/requests/consent?consent_challenge="+ch, nil, &req)
-		if got := anyStrings(req["requested_access_token_audience"]); !slices.Equal(got, []string{apiA, apiB}) {
+		if got := toStrings(req["requested_access_token_audience"]); !slices.Equal(got, []string{apiA, apiB}) {
 			t.Fatalf("requested_access_token_audience %q, want resource and audience", got)
 		}
 		accept := "/admin/oauth2/auth/requests/consent/accept?consent_challenge=" + ch
@@ -146,7 +146,7 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 			{[]string{"orders"}, nil, "invalid_target"},
 			{[]string{apiB, apiA}, []string{apiB, apiA}, ""},
 		} {
-			status, out := postToken(t, is, id, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "resource": step.resource})
+			status, out := token.push(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "resource": step.resource}, id, secret)
 			if step.err != "" {
 				mustf(t, status == http.StatusBadRequest && out["error"] == step.err, "refresh for %q: %d %v", step.resource, status, out)
 				continue
@@ -214,11 +214,11 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 			return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {assertion()}, "scope": {"profile"}, "resource": {res}}
 		}
 		bid, bsecret := bearer["client_id"].(string), bearer["client_secret"].(string)
-		status, out := postToken(t, is, bid, bsecret, form(apiA))
+		status, out := token.push(form(apiA), bid, bsecret)
 		mustf(t, status == http.StatusOK, "jwt-bearer: %d %v", status, out)
 		wantAud(t, is, "jwt-bearer", out["access_token"].(string), apiA)
 		for _, bad := range []string{apiB, "orders"} {
-			status, out = postToken(t, is, bid, bsecret, form(bad))
+			status, out = token.push(form(bad), bid, bsecret)
 			mustf(t, status == http.StatusBadRequest && out["error"] == "invalid_target", "jwt-bearer for %q: %d %v", bad, status, out)
 		}
 	})
@@ -231,7 +231,14 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 		code = adminJSON(t, is, http.MethodPost, "/admin/clients", map[string]any{"audience": []string{apiA},
 			"default_access_token_audience": []string{apiA, is.Env["URLS_SELF_ISSUER"]}}, &out)
 		mustf(t, code == http.StatusCreated, "default in the audience and the global default: %d %v", code, out)
-		mustf(t, slices.Equal(anyStrings(out["default_access_token_audience"]), []string{apiA, is.Env["URLS_SELF_ISSUER"]}), "stored %v", out)
+		mustf(t, slices.Equal(toStrings(out["default_access_token_audience"]), []string{apiA, is.Env["URLS_SELF_ISSUER"]}), "stored %v", out)
+
+		// The CLI sets it too (gatehouse create client --default-access-token-audience).
+		cli := createClient(t, is, "--access-token-strategy", "jwt", "--default-access-token-audience", "https://api.example.com")
+		tok, err := (&clientcredentials.Config{ClientID: cli.ID, ClientSecret: cli.Secret, TokenURL: is.PublicURL + "/oauth2/token",
+			AuthStyle: oauth2.AuthStyleInHeader}).Token(context.Background())
+		mustf(t, err == nil, "token: %v", err)
+		wantAud(t, is, "client created by the CLI", tok.AccessToken, "https://api.example.com")
 	})
 }
 
@@ -242,38 +249,7 @@ func wantAud(t *testing.T, is *testbin.Issuer, what, token string, want ...strin
 		t.Errorf("%s: JWT aud %q, want %q", what, got, want)
 	}
 	in := introspectToken(t, is, token)
-	if got := anyStrings(in["aud"]); in["active"] != true || !slices.Equal(got, want) {
+	if got := toStrings(in["aud"]); in["active"] != true || !slices.Equal(got, want) {
 		t.Errorf("%s: introspection %v, want aud %q", what, in, want)
 	}
-}
-
-// postToken posts form to the token endpoint with client_secret_basic and
-// returns the status and the decoded answer.
-func postToken(t *testing.T, is *testbin.Issuer, id, secret string, form url.Values) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, is.PublicURL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("token endpoint answered %d %q", resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
-// anyStrings is a decoded JSON array of strings (nil for anything else).
-func anyStrings(v any) []string {
-	list, _ := v.([]any)
-	var out []string
-	for _, e := range list {
-		s, _ := e.(string)
-		out = append(out, s)
-	}
-	return out
 }
