@@ -77,9 +77,9 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		}
 		scope = req.Scope
 	}
-	// RFC 8707 §2.2: "the requested resource must be within the scope of
-	// what was originally granted"; none: everything granted. The refresh
-	// token keeps the whole grant, so a later refresh may ask for more again.
+	// RFC 8707 §2.2: the resources may narrow what was originally granted
+	// (none: everything granted); the refresh token stays "bound to the full
+	// original grant", so a later refresh may ask for all of it again.
 	aud, err := narrowTargets(grant.GrantedAudience, req.Resource)
 	if err != nil {
 		return nil, err

@@ -90,11 +90,13 @@ func AllowedTargets(c *client.Client, requested []string) ([]string, error) {
 	return out, nil
 }
 
-// narrowTargets is RFC 8707 §2.2 for the code and refresh grants: the
-// token request's resources may name a subset of what was granted, which
-// becomes the access token's aud; none keeps everything granted. A resource
-// outside the grant is invalid_target ("the requested resource must be
-// within the scope of what was originally granted").
+// narrowTargets is RFC 8707 §2.2 for the code and refresh grants: "such
+// policy may limit the acceptable resources to those that were originally
+// granted by the resource owner or a subset thereof ... the authorization
+// server will issue an access token based on that subset of requested
+// resources, whereas any refresh token that is returned is bound to the
+// full original grant". None requested keeps everything granted; a
+// resource outside the grant is invalid_target.
 func narrowTargets(granted, requested []string) ([]string, error) {
 	if len(requested) == 0 {
 		return nonNil(granted), nil
@@ -109,8 +111,10 @@ func narrowTargets(granted, requested []string) ([]string, error) {
 
 // accessTokenAudience is the aud of an access token for c granted the
 // targets granted, or the default one when none was granted: the client's
-// default_access_token_audience, else Options.DefaultAccessTokenAudience
-// (RFC 9068 §3 makes aud required: never an empty array).
+// default_access_token_audience, else Options.DefaultAccessTokenAudience.
+// RFC 9068 §3: "If the request does not include a resource parameter, the
+// authorization server MUST use a default resource indicator in the aud
+// claim" (never an empty array).
 func (h *Handler) accessTokenAudience(c *client.Client, granted []string) []string {
 	switch {
 	case len(granted) > 0:
