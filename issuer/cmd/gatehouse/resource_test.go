@@ -231,7 +231,9 @@ func testResourceIndicators(t *testing.T, is *testbin.Issuer) {
 		code = adminJSON(t, is, http.MethodPost, "/admin/clients", map[string]any{"audience": []string{apiA},
 			"default_access_token_audience": []string{apiA, is.Env["URLS_SELF_ISSUER"]}}, &out)
 		mustf(t, code == http.StatusCreated, "default in the audience and the global default: %d %v", code, out)
-		mustf(t, slices.Equal(toStrings(out["default_access_token_audience"]), []string{apiA, is.Env["URLS_SELF_ISSUER"]}), "stored %v", out)
+		var stored map[string]any
+		adminJSON(t, is, http.MethodGet, "/admin/clients/"+url.PathEscape(out["client_id"].(string)), nil, &stored)
+		mustf(t, slices.Equal(toStrings(stored["default_access_token_audience"]), []string{apiA, is.Env["URLS_SELF_ISSUER"]}), "stored %v", stored)
 
 		// The CLI sets it too (gatehouse create client --default-access-token-audience).
 		cli := createClient(t, is, "--access-token-strategy", "jwt", "--default-access-token-audience", "https://api.example.com")
