@@ -18,17 +18,12 @@ type Client struct {
 	Name   string `json:"client_name"`
 	Owner  string `json:"owner"`
 
-	RedirectURIs  []string `json:"redirect_uris"`
-	GrantTypes    []string `json:"grant_types"`
-	ResponseTypes []string `json:"response_types"`
-	Scope         string   `json:"scope"`
-	Audience      []string `json:"audience"`
-	// DefaultAccessTokenAudience is the aud of the client's access tokens
-	// granted no audience (RFC 9068 §3 requires one); empty: the global
-	// oauth2.default_access_token_audience. Each value is in Audience or in
-	// that global default.
-	DefaultAccessTokenAudience []string `json:"default_access_token_audience,omitempty"`
-	TokenEndpointAuthMethod    string   `json:"token_endpoint_auth_method"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	// TokenEndpointAuthSigningAlg restricts private_key_jwt assertions.
 	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
 	JWKS                        json.RawMessage `json:"jwks,omitempty"`
@@ -65,6 +60,12 @@ type Client struct {
 	// DPoPBoundAccessTokens is RFC 9449 §5.2's dpop_bound_access_tokens:
 	// the client's token requests must carry a DPoP proof.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+
+	// DefaultAccessTokenAudience is the aud of the client's access tokens
+	// granted no audience (RFC 9068 §3 requires one); empty: the global
+	// oauth2.default_access_token_audience. Each value is in Audience or in
+	// that global default.
+	DefaultAccessTokenAudience []string `json:"default_access_token_audience,omitempty"`
 
 	Lifespans
 
