@@ -88,6 +88,7 @@ var statuses = map[string]int{
 	"unsupported_response_type": http.StatusBadRequest,
 	"unsupported_token_type":    http.StatusBadRequest,
 	"invalid_scope":             http.StatusBadRequest,
+	"invalid_target":            http.StatusBadRequest,
 	"access_denied":             http.StatusForbidden,
 	"invalid_token":             http.StatusUnauthorized,
 	"insufficient_scope":        http.StatusForbidden,
@@ -143,6 +144,12 @@ func UnsupportedTokenType(format string, args ...any) *Error {
 }
 func InvalidScope(format string, args ...any) *Error {
 	return newErr("invalid_scope", format, args...)
+}
+
+// InvalidTarget is RFC 8707 §2's error for a resource (or audience) that
+// is malformed or not one the client may request.
+func InvalidTarget(format string, args ...any) *Error {
+	return newErr("invalid_target", format, args...)
 }
 func AccessDenied(format string, args ...any) *Error {
 	return newErr("access_denied", format, args...)

@@ -626,6 +626,7 @@ func (c *Client) Clone() *Client {
 	d.GrantTypes = slices.Clone(c.GrantTypes)
 	d.ResponseTypes = slices.Clone(c.ResponseTypes)
 	d.Audience = slices.Clone(c.Audience)
+	d.DefaultAccessTokenAudience = slices.Clone(c.DefaultAccessTokenAudience)
 	d.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	d.AllowedCORSOrigins = slices.Clone(c.AllowedCORSOrigins)
 	d.Contacts = slices.Clone(c.Contacts)

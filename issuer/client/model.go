@@ -82,6 +82,12 @@ type Client struct {
 	// tokens are bound to.
 	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 
+	// DefaultAccessTokenAudience is the aud of the client's access tokens
+	// granted no audience (RFC 9068 §3 requires one); empty: the global
+	// oauth2.default_access_token_audience. Each value is in Audience or in
+	// that global default.
+	DefaultAccessTokenAudience []string `json:"default_access_token_audience,omitempty"`
+
 	Lifespans
 
 	// RegistrationAccessToken and RegistrationClientURI are returned once by

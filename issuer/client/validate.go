@@ -66,6 +66,10 @@ type ValidationOptions struct {
 	// FAPI applies the FAPI 2.0 rules (fapi.go) to every client, not only
 	// to those with fapi_profile "2.0" (oauth2.fapi.profile).
 	FAPI bool
+	// DefaultAccessTokenAudience is oauth2.default_access_token_audience:
+	// a client's default_access_token_audience may name these values
+	// besides its own audience.
+	DefaultAccessTokenAudience []string
 }
 
 // ApplyDefaults fills Hydra's default values: grant_types
@@ -223,6 +227,14 @@ func (o *ValidationOptions) Validate(ctx context.Context, c *Client) error {
 	if err := checkList("audience", c.Audience, func(s string) error {
 		if s == "" || strings.ContainsFunc(s, unicode.IsSpace) {
 			return fmt.Errorf("must not be empty or contain spaces")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := checkList("default_access_token_audience", c.DefaultAccessTokenAudience, func(s string) error {
+		if !slices.Contains(c.Audience, s) && !slices.Contains(o.DefaultAccessTokenAudience, s) {
+			return fmt.Errorf("must be one of the client's audience or of the default access token audience")
 		}
 		return nil
 	}); err != nil {

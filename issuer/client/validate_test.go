@@ -125,6 +125,13 @@ func TestValidate(t *testing.T) {
 		{"negative lifespan", func(c *Client) { d := Duration(-time.Second); c.AuthorizationCodeGrantAccessTokenLifespan = &d }, ValidationOptions{}, "invalid_client_metadata", "lifespan"},
 		{"userinfo alg HS256", func(c *Client) { c.UserinfoSignedResponseAlg = "HS256" }, ValidationOptions{}, "invalid_client_metadata", "userinfo_signed_response_alg"},
 		{"audience with space", func(c *Client) { c.Audience = []string{"a b"} }, ValidationOptions{}, "invalid_client_metadata", "audience"},
+		{"default audience in audience", func(c *Client) {
+			c.Audience, c.DefaultAccessTokenAudience = []string{"https://a"}, []string{"https://a"}
+		}, ValidationOptions{}, "", ""},
+		{"default audience the global one", func(c *Client) { c.DefaultAccessTokenAudience = []string{"https://issuer"} }, ValidationOptions{DefaultAccessTokenAudience: []string{"https://issuer"}}, "", ""},
+		{"default audience elsewhere", func(c *Client) {
+			c.Audience, c.DefaultAccessTokenAudience = []string{"https://a"}, []string{"https://b"}
+		}, ValidationOptions{DefaultAccessTokenAudience: []string{"https://issuer"}}, "invalid_client_metadata", "default_access_token_audience"},
 		{"logo uri relative", func(c *Client) { c.LogoURI = "logo.png" }, ValidationOptions{}, "invalid_client_metadata", "logo_uri"},
 	}
 	for _, tt := range tests {

@@ -213,7 +213,7 @@ func (h *Handler) readAcceptConsent(r *http.Request, challenge string) (*storage
 	if body.RememberFor < 0 {
 		return nil, nil, apierr.InvalidRequest("Field 'remember_for' must not be negative")
 	}
-	f, _, err := h.loadFlow(ctx, storage.FlowConsent, challenge, true)
+	f, st, err := h.loadFlow(ctx, storage.FlowConsent, challenge, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,9 +226,15 @@ func (h *Handler) readAcceptConsent(r *http.Request, challenge string) (*storage
 			return nil, nil, apierr.InvalidRequest("The client is not allowed the scope %q, it cannot be granted", truncate(s))
 		}
 	}
+	// The consent app grants a subset of the requested targets (resource
+	// and audience, RFC 8707 §2.1): the user consented to what was shown.
+	var requested []string
+	if st.Request != nil {
+		requested = st.Request.Audience
+	}
 	for _, a := range body.GrantAccessTokenAudience {
-		if !slices.Contains(c.Audience, a) {
-			return nil, nil, apierr.InvalidRequest("The audience %q is not allowed for the client, it cannot be granted", truncate(a))
+		if !slices.Contains(requested, a) {
+			return nil, nil, apierr.InvalidRequest("The audience %q was not requested, it cannot be granted", truncate(a))
 		}
 	}
 	return f, func(f *storage.Flow, st *state) error {

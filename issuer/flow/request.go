@@ -139,6 +139,14 @@ func ParseAuthorizeRequest(form url.Values) (*AuthorizeRequest, error) {
 	if len(r.Scope) > maxScopes {
 		fail(apierr.InvalidScope("At most %d scopes may be requested", maxScopes))
 	}
+	// RFC 8707 §2.1: resource (repeated, one absolute URI each) names the
+	// targets of the access tokens; Hydra's audience (repeated and/or
+	// space-separated) means the same. Both become the requested audience.
+	resources, rerr := oauth2.ParseResources(form["resource"])
+	if rerr != nil {
+		fail(apierr.From(rerr))
+	}
+	r.Audience = resources
 	for _, a := range form["audience"] {
 		for _, s := range fields(a, maxListValues) {
 			if !slices.Contains(r.Audience, s) {

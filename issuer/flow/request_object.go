@@ -122,6 +122,17 @@ func (h *Handler) requestObject(ctx context.Context, c *client.Client, raw strin
 		case "iss", "aud", "exp", "nbf", "iat", "jti", "request", "request_uri":
 			continue
 		}
+		// RFC 8707 §2.1: in a request object "a single resource parameter
+		// value is represented as a JSON string while multiple values are
+		// represented as an array of strings".
+		if list, ok := v.([]any); ok && k == "resource" {
+			out.Del(k)
+			for _, e := range list {
+				s, _ := e.(string)
+				out.Add(k, s)
+			}
+			continue
+		}
 		var s string
 		switch t := v.(type) {
 		case string:

@@ -144,6 +144,8 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 		"client_id=c&response_type=code&code_challenge=abc&code_challenge_method=S256&audience=a+b",
 		"client_id=&response_type=&max_age=99999999999999999999",
 		"client_id=c&response_type=code+code+token&prompt=none+none",
+		"client_id=c&response_type=code&resource=https%3A%2F%2Fapi&resource=urn%3Ax&audience=https%3A%2F%2Fapi",
+		"client_id=c&response_type=code&resource=%2Frel&resource=https%3A%2F%2Fa%23f",
 		"%zz&client_id=c",
 	} {
 		f.Add(s)

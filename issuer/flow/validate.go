@@ -52,10 +52,9 @@ func (h *Handler) validate(a *authz) error {
 			return apierr.InvalidScope("The client is not allowed to request scope %q", truncate(s))
 		}
 	}
-	for _, aud := range req.Audience {
-		if !slices.Contains(c.Audience, aud) {
-			return apierr.InvalidRequest("The requested audience %q has not been whitelisted by the OAuth 2.0 Client", truncate(aud))
-		}
+	// RFC 8707 §2: a target the client may not name is invalid_target.
+	if _, err := oauth2.AllowedTargets(c, req.Audience); err != nil {
+		return err
 	}
 	if req.Has("id_token") && !req.HasScope("openid") {
 		return apierr.InvalidScope("The response_type id_token requires the openid scope")

@@ -93,11 +93,22 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		return nil, err
 	}
 	grant := s.Grant
+	// RFC 8707 §2.2: resource may narrow the access token's aud to part of
+	// what was granted (Hydra's audience parameter is ignored here, as in
+	// Hydra).
+	aud, err := narrowTargets(grant.GrantedAudience, req.Resource)
+	if err != nil {
+		return nil, err
+	}
 	httpx.Info(ctx).Subject = grant.Subject
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
 	gt.JKT = req.jkt()
 	gt.X5T = req.X5T
-	gt.presigned = presigned.usableFor(ctx, gt)
+	if len(req.Resource) == 0 {
+		// The presigned access token carries every granted target.
+		gt.presigned = presigned.usableFor(ctx, gt)
+	}
+	gt.Audience = aud
 	return h.issueGrantTokens(ctx, gt, func(issue []storage.Token) error {
 		// Redeem exactly once, recording the new tokens in the same
 		// transaction: the store serialises the update, the loser of a
@@ -216,7 +227,7 @@ func IsPKCEChars(s string) bool {
 func (h *Handler) codeGrantTokens(c *client.Client, g *GrantSession, requestID, nonce string) *grantTokens {
 	return &grantTokens{
 		GrantType: client.GrantAuthorizationCode, Client: c, Grant: g,
-		Scope: g.GrantedScope, RequestID: requestID, Nonce: nonce,
+		Scope: g.GrantedScope, Audience: g.GrantedAudience, RequestID: requestID, Nonce: nonce,
 		AccessLifespan:  c.AuthorizationCodeGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		IDLifespan:      c.AuthorizationCodeGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
 		RefreshLifespan: c.AuthorizationCodeGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),
@@ -228,8 +239,10 @@ type grantTokens struct {
 	GrantType string
 	Client    *client.Client
 	Grant     *GrantSession
-	// Scope is the access token's scope (possibly narrowed from the grant).
+	// Scope and Audience are the access token's scope and targets
+	// (possibly narrowed from the grant).
 	Scope     []string
+	Audience  []string
 	RequestID string
 	Nonce     string
 
@@ -256,7 +269,7 @@ func (gt *grantTokens) accessGrant() *accessGrant {
 	g := gt.Grant
 	return &accessGrant{
 		GrantType: gt.GrantType, Client: gt.Client, Subject: g.Subject,
-		Scope: gt.Scope, Audience: g.GrantedAudience, Ext: g.AccessTokenClaims, Grant: g,
+		Scope: gt.Scope, Audience: gt.Audience, Ext: g.AccessTokenClaims, Grant: g,
 		Lifespan: gt.AccessLifespan, RequestID: gt.RequestID, JKT: gt.JKT, X5T: gt.X5T,
 	}
 }

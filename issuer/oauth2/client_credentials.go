@@ -11,8 +11,8 @@ import (
 // clientCredentialsGrant is RFC 6749 §4.4: a confidential client obtains
 // an access token for itself. The subject is the client id (as Hydra). The
 // requested scope must be permitted by the client's scope
-// (Options.ScopeStrategy) and the requested audience listed in the
-// client's audience; the token carries exactly what was requested (no
+// (Options.ScopeStrategy) and the requested resources and audience listed
+// in the client's audience (AllowedTargets); the token carries exactly what was requested (no
 // scope requested: none granted, as in Hydra).
 type clientCredentialsGrant struct{ h *Handler }
 
@@ -29,7 +29,9 @@ func (g *clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) 
 	if err := checkScopes(g.h.scopes, c.Scopes(), req.Scope, "The OAuth 2.0 Client"); err != nil {
 		return nil, err
 	}
-	if err := checkAudience(c.Audience, req.Audience); err != nil {
+	// RFC 8707 §2.2: resource (and Hydra's audience) name the token's aud.
+	aud, err := AllowedTargets(c, Targets(req.Resource, req.Audience))
+	if err != nil {
 		return nil, err
 	}
 	httpx.Info(ctx).Subject = c.ID
@@ -38,7 +40,7 @@ func (g *clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) 
 		Client:    c,
 		Subject:   c.ID,
 		Scope:     req.Scope,
-		Audience:  req.Audience,
+		Audience:  aud,
 		Lifespan:  c.ClientCredentialsGrantAccessTokenLifespan.Get(g.h.opts.AccessTokenLifespan),
 		JKT:       req.jkt(),
 		X5T:       req.X5T,

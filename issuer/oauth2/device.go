@@ -166,7 +166,7 @@ func (h *Handler) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 	if err := checkScopes(h.scopes, c.Scopes(), scope, "The OAuth 2.0 Client"); err != nil {
 		return nil, err
 	}
-	if err := checkAudience(c.Audience, audience); err != nil {
+	if _, err := AllowedTargets(c, audience); err != nil {
 		return nil, err
 	}
 	o := h.opts.Device

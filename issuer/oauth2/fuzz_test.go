@@ -21,6 +21,8 @@ func FuzzParseTokenRequest(f *testing.F) {
 		"grant_type=x&scope=++a++", "grant_type=authorization_code&code=c&redirect_uri=https%3A%2F%2Fx&code_verifier=v",
 		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=ory_dc_a.b", "device_code=a&device_code=b&grant_type=x",
 		"", "%zz", "grant_type",
+		"grant_type=client_credentials&resource=https%3A%2F%2Fapi%2Fv1%3Fq%3D1&resource=urn%3Ax%3Ay",
+		"grant_type=x&resource=%2Frel", "grant_type=x&resource=https%3A%2F%2Fa%23f", "grant_type=x&resource=https%3A",
 	} {
 		f.Add(s)
 	}
@@ -48,6 +50,14 @@ func FuzzParseTokenRequest(f *testing.F) {
 		for _, a := range req.Audience {
 			if a == "" || strings.Contains(a, " ") {
 				t.Fatalf("audience %q", a)
+			}
+		}
+		if len(req.Resource) > maxAudiences {
+			t.Fatalf("%d resources", len(req.Resource))
+		}
+		for _, r := range req.Resource {
+			if CheckResource(r) != nil || strings.Contains(r, "#") {
+				t.Fatalf("resource %q", r)
 			}
 		}
 	})

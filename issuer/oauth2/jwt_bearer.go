@@ -56,7 +56,9 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 		fmt.Sprintf("The public key registered for issuer %q and subject %q", truncate(claims.Iss), truncate(claims.Sub))); err != nil {
 		return nil, err
 	}
-	if err := checkAudience(c.Audience, req.Audience); err != nil {
+	// RFC 8707 §2.2: resource (and Hydra's audience) name the token's aud.
+	aud, err := AllowedTargets(c, Targets(req.Resource, req.Audience))
+	if err != nil {
 		return nil, err
 	}
 	// RFC 7523 §3 item 7: a jti is used once. Recorded last, so that a
@@ -76,7 +78,7 @@ func (g *jwtBearerGrant) handle(ctx context.Context, req *tokenRequest) (*tokenR
 		Client:    c,
 		Subject:   claims.Sub,
 		Scope:     req.Scope,
-		Audience:  req.Audience,
+		Audience:  aud,
 		Lifespan:  c.JWTBearerGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		JKT:       req.jkt(),
 		X5T:       req.X5T,

@@ -97,6 +97,13 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 		}
 		scope = req.Scope
 	}
+	// RFC 8707 §2.2: the resources may narrow what was originally granted
+	// (none: everything granted); the refresh token stays "bound to the full
+	// original grant", so a later refresh may ask for all of it again.
+	aud, err := narrowTargets(grant.GrantedAudience, req.Resource)
+	if err != nil {
+		return nil, err
+	}
 	grace := h.opts.RefreshTokenRotationGracePeriod
 	// Without a grace period the access tokens issued before this refresh
 	// are retired with it (as Hydra does), in the transaction that records
@@ -115,7 +122,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 	}
 	httpx.Info(ctx).Subject = grant.Subject
 	return h.issueGrantTokens(ctx, &grantTokens{
-		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, RequestID: t.RequestID, JKT: req.jkt(), X5T: req.X5T,
+		GrantType: client.GrantRefreshToken, Client: c, Grant: grant, Scope: scope, Audience: aud, RequestID: t.RequestID, JKT: req.jkt(), X5T: req.X5T,
 		AccessLifespan:   c.RefreshTokenGrantAccessTokenLifespan.Get(h.opts.AccessTokenLifespan),
 		IDLifespan:       c.RefreshTokenGrantIDTokenLifespan.Get(h.opts.IDTokenLifespan),
 		RefreshLifespan:  c.RefreshTokenGrantRefreshTokenLifespan.Get(h.opts.RefreshTokenLifespan),

@@ -36,6 +36,9 @@ type tokenRequest struct {
 	// Audience is the requested audience (Hydra's audience parameter: repeated
 	// and/or space-separated), deduplicated, in order.
 	Audience []string
+	// Resource is the requested resource (RFC 8707 §2: repeated, one
+	// absolute URI each), deduplicated, in order.
+	Resource []string
 
 	// Assertion is the RFC 7523 §2.1 JWT of the jwt-bearer grant.
 	Assertion string
@@ -99,6 +102,9 @@ func parseTokenRequest(form url.Values) (*tokenRequest, error) {
 		return nil, err
 	}
 	req.Audience = aud
+	if req.Resource, err = ParseResources(form["resource"]); err != nil {
+		return nil, err
+	}
 	if len(req.Assertion) > maxAssertion {
 		return nil, apierr.InvalidRequest("The assertion parameter is longer than %d bytes", maxAssertion)
 	}

@@ -91,15 +91,3 @@ func checkScopes(strategy ScopeStrategy, allowed, requested []string, what strin
 	}
 	return nil
 }
-
-// checkAudience fails unless every requested audience is one of the
-// client's allowed audiences, compared exactly (no prefix or URL
-// matching). As in Hydra the error is invalid_request.
-func checkAudience(allowed, requested []string) error {
-	for _, a := range requested {
-		if !contains(allowed, a) {
-			return apierr.InvalidRequest("The requested audience %q has not been whitelisted by the OAuth 2.0 Client", truncate(a))
-		}
-	}
-	return nil
-}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +143,7 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 	}
 	sess := session{
 		Scope:     nonNil(g.Scope),
-		Audience:  h.accessTokenAudience(g.Audience),
+		Audience:  h.accessTokenAudience(g.Client, g.Audience),
 		Ext:       g.Ext,
 		TokenUse:  useAccess,
 		GrantType: g.GrantType,
@@ -201,16 +200,6 @@ func (h *Handler) newAccessToken(ctx context.Context, g *accessGrant) (*tokenRes
 		ExpiresIn:   expiresIn(exp, now),
 		Scope:       strings.Join(g.Scope, " "),
 	}, row, nil
-}
-
-// accessTokenAudience is the aud of an access token granted the audience
-// granted, or the default one when none was granted (RFC 9068
-// §2.2 makes aud required: never an empty array).
-func (h *Handler) accessTokenAudience(granted []string) []string {
-	if len(granted) == 0 {
-		return slices.Clone(h.opts.DefaultAccessTokenAudience)
-	}
-	return slices.Clone(granted)
 }
 
 // expiresIn is a token response's expires_in (RFC 6749 §5.1) at now for an

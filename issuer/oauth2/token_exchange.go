@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -216,7 +214,7 @@ func parseExchangeParams(form url.Values) (*exchangeParams, error) {
 		// without a fragment.
 		u, err := url.Parse(r)
 		if err != nil || !u.IsAbs() || strings.Contains(r, "#") || len(r) > maxAudienceValue {
-			return nil, invalidTarget("The resource %q is not an absolute URI without a fragment", truncate(r))
+			return nil, apierr.InvalidTarget("The resource %q is not an absolute URI without a fragment", truncate(r))
 		}
 		if !contains(p.resource, r) {
 			p.resource = append(p.resource, r)
@@ -226,26 +224,10 @@ func parseExchangeParams(form url.Values) (*exchangeParams, error) {
 }
 
 // allowedTargets is the audience of an exchanged token: the requested
-// audience and resource values, each of which must be in the client's
-// registered audience (RFC 8693 §2.2.2: invalid_target).
+// audience and resource values, under the rule of every target a client
+// names (AllowedTargets; RFC 8693 §2.2.2: invalid_target).
 func allowedTargets(c *client.Client, audience, resource []string) ([]string, error) {
-	out := slices.Clone(audience)
-	for _, r := range resource {
-		if !contains(out, r) {
-			out = append(out, r)
-		}
-	}
-	for _, t := range out {
-		if !contains(c.Audience, t) {
-			return nil, invalidTarget("The OAuth 2.0 Client may not request tokens for the target %q", truncate(t))
-		}
-	}
-	return out, nil
-}
-
-// invalidTarget is RFC 8693 §2.2.2's (and RFC 8707 §2's) invalid_target.
-func invalidTarget(format string, args ...any) *apierr.Error {
-	return &apierr.Error{Code: "invalid_target", Status: http.StatusBadRequest, Description: fmt.Sprintf(format, args...)}
+	return AllowedTargets(c, append(slices.Clone(audience), resource...))
 }
 
 // narrowScope is the new token's scope: the requested scope, which must be

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/client"
 )
 
-func TestAllowedTargets(t *testing.T) {
+func TestExchangeTargets(t *testing.T) {
 	c := &client.Client{Audience: []string{"https://a", "https://b"}}
 	for _, tc := range []struct {
 		name          string

@@ -102,7 +102,7 @@ func (h *Handler) hookGrantTokens(ctx context.Context, gt *grantTokens) error {
 	g := gt.Grant
 	at, id, changed, err := h.runTokenHooks(ctx, &tokenhook.Input{
 		GrantType: gt.GrantType, Subject: g.Subject,
-		GrantedScopes: gt.Scope, GrantedAudience: g.GrantedAudience,
+		GrantedScopes: gt.Scope, GrantedAudience: gt.Audience,
 		AccessTokenClaims: g.AccessTokenClaims, IDTokenClaims: g.IDTokenClaims,
 		IDSubject: g.idSubject(), Nonce: gt.Nonce, AuthTime: g.AuthTime, RequestedAt: g.RequestedAt,
 		ACR: g.ACR, AMR: slices.Clone(g.AMR), ConsentChallenge: gt.RequestID,

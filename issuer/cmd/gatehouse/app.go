@@ -151,7 +151,7 @@ func (a *app) wireOAuth2(cfg *config.Config, log *zap.Logger) error {
 	}
 	a.clients, err = client.NewManager(client.ManagerOptions{Store: a.store.Clients(), Hasher: hasher, Logger: log,
 		Validation: client.ValidationOptions{SupportedSubjectTypes: cfg.OIDC.SubjectIdentifiers.SupportedTypes, HTTP: outbound,
-			FAPI: fapiEverywhere(cfg)}})
+			FAPI: fapiEverywhere(cfg), DefaultAccessTokenAudience: cfg.OAuth2.DefaultAccessTokenAudience}})
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ type clientFlags struct {
 	responseTypes          []string
 	scope                  []string
 	audience               []string
+	defaultAudience        []string
 	redirectURIs           []string
 	postLogoutRedirectURIs []string
 	authMethod             string
@@ -59,6 +60,7 @@ func (f *clientFlags) register(fs *pflag.FlagSet, n flagNames) {
 	fs.StringSliceVarP(&f.responseTypes, n.response, "r", nil, "response types, e.g. code,id_token")
 	fs.StringSliceVarP(&f.scope, "scope", "a", nil, "allowed scopes (comma-separated or repeated)")
 	fs.StringSliceVar(&f.audience, "audience", nil, "allowed audiences")
+	fs.StringSliceVar(&f.defaultAudience, "default-access-token-audience", nil, "aud of access tokens granted no audience (each in --audience or the global default)")
 	fs.StringSliceVarP(&f.redirectURIs, n.redirect, "c", nil, "allowed redirect URIs")
 	fs.StringSliceVar(&f.postLogoutRedirectURIs, n.postLogout, nil, "allowed post-logout redirect URIs")
 	fs.StringVar(&f.authMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
@@ -116,6 +118,7 @@ func (f *clientFlags) apply(fs *pflag.FlagSet, n flagNames, c *client.Client) er
 		c.Scope = strings.Join(f.scope, " ")
 	}
 	list("audience", &c.Audience, f.audience)
+	list("default-access-token-audience", &c.DefaultAccessTokenAudience, f.defaultAudience)
 	list(n.redirect, &c.RedirectURIs, f.redirectURIs)
 	list(n.postLogout, &c.PostLogoutRedirectURIs, f.postLogoutRedirectURIs)
 	str("token-endpoint-auth-method", &c.TokenEndpointAuthMethod, f.authMethod)

@@ -232,10 +232,13 @@ func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
 
 func pkceVerifierOther() string { v, _ := pkcePair(); return v }
 
+// toStrings is a decoded JSON array of strings (nil for anything else).
 func toStrings(v any) []string {
+	list, _ := v.([]any)
 	var out []string
-	for _, e := range v.([]any) {
-		out = append(out, e.(string))
+	for _, e := range list {
+		s, _ := e.(string)
+		out = append(out, s)
 	}
 	return out
 }

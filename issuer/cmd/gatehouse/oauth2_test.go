@@ -261,7 +261,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"unknown client", cc, "nobody", "x", 401, "invalid_client"},
 		{"no client", cc, "", "", 401, "invalid_client"},
 		{"scope not allowed", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, c.ID, c.Secret, 400, "invalid_scope"},
-		{"audience not allowed", url.Values{"grant_type": {"client_credentials"}, "audience": {"https://evil.example"}}, c.ID, c.Secret, 400, "invalid_request"},
+		{"audience not allowed", url.Values{"grant_type": {"client_credentials"}, "audience": {"https://evil.example"}}, c.ID, c.Secret, 400, "invalid_target"},
 		{"unsupported grant", url.Values{"grant_type": {"password"}}, c.ID, c.Secret, 400, "unsupported_grant_type"},
 		{"missing grant", url.Values{}, c.ID, c.Secret, 400, "invalid_request"},
 		{"grant not allowed for client", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"x.y.z"}}, c.ID, c.Secret, 400, ""},
