@@ -3,18 +3,23 @@
 //
 // On GET /orders with "Authorization: Bearer <token>" (as the gateway
 // forwards it) it
+//
 //  1. introspects the incoming token at the issuer's admin API,
+//
 //  2. gets its own client_credentials token (the actor),
+//
 //  3. exchanges the incoming token (the subject) with its own as
 //     actor_token for a token whose audience is the second API, so the new
 //     token carries act: {sub: <orders client>} (RFC 8693 §4.1),
+//
 //  4. calls the second API with the new token, and
+//
 //  5. answers JSON with the incoming token's introspection, the exchanged
 //     token's introspection (with act) and the second API's answer.
 //
-//	orders --listen 127.0.0.1:8083 --issuer http://127.0.0.1:4444 \
-//	  --introspection-url http://127.0.0.1:4445/admin/oauth2/introspect \
-//	  --client-id orders --client-secret ... --api-url http://127.0.0.1:8082
+//     orders --listen 127.0.0.1:8083 --issuer http://127.0.0.1:4444 \
+//     --introspection-url http://127.0.0.1:4445/admin/oauth2/introspect \
+//     --client-id orders --client-secret ... --api-url http://127.0.0.1:8082
 package main
 
 import (
@@ -28,10 +33,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/examples/internal/serve"
 )
 
 // Token type and grant type URNs (RFC 8693 §3, §2.1).
@@ -228,12 +233,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func main() {
 	fs := flag.NewFlagSet("orders", flag.ContinueOnError)
-	listen := fs.String("listen", envOr("LISTEN", "127.0.0.1:8083"), "host:port to listen on ($LISTEN)")
-	issuer := fs.String("issuer", envOr("ISSUER", "http://127.0.0.1:4444"), "issuer URL; the token endpoint is <issuer>/oauth2/token ($ISSUER)")
-	introspection := fs.String("introspection-url", envOr("INTROSPECTION_URL", "http://127.0.0.1:4445/admin/oauth2/introspect"), "introspection endpoint ($INTROSPECTION_URL)")
-	clientID := fs.String("client-id", envOr("CLIENT_ID", "orders"), "this app's client id ($CLIENT_ID)")
+	listen := fs.String("listen", serve.EnvOr("LISTEN", "127.0.0.1:8083"), "host:port to listen on ($LISTEN)")
+	issuer := fs.String("issuer", serve.EnvOr("ISSUER", "http://127.0.0.1:4444"), "issuer URL; the token endpoint is <issuer>/oauth2/token ($ISSUER)")
+	introspection := fs.String("introspection-url", serve.EnvOr("INTROSPECTION_URL", "http://127.0.0.1:4445/admin/oauth2/introspect"), "introspection endpoint ($INTROSPECTION_URL)")
+	clientID := fs.String("client-id", serve.EnvOr("CLIENT_ID", "orders"), "this app's client id ($CLIENT_ID)")
 	clientSecret := fs.String("client-secret", os.Getenv("CLIENT_SECRET"), "this app's client secret ($CLIENT_SECRET)")
-	api := fs.String("api-url", envOr("API_URL", "http://127.0.0.1:8082"), "the second API: the exchanged token's audience ($API_URL)")
+	api := fs.String("api-url", serve.EnvOr("API_URL", "http://127.0.0.1:8082"), "the second API: the exchanged token's audience ($API_URL)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
@@ -251,25 +256,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "orders:", err)
 		os.Exit(1)
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	fmt.Fprintf(os.Stderr, "orders listening on http://%s (calls %s with exchanged tokens)\n", ln.Addr(), *api)
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := serve.Serve(ln, app); err != nil {
 		fmt.Fprintln(os.Stderr, "orders:", err)
 		os.Exit(1)
 	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
