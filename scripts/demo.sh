@@ -9,17 +9,19 @@
 #   gatehouse-sidecar         HTTP /auth 127.0.0.1:4456, gRPC ext_authz 127.0.0.1:9191
 #                             (examples/nginx/sidecar.yaml)
 #   upstream apps             app 127.0.0.1:8081, api 127.0.0.1:8082 (examples/upstream)
+#   orders                    127.0.0.1:8083 (examples/orders: calls api with an exchanged token)
 #   nginx, if installed       127.0.0.1:8080 (examples/nginx/nginx.conf, unchanged)
 #
 # Every port can be moved with an environment variable (defaults shown):
 #   SERVE_PUBLIC_PORT=4444 SERVE_ADMIN_PORT=4445 LOGIN_PORT=3000
 #   WIKI_PORT=5001 TICKETS_PORT=5002 SIDECAR_HTTP_PORT=4456
-#   SIDECAR_GRPC_PORT=9191 APP_PORT=8081 API_PORT=8082 GATEWAY_PORT=8080
+#   SIDECAR_GRPC_PORT=9191 APP_PORT=8081 API_PORT=8082 ORDERS_PORT=8083
+#   GATEWAY_PORT=8080
 # (the kits in envoy/ and apisix/ are written for the defaults; nginx gets
 # a copy of examples/nginx/nginx.conf with the ports in use).
 #
-# It registers the clients the apps need (wiki, tickets, and demo-api for
-# client credentials), prints the URLs and a ready-made curl with a token,
+# It registers the clients the apps need (wiki, tickets, demo-api for
+# client credentials, and orders for token exchange), prints the URLs and a ready-made curl with a token,
 # and stops exactly the processes it started, by PID: Ctrl-C (SIGINT) or
 # SIGTERM is a clean stop (exit status 0, nothing more printed); when a part
 # exits on its own, the demo stops everything, prints the last lines of that
@@ -52,6 +54,7 @@ SIDECAR_HTTP_PORT=${SIDECAR_HTTP_PORT:-4456}
 SIDECAR_GRPC_PORT=${SIDECAR_GRPC_PORT:-9191}
 APP_PORT=${APP_PORT:-8081}
 API_PORT=${API_PORT:-8082}
+ORDERS_PORT=${ORDERS_PORT:-8083}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 ISSUER=http://127.0.0.1:$PUBLIC_PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
@@ -61,9 +64,12 @@ TICKETS=http://127.0.0.1:$TICKETS_PORT
 SIDECAR=http://127.0.0.1:$SIDECAR_HTTP_PORT
 APP=http://127.0.0.1:$APP_PORT
 API=http://127.0.0.1:$API_PORT
+ORDERS=http://127.0.0.1:$ORDERS_PORT
 GATEWAY=http://127.0.0.1:$GATEWAY_PORT
 API_CLIENT=demo-api
 API_SECRET=demo-api-secret
+ORDERS_CLIENT=orders
+ORDERS_SECRET=orders-demo-secret
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -74,7 +80,7 @@ done
 
 # ---- Ports: refuse to start over something else (`make run`, say) ------
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ports=("$PUBLIC_PORT" "$ADMIN_PORT" "$LOGIN_PORT" "$WIKI_PORT" "$TICKETS_PORT" "$SIDECAR_HTTP_PORT" "$SIDECAR_GRPC_PORT" "$APP_PORT" "$API_PORT")
+ports=("$PUBLIC_PORT" "$ADMIN_PORT" "$LOGIN_PORT" "$WIKI_PORT" "$TICKETS_PORT" "$SIDECAR_HTTP_PORT" "$SIDECAR_GRPC_PORT" "$APP_PORT" "$API_PORT" "$ORDERS_PORT")
 [ -n "$NGINX" ] && ports+=("$GATEWAY_PORT")
 busy=()
 for p in "${ports[@]}"; do port_busy "$p" && busy+=("$p"); done
@@ -96,6 +102,7 @@ build login-consent ./examples/login-consent
 build wiki ./examples/sso/wiki
 build tickets ./examples/sso/tickets
 build upstream ./examples/upstream
+build orders ./examples/orders
 
 # ---- Data ------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-demo.XXXXXX")
@@ -201,6 +208,10 @@ client tickets "${SSO[@]}" --secret tickets-demo-secret --name "Ticket Desk" --s
   --backchannel-logout-callback "$TICKETS/backchannel-logout"
 client "$API_CLIENT" --secret "$API_SECRET" --name "Demo API client" \
   --grant-type client_credentials --scope read,write
+# orders exchanges its callers' tokens (RFC 8693) for tokens for the api,
+# with its own client_credentials token as the actor.
+client "$ORDERS_CLIENT" --secret "$ORDERS_SECRET" --name "Orders (token exchange)" \
+  --grant-type client_credentials,urn:ietf:params:oauth:grant-type:token-exchange --scope read --audience "$API"
 
 start wiki "$BIN/wiki" --listen "127.0.0.1:$WIKI_PORT" --issuer "$ISSUER" \
   --client-id wiki --client-secret wiki-demo-secret --other "tickets=$TICKETS/"
@@ -211,6 +222,9 @@ start sidecar "$BIN/gatehouse-sidecar" --config examples/nginx/sidecar.yaml --is
   --http-listen "127.0.0.1:$SIDECAR_HTTP_PORT" --grpc-listen "127.0.0.1:$SIDECAR_GRPC_PORT"
 start app "$BIN/upstream" --listen "127.0.0.1:$APP_PORT" --name app
 start api "$BIN/upstream" --listen "127.0.0.1:$API_PORT" --name api
+start orders "$BIN/orders" --listen "127.0.0.1:$ORDERS_PORT" --issuer "$ISSUER" \
+  --introspection-url "$ADMIN/admin/oauth2/introspect" --client-id "$ORDERS_CLIENT" --client-secret "$ORDERS_SECRET" \
+  --api-url "$API"
 if [ -n "$NGINX" ]; then
   # examples/nginx/nginx.conf, unchanged on the default ports.
   sed -e "s/127\.0\.0\.1:4456;/127.0.0.1:$SIDECAR_HTTP_PORT;/" -e "s/127\.0\.0\.1:8081;/127.0.0.1:$APP_PORT;/" \
@@ -224,6 +238,7 @@ wait_http tickets "$TICKETS/health"
 wait_http sidecar "$SIDECAR/health/ready"
 wait_http app "$APP/health"
 wait_http api "$API/health"
+wait_http orders "$ORDERS/health"
 [ -z "$NGINX" ] || wait_http nginx "$GATEWAY/nginx-health"
 
 TOKEN=$(curl -fsS -u "$API_CLIENT:$API_SECRET" -d grant_type=client_credentials -d scope=read "$ISSUER/oauth2/token" |
@@ -261,11 +276,14 @@ cat >&2 <<MSG
     $GW_LINE
     sidecar           $SIDECAR/auth (forward-auth), 127.0.0.1:$SIDECAR_GRPC_PORT (Envoy ext_authz)
     upstream apps     $APP (app), $API (api; envoy -c envoy/envoy-api.yaml puts Envoy on 10001 in front)
+    orders            $ORDERS/orders (calls the api with a token exchanged for the caller's)
 
   A request with a token (client $API_CLIENT, valid for an hour):
     $CURL
   Without one (401 with WWW-Authenticate):
     $CURL_NO
+  The same token exchanged by orders (RFC 8693) for one for the api; act names orders:
+    curl -s -H 'Authorization: Bearer $TOKEN' $ORDERS/orders | jq .exchanged.act
   A fresh token:
     curl -s -u $API_CLIENT:$API_SECRET -d grant_type=client_credentials -d scope=read $ISSUER/oauth2/token
 

@@ -49,7 +49,7 @@ func startDemo(t *testing.T) *demo {
 	d.cmd = exec.Command("bash", filepath.Join(testbin.RepoRoot(), "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "BIN="+bin, "TMPDIR="+t.TempDir())
 	for _, v := range []string{"SERVE_PUBLIC_PORT", "SERVE_ADMIN_PORT", "LOGIN_PORT", "WIKI_PORT", "TICKETS_PORT",
-		"SIDECAR_HTTP_PORT", "SIDECAR_GRPC_PORT", "APP_PORT", "API_PORT", "GATEWAY_PORT"} {
+		"SIDECAR_HTTP_PORT", "SIDECAR_GRPC_PORT", "APP_PORT", "API_PORT", "ORDERS_PORT", "GATEWAY_PORT"} {
 		d.ports[v] = testbin.FreePort(t)
 		d.cmd.Env = append(d.cmd.Env, fmt.Sprintf("%s=%d", v, d.ports[v]))
 	}

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,11 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/gatehouse-dev/gatehouse/examples/internal/serve"
 )
 
 // DefaultHeaders are the sidecar's default identity headers plus the
@@ -120,9 +118,9 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
-	listen := fs.String("listen", envOr("LISTEN", "127.0.0.1:8081"), "host:port to listen on ($LISTEN)")
-	name := fs.String("name", envOr("APP_NAME", "upstream"), "name shown on the page ($APP_NAME)")
-	headers := fs.String("headers", envOr("IDENTITY_HEADERS", strings.Join(DefaultHeaders, ",")), "identity headers to show ($IDENTITY_HEADERS)")
+	listen := fs.String("listen", serve.EnvOr("LISTEN", "127.0.0.1:8081"), "host:port to listen on ($LISTEN)")
+	name := fs.String("name", serve.EnvOr("APP_NAME", "upstream"), "name shown on the page ($APP_NAME)")
+	headers := fs.String("headers", serve.EnvOr("IDENTITY_HEADERS", strings.Join(DefaultHeaders, ",")), "identity headers to show ($IDENTITY_HEADERS)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
@@ -140,25 +138,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
 		os.Exit(1)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	fmt.Fprintf(os.Stderr, "upstream %q listening on http://%s\n", *name, ln.Addr())
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := serve.Serve(ln, e); err != nil {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
 		os.Exit(1)
 	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
