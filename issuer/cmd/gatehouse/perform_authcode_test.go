@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
 // fakeAuthServer is an authorization server that logs the user in at once:
@@ -88,16 +89,6 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // runCLI starts the command and returns its outputs and a channel with its
 // result once it has finished.
 func runCLI(t *testing.T, args ...string) (stdout, stderr *syncBuf, done chan error) {
@@ -160,7 +151,7 @@ func TestPerformAuthorizationCode(t *testing.T) {
 			fa := &fakeAuthServer{secret: tt.secret}
 			is := httptest.NewServer(fa)
 			defer is.Close()
-			port := freePort(t)
+			port := testbin.FreePort(t)
 			args := append(append([]string{}, tt.cmd...), "--client-id", "cli", "--port", fmt.Sprint(port),
 				"--scope", "offline,openid", "--audience", "https://api.example.com", "--format", "json")
 			if tt.secret != "" {
@@ -221,7 +212,7 @@ func TestPerformAuthorizationCodeTable(t *testing.T) {
 	fa := &fakeAuthServer{secret: "s"}
 	is := httptest.NewServer(fa)
 	defer is.Close()
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	stdout, stderr, done := runCLI(t, "perform", "authorization-code", "--client-id", "cli", "--client-secret", "s", "--port", fmt.Sprint(port), "--endpoint", is.URL)
 	waitListening(t, port, stderr, done)
 	// The printed URL is the one to open.
@@ -257,7 +248,7 @@ func TestPerformAuthorizationCodeRefusals(t *testing.T) {
 		fa := &fakeAuthServer{deny: true}
 		is := httptest.NewServer(fa)
 		defer is.Close()
-		port := freePort(t)
+		port := testbin.FreePort(t)
 		_, stderr, done := runCLI(t, "perform", "authorization-code", "--client-id", "cli", "--port", fmt.Sprint(port), "--endpoint", is.URL)
 		waitListening(t, port, stderr, done)
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
@@ -274,7 +265,7 @@ func TestPerformAuthorizationCodeRefusals(t *testing.T) {
 		fa := &fakeAuthServer{}
 		is := httptest.NewServer(fa)
 		defer is.Close()
-		port := freePort(t)
+		port := testbin.FreePort(t)
 		_, stderr, done := runCLI(t, "perform", "authorization-code", "--client-id", "cli", "--port", fmt.Sprint(port), "--endpoint", is.URL, "--timeout", "5s")
 		waitListening(t, port, stderr, done)
 		for _, q := range []string{"code=evil&state=wrong", "code=evil", "error=access_denied&state=x"} {
@@ -298,7 +289,7 @@ func TestPerformAuthorizationCodeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		port := freePort(t)
+		port := testbin.FreePort(t)
 		_, _, done := runCLI(t, "perform", "authorization-code", "--client-id", "cli", "--port", fmt.Sprint(port), "--timeout", "200ms")
 		if err := wait(t, done); err == nil || !strings.Contains(err.Error(), "no authorization came back") {
 			t.Fatalf("err = %v", err)
