@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"time"
@@ -50,6 +51,10 @@ type Authorizer struct {
 	cache        *decisionCache
 	introSF      singleflight.Group
 	ready        chan struct{}
+	// revoked and revStream: the revocation deny-set and the stream
+	// that fills it; nil when revocations.events_url is "off".
+	revoked   *denySet
+	revStream *revocationStream
 }
 
 type issuerState struct {
@@ -110,7 +115,51 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 		a.issuers = append(a.issuers, is)
 		a.issuerByName[ic.Issuer] = is
 	}
+	if cfg.Revocations.EventsURL != RevocationsEventsOff {
+		a.revoked = newDenySet(cfg.Issuers[0].Issuer, cfg.Revocations.MaxEntries)
+		rs := &revocationStream{url: a.revocationsURL, client: streamClient(a.client),
+			log: a.log.With(zap.String("component", "revocations")), now: a.now, skew: cfg.JWT.ClockSkew,
+			set: a.revoked, onReset: func(string) { a.cache.clear() },
+			minBackoff: 250 * time.Millisecond, maxBackoff: cfg.Revocations.MaxBackoff, idleTimeout: streamIdleTimeout}
+		rs.m = newRevMetrics(opts.Registerer, func() float64 { return float64(a.revoked.size()) },
+			func() float64 { return float64(rs.position.Load()) })
+		a.revStream = rs
+	}
 	return a, nil
+}
+
+// revocationsURL is where the revocation events are read: the configured
+// URL, else the origin of issuers[0]'s introspection endpoint (the
+// issuer's admin API) plus /admin/revocations/events; "" while none is
+// known.
+func (a *Authorizer) revocationsURL() string {
+	if u := a.cfg.Revocations.EventsURL; u != "" {
+		return u
+	}
+	intro := a.issuers[0].keys.IntrospectionURL()
+	if intro == "" {
+		return ""
+	}
+	u, err := url.Parse(intro)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/admin/revocations/events"
+}
+
+// RevocationStatus reports the revocation stream's state: off (turned
+// off, or no introspection endpoint to derive it from), connected, or
+// degraded (not connected: revocations take effect after the cache TTLs,
+// as without the stream).
+func (a *Authorizer) RevocationStatus() RevocationStatus {
+	if a.revStream == nil {
+		return RevocationStatus{State: RevocationsOff}
+	}
+	st := a.revStream.status()
+	if st.State == RevocationsDegraded && a.IsReady() && a.revocationsURL() == "" {
+		st.State = RevocationsOff
+	}
+	return st
 }
 
 // keysChanged drops cached JWT decisions when a key disappeared from a
@@ -141,11 +190,18 @@ func (a *Authorizer) Start() error {
 		}
 		close(a.ready)
 	}()
+	if a.revStream != nil {
+		a.revStream.start()
+	}
 	return nil
 }
 
-// Stop stops the key refreshes and releases the cache.
+// Stop stops the key refreshes and the revocation stream and releases
+// the cache.
 func (a *Authorizer) Stop() {
+	if a.revStream != nil {
+		a.revStream.stop()
+	}
 	for _, is := range a.issuers {
 		is.keys.Stop()
 	}
@@ -263,6 +319,11 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	now := a.now()
 	if e, ok := a.cache.get(key, now); ok {
 		a.m.cacheHit.Inc()
+		if e.id != nil && a.isRevoked(e.id) {
+			// Revoked since it was cached: the entry goes.
+			a.cache.del(key)
+			return result{deny: a.deny.revoked}, nil
+		}
 		return result{id: e.id, deny: e.deny}, nil
 	}
 	a.m.cacheMiss.Inc()
@@ -277,6 +338,9 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	if err != nil {
 		return result{}, err
 	}
+	if res.id != nil && a.isRevoked(res.id) {
+		res = result{deny: a.deny.revoked, ttl: a.cfg.Cache.NegativeTTL}
+	}
 	if jwt && !a.cache.admit(key) {
 		// A JWT's decision is cached from its second miss on: verifying
 		// it again costs less than caching every token sent only once.
@@ -289,6 +353,12 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	}
 	a.cache.set(key, &cacheEntry{id: res.id, deny: res.deny, expires: now.Add(res.ttl)}, cost, res.ttl)
 	return res, nil
+}
+
+// isRevoked reports whether a revocation event names the token: one
+// atomic load while the deny-set is empty.
+func (a *Authorizer) isRevoked(id *Identity) bool {
+	return a.revoked != nil && a.revoked.match(id)
 }
 
 // tokenFingerprint identifies a token in logs without revealing it.

@@ -77,6 +77,8 @@ func (d *decisionCache) admit(k tokenKey) bool { return d.seen.admit(k) }
 
 func (d *decisionCache) clear() { d.c.Clear() }
 
+func (d *decisionCache) del(k tokenKey) { d.c.Del(k) }
+
 func (d *decisionCache) wait() { d.c.Wait() }
 
 func (d *decisionCache) close() { d.c.Close() }

@@ -62,10 +62,11 @@ func (m mapClaims) value(name string) (any, bool)             { v, ok := m[name]
 func (m mapClaims) has(name string) bool                      { return m[name] != nil }
 
 // The registered claims a JWT decision checks, by index into
-// fastClaims.reg: the access token's, and the ID token's that
-// accessTokenClaims looks for.
+// fastClaims.reg: the access token's, the ID token's that
+// accessTokenClaims looks for, and jti and sid, which the revocation
+// deny-set matches (revocationKeys).
 var registeredClaims = [...]string{"iss", "sub", "client_id", "aud", "exp", "nbf", "iat", "scope", "scp",
-	"nonce", "at_hash", "c_hash", "s_hash"}
+	"nonce", "at_hash", "c_hash", "s_hash", "jti", "sid"}
 
 func registeredIndex(name string) int {
 	switch string(name) {
@@ -95,6 +96,10 @@ func registeredIndex(name string) int {
 		return 11
 	case "s_hash":
 		return 12
+	case "jti":
+		return 13
+	case "sid":
+		return 14
 	}
 	return -1
 }

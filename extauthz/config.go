@@ -48,7 +48,35 @@ type Config struct {
 	// Binding configures the checks of DPoP- and certificate-bound
 	// tokens (bindconfig.go).
 	Binding BindingConfig `yaml:"binding"`
+	// Revocations is the subscription to the first issuer's revocation
+	// event stream (docs/revocation-events.md).
+	Revocations RevocationsConfig `yaml:"revocations"`
 }
+
+// RevocationsEventsOff turns the revocation stream off.
+const RevocationsEventsOff = "off"
+
+// RevocationsConfig configures the revocation event stream: revoked
+// tokens, sessions, consents, clients and keys of issuers[0] are denied
+// as soon as the issuer says so instead of after the cache TTLs.
+type RevocationsConfig struct {
+	// EventsURL is the issuer's GET /admin/revocations/events. Empty: the
+	// origin of issuers[0]'s introspection endpoint (introspection_url,
+	// else discovery's) plus /admin/revocations/events; none when no
+	// introspection endpoint is known. "off": no stream.
+	EventsURL string `yaml:"events_url"`
+	// MaxEntries bounds the deny-set: one entry per revoked jti, one per
+	// other event, each kept until its tokens have expired. When full,
+	// the entries expiring first are evicted and every cached decision is
+	// dropped. Default 100000 (about 31 MiB of heap: docs/benchmarks.md).
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBackoff bounds the wait between two reconnection attempts.
+	// Default 10s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// DefaultRevocationsMaxEntries is revocations.max_entries' default.
+const DefaultRevocationsMaxEntries = 100000
 
 // IssuerConfig describes one trusted issuer.
 type IssuerConfig struct {
@@ -266,6 +294,10 @@ func (c Config) Defaults() Config {
 		c.Headers.Identity = DefaultIdentityHeaders()
 	}
 	c.Binding = c.Binding.defaults()
+	if c.Revocations.MaxEntries == 0 {
+		c.Revocations.MaxEntries = DefaultRevocationsMaxEntries
+	}
+	setDur(&c.Revocations.MaxBackoff, 10*time.Second)
 	return c
 }
 
@@ -397,6 +429,17 @@ func (c Config) Validate() error {
 		errs = append(errs, r.validate(fmt.Sprintf("rules[%d]", i), seen)...)
 	}
 	errs = append(errs, c.Binding.validate()...)
+	if u := c.Revocations.EventsURL; u != "" && u != RevocationsEventsOff {
+		if err := checkURL(u, false); err != nil {
+			bad("revocations.events_url", "%v (or %q)", err, RevocationsEventsOff)
+		}
+	}
+	if n := c.Revocations.MaxEntries; n < 1 || n > 100_000_000 {
+		bad("revocations.max_entries", "must be between 1 and 100000000, got %d", n)
+	}
+	if d := c.Revocations.MaxBackoff; d < 100*time.Millisecond || d > 10*time.Minute {
+		bad("revocations.max_backoff", "must be between 100ms and 10m, got %s", d)
+	}
 	return errors.Join(errs...)
 }
 

@@ -29,6 +29,7 @@ const (
 	ReasonCritical       = "unsupported_critical_header"
 	ReasonInvalidClaims  = "invalid_claims"
 	ReasonInactive       = "inactive"
+	ReasonRevoked        = "revoked"
 	ReasonNoOpaque       = "opaque_not_accepted"
 	ReasonRouteIssuer    = "issuer_not_accepted"
 	ReasonRouteTokenType = "token_type_not_accepted"
@@ -139,7 +140,7 @@ func quotedStringSafe(s string) string {
 type denials struct {
 	missing, malformed, tooLarge, expired, notYetValid, wrongIssuer,
 	badSignature, unknownKey, algorithm, tokenType, critical, invalidClaims,
-	inactive, noOpaque *Denial
+	inactive, revoked, noOpaque *Denial
 }
 
 func newDenials(realm string, m *metrics) denials {
@@ -160,6 +161,10 @@ func newDenials(realm string, m *metrics) denials {
 		critical:      inv(ReasonCritical, "The access token has an unsupported critical header."),
 		invalidClaims: inv(ReasonInvalidClaims, "The access token claims are invalid."),
 		inactive:      inv(ReasonInactive, "The access token is not active."),
-		noOpaque:      inv(ReasonNoOpaque, "Opaque access tokens are not accepted."),
+		// A revocation event denies the token as introspection denies a
+		// revoked one (the same RFC 6750 answer); only the metric's reason
+		// tells them apart.
+		revoked:  inv(ReasonRevoked, "The access token is not active."),
+		noOpaque: inv(ReasonNoOpaque, "Opaque access tokens are not accepted."),
 	}
 }

@@ -32,6 +32,10 @@ type Identity struct {
 	// certificate it is bound to, checked on every request (binding.go).
 	bind binding
 
+	// rev holds what revocation events match besides Subject and
+	// ClientID (revocation.go), whatever claims the rules read.
+	rev revocationKeys
+
 	claimValues [][]string // values of the claim paths rules refer to
 	headers     []Header   // identity headers this identity sets, by name
 	unset       []string   // configured identity headers it does not set
@@ -52,7 +56,8 @@ func (id *Identity) UnsetHeaders() []string { return id.unset }
 
 // cost estimates the identity's memory in bytes for the cache bound.
 func (id *Identity) cost() int64 {
-	n := 512 + 2*len(id.Claims) + len(id.Issuer) + len(id.Subject) + len(id.ClientID)
+	n := 512 + 2*len(id.Claims) + len(id.Issuer) + len(id.Subject) + len(id.ClientID) +
+		len(id.rev.jti) + len(id.rev.sid) + len(id.rev.kid)
 	for _, s := range id.Scopes {
 		n += 16 + len(s)
 	}
@@ -358,6 +363,13 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims claimSet, ra
 	}
 	id := &Identity{TokenType: tokenType, Issuer: issuer, Subject: sub, ClientID: clientID,
 		Scopes: scopes, Audience: aud, Expiry: exp, Claims: json.RawMessage(raw), bind: bind}
+	// A jti or sid that is not a string cannot be named by an event; the
+	// token is judged as before. A bad iat was refused by the caller.
+	id.rev.jti, _, _ = claims.str("jti")
+	id.rev.sid, _, _ = claims.str("sid")
+	if iat, present, err := claims.date("iat"); err == nil && present {
+		id.rev.iat, id.rev.hasIAT = iat, true
+	}
 	if len(a.claimPaths) > 0 {
 		id.claimValues = make([][]string, len(a.claimPaths))
 		for i, p := range a.claimPaths {

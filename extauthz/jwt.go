@@ -134,6 +134,7 @@ func (a *Authorizer) verifyJWT(ctx context.Context, tok string) (result, error) 
 	if err != nil {
 		return neg(d.invalidClaims)
 	}
+	id.rev.kid = jp.hdr.kid // key revocation events name it
 	// Cached until the token expires (with the tolerated skew), at most
 	// MaxTTL.
 	return result{id: id, ttl: min(exp.Add(skew).Sub(now), a.cfg.Cache.MaxTTL)}, nil
