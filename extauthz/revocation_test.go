@@ -24,6 +24,12 @@ func newRevEnv(t *testing.T, mutate func(*Config)) *revEnv {
 	t.Helper()
 	rs := extauthztest.NewRevocationStream()
 	t.Cleanup(rs.Close)
+	return newRevEnvOn(t, rs, mutate)
+}
+
+// newRevEnvOn subscribes a new authorizer to an existing stream.
+func newRevEnvOn(t *testing.T, rs *extauthztest.RevocationStream, mutate func(*Config)) *revEnv {
+	t.Helper()
 	e := newEnv(t, func(c *Config) {
 		c.Revocations.EventsURL = rs.URL
 		if mutate != nil {
@@ -224,11 +230,34 @@ func TestRevocationReconnectResumes(t *testing.T) {
 		t.Fatal("event published while disconnected was not applied")
 	}
 	ids := e.rs.LastEventIDs()
-	if ids[0] != "" || ids[len(ids)-1] != "1" {
-		t.Fatalf("Last-Event-ID of the requests = %q, want \"\" first and \"1\" last", ids)
+	if ids[0] != "0" || ids[len(ids)-1] != "1" {
+		t.Fatalf("Last-Event-ID of the requests = %q, want \"0\" (the whole backlog) first and \"1\" last", ids)
 	}
 	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "reset"}); n != 0 {
 		t.Fatalf("resets = %v after a resumable reconnect", n)
+	}
+}
+
+// A sidecar that starts (or restarts) reads the retained backlog: tokens
+// revoked before it started are denied. When the backlog's beginning was
+// flushed, the caches are dropped and the reason says "start".
+func TestRevocationStartReadsBacklog(t *testing.T) {
+	rs := extauthztest.NewRevocationStream()
+	t.Cleanup(rs.Close)
+	until := testEpoch.Add(time.Hour).Format(time.RFC3339)
+	rs.Publish(map[string]any{"kind": "token", "jti": []string{"flushed"}, "until": until})
+	rs.Publish(map[string]any{"kind": "session", "sid": "s-1", "until": until})
+	rs.FlushThrough(1)
+	e := newRevEnvOn(t, rs, nil)
+	e.waitFor(t, "backlog", func() bool { return e.a.RevocationStatus().Position == 2 })
+	if e.allowed(t, e.is.Token(e.key, map[string]any{"sid": "s-1"})) {
+		t.Fatal("a session revoked before the start is allowed")
+	}
+	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "start"}); n != 1 {
+		t.Fatalf("start resets = %v, want 1", n)
+	}
+	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "reset"}); n != 0 {
+		t.Fatalf("resets = %v, want 0", n)
 	}
 }
 

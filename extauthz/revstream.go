@@ -67,6 +67,10 @@ type revocationStream struct {
 	connected atomic.Bool
 	position  atomic.Int64 // 0: none yet
 	hasPos    atomic.Bool
+	// firstConn: the connection being read is the process's first to
+	// get a hello (only the run goroutine uses it).
+	firstConn bool
+	helloed   bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,7 +100,7 @@ func newRevMetrics(reg prometheus.Registerer, size, position func() float64) *re
 		events: prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocation_events_total",
 			"Revocation events applied, by kind (token, consent, session, client, key, other).")), []string{"kind"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocation_cache_resets_total",
-			"Times every cached decision was dropped, by reason (reset: events missed past retention; resubscribe: no position to resume from; overflow: deny-set full).")), []string{"reason"}),
+			"Times every cached decision was dropped, by reason (reset: events missed past the issuer's retention; start: the first connection's backlog began past retention; overflow: deny-set full).")), []string{"reason"}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts(opts("revocation_deny_set_evictions_total",
 			"Deny-set slots evicted because the set was full (those tokens fall back to TTL semantics)."))),
 		size: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("revocation_deny_set_size",
@@ -217,9 +221,11 @@ func (s *revocationStream) subscribe() (healthy bool, err error) {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-store")
-	if s.hasPos.Load() {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(s.position.Load(), 10))
-	}
+	// From the last position seen; a sidecar that has seen none asks for
+	// every retained event (position 0), not the head: tokens revoked
+	// before it started may still be unexpired, and only the backlog
+	// names them.
+	req.Header.Set("Last-Event-ID", strconv.FormatInt(s.position.Load(), 10))
 	// A connection that stays silent past the idle timeout (no frame, no
 	// keepalive) is dead: cancel it. Headers count as activity.
 	idle := time.AfterFunc(s.idleTimeout, cancel)
@@ -257,24 +263,28 @@ func (s *revocationStream) subscribe() (healthy bool, err error) {
 func (s *revocationStream) handle(f sseFrame) (hello bool) {
 	switch f.Event {
 	case "hello":
-		hadPos := s.hasPos.Load()
+		resumed := s.hasPos.Load()
+		s.firstConn = !s.helloed
+		s.helloed = true
 		s.setPosition(f.ID)
 		s.setConnected(true)
-		if !hadPos {
-			// The stream started at the head: events raised before it are
-			// unknown, so nothing decided before may stay cached.
-			s.onReset("resubscribe")
-			s.m.resets.WithLabelValues("resubscribe").Inc()
-		}
-		s.log.Info("revocation stream connected", zap.Int64("position", s.position.Load()), zap.Bool("resumed", hadPos))
+		s.log.Info("revocation stream connected", zap.Int64("position", s.position.Load()), zap.Bool("resumed", resumed))
 		return true
 	case "reset":
 		// Events were flushed before this sidecar saw them: it cannot know
-		// what it missed (docs/revocation-events.md).
+		// what it missed (docs/revocation-events.md), so no cached decision
+		// may stay. At start (reason "start") it is only the backlog's
+		// flushed beginning.
+		reason := "reset"
+		if s.firstConn {
+			reason = "start"
+		}
 		s.setPosition(f.ID)
-		s.onReset("reset")
-		s.m.resets.WithLabelValues("reset").Inc()
-		s.log.Warn("revocation stream reset: events were missed past the issuer's retention; dropped every cached decision")
+		s.onReset(reason)
+		s.m.resets.WithLabelValues(reason).Inc()
+		if reason == "reset" {
+			s.log.Warn("revocation stream reset: events were missed past the issuer's retention; dropped every cached decision")
+		}
 	case "revocation":
 		ev, err := parseRevocationEvent(f.Data)
 		if err != nil {
