@@ -73,10 +73,13 @@ type Overrides struct {
 	IntrospectionURL          string
 	IntrospectionClientID     string
 	IntrospectionClientSecret string
-	GRPCListen                string
-	HTTPListen                string
-	LogLevel                  string
-	LogFormat                 string
+	// RevocationEventsURL sets revocations.events_url: the issuer's
+	// revocation event stream, or "off".
+	RevocationEventsURL string
+	GRPCListen          string
+	HTTPListen          string
+	LogLevel            string
+	LogFormat           string
 }
 
 // Over returns o with every field set in higher replacing o's.
@@ -92,6 +95,7 @@ func (o Overrides) Over(higher Overrides) Overrides {
 		IntrospectionURL:          pick(o.IntrospectionURL, higher.IntrospectionURL),
 		IntrospectionClientID:     pick(o.IntrospectionClientID, higher.IntrospectionClientID),
 		IntrospectionClientSecret: pick(o.IntrospectionClientSecret, higher.IntrospectionClientSecret),
+		RevocationEventsURL:       pick(o.RevocationEventsURL, higher.RevocationEventsURL),
 		GRPCListen:                pick(o.GRPCListen, higher.GRPCListen),
 		HTTPListen:                pick(o.HTTPListen, higher.HTTPListen),
 		LogLevel:                  pick(o.LogLevel, higher.LogLevel),
@@ -107,6 +111,7 @@ func EnvOverrides(getenv func(string) string) Overrides {
 		IntrospectionURL:          getenv("GATEHOUSE_SIDECAR_INTROSPECTION_URL"),
 		IntrospectionClientID:     getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID"),
 		IntrospectionClientSecret: getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET"),
+		RevocationEventsURL:       getenv("GATEHOUSE_SIDECAR_REVOCATION_EVENTS_URL"),
 		GRPCListen:                getenv("GATEHOUSE_SIDECAR_GRPC_LISTEN"),
 		HTTPListen:                getenv("GATEHOUSE_SIDECAR_HTTP_LISTEN"),
 		LogLevel:                  getenv("GATEHOUSE_SIDECAR_LOG_LEVEL"),
@@ -223,6 +228,9 @@ func (c Config) Apply(o Overrides) Config {
 		set(&is.IntrospectionURL, o.IntrospectionURL)
 		set(&is.IntrospectionClientID, o.IntrospectionClientID)
 		set(&is.IntrospectionClientSecret, o.IntrospectionClientSecret)
+	}
+	if o.RevocationEventsURL != "" {
+		c.Revocations.EventsURL = o.RevocationEventsURL
 	}
 	if o.GRPCListen != "" {
 		c.Serve.GRPCListen = o.GRPCListen

@@ -109,6 +109,7 @@ issuers:
 			"GATEHOUSE_SIDECAR_LOG_LEVEL":                   "error",
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID":     "env-id",
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET": "env-secret",
+			"GATEHOUSE_SIDECAR_REVOCATION_EVENTS_URL":       "http://env.example.com/admin/revocations/events",
 		}[k]
 	})
 	flags := Overrides{Issuer: "https://flag.example.com", LogFormat: "text"}
@@ -125,6 +126,7 @@ issuers:
 		{"http_listen (file)", c.Serve.HTTPListen, "127.0.0.1:7001"},
 		{"log.level (env)", c.Log.Level, "error"},
 		{"log.format (flag)", c.Log.Format, "text"},
+		{"revocations.events_url (env)", c.Revocations.EventsURL, "http://env.example.com/admin/revocations/events"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
@@ -172,6 +174,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"typ settings contradict", "issuers: [{issuer: https://a.example.com, accept_typ_jwt: true}]\njwt: {require_at_jwt_typ: true}\n", Overrides{},
 			[]string{"issuers[0].accept_typ_jwt: contradicts jwt.require_at_jwt_typ: true"}},
 		{"several at once", iss + "log: {level: x, format: y}\n", Overrides{}, []string{"log.level", "log.format"}},
+		{"revocation events url", iss, Overrides{RevocationEventsURL: "no"}, []string{"revocations.events_url"}},
+		{"revocation bound", iss + "revocations: {max_entries: -1}\n", Overrides{}, []string{"revocations.max_entries"}},
+		{"revocation backoff", iss + "revocations: {max_backoff: 1ms}\n", Overrides{}, []string{"revocations.max_backoff"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig([]byte(tc.doc), tc.ov)

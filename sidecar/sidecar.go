@@ -187,7 +187,10 @@ func (s *Server) HTTPHandler() http.Handler {
 		case !s.a.IsReady():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "signing keys not loaded yet"})
 		default:
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			// A revocation stream that is down degrades freshness, not
+			// validity: the sidecar stays ready (cache TTLs apply, as
+			// without the stream) and says so.
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "revocation_stream": s.a.RevocationStatus().State})
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
