@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/revocation"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
@@ -311,7 +312,7 @@ func (m *Manager) replace(ctx context.Context, in *Client, uo updateOptions) (*C
 		}
 		*sc = n
 		return nil
-	})
+	}, m.secretChanged)
 	m.invalidate(c.ID)
 	if err != nil {
 		return nil, notFound(c.ID, err)
@@ -397,8 +398,13 @@ func patchErrText(err error) string {
 }
 
 // Delete removes a client.
+//
+// Its tokens are announced revoked to the gateways with the deletion
+// (issuer/revocation): every token of the client issued before now.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	err := m.store.Delete(ctx, id)
+	now := m.now()
+	err := m.store.Delete(ctx, id, revocation.NewEvent(revocation.KindClient, now, time.Time{},
+		revocation.Selectors{ClientID: id, IssuedBefore: revocation.Before(now), Reason: revocation.ReasonDeleted}))
 	m.invalidate(id)
 	return notFound(id, err)
 }
@@ -489,6 +495,19 @@ func (m *Manager) SetLifespans(ctx context.Context, id string, l Lifespans) (*Cl
 	})
 }
 
+// secretChanged is the revocation event of a change of a client's secret
+// (RotateSecret, or a new secret or none given by an update): the
+// gateways deny the client's tokens issued before now, which may have
+// been obtained with a leaked secret. nil when the secret stays.
+func (m *Manager) secretChanged(before, after storage.Client) *storage.RevocationEvent {
+	if before.SecretHash == "" || before.SecretHash == after.SecretHash {
+		return nil
+	}
+	now := m.now()
+	return revocation.NewEvent(revocation.KindClient, now, time.Time{},
+		revocation.Selectors{ClientID: before.ID, IssuedBefore: revocation.Before(now), Reason: revocation.ReasonSecretRotated})
+}
+
 // modify runs fn on the stored client inside the store's transaction.
 func (m *Manager) modify(ctx context.Context, id string, fn func(*Client) error) (*Client, error) {
 	sc, err := m.store.Update(ctx, id, func(sc *storage.Client) error {
@@ -506,7 +525,7 @@ func (m *Manager) modify(ctx context.Context, id string, fn func(*Client) error)
 		}
 		*sc = n
 		return nil
-	})
+	}, m.secretChanged)
 	m.invalidate(id)
 	if err != nil {
 		return nil, notFound(id, err)

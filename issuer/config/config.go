@@ -33,10 +33,20 @@ type Config struct {
 	Keys       Keys       `yaml:"keys"`
 	Log        Log        `yaml:"log"`
 	Tracing    Tracing    `yaml:"tracing"`
+	// RevocationEvents is the revocation event stream to the gateways
+	// (docs/revocation-events.md).
+	RevocationEvents RevocationEvents `yaml:"revocation_events"`
 
 	// Dev and DangerousForceHTTP come from command-line flags only.
 	Dev                bool `yaml:"-"`
 	DangerousForceHTTP bool `yaml:"-"`
+}
+
+// RevocationEvents configures the revocation event log and its stream
+// (GET /admin/revocations/events).
+type RevocationEvents struct {
+	Retention    time.Duration `yaml:"retention" doc:"How long revocation events are kept for the gateways' streams; the janitor deletes older ones, and a gateway away longer is told to reset its caches. At least 1m."`
+	PollInterval time.Duration `yaml:"poll_interval" doc:"How often each issuer reads new revocation events from the database for its streams (events raised at other instances arrive within it). 10ms to 5s."`
 }
 
 type Serve struct {
@@ -426,7 +436,8 @@ func Default() Config {
 		Keys: Keys{Algorithm: "RS256", RSABits: 2048, JWKSMaxAge: 5 * time.Minute},
 		Log:  Log{Level: "info"},
 		// Tracing is off by default (empty provider).
-		Tracing: defaultTracing(),
+		Tracing:          defaultTracing(),
+		RevocationEvents: RevocationEvents{Retention: 24 * time.Hour, PollInterval: 150 * time.Millisecond},
 	}
 }
 
@@ -625,6 +636,12 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
 		add(keyErr("log.format", "must be json or text, got %q", c.Log.Format))
+	}
+	if c.RevocationEvents.Retention < time.Minute {
+		add(keyErr("revocation_events.retention", "must be at least 1m, got %s", c.RevocationEvents.Retention))
+	}
+	if p := c.RevocationEvents.PollInterval; p < 10*time.Millisecond || p > 5*time.Second {
+		add(keyErr("revocation_events.poll_interval", "must be between 10ms and 5s, got %s", p))
 	}
 	errs = append(errs, c.Tracing.validate()...)
 	if len(c.Secrets.Cookie) == 0 {

@@ -52,11 +52,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-// Issuer issues the authorization response's code and tokens and revokes
-// the tokens of a grant (issuer/oauth2.Handler).
+// Issuer issues the authorization response's code and tokens
+// (issuer/oauth2.Handler).
 type Issuer interface {
 	Authorize(ctx context.Context, a *oauth2.Authorization) (url.Values, error)
-	RevokeRequest(ctx context.Context, clientID, requestID string) error
 }
 
 // Clients looks up registered clients (issuer/client.Manager).

@@ -22,7 +22,6 @@ type noTokens struct{}
 func (noTokens) Authorize(context.Context, *oauth2.Authorization) (url.Values, error) {
 	return nil, nil
 }
-func (noTokens) RevokeRequest(context.Context, string, string) error { return nil }
 
 // noClients has no client registered.
 type noClients struct{}

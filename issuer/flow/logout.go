@@ -250,7 +250,7 @@ func (h *Handler) finishLogout(w http.ResponseWriter, r *http.Request, f *storag
 	if err != nil {
 		h.logFlowError("logout: listing the clients of a session", err)
 	}
-	if err := h.loginSessions.Delete(ctx, sid); err != nil && !isNotFound(err) {
+	if err := h.loginSessions.Delete(ctx, sid, h.sessionEnded(sid, f.Subject)); err != nil && !isNotFound(err) {
 		h.errorPage(w, r, apierr.ServerError(err))
 		return
 	}

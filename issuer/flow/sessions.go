@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
+	"github.com/gatehouse-dev/gatehouse/issuer/revocation"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
@@ -76,23 +79,28 @@ func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) 
 		httpx.WriteError(w, r, apierr.InvalidRequest("Either the client query parameter or all=true is required"))
 		return
 	}
+	// The consents and their tokens go in one transaction, with one event
+	// that has the gateways deny the subject's tokens (for this client)
+	// issued before now (issuer/revocation).
 	f := storage.ConsentFilter{Subject: subject, ClientID: clientID}
-	list, err := h.consentSessions.List(ctx, f)
+	now := h.now()
+	_, err := h.consentSessions.Revoke(ctx, f, func(removed []storage.ConsentSession, _ []storage.Token) (*storage.RevocationEvent, error) {
+		return revocation.NewEvent(revocation.KindConsent, now, time.Time{},
+			revocation.Selectors{Sub: subject, ClientID: clientID, IssuedBefore: revocation.Before(now)}), nil
+	})
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	for _, cs := range list {
-		if err := h.tokens.RevokeRequest(ctx, cs.ClientID, cs.ID); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-	}
-	if _, err := h.consentSessions.Delete(ctx, f); err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// sessionEnded is the revocation event of the end of the login session
+// sid of sub: the gateways deny the tokens issued on it before now.
+func (h *Handler) sessionEnded(sid, sub string) *storage.RevocationEvent {
+	now := h.now()
+	return revocation.NewEvent(revocation.KindSession, now, time.Time{},
+		revocation.Selectors{SID: sid, Sub: sub, IssuedBefore: revocation.Before(now)})
 }
 
 // revokeLoginSessions is DELETE /admin/oauth2/auth/sessions/login
@@ -126,7 +134,7 @@ func (h *Handler) revokeLoginSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, s := range sessions {
-		if err := h.loginSessions.Delete(ctx, s.ID); err != nil && !isNotFound(err) {
+		if err := h.loginSessions.Delete(ctx, s.ID, h.sessionEnded(s.ID, s.Subject)); err != nil && !isNotFound(err) {
 			httpx.WriteError(w, r, err)
 			return
 		}
@@ -152,20 +160,20 @@ func (h *Handler) revokeConsentRequest(w http.ResponseWriter, r *http.Request, q
 		httpx.WriteError(w, r, err)
 		return
 	}
-	cs, err := h.consentSessions.Get(ctx, id)
-	if isNotFound(err) {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
+	// One consent: the event lists the jtis of the access tokens it
+	// revoked (with its subject and client), so the subject's other
+	// consents keep working at the gateways too.
+	now := h.now()
+	_, err := h.consentSessions.Revoke(ctx, storage.ConsentFilter{ID: id}, func(removed []storage.ConsentSession, revoked []storage.Token) (*storage.RevocationEvent, error) {
+		jtis, until := oauth2.RevokedAccessTokens(revoked)
+		if len(jtis) == 0 {
+			return nil, nil
+		}
+		cs := removed[0]
+		return revocation.NewEvent(revocation.KindConsent, now, until,
+			revocation.Selectors{JTI: jtis, Sub: cs.Subject, ClientID: cs.ClientID, IssuedBefore: revocation.Before(now)}), nil
+	})
 	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	if err := h.tokens.RevokeRequest(ctx, cs.ClientID, cs.ID); err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	if _, err := h.consentSessions.Delete(ctx, storage.ConsentFilter{ID: cs.ID}); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
+	"github.com/gatehouse-dev/gatehouse/issuer/revocation"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
@@ -236,7 +237,7 @@ func (m *Manager) DeleteKey(ctx context.Context, set, kid string) error {
 	if len(rest) > 0 && m.isEnsured(set) && !signable(rest) {
 		return apierr.Conflict("Deleting the key %q would leave the key set %q, which signs tokens, without a private signing key: add a new key first, or delete the whole set to have it re-created", kid, set)
 	}
-	if err := m.store.Delete(ctx, set, kid); err != nil {
+	if err := m.store.Delete(ctx, set, kid, m.keysRemoved); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return errKeyNotFound(set, kid).WithCause(err)
 		}
@@ -260,7 +261,7 @@ func (m *Manager) DeleteSet(ctx context.Context, set string) error {
 	if len(existing) == 0 {
 		return errSetNotFound(set)
 	}
-	if err := m.store.DeleteSet(ctx, set); err != nil {
+	if err := m.store.DeleteSet(ctx, set, m.keysRemoved); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return errSetNotFound(set).WithCause(err)
 		}
@@ -269,6 +270,18 @@ func (m *Manager) DeleteSet(ctx context.Context, set string) error {
 	m.invalidate(set)
 	m.log.Info("deleted a key set", zap.String("set", set))
 	return nil
+}
+
+// keysRemoved are the revocation events of removed keys: the gateways
+// deny the tokens signed with them (issuer/revocation), until every
+// access token stored has expired.
+func (m *Manager) keysRemoved(removed []storage.Key) []storage.RevocationEvent {
+	now := m.now()
+	out := make([]storage.RevocationEvent, 0, len(removed))
+	for _, k := range removed {
+		out = append(out, *revocation.NewEvent(revocation.KindKey, now, time.Time{}, revocation.Selectors{KID: k.KID}))
+	}
+	return out
 }
 
 // existing lists set's stored keys, newest first; none if it is missing.

@@ -355,7 +355,7 @@ func TestRotationOfSystemSecrets(t *testing.T) {
 	// SECRETS_SYSTEM=new alone: the old key can no longer be opened, and
 	// a replica configured so fails at start, naming the problem.
 	onlyNew := e.manager(t, keyring(t, secretNew))
-	if err := e.store.Delete(ctx, SetIDToken, "after-rotation"); err != nil {
+	if err := e.store.Delete(ctx, SetIDToken, "after-rotation", nil); err != nil {
 		t.Fatal(err)
 	}
 	err = onlyNew.EnsureSets(ctx, SetIDToken)

@@ -153,7 +153,7 @@ func (h *Handler) useUp(t *storage.Token) error {
 // deny the request and SHOULD revoke (when possible) all tokens previously
 // issued based on that authorization code."
 func (g *authorizationCodeGrant) reused(ctx context.Context, t *storage.Token) error {
-	if err := g.h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
+	if err := g.h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID, g.h.tokenRevocation(t.ClientID)); err != nil {
 		return apierr.ServerError(err)
 	}
 	g.h.log.Warn("an authorization code was used twice; every token issued from it was revoked",

@@ -201,7 +201,7 @@ func (h *Handler) Authorize(ctx context.Context, a *Authorization) (url.Values, 
 // RevokeRequest deactivates every token of a grant (its code, access,
 // refresh and rotated tokens), e.g. when its consent is revoked.
 func (h *Handler) RevokeRequest(ctx context.Context, clientID, requestID string) error {
-	if err := h.tokens.RevokeRequest(ctx, clientID, requestID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := h.tokens.RevokeRequest(ctx, clientID, requestID, h.tokenRevocation(clientID)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	return nil

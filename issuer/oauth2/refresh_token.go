@@ -162,7 +162,7 @@ func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tok
 			Read: &t, Update: use, RevokeRequest: revoke, Issue: issue})
 		switch {
 		case errors.Is(err, errAlreadyUsed):
-			if err := h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID); err != nil {
+			if err := h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID, h.tokenRevocation(t.ClientID)); err != nil {
 				return apierr.ServerError(err)
 			}
 			h.log.Warn("a rotated refresh token was used again; the whole token chain was revoked",

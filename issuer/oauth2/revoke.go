@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
 	"github.com/gatehouse-dev/gatehouse/issuer/httpx"
+	"github.com/gatehouse-dev/gatehouse/issuer/revocation"
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
@@ -61,13 +63,12 @@ func (h *Handler) revokeToken(ctx context.Context, clientID, token string) error
 	// RFC 7009 §2.1: revoking a refresh token also revokes the access
 	// tokens of its grant (the whole chain); an access token is revoked
 	// on its own.
+	// Either way the revoked access tokens are announced to the gateways
+	// in the same transaction (issuer/revocation).
 	if t.Kind == storage.KindRefreshToken {
-		return h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID)
+		return h.tokens.RevokeRequest(ctx, t.ClientID, t.RequestID, h.tokenRevocation(t.ClientID))
 	}
-	_, err = h.tokens.Update(ctx, t.Kind, t.Signature, func(t *storage.Token) error {
-		t.Active = false
-		return nil
-	})
+	err = h.tokens.Revoke(ctx, t.Kind, t.Signature, h.tokenRevocation(t.ClientID))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil // flushed meanwhile
 	}
@@ -87,7 +88,13 @@ func (h *Handler) deleteClientTokens(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apierr.InvalidRequest("The client_id query parameter is required"))
 		return
 	}
-	n, err := h.tokens.RevokeClient(r.Context(), id)
+	// One event for every token of the client: it selects them by
+	// client and issue time rather than listing them.
+	now := h.now()
+	n, err := h.tokens.RevokeClient(r.Context(), id, func([]storage.Token) (*storage.RevocationEvent, error) {
+		return revocation.NewEvent(revocation.KindToken, now, time.Time{},
+			revocation.Selectors{ClientID: id, IssuedBefore: revocation.Before(now)}), nil
+	})
 	if err != nil {
 		httpx.WriteError(w, r, apierr.ServerError(err))
 		return

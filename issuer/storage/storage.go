@@ -48,6 +48,7 @@ type Storage interface {
 	ConsentSessions() ConsentSessionStore
 	Trust() TrustStore
 	Nonces() NonceStore
+	RevocationEvents() RevocationEventStore
 
 	// Ping answers whether the database can be reached (used by /health/ready).
 	Ping(ctx context.Context) error
@@ -101,8 +102,13 @@ type ClientStore interface {
 	// Update loads the client, calls fn and stores the result in one
 	// transaction. The ID cannot be changed. fn's error aborts the update
 	// and is returned as is.
-	Update(ctx context.Context, id string, fn func(*Client) error) (Client, error)
-	Delete(ctx context.Context, id string) error
+	// ev, when not nil, is called in that transaction with the client
+	// before and after fn; the event it returns (nil: none) is recorded
+	// with the change (a secret rotated, say).
+	Update(ctx context.Context, id string, fn func(*Client) error, ev func(before, after Client) *RevocationEvent) (Client, error)
+	// Delete removes the client and records ev (when not nil) with it;
+	// nothing is recorded when there was no such client (ErrNotFound).
+	Delete(ctx context.Context, id string, ev *RevocationEvent) error
 	List(ctx context.Context, f ClientFilter) ([]Client, error)
 }
 
@@ -136,8 +142,12 @@ type KeyStore interface {
 	Get(ctx context.Context, set, kid string) (Key, error)
 	// Replace atomically replaces the content of a set (PUT /admin/keys/{set}).
 	Replace(ctx context.Context, set string, keys []Key) error
-	Delete(ctx context.Context, set, kid string) error
-	DeleteSet(ctx context.Context, set string) error
+	// Delete removes one key and records the events ev returns for it
+	// (ev may be nil), in one transaction.
+	Delete(ctx context.Context, set, kid string, ev KeyRevocationFunc) error
+	// DeleteSet removes a set and its keys and records the events ev
+	// returns for the keys removed, in one transaction.
+	DeleteSet(ctx context.Context, set string, ev KeyRevocationFunc) error
 	Sets(ctx context.Context) ([]string, error)
 }
 
@@ -194,13 +204,18 @@ type TokenStore interface {
 	// left it; r.Update's error is returned as is.
 	Redeem(ctx context.Context, r RedeemRequest) (Token, error)
 	Delete(ctx context.Context, kind TokenKind, signature string) error
+	// Revoke deactivates one token. ErrNotFound if there is none; a token
+	// already inactive is left alone and ev is called with no rows.
+	Revoke(ctx context.Context, kind TokenKind, signature string, ev RevocationFunc) error
 	// RevokeRequest deactivates every token of every kind with this
 	// request ID issued to this client. (Request IDs are unique; the client
 	// ID lets one index on (client_id, request_id) serve this and
 	// RevokeClient, so a token insert updates one index less.)
-	RevokeRequest(ctx context.Context, clientID, requestID string) error
-	// RevokeClient deactivates every token issued to a client.
-	RevokeClient(ctx context.Context, clientID string) (int64, error)
+	RevokeRequest(ctx context.Context, clientID, requestID string, ev RevocationFunc) error
+	// RevokeClient deactivates every token issued to a client. ev is
+	// called with no rows (a client may have millions of tokens): its
+	// event selects the client's tokens by client and issue time.
+	RevokeClient(ctx context.Context, clientID string, ev RevocationFunc) (int64, error)
 	// FlushExpired deletes at most limit tokens (FlushLimit: 1000 when
 	// limit is not positive) whose expiry is set and before `before`,
 	// active or not, and returns how many it deleted: a revoked token is
@@ -335,7 +350,9 @@ type LoginSessionStore interface {
 	Create(ctx context.Context, s LoginSession) error
 	Get(ctx context.Context, id string) (LoginSession, error)
 	Update(ctx context.Context, id string, fn func(*LoginSession) error) (LoginSession, error)
-	Delete(ctx context.Context, id string) error
+	// Delete removes the session and records ev (when not nil) with it;
+	// nothing is recorded when there was no such session (ErrNotFound).
+	Delete(ctx context.Context, id string, ev *RevocationEvent) error
 	ListBySubject(ctx context.Context, subject string) ([]LoginSession, error)
 	DeleteBySubject(ctx context.Context, subject string) (int64, error)
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
@@ -369,8 +386,12 @@ type ConsentSessionStore interface {
 	Get(ctx context.Context, id string) (ConsentSession, error)
 	// List returns matching sessions, newest HandledAt first.
 	List(ctx context.Context, f ConsentFilter) ([]ConsentSession, error)
-	// Delete removes matching sessions and returns how many.
-	Delete(ctx context.Context, f ConsentFilter) (int64, error)
+	// Revoke removes matching sessions, deactivates the tokens issued on
+	// each (its ID is their request ID), calls ev (when not nil) with the
+	// sessions removed and the tokens it deactivated, records the event ev
+	// returns, all in one transaction, and returns how many sessions it
+	// removed. An empty filter removes nothing.
+	Revoke(ctx context.Context, f ConsentFilter, ev ConsentRevocationFunc) (int64, error)
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
@@ -409,5 +430,60 @@ type NonceStore interface {
 	// Use records key until expiresAt. ErrAlreadyExists if the key was
 	// already used and has not expired.
 	Use(ctx context.Context, key string, expiresAt time.Time) error
+	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ---------------------------------------------------------------- revocation events
+
+// RevocationEvent is one entry of the revocation event log that issuer
+// instances stream to the gateways (docs/revocation-events.md). It is
+// recorded in the transaction of the change that raises it.
+type RevocationEvent struct {
+	// Position is given by the backend when the event is recorded: it
+	// increases by one per event, in commit order, on every backend (the
+	// counter is one row updated in the recording transaction, which
+	// serialises event writers), so positions have no gaps.
+	Position int64
+	Kind     string
+	Time     time.Time
+	// Until is when every token the event can affect has expired. Left
+	// zero, the backend sets it when it records the event to the latest
+	// expiry of any stored access token (or Time when there is none):
+	// the bound for events that select tokens by subject, client,
+	// session or key rather than list them.
+	Until time.Time
+	// Data is the event's selectors as the API layer renders them (JSON).
+	Data json.RawMessage
+}
+
+// RevocationFunc builds the event of a token revocation from the tokens
+// it deactivated (as they were before: Active true), inside the
+// revoking transaction; nil records nothing. Its error undoes the whole
+// change. The storage layer does not read the tokens: their formats are
+// the oauth2 package's.
+type RevocationFunc func(revoked []Token) (*RevocationEvent, error)
+
+// ConsentRevocationFunc is RevocationFunc for ConsentSessionStore.Revoke.
+type ConsentRevocationFunc func(removed []ConsentSession, revoked []Token) (*RevocationEvent, error)
+
+// KeyRevocationFunc returns the events of the keys a KeyStore call removes.
+type KeyRevocationFunc func(removed []Key) []RevocationEvent
+
+// EventBounds are the ends of the event log.
+type EventBounds struct {
+	// Head is the last position given (0 when none ever was); events
+	// flushed since keep it.
+	Head int64
+	// Oldest is the first position still kept, 0 when none is.
+	Oldest int64
+}
+
+type RevocationEventStore interface {
+	// List returns at most limit events (100 when not positive) with a
+	// position greater than after, in position order.
+	List(ctx context.Context, after int64, limit int) ([]RevocationEvent, error)
+	Bounds(ctx context.Context) (EventBounds, error)
+	// FlushExpired deletes at most limit events (FlushLimit) recorded
+	// before `before`, oldest first, and returns how many it deleted.
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
 }

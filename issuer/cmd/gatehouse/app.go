@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/issuer/flow"
 	"github.com/gatehouse-dev/gatehouse/issuer/keys"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
+	"github.com/gatehouse-dev/gatehouse/issuer/revocation"
 	"github.com/gatehouse-dev/gatehouse/issuer/safehttp"
 	"github.com/gatehouse-dev/gatehouse/issuer/secrets"
 	"github.com/gatehouse-dev/gatehouse/issuer/server"
@@ -35,6 +36,9 @@ type app struct {
 	clients *client.Manager
 	auth    *client.Authenticator
 	tokens  *oauth2.Handler
+	// revocations streams the revocation events; its poller runs while
+	// the issuer serves (runServe).
+	revocations *revocation.Handler
 	// handlers are what the server mounts; their contributions and
 	// discovery (the issuer as configured) make the discovery document.
 	handlers  []server.Mounter
@@ -53,6 +57,7 @@ var (
 	_ server.Mounter = (*client.Handler)(nil)
 	_ server.Mounter = (*oauth2.Handler)(nil)
 	_ server.Mounter = (*flow.Handler)(nil)
+	_ server.Mounter = (*revocation.Handler)(nil)
 )
 
 func (a *app) Close() {
@@ -128,6 +133,12 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.wireFlows(cfg, log); err != nil {
 		return fail(err)
 	}
+	a.revocations, err = revocation.New(revocation.Deps{Events: a.store.RevocationEvents(), Logger: log},
+		revocation.Options{Retention: cfg.RevocationEvents.Retention, PollInterval: cfg.RevocationEvents.PollInterval})
+	if err != nil {
+		return fail(err)
+	}
+	a.handlers = append(a.handlers, a.revocations)
 	var _ storage.Storage = st
 	return a, nil
 }

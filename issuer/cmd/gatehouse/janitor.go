@@ -10,9 +10,9 @@ import (
 )
 
 func newJanitorCmd() *cobra.Command {
-	var fromEnv, tokens, requests, grants bool
+	var fromEnv, tokens, requests, grants, events bool
 	var cfgFile string
-	var keep time.Duration
+	var keep, retention time.Duration
 	var batch int
 	cmd := &cobra.Command{
 		Use:   "janitor [DSN]",
@@ -20,7 +20,9 @@ func newJanitorCmd() *cobra.Command {
 		Long: `Delete rows that expired before now minus --keep-if-younger, in batches of
 --batch-size rows, each batch its own short transaction so a busy database is
 never locked for long. Run it from cron or a Kubernetes CronJob. Select what to
-clean with --tokens, --requests and --grants (default: all three).`,
+clean with --tokens, --requests, --grants and --revocation-events (default: all
+four). Revocation events are deleted once older than
+--revocation-events-retention (set it to the issuers' revocation_events.retention).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, _, err := storeFromArgs(cmd, args, fromEnv, cfgFile)
@@ -31,21 +33,23 @@ clean with --tokens, --requests and --grants (default: all three).`,
 			if err := st.CheckMigrated(cmd.Context()); err != nil {
 				return fmt.Errorf("%w: %w", err, errNotMigratedHint)
 			}
-			if !tokens && !requests && !grants {
-				tokens, requests, grants = true, true, true
+			if !tokens && !requests && !grants && !events {
+				tokens, requests, grants, events = true, true, true, true
 			}
 			before := time.Now().Add(-keep)
 			type target struct {
-				name string
-				f    oauth2.Flusher
-				on   bool
+				name   string
+				f      oauth2.Flusher
+				on     bool
+				events bool // kept for the retention rather than until expiry
 			}
 			targets := []target{
-				{"tokens", st.Tokens(), tokens},
-				{"login, consent and logout requests", st.Flows(), requests},
-				{"login sessions", st.LoginSessions(), requests},
-				{"consent sessions", st.ConsentSessions(), grants},
-				{"assertion replay records", st.Nonces(), grants},
+				{"tokens", st.Tokens(), tokens, false},
+				{"login, consent and logout requests", st.Flows(), requests, false},
+				{"login sessions", st.LoginSessions(), requests, false},
+				{"consent sessions", st.ConsentSessions(), grants, false},
+				{"assertion replay records", st.Nonces(), grants, false},
+				{"revocation events", st.RevocationEvents(), events, true},
 			}
 			out := cmd.OutOrStdout()
 			for _, t := range targets {
@@ -53,7 +57,11 @@ clean with --tokens, --requests and --grants (default: all three).`,
 					continue
 				}
 				start := time.Now()
-				n, err := oauth2.Flush(cmd.Context(), t.f, before, batch)
+				cutoff := before
+				if t.events {
+					cutoff = time.Now().Add(-retention)
+				}
+				n, err := oauth2.Flush(cmd.Context(), t.f, cutoff, batch)
 				if err != nil {
 					return fmt.Errorf("deleting expired %s (after %d rows): %w", t.name, n, err)
 				}
@@ -67,6 +75,8 @@ clean with --tokens, --requests and --grants (default: all three).`,
 	cmd.Flags().BoolVar(&tokens, "tokens", false, "delete expired access and refresh tokens and authorization codes")
 	cmd.Flags().BoolVar(&requests, "requests", false, "delete expired login/consent/logout requests and login sessions")
 	cmd.Flags().BoolVar(&grants, "grants", false, "delete expired remembered consents and assertion replay records")
+	cmd.Flags().BoolVar(&events, "revocation-events", false, "delete revocation events older than --revocation-events-retention")
+	cmd.Flags().DurationVar(&retention, "revocation-events-retention", 24*time.Hour, "how long revocation events are kept (revocation_events.retention)")
 	cmd.Flags().DurationVar(&keep, "keep-if-younger", 0, "keep rows that expired less than this long ago")
 	cmd.Flags().IntVar(&batch, "batch-size", oauth2.DefaultFlushBatch, "rows deleted per transaction")
 	return cmd

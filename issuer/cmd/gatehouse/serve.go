@@ -149,6 +149,12 @@ func runServe(ctx context.Context, f serveFlags, which string) error {
 	for i := range ls {
 		ls[i].Handler = app.wrapCORS(ls[i].Name, ls[i].Handler)
 	}
+	// The revocation poller runs until the signal that starts the
+	// shutdown, and then ends the event streams so the drain does not
+	// wait for them.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go app.revocations.Run(pollCtx)
 	return server.Run(ctx, log, ls, 30*time.Second, func(addrs map[string]string) {
 		printBanner(cfg, addrs)
 		log.Info("gatehouse is serving", zap.Any("listeners", addrs), zap.String("issuer", cfg.URLs.Self.Issuer),

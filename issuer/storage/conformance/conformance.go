@@ -122,7 +122,7 @@ func testClients(t *testing.T, s storage.Storage) {
 		c.RotatedSecretHashes = nil
 		c.UpdatedAt = base.Add(time.Hour)
 		return nil
-	})
+	}, nil)
 	must(t, err)
 	if upd.ID != "client-a" || upd.Name != "App A2" {
 		t.Fatalf("update result %+v", upd)
@@ -138,13 +138,13 @@ func testClients(t *testing.T, s storage.Storage) {
 
 	// fn's error aborts and is returned as is.
 	boom := errors.New("boom")
-	_, err = cs.Update(ctx(), "client-a", func(c *storage.Client) error { c.Name = "nope"; return boom })
+	_, err = cs.Update(ctx(), "client-a", func(c *storage.Client) error { c.Name = "nope"; return boom }, nil)
 	wantErr(t, err, boom)
 	got, _ = cs.Get(ctx(), "client-a")
 	if got.Name != "App A2" {
 		t.Fatal("aborted update was stored")
 	}
-	_, err = cs.Update(ctx(), "missing", func(*storage.Client) error { return nil })
+	_, err = cs.Update(ctx(), "missing", func(*storage.Client) error { return nil }, nil)
 	wantErr(t, err, storage.ErrNotFound)
 
 	// List: keyset pagination ordered by id, filters.
@@ -176,8 +176,8 @@ func testClients(t *testing.T, s storage.Storage) {
 		t.Fatalf("name filter: %v", ids)
 	}
 
-	must(t, cs.Delete(ctx(), "client-a"))
-	wantErr(t, cs.Delete(ctx(), "client-a"), storage.ErrNotFound)
+	must(t, cs.Delete(ctx(), "client-a", nil))
+	wantErr(t, cs.Delete(ctx(), "client-a", nil), storage.ErrNotFound)
 	_, err = cs.Get(ctx(), "client-a")
 	wantErr(t, err, storage.ErrNotFound)
 }
@@ -211,7 +211,7 @@ func testClientUpdateConcurrent(t *testing.T, s storage.Storage) {
 					m.N++
 					c.Metadata, _ = json.Marshal(map[string]int{"n": m.N})
 					return nil
-				})
+				}, nil)
 				if err != nil {
 					errs <- err
 				}
@@ -288,8 +288,8 @@ func testKeys(t *testing.T, s storage.Storage) {
 		t.Fatalf("after Replace: %+v", list)
 	}
 
-	must(t, ks.Delete(ctx(), "set-a", "r1"))
-	wantErr(t, ks.Delete(ctx(), "set-a", "r1"), storage.ErrNotFound)
+	must(t, ks.Delete(ctx(), "set-a", "r1", nil))
+	wantErr(t, ks.Delete(ctx(), "set-a", "r1", nil), storage.ErrNotFound)
 	_, err = ks.List(ctx(), "set-a")
 	wantErr(t, err, storage.ErrNotFound)
 	// A set emptied key by key is gone: Init may create it again.
@@ -299,8 +299,8 @@ func testKeys(t *testing.T, s storage.Storage) {
 		t.Fatal("Init after the last key was deleted returned created=false")
 	}
 
-	must(t, ks.DeleteSet(ctx(), "set-b"))
-	wantErr(t, ks.DeleteSet(ctx(), "set-b"), storage.ErrNotFound)
+	must(t, ks.DeleteSet(ctx(), "set-b", nil))
+	wantErr(t, ks.DeleteSet(ctx(), "set-b", nil), storage.ErrNotFound)
 	_, err = ks.List(ctx(), "set-b")
 	wantErr(t, err, storage.ErrNotFound)
 }
@@ -388,18 +388,18 @@ func testTokens(t *testing.T, s storage.Storage) {
 		sameTime(t, "updated expiry", got.ExpiresAt, base.Add(3*time.Hour))
 		sameJSON(t, "updated data", got.Data, json.RawMessage(`{"scope":"a"}`))
 	}
-	must(t, ts.RevokeRequest(ctx(), "c1", "req-v"))
+	must(t, ts.RevokeRequest(ctx(), "c1", "req-v", nil))
 	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-u"); got.Active {
 		t.Fatal("RevokeRequest missed a token whose request ID Update changed")
 	}
 	must(t, ts.Delete(ctx(), storage.KindAccessToken, "sig-u"))
 
 	// A request ID is revoked only among its client's tokens.
-	must(t, ts.RevokeRequest(ctx(), "c2", "req-1"))
+	must(t, ts.RevokeRequest(ctx(), "c2", "req-1", nil))
 	if got, _ := ts.Get(ctx(), storage.KindAccessToken, "sig-1"); !got.Active {
 		t.Fatal("RevokeRequest with another client's ID revoked the token")
 	}
-	must(t, ts.RevokeRequest(ctx(), "c1", "req-1"))
+	must(t, ts.RevokeRequest(ctx(), "c1", "req-1", nil))
 	for _, k := range []storage.TokenKind{storage.KindAccessToken, storage.KindRefreshToken} {
 		got, err := ts.Get(ctx(), k, "sig-1")
 		must(t, err)
@@ -407,7 +407,7 @@ func testTokens(t *testing.T, s storage.Storage) {
 			t.Fatalf("%s still active after RevokeRequest", k)
 		}
 	}
-	n, err := ts.RevokeClient(ctx(), "c1")
+	n, err := ts.RevokeClient(ctx(), "c1", nil)
 	must(t, err)
 	if n != 1 { // sig-2 only: sig-1's two are already inactive
 		t.Fatalf("RevokeClient changed %d tokens, want 1", n)
@@ -898,8 +898,8 @@ func testLoginSessions(t *testing.T, s storage.Storage) {
 	if n != 1 {
 		t.Fatalf("DeleteBySubject %d, want 1", n)
 	}
-	must(t, ls.Delete(ctx(), "s3"))
-	wantErr(t, ls.Delete(ctx(), "s3"), storage.ErrNotFound)
+	must(t, ls.Delete(ctx(), "s3", nil))
+	wantErr(t, ls.Delete(ctx(), "s3", nil), storage.ErrNotFound)
 }
 
 func testConsentSessions(t *testing.T, s storage.Storage) {
@@ -927,7 +927,7 @@ func testConsentSessions(t *testing.T, s storage.Storage) {
 	if len(list) != 1 || list[0].ID != "c1" {
 		t.Fatalf("List filtered: %+v", list)
 	}
-	n, err := cs.Delete(ctx(), storage.ConsentFilter{})
+	n, err := cs.Revoke(ctx(), storage.ConsentFilter{}, nil)
 	must(t, err)
 	if n != 0 {
 		t.Fatal("an empty filter deleted sessions")
@@ -937,7 +937,7 @@ func testConsentSessions(t *testing.T, s storage.Storage) {
 	if n != 1 { // c2; c1 never expires
 		t.Fatalf("flushed %d, want 1", n)
 	}
-	n, err = cs.Delete(ctx(), storage.ConsentFilter{LoginSessionID: "s2"})
+	n, err = cs.Revoke(ctx(), storage.ConsentFilter{LoginSessionID: "s2"}, nil)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("deleted %d, want 1", n)
@@ -952,7 +952,7 @@ func testConsentSessions(t *testing.T, s storage.Storage) {
 	if len(list) != 1 || list[0].ID != "c4" {
 		t.Fatalf("List by id: %+v", list)
 	}
-	n, err = cs.Delete(ctx(), storage.ConsentFilter{ID: "c4"})
+	n, err = cs.Revoke(ctx(), storage.ConsentFilter{ID: "c4"}, nil)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("deleted by id %d, want 1", n)
@@ -1080,9 +1080,9 @@ func testHostileKeys(t *testing.T, s storage.Storage) {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Clients().Get(ctx(), k)
 			notFound(t, "Clients.Get", err)
-			_, err = s.Clients().Update(ctx(), k, noop)
+			_, err = s.Clients().Update(ctx(), k, noop, nil)
 			notFound(t, "Clients.Update", err)
-			notFound(t, "Clients.Delete", s.Clients().Delete(ctx(), k))
+			notFound(t, "Clients.Delete", s.Clients().Delete(ctx(), k, nil))
 			cl, err := s.Clients().List(ctx(), storage.ClientFilter{Name: k, Owner: k, After: k})
 			nothing(t, "Clients.List", len(cl), err)
 
@@ -1090,17 +1090,17 @@ func testHostileKeys(t *testing.T, s storage.Storage) {
 			notFound(t, "Keys.Get", err)
 			_, err = s.Keys().List(ctx(), k)
 			notFound(t, "Keys.List", err)
-			notFound(t, "Keys.Delete", s.Keys().Delete(ctx(), k, k))
+			notFound(t, "Keys.Delete", s.Keys().Delete(ctx(), k, k, nil))
 
 			_, err = s.Tokens().Get(ctx(), storage.KindAccessToken, k)
 			notFound(t, "Tokens.Get", err)
 			_, err = s.Tokens().Update(ctx(), storage.KindRefreshToken, k, func(*storage.Token) error { return nil })
 			notFound(t, "Tokens.Update", err)
 			notFound(t, "Tokens.Delete", s.Tokens().Delete(ctx(), storage.KindAccessToken, k))
-			if err := s.Tokens().RevokeRequest(ctx(), k, k); err != nil && !errors.Is(err, storage.ErrInvalid) {
+			if err := s.Tokens().RevokeRequest(ctx(), k, k, nil); err != nil && !errors.Is(err, storage.ErrInvalid) {
 				t.Errorf("Tokens.RevokeRequest: %v", err)
 			}
-			n, err := s.Tokens().RevokeClient(ctx(), k)
+			n, err := s.Tokens().RevokeClient(ctx(), k, nil)
 			nothing(t, "Tokens.RevokeClient", int(n), err)
 
 			_, err = s.Flows().Get(ctx(), storage.FlowLogin, k)
@@ -1111,7 +1111,7 @@ func testHostileKeys(t *testing.T, s storage.Storage) {
 
 			_, err = s.LoginSessions().Get(ctx(), k)
 			notFound(t, "LoginSessions.Get", err)
-			notFound(t, "LoginSessions.Delete", s.LoginSessions().Delete(ctx(), k))
+			notFound(t, "LoginSessions.Delete", s.LoginSessions().Delete(ctx(), k, nil))
 			ls, err := s.LoginSessions().ListBySubject(ctx(), k)
 			nothing(t, "LoginSessions.ListBySubject", len(ls), err)
 			n, err = s.LoginSessions().DeleteBySubject(ctx(), k)
@@ -1122,7 +1122,7 @@ func testHostileKeys(t *testing.T, s storage.Storage) {
 			f := storage.ConsentFilter{Subject: k, ClientID: k, LoginSessionID: k}
 			cs, err := s.ConsentSessions().List(ctx(), f)
 			nothing(t, "ConsentSessions.List", len(cs), err)
-			n, err = s.ConsentSessions().Delete(ctx(), f)
+			n, err = s.ConsentSessions().Revoke(ctx(), f, nil)
 			nothing(t, "ConsentSessions.Delete", int(n), err)
 
 			_, err = s.Trust().Get(ctx(), k)

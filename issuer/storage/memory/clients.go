@@ -34,3 +34,43 @@ func (cs clientStore) List(ctx context.Context, f storage.ClientFilter) ([]stora
 	}
 	return out[:min(limit, len(out))], err
 }
+
+func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Client) error, ev func(before, after storage.Client) *storage.RevocationEvent) (storage.Client, error) {
+	unlock, err := cs.s.lock(ctx)
+	if err != nil {
+		return storage.Client{}, err
+	}
+	defer unlock()
+	cur, ok := cs.rows[id]
+	if !ok {
+		return storage.Client{}, storage.ErrNotFound
+	}
+	c := copyClient(cur)
+	if err := fn(&c); err != nil {
+		return storage.Client{}, err
+	}
+	c.ID = id
+	cs.rows[id] = copyClient(c)
+	if ev != nil {
+		if e := ev(copyClient(cur), copyClient(c)); e != nil {
+			cs.s.record(*e)
+		}
+	}
+	return c, nil
+}
+
+func (cs clientStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	unlock, err := cs.s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := cs.rows[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(cs.rows, id)
+	if ev != nil {
+		cs.s.record(*ev)
+	}
+	return nil
+}

@@ -139,25 +139,47 @@ func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) 
 	return nil
 }
 
-func (ks keyStore) Delete(ctx context.Context, set, kid string) error {
+func (ks keyStore) Delete(ctx context.Context, set, kid string, ev storage.KeyRevocationFunc) error {
 	unlock, err := ks.s.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	m := ks.s.keySets[set]
-	if _, ok := m[kid]; !ok {
+	k, ok := m[kid]
+	if !ok {
 		return storage.ErrNotFound
 	}
 	delete(m, kid)
 	if len(m) == 0 { // the set is gone with its last key
 		delete(ks.s.keySets, set)
 	}
+	if ev != nil {
+		ks.s.record(ev([]storage.Key{copyKey(k)})...)
+	}
 	return nil
 }
 
-func (ks keyStore) DeleteSet(ctx context.Context, set string) error {
-	return remove(ctx, ks.s, ks.s.keySets, set)
+func (ks keyStore) DeleteSet(ctx context.Context, set string, ev storage.KeyRevocationFunc) error {
+	unlock, err := ks.s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, ok := ks.s.keySets[set]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	delete(ks.s.keySets, set)
+	if ev != nil && len(m) > 0 {
+		removed := make([]storage.Key, 0, len(m))
+		for _, k := range m {
+			removed = append(removed, copyKey(k))
+		}
+		slices.SortFunc(removed, func(a, b storage.Key) int { return strings.Compare(a.KID, b.KID) })
+		ks.s.record(ev(removed)...)
+	}
+	return nil
 }
 
 func (ks keyStore) Sets(ctx context.Context) ([]string, error) {

@@ -49,7 +49,9 @@ type Store struct {
 	logins   byID[storage.LoginSession]
 	consents byID[storage.ConsentSession]
 	trust    byID[storage.TrustedIssuer]
-	nonces   map[string]int64 // key -> expiry in Unix microseconds (0: never)
+	nonces   map[string]int64          // key -> expiry in Unix microseconds (0: never)
+	events   []storage.RevocationEvent // in position order
+	head     int64                     // last position given
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -122,6 +124,7 @@ func (s *Store) Close() error {
 	clear(s.consents.rows)
 	clear(s.trust.rows)
 	clear(s.nonces)
+	s.events = nil
 	return nil
 }
 

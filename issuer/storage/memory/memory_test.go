@@ -54,7 +54,7 @@ func TestValuesAreCopied(t *testing.T) {
 	got.Metadata[2], got.RotatedSecretHashes[0] = 'Y', "changed"
 
 	var seen *storage.Client
-	_, err = s.Clients().Update(ctx, "c", func(c *storage.Client) error { seen = c; return nil })
+	_, err = s.Clients().Update(ctx, "c", func(c *storage.Client) error { seen = c; return nil }, nil)
 	must(t, err)
 	if string(seen.Metadata) != `{"a":1}` || seen.RotatedSecretHashes[0] != "h1" {
 		t.Fatalf("a change to a value read with Get reached the store: %+v", seen)

@@ -24,6 +24,22 @@ func (ls loginStore) ListBySubject(ctx context.Context, subject string) ([]stora
 	return out, err
 }
 
+func (ls loginStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	unlock, err := ls.s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := ls.rows[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(ls.rows, id)
+	if ev != nil {
+		ls.s.record(*ev)
+	}
+	return nil
+}
+
 func (ls loginStore) DeleteBySubject(ctx context.Context, subject string) (int64, error) {
 	return deleteRows(ctx, ls.s, ls.rows, func(l *storage.LoginSession) bool { return l.Subject == subject })
 }
@@ -52,12 +68,50 @@ func (cs consentStore) List(ctx context.Context, f storage.ConsentFilter) ([]sto
 	return out, err
 }
 
-// Delete with an empty filter deletes nothing.
-func (cs consentStore) Delete(ctx context.Context, f storage.ConsentFilter) (int64, error) {
+// Revoke with an empty filter removes nothing.
+func (cs consentStore) Revoke(ctx context.Context, f storage.ConsentFilter, ev storage.ConsentRevocationFunc) (int64, error) {
 	if f == (storage.ConsentFilter{}) {
 		return 0, nil
 	}
-	return deleteRows(ctx, cs.s, cs.rows, consentMatch(f))
+	s := cs.s
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	match := consentMatch(f)
+	var removed []storage.ConsentSession
+	for _, c := range cs.rows {
+		if match(&c) {
+			removed = append(removed, copyConsent(c))
+		}
+	}
+	if len(removed) == 0 {
+		return 0, nil
+	}
+	slices.SortFunc(removed, func(a, b storage.ConsentSession) int {
+		return cmp.Or(b.HandledAt.Compare(a.HandledAt), strings.Compare(a.ID, b.ID))
+	})
+	var keys []tokenKey
+	var revoked []storage.Token
+	for _, c := range removed {
+		k, t := s.activeTokens(func(t *storage.Token) bool { return t.ClientID == c.ClientID && t.RequestID == c.ID })
+		keys, revoked = append(keys, k...), append(revoked, t...)
+	}
+	var e *storage.RevocationEvent
+	if ev != nil {
+		if e, err = ev(removed, revoked); err != nil {
+			return 0, err
+		}
+	}
+	for _, c := range removed {
+		delete(cs.rows, c.ID)
+	}
+	s.deactivate(keys)
+	if e != nil {
+		s.record(*e)
+	}
+	return int64(len(removed)), nil
 }
 
 func (cs consentStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {

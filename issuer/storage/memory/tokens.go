@@ -2,7 +2,10 @@ package memory
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
@@ -110,32 +113,81 @@ func (ts tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig str
 	return remove(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig})
 }
 
-func (ts tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string) error {
-	_, err := ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID && t.RequestID == requestID })
+func (ts tokenStore) Revoke(ctx context.Context, kind storage.TokenKind, sig string, ev storage.RevocationFunc) error {
+	unlock, err := ts.s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	k := tokenKey{kind, sig}
+	t, ok := ts.s.tokens[k]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	var revoked []storage.Token
+	if t.Active {
+		revoked = []storage.Token{copyToken(t)}
+		t.Active = false
+	}
+	return ts.s.revoked(ev, revoked, func() { ts.s.tokens[k] = t })
+}
+
+func (ts tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string, ev storage.RevocationFunc) error {
+	_, err := ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID && t.RequestID == requestID }, true, ev)
 	return err
 }
 
-func (ts tokenStore) RevokeClient(ctx context.Context, clientID string) (int64, error) {
-	return ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID })
+func (ts tokenStore) RevokeClient(ctx context.Context, clientID string, ev storage.RevocationFunc) (int64, error) {
+	return ts.revoke(ctx, func(t *storage.Token) bool { return t.ClientID == clientID }, false, ev)
 }
 
-// revoke deactivates every active token match selects and returns how
-// many it changed.
-func (ts tokenStore) revoke(ctx context.Context, match func(*storage.Token) bool) (int64, error) {
+// revoke deactivates every active token match selects, records the event
+// ev builds (from those tokens when rows is set) and returns how many it
+// changed; an error of ev changes nothing.
+func (ts tokenStore) revoke(ctx context.Context, match func(*storage.Token) bool, rows bool, ev storage.RevocationFunc) (int64, error) {
 	unlock, err := ts.s.lock(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	var n int64
-	for k, t := range ts.s.tokens {
+	keys, revoked := ts.s.activeTokens(match)
+	var arg []storage.Token
+	if rows {
+		arg = revoked
+	}
+	err = ts.s.revoked(ev, arg, func() { ts.s.deactivate(keys) })
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(keys)), nil
+}
+
+// activeTokens returns the keys and copies of the active tokens match
+// selects, ordered by key. Called under the lock.
+func (s *Store) activeTokens(match func(*storage.Token) bool) ([]tokenKey, []storage.Token) {
+	var keys []tokenKey
+	for k, t := range s.tokens {
 		if t.Active && match(&t) {
-			t.Active = false
-			ts.s.tokens[k] = t
-			n++
+			keys = append(keys, k)
 		}
 	}
-	return n, nil
+	slices.SortFunc(keys, func(a, b tokenKey) int {
+		return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.sig, b.sig))
+	})
+	out := make([]storage.Token, len(keys))
+	for i, k := range keys {
+		out[i] = copyToken(s.tokens[k])
+	}
+	return keys, out
+}
+
+// deactivate marks the tokens keys name inactive. Called under the lock.
+func (s *Store) deactivate(keys []tokenKey) {
+	for _, k := range keys {
+		t := s.tokens[k]
+		t.Active = false
+		s.tokens[k] = t
+	}
 }
 
 func (ts tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {

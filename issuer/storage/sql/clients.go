@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
@@ -45,13 +46,15 @@ func (cs clientStore) Get(ctx context.Context, id string) (storage.Client, error
 	return scanClient(cs.s.queryRow(ctx, "SELECT "+clientCols+" FROM clients WHERE id = ?", id))
 }
 
-func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Client) error, ev func(before, after storage.Client) *storage.RevocationEvent) (storage.Client, error) {
 	var out storage.Client
 	err := cs.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c, err := scanClient(tx.QueryRowContext(ctx, cs.s.q("SELECT "+clientCols+" FROM clients WHERE id = ?"+cs.s.forUpdate()), id))
 		if err != nil {
 			return err
 		}
+		before := c
+		before.RotatedSecretHashes = slices.Clone(c.RotatedSecretHashes)
 		if err := fn(&c); err != nil {
 			return err
 		}
@@ -59,14 +62,29 @@ func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Cl
 		a := clientArgs(c)
 		_, err = tx.ExecContext(ctx, cs.s.q("UPDATE clients SET secret_hash = ?, rotated_secret_hashes = ?, name = ?, owner = ?, metadata = ?, registration_access_token_hash = ?, created_at = ?, updated_at = ? WHERE id = ?"),
 			append(a[1:], id)...)
+		if err != nil {
+			return err
+		}
 		out = c
-		return err
+		if ev != nil {
+			return cs.s.recordEvent(ctx, tx, ev(before, c))
+		}
+		return nil
 	})
 	return out, err
 }
 
-func (cs clientStore) Delete(ctx context.Context, id string) error {
-	return affectedOne(cs.s.exec(ctx, "DELETE FROM clients WHERE id = ?", id))
+func (cs clientStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	const del = "DELETE FROM clients WHERE id = ?"
+	if ev == nil {
+		return affectedOne(cs.s.exec(ctx, del, id))
+	}
+	return cs.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := affectedOne(tx.ExecContext(ctx, cs.s.q(del), id)); err != nil {
+			return err
+		}
+		return cs.s.recordEvent(ctx, tx, ev)
+	})
 }
 
 func (cs clientStore) List(ctx context.Context, f storage.ClientFilter) ([]storage.Client, error) {

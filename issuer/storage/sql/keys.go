@@ -88,17 +88,9 @@ func (ks keyStore) List(ctx context.Context, set string) ([]storage.Key, error) 
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	defer rows.Close()
-	var out []storage.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+	out, err := collect(rows, scanKey)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, storage.ErrNotFound
@@ -125,8 +117,12 @@ func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) 
 	})
 }
 
-func (ks keyStore) Delete(ctx context.Context, set, kid string) error {
+func (ks keyStore) Delete(ctx context.Context, set, kid string, ev storage.KeyRevocationFunc) error {
 	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		removed, err := ks.selectKeys(ctx, tx, ev, "set_id = ? AND kid = ?", set, kid)
+		if err != nil {
+			return err
+		}
 		if err := affectedOne(tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ? AND kid = ?"), set, kid)); err != nil {
 			return err
 		}
@@ -135,20 +131,48 @@ func (ks keyStore) Delete(ctx context.Context, set, kid string) error {
 			return err
 		}
 		if n == 0 { // the set is gone with its last key
-			_, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwk_sets WHERE set_id = ?"), set)
-			return err
+			if _, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwk_sets WHERE set_id = ?"), set); err != nil {
+				return err
+			}
 		}
-		return nil
+		return ks.recordRemoved(ctx, tx, ev, removed)
 	})
 }
 
-func (ks keyStore) DeleteSet(ctx context.Context, set string) error {
+func (ks keyStore) DeleteSet(ctx context.Context, set string, ev storage.KeyRevocationFunc) error {
 	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		removed, err := ks.selectKeys(ctx, tx, ev, "set_id = ?", set)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ?"), set); err != nil {
 			return err
 		}
-		return affectedOne(tx.ExecContext(ctx, ks.s.q("DELETE FROM jwk_sets WHERE set_id = ?"), set))
+		if err := affectedOne(tx.ExecContext(ctx, ks.s.q("DELETE FROM jwk_sets WHERE set_id = ?"), set)); err != nil {
+			return err
+		}
+		return ks.recordRemoved(ctx, tx, ev, removed)
 	})
+}
+
+// selectKeys reads, inside tx, the keys a removal is about to delete, when
+// ev wants them.
+func (ks keyStore) selectKeys(ctx context.Context, tx *sql.Tx, ev storage.KeyRevocationFunc, where string, args ...any) ([]storage.Key, error) {
+	if ev == nil {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, ks.s.q("SELECT "+keyCols+" FROM jwks WHERE "+where+" ORDER BY kid"), args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanKey)
+}
+
+func (ks keyStore) recordRemoved(ctx context.Context, tx *sql.Tx, ev storage.KeyRevocationFunc, removed []storage.Key) error {
+	if ev == nil || len(removed) == 0 {
+		return nil
+	}
+	return ks.s.recordEvents(ctx, tx, ev(removed)...)
 }
 
 func (ks keyStore) Sets(ctx context.Context) ([]string, error) {

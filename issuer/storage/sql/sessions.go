@@ -84,8 +84,17 @@ func (ls loginStore) Update(ctx context.Context, id string, fn func(*storage.Log
 	return out, err
 }
 
-func (ls loginStore) Delete(ctx context.Context, id string) error {
-	return affectedOne(ls.s.exec(ctx, "DELETE FROM login_sessions WHERE id = ?", id))
+func (ls loginStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	const del = "DELETE FROM login_sessions WHERE id = ?"
+	if ev == nil {
+		return affectedOne(ls.s.exec(ctx, del, id))
+	}
+	return ls.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := affectedOne(tx.ExecContext(ctx, ls.s.q(del), id)); err != nil {
+			return err
+		}
+		return ls.s.recordEvent(ctx, tx, ev)
+	})
 }
 
 func (ls loginStore) ListBySubject(ctx context.Context, subject string) ([]storage.LoginSession, error) {
@@ -191,16 +200,49 @@ func (cs consentStore) List(ctx context.Context, f storage.ConsentFilter) ([]sto
 	return out, mapErr(rows.Err())
 }
 
-func (cs consentStore) Delete(ctx context.Context, f storage.ConsentFilter) (int64, error) {
+func (cs consentStore) Revoke(ctx context.Context, f storage.ConsentFilter, ev storage.ConsentRevocationFunc) (int64, error) {
+	s := cs.s
 	where, args := consentWhere(f)
 	if len(args) == 0 {
 		return 0, nil // an empty filter never deletes everything
 	}
-	res, err := cs.s.exec(ctx, "DELETE FROM consent_sessions"+where, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	var n int64
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q("SELECT "+consentCols+" FROM consent_sessions"+where+" ORDER BY handled_at DESC, id"+s.forUpdate()), args...)
+		if err != nil {
+			return err
+		}
+		removed, err := collect(rows, scanConsent)
+		if err != nil {
+			return err
+		}
+		n = int64(len(removed))
+		if n == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM consent_sessions"+where), args...); err != nil {
+			return err
+		}
+		var revoked []storage.Token
+		for _, c := range removed {
+			err := s.revokeRequest(ctx, tx, c.ClientID, c.ID, func(t []storage.Token) error {
+				revoked = append(revoked, t...)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if ev == nil {
+			return nil
+		}
+		e, err := ev(removed, revoked)
+		if err != nil {
+			return err
+		}
+		return s.recordEvent(ctx, tx, e)
+	})
+	return n, err
 }
 
 func (cs consentStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {

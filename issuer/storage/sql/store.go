@@ -231,14 +231,15 @@ func (s *Store) close() error {
 	return s.db.Close()
 }
 
-func (s *Store) Clients() storage.ClientStore                 { return clientStore{s} }
-func (s *Store) Keys() storage.KeyStore                       { return keyStore{s} }
-func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{s} }
-func (s *Store) Flows() storage.FlowStore                     { return flowStore{s} }
-func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{s} }
-func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{s} }
-func (s *Store) Trust() storage.TrustStore                    { return trustStore{s} }
-func (s *Store) Nonces() storage.NonceStore                   { return nonceStore{s} }
+func (s *Store) Clients() storage.ClientStore                   { return clientStore{s} }
+func (s *Store) Keys() storage.KeyStore                         { return keyStore{s} }
+func (s *Store) Tokens() storage.TokenStore                     { return tokenStore{s} }
+func (s *Store) Flows() storage.FlowStore                       { return flowStore{s} }
+func (s *Store) LoginSessions() storage.LoginSessionStore       { return loginStore{s} }
+func (s *Store) ConsentSessions() storage.ConsentSessionStore   { return consentStore{s} }
+func (s *Store) Trust() storage.TrustStore                      { return trustStore{s} }
+func (s *Store) Nonces() storage.NonceStore                     { return nonceStore{s} }
+func (s *Store) RevocationEvents() storage.RevocationEventStore { return eventStore{s} }
 
 // --- migrations ---
 

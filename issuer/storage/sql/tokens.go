@@ -112,17 +112,86 @@ func (ts_ tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig st
 	return affectedOne(ts_.s.exec(ctx, "DELETE FROM tokens WHERE kind = ? AND signature = ?", string(kind), sig))
 }
 
-func (ts_ tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string) error {
-	_, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ?", false, clientID, requestID)
-	return err
+func (ts_ tokenStore) Revoke(ctx context.Context, kind storage.TokenKind, sig string, ev storage.RevocationFunc) error {
+	s := ts_.s
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := s.selectTokens(ctx, tx, "kind = ? AND signature = ?", string(kind), sig)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return storage.ErrNotFound
+		}
+		if !rows[0].Active {
+			rows = nil
+		} else if _, err := tx.ExecContext(ctx, s.q("UPDATE tokens SET active = ? WHERE kind = ? AND signature = ?"), false, string(kind), sig); err != nil {
+			return err
+		}
+		return s.revoked(ctx, tx, ev, rows)
+	})
 }
 
-func (ts_ tokenStore) RevokeClient(ctx context.Context, clientID string) (int64, error) {
-	res, err := ts_.s.exec(ctx, "UPDATE tokens SET active = ? WHERE client_id = ? AND active = ?", false, clientID, true)
-	if err != nil {
-		return 0, err
+func (ts_ tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string, ev storage.RevocationFunc) error {
+	s := ts_.s
+	if ev == nil {
+		_, err := s.exec(ctx, "UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ?", false, clientID, requestID)
+		return err
 	}
-	return res.RowsAffected()
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.revokeRequest(ctx, tx, clientID, requestID, func(rows []storage.Token) error { return s.revoked(ctx, tx, ev, rows) })
+	})
+}
+
+// revokeRequest deactivates the tokens of one grant inside tx and hands
+// the active ones it deactivated to then.
+func (s *Store) revokeRequest(ctx context.Context, tx *sql.Tx, clientID, requestID string, then func([]storage.Token) error) error {
+	rows, err := s.selectTokens(ctx, tx, "client_id = ? AND request_id = ? AND active = ?", clientID, requestID, true)
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE tokens SET active = ? WHERE client_id = ? AND request_id = ? AND active = ?"), false, clientID, requestID, true); err != nil {
+			return err
+		}
+	}
+	return then(rows)
+}
+
+// revoked records the event ev builds from the tokens a revocation
+// deactivated (ev may be nil).
+func (s *Store) revoked(ctx context.Context, tx *sql.Tx, ev storage.RevocationFunc, rows []storage.Token) error {
+	if ev == nil {
+		return nil
+	}
+	e, err := ev(rows)
+	if err != nil {
+		return err
+	}
+	return s.recordEvent(ctx, tx, e)
+}
+
+func (ts_ tokenStore) RevokeClient(ctx context.Context, clientID string, ev storage.RevocationFunc) (int64, error) {
+	s := ts_.s
+	const revoke = "UPDATE tokens SET active = ? WHERE client_id = ? AND active = ?"
+	if ev == nil {
+		res, err := s.exec(ctx, revoke, false, clientID, true)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	var n int64
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(revoke), false, clientID, true)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return s.revoked(ctx, tx, ev, nil)
+	})
+	return n, err
 }
 
 func (ts_ tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {

@@ -22,7 +22,7 @@ func clientCalls(s storage.Storage) map[string]func(context.Context) error {
 			return s.Clients().Create(ctx, storage.Client{ID: "c-" + randomName(), Metadata: []byte(`{}`)})
 		},
 		"update": func(ctx context.Context) error {
-			_, err := s.Clients().Update(ctx, "c1", func(c *storage.Client) error { c.Name = "renamed"; return nil })
+			_, err := s.Clients().Update(ctx, "c1", func(c *storage.Client) error { c.Name = "renamed"; return nil }, nil)
 			return err
 		},
 	}

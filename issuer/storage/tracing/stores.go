@@ -22,18 +22,20 @@ type store struct {
 	consents        consentSessions
 	trust           trust
 	nonces          nonces
+	events          events
 }
 
 var _ storage.Storage = (*store)(nil)
 
-func (s *store) Clients() storage.ClientStore                 { return s.clients }
-func (s *store) Keys() storage.KeyStore                       { return s.keys }
-func (s *store) Tokens() storage.TokenStore                   { return s.tokens }
-func (s *store) Flows() storage.FlowStore                     { return s.flows }
-func (s *store) LoginSessions() storage.LoginSessionStore     { return s.logins }
-func (s *store) ConsentSessions() storage.ConsentSessionStore { return s.consents }
-func (s *store) Trust() storage.TrustStore                    { return s.trust }
-func (s *store) Nonces() storage.NonceStore                   { return s.nonces }
+func (s *store) Clients() storage.ClientStore                   { return s.clients }
+func (s *store) Keys() storage.KeyStore                         { return s.keys }
+func (s *store) Tokens() storage.TokenStore                     { return s.tokens }
+func (s *store) Flows() storage.FlowStore                       { return s.flows }
+func (s *store) LoginSessions() storage.LoginSessionStore       { return s.logins }
+func (s *store) ConsentSessions() storage.ConsentSessionStore   { return s.consents }
+func (s *store) Trust() storage.TrustStore                      { return s.trust }
+func (s *store) Nonces() storage.NonceStore                     { return s.nonces }
+func (s *store) RevocationEvents() storage.RevocationEventStore { return s.events }
 
 func (s *store) Ping(ctx context.Context) error {
 	return call(ctx, s.t, "storage", "Ping", s.Storage.Ping)
@@ -54,14 +56,14 @@ func (s clients) Get(ctx context.Context, id string) (storage.Client, error) {
 	return call1(ctx, s.t, "clients", "Get", func(ctx context.Context) (storage.Client, error) { return s.ClientStore.Get(ctx, id) })
 }
 
-func (s clients) Update(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+func (s clients) Update(ctx context.Context, id string, fn func(*storage.Client) error, ev func(before, after storage.Client) *storage.RevocationEvent) (storage.Client, error) {
 	return call1(ctx, s.t, "clients", "Update", func(ctx context.Context) (storage.Client, error) {
-		return s.ClientStore.Update(ctx, id, fn)
+		return s.ClientStore.Update(ctx, id, fn, ev)
 	})
 }
 
-func (s clients) Delete(ctx context.Context, id string) error {
-	return call(ctx, s.t, "clients", "Delete", func(ctx context.Context) error { return s.ClientStore.Delete(ctx, id) })
+func (s clients) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	return call(ctx, s.t, "clients", "Delete", func(ctx context.Context) error { return s.ClientStore.Delete(ctx, id, ev) })
 }
 
 func (s clients) List(ctx context.Context, f storage.ClientFilter) ([]storage.Client, error) {
@@ -95,12 +97,12 @@ func (s keys) Replace(ctx context.Context, set string, ks []storage.Key) error {
 	return call(ctx, s.t, "keys", "Replace", func(ctx context.Context) error { return s.KeyStore.Replace(ctx, set, ks) })
 }
 
-func (s keys) Delete(ctx context.Context, set, kid string) error {
-	return call(ctx, s.t, "keys", "Delete", func(ctx context.Context) error { return s.KeyStore.Delete(ctx, set, kid) })
+func (s keys) Delete(ctx context.Context, set, kid string, ev storage.KeyRevocationFunc) error {
+	return call(ctx, s.t, "keys", "Delete", func(ctx context.Context) error { return s.KeyStore.Delete(ctx, set, kid, ev) })
 }
 
-func (s keys) DeleteSet(ctx context.Context, set string) error {
-	return call(ctx, s.t, "keys", "DeleteSet", func(ctx context.Context) error { return s.KeyStore.DeleteSet(ctx, set) })
+func (s keys) DeleteSet(ctx context.Context, set string, ev storage.KeyRevocationFunc) error {
+	return call(ctx, s.t, "keys", "DeleteSet", func(ctx context.Context) error { return s.KeyStore.DeleteSet(ctx, set, ev) })
 }
 
 func (s keys) Sets(ctx context.Context) ([]string, error) {
@@ -136,14 +138,18 @@ func (s tokens) Delete(ctx context.Context, kind storage.TokenKind, sig string) 
 	return call(ctx, s.t, "tokens", "Delete", func(ctx context.Context) error { return s.TokenStore.Delete(ctx, kind, sig) })
 }
 
-func (s tokens) RevokeRequest(ctx context.Context, clientID, requestID string) error {
+func (s tokens) Revoke(ctx context.Context, kind storage.TokenKind, sig string, ev storage.RevocationFunc) error {
+	return call(ctx, s.t, "tokens", "Revoke", func(ctx context.Context) error { return s.TokenStore.Revoke(ctx, kind, sig, ev) })
+}
+
+func (s tokens) RevokeRequest(ctx context.Context, clientID, requestID string, ev storage.RevocationFunc) error {
 	return call(ctx, s.t, "tokens", "RevokeRequest", func(ctx context.Context) error {
-		return s.TokenStore.RevokeRequest(ctx, clientID, requestID)
+		return s.TokenStore.RevokeRequest(ctx, clientID, requestID, ev)
 	})
 }
 
-func (s tokens) RevokeClient(ctx context.Context, clientID string) (int64, error) {
-	return call1(ctx, s.t, "tokens", "RevokeClient", func(ctx context.Context) (int64, error) { return s.TokenStore.RevokeClient(ctx, clientID) })
+func (s tokens) RevokeClient(ctx context.Context, clientID string, ev storage.RevocationFunc) (int64, error) {
+	return call1(ctx, s.t, "tokens", "RevokeClient", func(ctx context.Context) (int64, error) { return s.TokenStore.RevokeClient(ctx, clientID, ev) })
 }
 
 func (s tokens) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
@@ -214,8 +220,8 @@ func (s loginSessions) Update(ctx context.Context, id string, fn func(*storage.L
 	})
 }
 
-func (s loginSessions) Delete(ctx context.Context, id string) error {
-	return call(ctx, s.t, "login_sessions", "Delete", func(ctx context.Context) error { return s.LoginSessionStore.Delete(ctx, id) })
+func (s loginSessions) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	return call(ctx, s.t, "login_sessions", "Delete", func(ctx context.Context) error { return s.LoginSessionStore.Delete(ctx, id, ev) })
 }
 
 func (s loginSessions) ListBySubject(ctx context.Context, subject string) ([]storage.LoginSession, error) {
@@ -257,9 +263,9 @@ func (s consentSessions) List(ctx context.Context, f storage.ConsentFilter) ([]s
 	})
 }
 
-func (s consentSessions) Delete(ctx context.Context, f storage.ConsentFilter) (int64, error) {
-	return call1(ctx, s.t, "consent_sessions", "Delete", func(ctx context.Context) (int64, error) {
-		return s.ConsentSessionStore.Delete(ctx, f)
+func (s consentSessions) Revoke(ctx context.Context, f storage.ConsentFilter, ev storage.ConsentRevocationFunc) (int64, error) {
+	return call1(ctx, s.t, "consent_sessions", "Revoke", func(ctx context.Context) (int64, error) {
+		return s.ConsentSessionStore.Revoke(ctx, f, ev)
 	})
 }
 
@@ -314,5 +320,28 @@ func (s nonces) Use(ctx context.Context, key string, expiresAt time.Time) error 
 func (s nonces) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return call1(ctx, s.t, "nonces", "FlushExpired", func(ctx context.Context) (int64, error) {
 		return s.NonceStore.FlushExpired(ctx, before, limit)
+	})
+}
+
+// ---------------------------------------------------------------- revocation events
+
+type events struct {
+	storage.RevocationEventStore
+	t *tracer
+}
+
+func (s events) List(ctx context.Context, after int64, limit int) ([]storage.RevocationEvent, error) {
+	return call1(ctx, s.t, "revocation_events", "List", func(ctx context.Context) ([]storage.RevocationEvent, error) {
+		return s.RevocationEventStore.List(ctx, after, limit)
+	})
+}
+
+func (s events) Bounds(ctx context.Context) (storage.EventBounds, error) {
+	return call1(ctx, s.t, "revocation_events", "Bounds", s.RevocationEventStore.Bounds)
+}
+
+func (s events) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return call1(ctx, s.t, "revocation_events", "FlushExpired", func(ctx context.Context) (int64, error) {
+		return s.RevocationEventStore.FlushExpired(ctx, before, limit)
 	})
 }

@@ -61,7 +61,8 @@ func Wrap(s storage.Storage, tp trace.TracerProvider, backend string) storage.St
 	return &store{Storage: s, t: t,
 		clients: clients{s.Clients(), t}, keys: keys{s.Keys(), t}, tokens: tokens{s.Tokens(), t},
 		flows: flows{s.Flows(), t}, logins: loginSessions{s.LoginSessions(), t},
-		consents: consentSessions{s.ConsentSessions(), t}, trust: trust{s.Trust(), t}, nonces: nonces{s.Nonces(), t}}
+		consents: consentSessions{s.ConsentSessions(), t}, trust: trust{s.Trust(), t}, nonces: nonces{s.Nonces(), t},
+		events: events{s.RevocationEvents(), t}}
 }
 
 type tracer struct {
