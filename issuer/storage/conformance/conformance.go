@@ -49,6 +49,10 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"Trust", testTrust},
 		{"Nonces", testNonces},
 		{"HostileKeys", testHostileKeys},
+		{"EventsRecorded", testEventsRecorded},
+		{"EventsAtomic", testEventsAtomic},
+		{"EventsConcurrent", testEventsConcurrent},
+		{"EventsListAndFlush", testEventsListAndFlush},
 		{"Ping", func(t *testing.T, s storage.Storage) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
