@@ -285,7 +285,7 @@ func testKeys(t *testing.T, s storage.Storage) {
 		t.Fatalf("Sets: %v", sets)
 	}
 
-	must(t, ks.Replace(ctx(), "set-a", []storage.Key{key("", "r1", base, true)}))
+	must(t, ks.Replace(ctx(), "set-a", []storage.Key{key("", "r1", base, true)}, nil))
 	list, err = ks.List(ctx(), "set-a")
 	must(t, err)
 	if len(list) != 1 || list[0].KID != "r1" || list[0].Set != "set-a" {

@@ -174,20 +174,24 @@ func testEventsRecorded(t *testing.T, s storage.Storage) {
 	wantErr(t, ks.Delete(ctx(), "set-1", "k1", perKey), storage.ErrNotFound)
 	must(t, ks.Add(ctx(), key("set-2", "k4", base, false)))
 	must(t, ks.DeleteSet(ctx(), "set-2", perKey))
-	evs = wantKinds(t, s, "one", "request", "client-tokens", "session", "consent", "rotated", "client", "key", "key", "key")
+	// Replace: the kids no longer in the set (k2), not the kept one (k5
+	// replaced by a key with the same kid).
+	must(t, ks.Add(ctx(), key("set-1", "k5", base, false)))
+	must(t, ks.Replace(ctx(), "set-1", []storage.Key{key("set-1", "k5", base, true), key("set-1", "k6", base, true)}, perKey))
+	evs = wantKinds(t, s, "one", "request", "client-tokens", "session", "consent", "rotated", "client", "key", "key", "key", "key")
 	var kids []string
 	for _, e := range evs[7:] {
 		var d struct{ KID string }
 		must(t, json.Unmarshal(e.Data, &d))
 		kids = append(kids, d.KID)
 	}
-	slices.Sort(kids[1:])
-	if !slices.Equal(kids, []string{"k1", "k3", "k4"}) {
+	slices.Sort(kids[1:3])
+	if !slices.Equal(kids, []string{"k1", "k3", "k4", "k2"}) {
 		t.Fatalf("key events %v", kids)
 	}
 	b, err = s.RevocationEvents().Bounds(ctx())
 	must(t, err)
-	if b != (storage.EventBounds{Head: 10, Oldest: 1}) {
+	if b != (storage.EventBounds{Head: 11, Oldest: 1}) {
 		t.Fatalf("bounds %+v", b)
 	}
 }
