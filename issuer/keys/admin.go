@@ -162,7 +162,7 @@ func (m *Manager) ReplaceSet(ctx context.Context, set string, keys []json.RawMes
 	if err := m.checkSignable(set, rows); err != nil {
 		return nil, err
 	}
-	if err := m.store.Replace(ctx, set, rows); err != nil {
+	if err := m.store.Replace(ctx, set, rows, m.keysRemoved); err != nil {
 		return nil, fmt.Errorf("keys: replacing key set %q: %w", set, err)
 	}
 	m.invalidate(set)
@@ -208,7 +208,7 @@ func (m *Manager) PutKey(ctx context.Context, set, kid string, key json.RawMessa
 	if err := m.checkSignable(set, rows); err != nil {
 		return nil, err
 	}
-	if err := m.store.Replace(ctx, set, rows); err != nil {
+	if err := m.store.Replace(ctx, set, rows, m.keysRemoved); err != nil {
 		return nil, fmt.Errorf("keys: storing key %q of set %q: %w", kid, set, err)
 	}
 	m.invalidate(set)

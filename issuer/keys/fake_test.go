@@ -76,7 +76,7 @@ func (m *memKeys) put(t testing.TB, k storage.Key) {
 			rows[i] = k
 		}
 	}
-	if err := m.KeyStore.Replace(ctx, k.Set, rows); err != nil {
+	if err := m.KeyStore.Replace(ctx, k.Set, rows, nil); err != nil {
 		t.Fatal(err)
 	}
 }

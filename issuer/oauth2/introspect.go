@@ -15,13 +15,19 @@ import (
 // Introspection is the RFC 7662 §2.2 response, with Hydra's token_use and
 // ext. An inactive token is {"active": false} and nothing else.
 type Introspection struct {
-	Active    bool           `json:"active"`
-	Scope     string         `json:"scope,omitempty"`
-	ClientID  string         `json:"client_id,omitempty"`
-	Subject   string         `json:"sub,omitempty"`
-	ExpiresAt int64          `json:"exp,omitempty"`
-	IssuedAt  int64          `json:"iat,omitempty"`
-	NotBefore int64          `json:"nbf,omitempty"`
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	ExpiresAt int64  `json:"exp,omitempty"`
+	IssuedAt  int64  `json:"iat,omitempty"`
+	NotBefore int64  `json:"nbf,omitempty"`
+	// JTI identifies an access token (RFC 7519 §4.1.7): a JWT's jti, an
+	// opaque token's derived id (AccessTokenID); SID is the login session
+	// of its grant. The revocation events select tokens by them
+	// (docs/revocation-events.md).
+	JTI       string         `json:"jti,omitempty"`
+	SID       string         `json:"sid,omitempty"`
 	Audience  []string       `json:"aud,omitempty"`
 	Issuer    string         `json:"iss,omitempty"`
 	TokenType string         `json:"token_type,omitempty"`
@@ -118,6 +124,8 @@ func (h *Handler) Introspect(ctx context.Context, token string, requiredScope ..
 		ExpiresAt: t.ExpiresAt.Unix(),
 		IssuedAt:  t.IssuedAt.Unix(),
 		NotBefore: t.IssuedAt.Unix(),
+		JTI:       AccessTokenID(&t),
+		SID:       s.sid(),
 		Audience:  nonNil(s.Audience),
 		Issuer:    h.opts.IssuerURL,
 		TokenType: tokenType,

@@ -69,6 +69,15 @@ type session struct {
 	Reuses int `json:"reuses,omitempty"`
 }
 
+// sid is the login session behind the token's grant, "" when it came
+// from no browser login (client credentials, jwt-bearer, ...).
+func (s *session) sid() string {
+	if s.Grant == nil {
+		return ""
+	}
+	return s.Grant.SessionID
+}
+
 func decodeSession(raw json.RawMessage) (*session, error) {
 	var s session
 	if len(raw) > 0 {
@@ -214,7 +223,7 @@ func expiresIn(exp, now time.Time) int64 {
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
 	"client_id": true, "scope": true, "scp": true, "ext": true, "cnf": true, "auth_time": true, "acr": true,
-	"act": true,
+	"act": true, "sid": true,
 }
 
 // signAccessToken builds and signs an RFC 9068 JWT access token.
@@ -247,6 +256,13 @@ func (h *Handler) signAccessToken(ctx context.Context, g *accessGrant, s *sessio
 	if s.Act != nil {
 		// RFC 8693 §4.1: the actor of a delegated token.
 		claims["act"] = s.Act
+	}
+	if sid := s.sid(); sid != "" {
+		// The login session the grant came from (RFC 9068 §2.2 allows
+		// further claims; OpenID Connect names it sid): the revocation
+		// events of a logout select the session's tokens by it
+		// (docs/revocation-events.md).
+		claims["sid"] = sid
 	}
 	ext := maps.Clone(s.Ext)
 	for _, name := range h.opts.AllowedTopLevelClaims {

@@ -66,6 +66,12 @@ func TestClientCredentialsOpaqueWithXOAuth2(t *testing.T) {
 				delete(want, "scope")
 			}
 			want["aud"] = tc.wantAudience
+			// An opaque token's jti: "ot." and 16 bytes of base64url.
+			jti, _ := in.json["jti"].(string)
+			if !strings.HasPrefix(jti, "ot.") || len(jti) != 3+22 {
+				t.Fatalf("introspection jti %q", jti)
+			}
+			want["jti"] = jti
 			if !jsonEqual(in.json, want) {
 				t.Fatalf("introspection\n got %s\nwant %s", in.body, mustJSON(t, want))
 			}

@@ -140,8 +140,10 @@ type KeyStore interface {
 	// has no keys.
 	List(ctx context.Context, set string) ([]Key, error)
 	Get(ctx context.Context, set, kid string) (Key, error)
-	// Replace atomically replaces the content of a set (PUT /admin/keys/{set}).
-	Replace(ctx context.Context, set string, keys []Key) error
+	// Replace atomically replaces the content of a set (PUT /admin/keys/{set})
+	// and records the events ev returns (ev may be nil) for the keys whose
+	// kid is no longer in the set.
+	Replace(ctx context.Context, set string, keys []Key, ev KeyRevocationFunc) error
 	// Delete removes one key and records the events ev returns for it
 	// (ev may be nil), in one transaction.
 	Delete(ctx context.Context, set, kid string, ev KeyRevocationFunc) error
@@ -486,4 +488,20 @@ type RevocationEventStore interface {
 	// FlushExpired deletes at most limit events (FlushLimit) recorded
 	// before `before`, oldest first, and returns how many it deleted.
 	FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// KeysRemoved returns the keys of before whose kid is not in after, in
+// before's order: what a Replace removes.
+func KeysRemoved(before, after []Key) []Key {
+	kept := make(map[string]bool, len(after))
+	for _, k := range after {
+		kept[k.KID] = true
+	}
+	var out []Key
+	for _, k := range before {
+		if !kept[k.KID] {
+			out = append(out, k)
+		}
+	}
+	return out
 }

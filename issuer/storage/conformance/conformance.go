@@ -49,6 +49,10 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"Trust", testTrust},
 		{"Nonces", testNonces},
 		{"HostileKeys", testHostileKeys},
+		{"EventsRecorded", testEventsRecorded},
+		{"EventsAtomic", testEventsAtomic},
+		{"EventsConcurrent", testEventsConcurrent},
+		{"EventsListAndFlush", testEventsListAndFlush},
 		{"Ping", func(t *testing.T, s storage.Storage) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -281,7 +285,7 @@ func testKeys(t *testing.T, s storage.Storage) {
 		t.Fatalf("Sets: %v", sets)
 	}
 
-	must(t, ks.Replace(ctx(), "set-a", []storage.Key{key("", "r1", base, true)}))
+	must(t, ks.Replace(ctx(), "set-a", []storage.Key{key("", "r1", base, true)}, nil))
 	list, err = ks.List(ctx(), "set-a")
 	must(t, err)
 	if len(list) != 1 || list[0].KID != "r1" || list[0].Set != "set-a" {

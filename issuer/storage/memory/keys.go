@@ -120,7 +120,7 @@ func (ks keyStore) Get(ctx context.Context, set, kid string) (storage.Key, error
 
 // Replace stores keys as the whole content of set, each under set
 // whatever its own Set field says.
-func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) error {
+func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key, ev storage.KeyRevocationFunc) error {
 	unlock, err := ks.s.lock(ctx)
 	if err != nil {
 		return err
@@ -135,6 +135,16 @@ func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) 
 			delete(ks.s.keySets, set)
 		}
 		return err
+	}
+	if ev != nil {
+		var before []storage.Key
+		for _, k := range old {
+			before = append(before, copyKey(k))
+		}
+		slices.SortFunc(before, func(a, b storage.Key) int { return strings.Compare(a.KID, b.KID) })
+		if removed := storage.KeysRemoved(before, keys); len(removed) > 0 {
+			ks.s.record(ev(removed)...)
+		}
 	}
 	return nil
 }

@@ -102,8 +102,12 @@ func (ks keyStore) Get(ctx context.Context, set, kid string) (storage.Key, error
 	return scanKey(ks.s.queryRow(ctx, "SELECT "+keyCols+" FROM jwks WHERE set_id = ? AND kid = ?", set, kid))
 }
 
-func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) error {
+func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key, ev storage.KeyRevocationFunc) error {
 	return ks.s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		old, err := ks.selectKeys(ctx, tx, ev, "set_id = ?", set)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, ks.s.q("DELETE FROM jwks WHERE set_id = ?"), set); err != nil {
 			return err
 		}
@@ -113,7 +117,10 @@ func (ks keyStore) Replace(ctx context.Context, set string, keys []storage.Key) 
 		for i := range keys {
 			keys[i].Set = set
 		}
-		return ks.insertKeys(ctx, tx, keys)
+		if err := ks.insertKeys(ctx, tx, keys); err != nil {
+			return err
+		}
+		return ks.recordRemoved(ctx, tx, ev, storage.KeysRemoved(old, keys))
 	})
 }
 

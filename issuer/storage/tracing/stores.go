@@ -93,8 +93,8 @@ func (s keys) Get(ctx context.Context, set, kid string) (storage.Key, error) {
 	return call1(ctx, s.t, "keys", "Get", func(ctx context.Context) (storage.Key, error) { return s.KeyStore.Get(ctx, set, kid) })
 }
 
-func (s keys) Replace(ctx context.Context, set string, ks []storage.Key) error {
-	return call(ctx, s.t, "keys", "Replace", func(ctx context.Context) error { return s.KeyStore.Replace(ctx, set, ks) })
+func (s keys) Replace(ctx context.Context, set string, ks []storage.Key, ev storage.KeyRevocationFunc) error {
+	return call(ctx, s.t, "keys", "Replace", func(ctx context.Context) error { return s.KeyStore.Replace(ctx, set, ks, ev) })
 }
 
 func (s keys) Delete(ctx context.Context, set, kid string, ev storage.KeyRevocationFunc) error {
