@@ -68,7 +68,8 @@ type RevocationsConfig struct {
 	// MaxEntries bounds the deny-set: one entry per revoked jti, one per
 	// other event, each kept until its tokens have expired. When full,
 	// the entries expiring first are evicted and every cached decision is
-	// dropped. Default 100000 (about 31 MiB of heap: docs/benchmarks.md).
+	// dropped (at most every 10 s). Default 100000 (about 31 MiB of heap:
+	// docs/benchmarks.md).
 	MaxEntries int `yaml:"max_entries"`
 	// MaxBackoff bounds the wait between two reconnection attempts.
 	// Default 10s.

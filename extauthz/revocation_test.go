@@ -322,16 +322,45 @@ func TestRevocationDenySetExpiryAndBound(t *testing.T) {
 	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "overflow"}); n != 1 {
 		t.Fatalf("overflow resets = %v, want 1", n)
 	}
+	// Still full: the next eviction within 10 s keeps the caches.
+	e.publish(t, map[string]any{"kind": "token", "jti": []string{"v"}, "until": at(2 * time.Hour)})
+	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "overflow"}); n != 1 {
+		t.Fatalf("overflow resets = %v after a second eviction within 10 s, want 1", n)
+	}
 	// Expiry: kept through until + clock_skew (30s), then forgotten.
-	e.clock.Advance(time.Hour + 29*time.Second)
+	e.clock.Advance(2*time.Hour + 29*time.Second)
 	e.a.revoked.expire(e.clock.Now())
-	if e.allowed(t, far("w")) {
+	if e.allowed(t, far("v")) {
 		t.Fatal("forgotten before until + skew")
 	}
 	e.clock.Advance(2 * time.Second)
 	e.a.revoked.expire(e.clock.Now())
-	if !e.allowed(t, far("w")) || e.a.RevocationStatus().DenySet != 0 {
+	if !e.allowed(t, far("v")) || e.a.RevocationStatus().DenySet != 0 {
 		t.Fatalf("not forgotten after until + skew (size %d)", e.a.RevocationStatus().DenySet)
+	}
+}
+
+// An event that cannot be decoded cannot be applied: the caches are
+// dropped (opaque tokens are introspected again) and the stream goes on.
+func TestRevocationMalformedEvent(t *testing.T) {
+	e := newRevEnv(t, nil)
+	e.is.AddOpaque("opaque-1", nil)
+	if !e.allowed(t, "opaque-1") {
+		t.Fatal("denied")
+	}
+	e.a.cache.wait()
+	p := e.rs.PublishRaw(`{"position":"not a number"}`)
+	e.waitFor(t, "the malformed frame", func() bool { return e.a.RevocationStatus().Position >= p })
+	if n := counterValue(t, e.reg, "gatehouse_sidecar_revocation_cache_resets_total", map[string]string{"reason": "malformed"}); n != 1 {
+		t.Fatalf("malformed resets = %v, want 1", n)
+	}
+	calls := e.is.IntrospectionCalls.Load()
+	if !e.allowed(t, "opaque-1") || e.is.IntrospectionCalls.Load() != calls+1 {
+		t.Fatal("the cached introspection answer survived the malformed event")
+	}
+	e.publish(t, map[string]any{"kind": "token", "jti": []string{"after"}})
+	if e.allowed(t, e.is.Token(e.key, map[string]any{"jti": "after"})) {
+		t.Fatal("the stream stopped after the malformed event")
 	}
 }
 

@@ -32,6 +32,9 @@ const (
 	// streamIdleTimeout: the issuer sends a keepalive at least every
 	// 15 s; a connection silent for this long is dead.
 	streamIdleTimeout = 45 * time.Second
+	// overflowInterval: a full deny-set drops the decision cache at most
+	// this often.
+	overflowInterval = 10 * time.Second
 )
 
 var errNoEventsURL = errors.New("no revocation events URL yet (no introspection endpoint known)")
@@ -68,9 +71,11 @@ type revocationStream struct {
 	position  atomic.Int64 // 0: none yet
 	hasPos    atomic.Bool
 	// firstConn: the connection being read is the process's first to
-	// get a hello (only the run goroutine uses it).
-	firstConn bool
-	helloed   bool
+	// get a hello; lastOverflow: when a full deny-set last dropped the
+	// caches (only the run goroutine uses them).
+	firstConn    bool
+	helloed      bool
+	lastOverflow time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,7 +105,7 @@ func newRevMetrics(reg prometheus.Registerer, size, position func() float64) *re
 		events: prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocation_events_total",
 			"Revocation events applied, by kind (token, consent, session, client, key, other).")), []string{"kind"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocation_cache_resets_total",
-			"Times every cached decision was dropped, by reason (reset: events missed past the issuer's retention; start: the first connection's backlog began past retention; overflow: deny-set full).")), []string{"reason"}),
+			"Times every cached decision was dropped, by reason (reset: events missed past the issuer's retention; start: the first connection's backlog began past retention; overflow: deny-set full, at most every 10 s; malformed: an event could not be decoded).")), []string{"reason"}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts(opts("revocation_deny_set_evictions_total",
 			"Deny-set slots evicted because the set was full (those tokens fall back to TTL semantics)."))),
 		size: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("revocation_deny_set_size",
@@ -288,8 +293,12 @@ func (s *revocationStream) handle(f sseFrame) (hello bool) {
 	case "revocation":
 		ev, err := parseRevocationEvent(f.Data)
 		if err != nil {
+			// It cannot be applied: as after a reset, nothing cached may
+			// stay (opaque tokens are introspected again).
 			s.m.malformed.Inc()
-			s.log.Warn("ignoring a malformed revocation event", zap.Error(err))
+			s.m.resets.WithLabelValues("malformed").Inc()
+			s.onReset("malformed")
+			s.log.Warn("a revocation event could not be decoded; dropped every cached decision", zap.Error(err))
 			s.setPosition(f.ID)
 			return false
 		}
@@ -316,10 +325,18 @@ func (s *revocationStream) apply(ev RevocationEvent) {
 	// Tokens are accepted up to exp plus the tolerated skew.
 	if evicted := s.set.add(ev, until.Add(s.skew), now); evicted > 0 {
 		s.m.evicted.Add(float64(evicted))
-		s.m.resets.WithLabelValues("overflow").Inc()
-		s.onReset("overflow")
-		s.log.Warn("revocation deny-set full: evicted the entries expiring first and dropped every cached decision",
-			zap.Int("evicted", evicted), zap.Int("max_entries", s.set.max))
+		// Cached decisions the evicted entries were denying must go; at
+		// most once per overflowInterval, so that a set that stays full
+		// does not empty the cache at every event (an opaque token's entry
+		// lives introspection.cache_ttl at most: the TTL semantics the
+		// evicted tokens fall back to).
+		if s.lastOverflow.IsZero() || now.Sub(s.lastOverflow) >= overflowInterval {
+			s.lastOverflow = now
+			s.m.resets.WithLabelValues("overflow").Inc()
+			s.onReset("overflow")
+			s.log.Warn("revocation deny-set full: evicted the entries expiring first and dropped every cached decision",
+				zap.Int("evicted", evicted), zap.Int("max_entries", s.set.max))
+		}
 	}
 	kind := ev.Kind
 	if !knownEventKinds[kind] {

@@ -72,6 +72,15 @@ func (s *RevocationStream) Publish(ev map[string]any) int64 {
 	return pos
 }
 
+// PublishRaw appends a revocation frame whose data is data as given (a
+// malformed event) and returns its position.
+func (s *RevocationStream) PublishRaw(data string) int64 {
+	return s.Publish(map[string]any{rawData: data})
+}
+
+// rawData marks an event PublishRaw sends as is.
+const rawData = "\x00raw"
+
 // Head is the last position published.
 func (s *RevocationStream) Head() int64 {
 	s.mu.Lock()
@@ -154,6 +163,9 @@ func (s *RevocationStream) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		for _, ev := range pending {
 			b, _ := json.Marshal(ev)
+			if raw, ok := ev[rawData].(string); ok {
+				b = []byte(raw)
+			}
 			fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", ev["position"], b)
 			from = ev["position"].(int64)
 		}
