@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
 )
@@ -542,4 +544,38 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// The stream's errors are logged without the URL's userinfo or query.
+func TestRevocationStreamLogsNoSecrets(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	is := extauthztest.New()
+	t.Cleanup(is.Close)
+	addRSAKey(is, 0)
+	cfg := Config{Issuers: []IssuerConfig{{Issuer: is.URL}}}
+	cfg.Revocations.EventsURL = "http://user:hunter2@127.0.0.1:1/admin/revocations/events?key=s3cret"
+	a, err := New(cfg, Options{Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessageSnippet("revocation stream down").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no warning about the stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.Stop()
+	for _, e := range logs.All() {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		if strings.Contains(line, "hunter2") || strings.Contains(line, "s3cret") {
+			t.Fatalf("secret logged: %s", line)
+		}
+	}
+	if st := a.RevocationStatus(); st.State != RevocationsDegraded {
+		t.Fatalf("state %s, want degraded", st.State)
+	}
 }

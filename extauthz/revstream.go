@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -235,8 +236,14 @@ func (s *revocationStream) subscribe() (healthy bool, err error) {
 	// keepalive) is dead: cancel it. Headers count as activity.
 	idle := time.AfterFunc(s.idleTimeout, cancel)
 	defer idle.Stop()
+	// Errors name the endpoint without userinfo or query (never logged).
+	u = (&url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path}).String()
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return false, fmt.Errorf("%s: %w", u, err)
 	}
 	defer resp.Body.Close()
