@@ -579,3 +579,29 @@ func TestRevocationStreamLogsNoSecrets(t *testing.T) {
 		t.Fatalf("state %s, want degraded", st.State)
 	}
 }
+
+// Where the stream is read: the configured URL, else the origin of the
+// introspection endpoint (configured or discovered) plus the events path;
+// with no introspection endpoint there is no stream (off, not degraded).
+func TestRevocationsURLDefaults(t *testing.T) {
+	e := newEnv(t, nil) // introspection_endpoint from discovery
+	if got, want := e.a.revocationsURL(), e.is.URL+"/admin/revocations/events"; got != want {
+		t.Errorf("from discovery: %q, want %q", got, want)
+	}
+	e = newEnv(t, func(c *Config) { c.Issuers[0].IntrospectionURL = "http://admin.internal:4445/admin/oauth2/introspect?x=1" })
+	if got, want := e.a.revocationsURL(), "http://admin.internal:4445/admin/revocations/events"; got != want {
+		t.Errorf("from introspection_url: %q, want %q", got, want)
+	}
+	e = newEnv(t, func(c *Config) { c.Revocations.EventsURL = "http://events.internal/stream" })
+	if got := e.a.revocationsURL(); got != "http://events.internal/stream" {
+		t.Errorf("configured: %q", got)
+	}
+	e = newEnvWith(t, nil, func(is *extauthztest.Issuer) { is.NoIntrospectionInDiscovery = true })
+	if got, st := e.a.revocationsURL(), e.a.RevocationStatus().State; got != "" || st != RevocationsOff {
+		t.Errorf("no introspection endpoint: %q %s, want no URL and off", got, st)
+	}
+	e = newEnv(t, func(c *Config) { c.Revocations.EventsURL = RevocationsEventsOff })
+	if st := e.a.RevocationStatus().State; st != RevocationsOff || e.a.revStream != nil {
+		t.Errorf("off: %s", st)
+	}
+}
