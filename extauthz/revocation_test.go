@@ -588,7 +588,9 @@ func TestRevocationsURLDefaults(t *testing.T) {
 	if got, want := e.a.revocationsURL(), e.is.URL+"/admin/revocations/events"; got != want {
 		t.Errorf("from discovery: %q, want %q", got, want)
 	}
-	e = newEnv(t, func(c *Config) { c.Issuers[0].IntrospectionURL = "http://admin.internal:4445/admin/oauth2/introspect?x=1" })
+	e = newEnv(t, func(c *Config) {
+		c.Issuers[0].IntrospectionURL = "http://admin.internal:4445/admin/oauth2/introspect?x=1"
+	})
 	if got, want := e.a.revocationsURL(), "http://admin.internal:4445/admin/revocations/events"; got != want {
 		t.Errorf("from introspection_url: %q, want %q", got, want)
 	}
