@@ -589,13 +589,13 @@ func TestRevocationsURLDefaults(t *testing.T) {
 		t.Errorf("from discovery: %q, want %q", got, want)
 	}
 	e = newEnv(t, func(c *Config) {
-		c.Issuers[0].IntrospectionURL = "http://admin.internal:4445/admin/oauth2/introspect?x=1"
+		c.Issuers[0].IntrospectionURL = "http://127.0.0.1:1/admin/oauth2/introspect?x=1"
 	})
-	if got, want := e.a.revocationsURL(), "http://admin.internal:4445/admin/revocations/events"; got != want {
+	if got, want := e.a.revocationsURL(), "http://127.0.0.1:1/admin/revocations/events"; got != want {
 		t.Errorf("from introspection_url: %q, want %q", got, want)
 	}
-	e = newEnv(t, func(c *Config) { c.Revocations.EventsURL = "http://events.internal/stream" })
-	if got := e.a.revocationsURL(); got != "http://events.internal/stream" {
+	e = newEnv(t, func(c *Config) { c.Revocations.EventsURL = "http://127.0.0.1:2/stream" })
+	if got := e.a.revocationsURL(); got != "http://127.0.0.1:2/stream" {
 		t.Errorf("configured: %q", got)
 	}
 	e = newEnvWith(t, nil, func(is *extauthztest.Issuer) { is.NoIntrospectionInDiscovery = true })
