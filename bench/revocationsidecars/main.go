@@ -1,4 +1,4 @@
-// Command revocation measures issue 21's revocation stream end to end with
+// Command revocationsidecars measures issue 21's revocation stream end to end with
 // the real binaries: two gatehouse instances on one database (SQLite file;
 // PostgreSQL too with -postgres or TEST_DATABASE_POSTGRES), three
 // gatehouse-sidecar processes subscribed to different instances, and
@@ -11,7 +11,7 @@
 //	         holding the revocations above) against one with it off, both
 //	         running, measured in alternated rounds (on, off, off, on, ...)
 //
-// Run from the repository root: go run ./bench/revocation [-revocations 1000].
+// Run from the repository root: go run ./bench/revocationsidecars [-revocations 1000].
 package main
 
 import (
@@ -102,7 +102,7 @@ func main() {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "revocation bench:", err)
+	fmt.Fprintln(os.Stderr, "revocationsidecars:", err)
 	os.Exit(1)
 }
 
