@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/apierr"
@@ -24,6 +25,8 @@ const EventsPath = "/admin/revocations/events"
 type Deps struct {
 	Events storage.RevocationEventStore
 	Logger *zap.Logger
+	// Registerer, when set, gets the stream's metrics (metrics.go).
+	Registerer prometheus.Registerer
 }
 
 // Options are the stream's settings.
@@ -50,9 +53,10 @@ type Options struct {
 // the same database, and wakes every stream; a stream behind the
 // poller's buffer reads its backlog from the database itself.
 type Handler struct {
-	events storage.RevocationEventStore
-	log    *zap.Logger
-	opts   Options
+	events  storage.RevocationEventStore
+	log     *zap.Logger
+	opts    Options
+	metrics *metrics
 
 	mu      sync.Mutex
 	started bool
@@ -92,7 +96,11 @@ func New(d Deps, o Options) (*Handler, error) {
 	if o.Buffer <= 0 {
 		o.Buffer = 4096
 	}
-	return &Handler{events: d.Events, log: d.Logger, opts: o, wake: make(chan struct{}), done: make(chan struct{})}, nil
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{events: d.Events, log: d.Logger, opts: o, metrics: m, wake: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // MountPublic mounts nothing: the stream is an admin API.
@@ -117,6 +125,9 @@ func (h *Handler) Run(ctx context.Context) {
 	var failing bool
 	for {
 		err := h.poll(ctx)
+		if err != nil && ctx.Err() == nil {
+			h.metrics.pollErrors.Inc()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			h.log.Warn("reading revocation events", zap.Error(err))
@@ -146,6 +157,7 @@ func (h *Handler) poll(ctx context.Context) error {
 		h.mu.Lock()
 		h.started, h.head = true, b.Head
 		h.mu.Unlock()
+		h.metrics.head.Set(float64(b.Head))
 		return nil
 	}
 	for {
@@ -166,6 +178,8 @@ func (h *Handler) poll(ctx context.Context) error {
 		close(h.wake)
 		h.wake = make(chan struct{})
 		h.mu.Unlock()
+		h.metrics.head.Set(float64(head))
+		h.metrics.read.Add(float64(len(evs)))
 		if len(evs) < h.opts.BatchSize {
 			return nil
 		}
@@ -268,6 +282,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	h.metrics.streams.Inc()
+	defer h.metrics.streams.Dec()
+	if reset {
+		h.metrics.resets.Inc()
+	}
 	sw := &sse{w: w, rc: rc}
 	sw.frame("hello", pos, fmt.Appendf(nil, `{"head":%d,"oldest":%d,"retention":%q}`, b.Head, b.Oldest, h.opts.Retention.String()))
 	if reset {
@@ -294,6 +313,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 			sw.frame("revocation", e.Position, frameData(e))
 			pos = e.Position
 		}
+		h.metrics.sent.Add(float64(len(evs)))
 		if len(evs) > 0 {
 			if err := sw.flush(); err != nil {
 				return

@@ -133,7 +133,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log *zap.Logger, serving 
 	if err := a.wireFlows(cfg, log); err != nil {
 		return fail(err)
 	}
-	a.revocations, err = revocation.New(revocation.Deps{Events: a.store.RevocationEvents(), Logger: log},
+	a.revocations, err = revocation.New(revocation.Deps{Events: a.store.RevocationEvents(), Logger: log, Registerer: a.registry},
 		revocation.Options{Retention: cfg.RevocationEvents.Retention, PollInterval: cfg.RevocationEvents.PollInterval})
 	if err != nil {
 		return fail(err)

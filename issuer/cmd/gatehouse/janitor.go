@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse-dev/gatehouse/issuer/config"
 	"github.com/gatehouse-dev/gatehouse/issuer/oauth2"
 )
 
@@ -22,7 +24,8 @@ func newJanitorCmd() *cobra.Command {
 never locked for long. Run it from cron or a Kubernetes CronJob. Select what to
 clean with --tokens, --requests, --grants and --revocation-events (default: all
 four). Revocation events are deleted once older than
---revocation-events-retention (set it to the issuers' revocation_events.retention).`,
+--revocation-events-retention: by default the revocation_events.retention of the
+configuration read with --read-from-env or --config (24h when given a DSN).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, _, err := storeFromArgs(cmd, args, fromEnv, cfgFile)
@@ -35,6 +38,13 @@ four). Revocation events are deleted once older than
 			}
 			if !tokens && !requests && !grants && !events {
 				tokens, requests, grants, events = true, true, true, true
+			}
+			if !cmd.Flags().Changed("revocation-events-retention") && len(args) == 0 {
+				// The issuers' own setting, from the same file and
+				// environment the DSN came from.
+				if retention, err = configRetention(cfgFile); err != nil {
+					return err
+				}
 			}
 			before := time.Now().Add(-keep)
 			type target struct {
@@ -76,8 +86,26 @@ four). Revocation events are deleted once older than
 	cmd.Flags().BoolVar(&requests, "requests", false, "delete expired login/consent/logout requests and login sessions")
 	cmd.Flags().BoolVar(&grants, "grants", false, "delete expired remembered consents and assertion replay records")
 	cmd.Flags().BoolVar(&events, "revocation-events", false, "delete revocation events older than --revocation-events-retention")
-	cmd.Flags().DurationVar(&retention, "revocation-events-retention", 24*time.Hour, "how long revocation events are kept (revocation_events.retention)")
+	cmd.Flags().DurationVar(&retention, "revocation-events-retention", 24*time.Hour, "how long revocation events are kept (default: revocation_events.retention of the configuration read, else 24h)")
 	cmd.Flags().DurationVar(&keep, "keep-if-younger", 0, "keep rows that expired less than this long ago")
 	cmd.Flags().IntVar(&batch, "batch-size", oauth2.DefaultFlushBatch, "rows deleted per transaction")
 	return cmd
+}
+
+// configRetention is revocation_events.retention as the issuers read it:
+// the file cfgFile (if any), then the environment.
+func configRetention(cfgFile string) (time.Duration, error) {
+	var doc []byte
+	if cfgFile != "" {
+		b, err := os.ReadFile(cfgFile)
+		if err != nil {
+			return 0, err
+		}
+		doc = b
+	}
+	c, _, err := config.Load(doc, os.Getenv)
+	if err != nil {
+		return 0, err
+	}
+	return c.RevocationEvents.Retention, nil
 }

@@ -34,6 +34,12 @@ func TestJanitorCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One revocation event recorded two hours ago.
+	if err := st.Tokens().Revoke(ctx, storage.KindAccessToken, "s0", func([]storage.Token) (*storage.RevocationEvent, error) {
+		return &storage.RevocationEvent{Kind: "token", Time: now.Add(-2 * time.Hour), Until: now.Add(time.Hour), Data: []byte(`{}`)}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
 
 	out, err := runToExit(t, map[string]string{}, "janitor", dsn, "--tokens", "--batch-size", "7")
@@ -41,8 +47,14 @@ func TestJanitorCommand(t *testing.T) {
 		t.Fatalf("janitor: %v\n%s", err, out)
 	}
 	out, err = runToExit(t, map[string]string{}, "janitor", dsn)
-	if err != nil || !strings.Contains(out, "Deleted 0 expired tokens") || !strings.Contains(out, "login sessions") {
+	if err != nil || !strings.Contains(out, "Deleted 0 expired tokens") || !strings.Contains(out, "login sessions") ||
+		!strings.Contains(out, "Deleted 0 expired revocation events") {
 		t.Fatalf("second janitor: %v\n%s", err, out)
+	}
+	// The retention comes from the configuration the DSN comes from.
+	out, err = runToExit(t, map[string]string{"DSN": dsn, "REVOCATION_EVENTS_RETENTION": "1h"}, "janitor", "--read-from-env", "--revocation-events")
+	if err != nil || !strings.Contains(out, "Deleted 1 expired revocation events") || strings.Contains(out, "tokens") {
+		t.Fatalf("janitor with a 1h retention: %v\n%s", err, out)
 	}
 	st, _ = sqlstore.Open(context.Background(), dsn, sqlstore.Options{})
 	defer st.Close()

@@ -173,6 +173,11 @@ func TestRevocationStreamAcrossInstances(t *testing.T) {
 				"client tokens event: %+v", f.Data)
 			id, _ := strconv.ParseInt(f.ID, 10, 64)
 			mustf(t, id == last+1, "positions %d then %d", last, id)
+
+			// b's metrics: one stream, the head it read.
+			_, _, metrics := get(t, b.AdminURL+"/admin/metrics/prometheus")
+			mustf(t, strings.Contains(string(metrics), "\ngatehouse_revocation_streams 1\n") &&
+				strings.Contains(string(metrics), "\ngatehouse_revocation_events_head_position "+f.ID+"\n"), "metrics:\n%s", metrics)
 		})
 	}
 }
