@@ -84,7 +84,7 @@ func (h *Handler) revokeConsentSessions(w http.ResponseWriter, r *http.Request) 
 	// issued before now (issuer/revocation).
 	f := storage.ConsentFilter{Subject: subject, ClientID: clientID}
 	now := h.now()
-	_, err := h.consentSessions.Revoke(ctx, f, func(removed []storage.ConsentSession, _ []storage.Token) (*storage.RevocationEvent, error) {
+	_, err := h.consentSessions.Revoke(ctx, f, func([]storage.ConsentSession, []storage.Token) (*storage.RevocationEvent, error) {
 		return revocation.NewEvent(revocation.KindConsent, now, time.Time{},
 			revocation.Selectors{Sub: subject, ClientID: clientID, IssuedBefore: revocation.Before(now)}), nil
 	})

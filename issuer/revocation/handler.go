@@ -308,6 +308,15 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
+			if len(evs) > 0 && evs[0].Position > pos+1 {
+				// Flushed while this stream lagged behind: as at
+				// connection, the client must drop what it cached.
+				h.metrics.resets.Inc()
+				h.mu.Lock()
+				head := max(h.head, evs[len(evs)-1].Position)
+				h.mu.Unlock()
+				sw.frame("reset", pos, fmt.Appendf(nil, `{"head":%d,"oldest":%d}`, head, evs[0].Position))
+			}
 		}
 		for _, e := range evs {
 			sw.frame("revocation", e.Position, frameData(e))

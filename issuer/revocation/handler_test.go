@@ -313,3 +313,48 @@ func TestStreamEndsAtShutdown(t *testing.T) {
 		}
 	}
 }
+
+// flushedBelow is an event store whose List no longer has the events
+// below a position, while Bounds still says they are there: events
+// flushed between a stream's connection and its read.
+type flushedBelow struct {
+	storage.RevocationEventStore
+	below int64
+}
+
+func (f flushedBelow) List(ctx context.Context, after int64, limit int) ([]storage.RevocationEvent, error) {
+	return f.RevocationEventStore.List(ctx, max(after, f.below-1), limit)
+}
+
+// TestStreamResetWhileLagging: a stream reading its backlog from the
+// database that finds events gone sends reset before what follows.
+func TestStreamResetWhileLagging(t *testing.T) {
+	e := newEnv(t)
+	for range 6 {
+		e.revoke()
+	}
+	// A handler whose poller never runs: its streams read the database.
+	h, err := New(Deps{Events: flushedBelow{e.store.RevocationEvents(), 5}}, Options{Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.MountAdmin(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	e.srv = srv
+	c, resp := e.open("?from=2", nil)
+	defer resp.Body.Close()
+	if f := next(t, c, true); f.event != "hello" || f.id != "2" || f.data["oldest"] != 1.0 {
+		t.Fatalf("hello %+v", f)
+	}
+	if f := next(t, c, true); f.event != "reset" || f.id != "2" || f.data["oldest"] != 5.0 || f.data["head"] != 6.0 {
+		t.Fatalf("reset %+v", f)
+	}
+	for _, p := range []string{"5", "6"} {
+		if f := next(t, c, true); f.event != "revocation" || f.id != p {
+			t.Fatalf("want %s, got %+v", p, f)
+		}
+	}
+	resp.Body.Close()
+}
