@@ -1,0 +1,61 @@
+// Package caddy_test runs examples/caddy/Caddyfile in a real Caddy (the
+// Debian package) in front of examples/upstream, with gatehouse-sidecar
+// and the issuer. It is skipped when caddy is not installed, unless
+// REQUIRE_CADDY=1 (scripts/e2e.sh installs it).
+package caddy_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/gatewaytest"
+	"github.com/gatehouse-dev/gatehouse/internal/testbin"
+)
+
+// startCaddy runs the Caddyfile in front of a new stack as an
+// unprivileged loopback process: no admin endpoint, no automatic HTTPS,
+// and its data and configuration directories (Caddy's instance id, any
+// autosave) in the test's temporary directory. It returns Caddy's
+// host:port.
+func startCaddy(t *testing.T) (*gatewaytest.Stack, string) {
+	caddy := gatewaytest.Binary(t, "REQUIRE_CADDY", "caddy", "caddy", "/usr/bin/caddy")
+	s := gatewaytest.StartStack(t, filepath.Join("..", "nginx", "sidecar.yaml"))
+	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	conf := gatewaytest.Rewrite(t, "Caddyfile", map[string]string{
+		// Both site addresses (127.0.0.1:8090 and :8090).
+		":8090":          gw[strings.LastIndex(gw, ":"):],
+		"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream})
+	dir := filepath.Join(s.Dir, "caddy")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": dir, "XDG_DATA_HOME": filepath.Join(dir, "data"), "XDG_CONFIG_HOME": filepath.Join(dir, "config")}
+	proc := testbin.Start(t, caddy, env, "run", "--adapter", "caddyfile", "--config", file)
+	proc.WaitHTTP(t, "http://"+gw+"/caddy-health", 30*time.Second)
+	return s, gw
+}
+
+// TestCaddyForwardAuth: the challenge reaches the client, the app sees
+// only the sidecar's identity headers (forged ones replaced on checked
+// paths, removed on public ones, where Caddy would otherwise pass them
+// through), and the sidecar down fails closed.
+func TestCaddyForwardAuth(t *testing.T) {
+	s, gw := startCaddy(t)
+	gatewaytest.CheckForwardAuth(t, s, gw)
+	gatewaytest.CheckFailsClosed(t, s, gw)
+}
+
+// TestCaddyDPoP: the jwx DPoP client through Caddy's forward_auth, as
+// TestNginxDPoP through nginx.
+func TestCaddyDPoP(t *testing.T) {
+	s, gw := startCaddy(t)
+	gatewaytest.CheckDPoP(t, s, gw)
+}
