@@ -21,6 +21,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse-dev/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 	"github.com/gatehouse-dev/gatehouse/sidecar"
 )
@@ -142,6 +143,9 @@ func TestStandaloneConfig(t *testing.T) {
 	fa := plugin(t, s, "api-forward-auth", "forward-auth")
 	if !strings.HasSuffix(fa["uri"].(string), "/auth") || !slices.Contains(toStrings(fa["request_headers"]), "Authorization") {
 		t.Fatalf("api-forward-auth: %v", fa)
+	}
+	if !slices.Contains(toStrings(fa["request_headers"]), "DPoP") {
+		t.Fatal("api-forward-auth: request_headers must pass the client's DPoP proof to the sidecar")
 	}
 }
 
@@ -303,14 +307,31 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 
 	t.Run("forward-auth", func(t *testing.T) {
 		p := plugin(t, s, "api-forward-auth", "forward-auth")
+		// call sends the auth request the plugin would make for a client's
+		// GET http://127.0.0.1:9080/fa/things?x=1 with the headers hdr:
+		// its own X-Forwarded-* (the host without the port, as the plugin
+		// takes it), then extra_headers (which replace them), then the
+		// client's headers listed in request_headers (never replacing one
+		// already set).
 		call := func(hdr map[string]string) *http.Response {
 			req, _ := http.NewRequest(p["request_method"].(string), local(p["uri"].(string)), nil)
-			// What the plugin sends besides request_headers.
-			req.Header.Set("X-Forwarded-Proto", "http")
-			req.Header.Set("X-Forwarded-Method", "GET")
-			req.Header.Set("X-Forwarded-Host", "127.0.0.1:9080")
-			req.Header.Set("X-Forwarded-Uri", "/fa/things?x=1")
-			for k, v := range hdr {
+			sent := map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Method": "GET",
+				"X-Forwarded-Host": "127.0.0.1", "X-Forwarded-Uri": "/fa/things?x=1", "X-Forwarded-For": "127.0.0.1"}
+			vars := map[string]string{"$http_host": "127.0.0.1:9080", "$host": "127.0.0.1", "$scheme": "http", "$request_uri": "/fa/things?x=1"}
+			extra, _ := p["extra_headers"].(map[string]any)
+			for k, v := range extra {
+				val, ok := vars[v.(string)]
+				if !ok {
+					t.Fatalf("extra_headers %s: %v is not a variable this test knows", k, v)
+				}
+				sent[k] = val
+			}
+			for _, h := range toStrings(p["request_headers"]) {
+				if _, set := sent[h]; !set && hdr[h] != "" {
+					sent[h] = hdr[h]
+				}
+			}
+			for k, v := range sent {
 				req.Header.Set(k, v)
 			}
 			resp, err := http.DefaultClient.Do(req)
@@ -320,12 +341,15 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 			resp.Body.Close()
 			return resp
 		}
+		if !slices.Contains(toStrings(p["client_headers"]), "DPoP-Nonce") {
+			t.Fatal("client_headers must pass the sidecar's DPoP-Nonce to the client (binding.dpop.use_nonce)")
+		}
 		resp := call(nil)
 		if resp.StatusCode != 401 {
 			t.Fatalf("no token: %d", resp.StatusCode)
 		}
 		for _, h := range toStrings(p["client_headers"]) {
-			if resp.Header.Get(h) == "" {
+			if h != "DPoP-Nonce" && resp.Header.Get(h) == "" {
 				t.Fatalf("401 lacks %s, which the route passes to the client", h)
 			}
 		}
@@ -341,6 +365,20 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 		if got := resp.Header.Get("X-User-Id"); got != clientID {
 			t.Fatalf("X-User-Id = %q, want %q", got, clientID)
 		}
+
+		// A DPoP-bound token with a proof for the URL the client called
+		// (RFC 9449 §7): the route passes the proof and the port.
+		dc := gatewaytest.NewDPoPClient(t)
+		dpopClient := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials"}, "scope": "read"})
+		bound := dc.Token(t, is, dpopClient, "read")
+		const htu = "http://127.0.0.1:9080/fa/things"
+		resp = call(map[string]string{"Authorization": "DPoP " + bound, "DPoP": dc.Proof(t, "GET", htu, bound)})
+		if resp.StatusCode != 200 || resp.Header.Get("X-Client-Id") != dpopClient.ID {
+			t.Fatalf("DPoP-bound token with its proof: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		resp = call(map[string]string{"Authorization": "Bearer " + bound})
+		if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.HasPrefix(www, `DPoP error="invalid_token"`) {
+			t.Fatalf("DPoP-bound token as Bearer: %d %q", resp.StatusCode, www)
+		}
 	})
 }
-
