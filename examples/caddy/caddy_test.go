@@ -20,10 +20,10 @@ import (
 // unprivileged loopback process: no admin endpoint, no automatic HTTPS,
 // and its data and configuration directories (Caddy's instance id, any
 // autosave) in the test's temporary directory. It returns Caddy's
-// host:port.
-func startCaddy(t *testing.T) (*gatewaytest.Stack, string) {
+// host:port. extra is added to the sidecar's configuration.
+func startCaddy(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
 	caddy := gatewaytest.Binary(t, "REQUIRE_CADDY", "caddy", "caddy", "/usr/bin/caddy")
-	s := gatewaytest.StartStack(t, filepath.Join("..", "nginx", "sidecar.yaml"))
+	s := gatewaytest.StartStack(t, filepath.Join("..", "nginx", "sidecar.yaml"), extra...)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := gatewaytest.Rewrite(t, "Caddyfile", map[string]string{
 		// Both site addresses (127.0.0.1:8090 and :8090).
@@ -58,4 +58,11 @@ func TestCaddyForwardAuth(t *testing.T) {
 func TestCaddyDPoP(t *testing.T) {
 	s, gw := startCaddy(t)
 	gatewaytest.CheckDPoP(t, s, gw)
+}
+
+// TestCaddyDPoPNonce: the sidecar's DPoP-Nonce reaches the client through
+// Caddy, and the retry with it passes (RFC 9449 §9).
+func TestCaddyDPoPNonce(t *testing.T) {
+	s, gw := startCaddy(t, gatewaytest.NonceConfig)
+	gatewaytest.CheckDPoPNonce(t, s, gw)
 }

@@ -24,11 +24,11 @@ func rewrite(t *testing.T, file string, ports map[string]string) string {
 	return gatewaytest.Rewrite(t, file, ports)
 }
 
-// startNginx runs nginx.conf in front of a new stack and returns its
-// host:port.
-func startNginx(t *testing.T) (*gatewaytest.Stack, string) {
+// startNginx runs nginx.conf in front of a new stack (sidecar.yaml plus
+// extra) and returns its host:port.
+func startNginx(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
 	nginx := nginxBinary(t)
-	s := gatewaytest.StartStack(t, "sidecar.yaml")
+	s := gatewaytest.StartStack(t, "sidecar.yaml", extra...)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream})
 	if err := os.MkdirAll(filepath.Join(s.Dir, "nginx", "tmp"), 0o755); err != nil {
@@ -61,4 +61,12 @@ func TestNginxForwardAuth(t *testing.T) {
 func TestNginxDPoP(t *testing.T) {
 	s, gw := startNginx(t)
 	gatewaytest.CheckDPoP(t, s, gw)
+}
+
+// TestNginxDPoPNonce: with binding.dpop.use_nonce, nginx passes the
+// sidecar's DPoP-Nonce to the client with the use_dpop_nonce challenge,
+// and the client's retry with it passes (RFC 9449 §9).
+func TestNginxDPoPNonce(t *testing.T) {
+	s, gw := startNginx(t, gatewaytest.NonceConfig)
+	gatewaytest.CheckDPoPNonce(t, s, gw)
 }

@@ -71,6 +71,13 @@ func HTU(t *testing.T, rawURL string) string {
 // token is set, a fresh jti and iat now.
 func (c *DPoPClient) Proof(t *testing.T, htm, htu, token string) string {
 	t.Helper()
+	return c.ProofWithNonce(t, htm, htu, token, "")
+}
+
+// ProofWithNonce is Proof with the nonce claim when nonce is set (RFC
+// 9449 §4.2, §9).
+func (c *DPoPClient) ProofWithNonce(t *testing.T, htm, htu, token, nonce string) string {
+	t.Helper()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	b := jwt.NewBuilder().
@@ -81,6 +88,9 @@ func (c *DPoPClient) Proof(t *testing.T, htm, htu, token string) string {
 	if token != "" {
 		sum := sha256.Sum256([]byte(token))
 		b = b.Claim("ath", base64.RawURLEncoding.EncodeToString(sum[:]))
+	}
+	if nonce != "" {
+		b = b.Claim("nonce", nonce)
 	}
 	tok, err := b.Build()
 	if err != nil {
@@ -207,5 +217,35 @@ func CheckDPoP(t *testing.T, s *Stack, gw string) {
 				}
 			})
 		})
+	}
+}
+
+// NonceConfig is the sidecar configuration CheckDPoPNonce needs: proofs
+// must carry a sidecar nonce (RFC 9449 §9).
+const NonceConfig = `binding:
+  dpop:
+    use_nonce: true
+    nonce_secret: gatewaytest-nonce-secret-0123456789abcdef
+`
+
+// CheckDPoPNonce calls the gateway at gw, whose sidecar runs with
+// NonceConfig, as a DPoP client does when a resource server asks for
+// nonces: the first proof has none and gets 401 use_dpop_nonce with a
+// DPoP-Nonce header, which the gateway must pass on to the client; the
+// retry with that nonce in a fresh proof passes.
+func CheckDPoPNonce(t *testing.T, s *Stack, gw string) {
+	t.Helper()
+	c := NewDPoPClient(t)
+	client := s.Issuer.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials"}, "scope": "read"})
+	tok := c.Token(t, s.Issuer, client, "read")
+	target := "http://" + gw + "/api/orders"
+	a := Call(t, "GET", target, map[string]string{"Authorization": "DPoP " + tok, "DPoP": c.Proof(t, "GET", target, tok)})
+	nonce := a.Header.Get("DPoP-Nonce")
+	if www := a.Header.Get("WWW-Authenticate"); a.Status != 401 || !strings.HasPrefix(www, `DPoP error="use_dpop_nonce"`) || nonce == "" {
+		t.Fatalf("a proof without a nonce: %d %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce", a.Status, www, nonce)
+	}
+	a = Call(t, "GET", target, map[string]string{"Authorization": "DPoP " + tok, "DPoP": c.ProofWithNonce(t, "GET", target, tok, nonce)})
+	if a.Status != 200 || a.Seen == nil || a.Seen.Headers["x-client-id"] != client.ID {
+		t.Fatalf("the retry with the nonce: %d %q", a.Status, a.Header.Get("WWW-Authenticate"))
 	}
 }

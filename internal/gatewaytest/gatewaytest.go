@@ -68,8 +68,8 @@ type Stack struct {
 
 // StartStack starts the issuer, examples/upstream and gatehouse-sidecar
 // with sidecarYAML (its default listeners 127.0.0.1:4456 and :9191
-// rewritten to free ports).
-func StartStack(t *testing.T, sidecarYAML string) *Stack {
+// rewritten to free ports) followed by the YAML documents' extra keys.
+func StartStack(t *testing.T, sidecarYAML string, extra ...string) *Stack {
 	t.Helper()
 	s := &Stack{Issuer: testbin.StartIssuer(t, nil), Dir: t.TempDir()}
 	s.Upstream = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
@@ -79,7 +79,8 @@ func StartStack(t *testing.T, sidecarYAML string) *Stack {
 	s.SidecarHTTP = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	grpc := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	cfg := filepath.Join(s.Dir, "sidecar.yaml")
-	conf := Rewrite(t, sidecarYAML, map[string]string{"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:9191": grpc})
+	conf := Rewrite(t, sidecarYAML, map[string]string{"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:9191": grpc}) +
+		"\n" + strings.Join(extra, "\n")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
