@@ -20,10 +20,14 @@ import (
 // unprivileged loopback process: no admin endpoint, no automatic HTTPS,
 // and its data and configuration directories (Caddy's instance id, any
 // autosave) in the test's temporary directory. It returns Caddy's
-// host:port. extra is added to the sidecar's configuration.
-func startCaddy(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
+// host:port. is is the issuer (nil: a default one); extra is added to
+// the sidecar's configuration.
+func startCaddy(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
 	caddy := gatewaytest.Binary(t, "REQUIRE_CADDY", "caddy", "caddy", "/usr/bin/caddy")
-	s := gatewaytest.StartStack(t, filepath.Join("..", "nginx", "sidecar.yaml"), extra...)
+	if is == nil {
+		is = testbin.StartIssuer(t, nil)
+	}
+	s := gatewaytest.StartStackWithIssuer(t, is, filepath.Join("..", "nginx", "sidecar.yaml"), extra...)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := gatewaytest.Rewrite(t, "Caddyfile", map[string]string{
 		// Both site addresses (127.0.0.1:8090 and :8090).
@@ -48,7 +52,7 @@ func startCaddy(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
 // paths, removed on public ones, where Caddy would otherwise pass them
 // through), and the sidecar down fails closed.
 func TestCaddyForwardAuth(t *testing.T) {
-	s, gw := startCaddy(t)
+	s, gw := startCaddy(t, nil)
 	gatewaytest.CheckForwardAuth(t, s, gw)
 	gatewaytest.CheckFailsClosed(t, s, gw)
 }
@@ -56,13 +60,20 @@ func TestCaddyForwardAuth(t *testing.T) {
 // TestCaddyDPoP: the jwx DPoP client through Caddy's forward_auth, as
 // TestNginxDPoP through nginx.
 func TestCaddyDPoP(t *testing.T) {
-	s, gw := startCaddy(t)
+	s, gw := startCaddy(t, nil)
 	gatewaytest.CheckDPoP(t, s, gw)
 }
 
 // TestCaddyDPoPNonce: the sidecar's DPoP-Nonce reaches the client through
 // Caddy, and the retry with it passes (RFC 9449 §9).
 func TestCaddyDPoPNonce(t *testing.T) {
-	s, gw := startCaddy(t, gatewaytest.NonceConfig)
+	s, gw := startCaddy(t, nil, gatewaytest.NonceConfig)
 	gatewaytest.CheckDPoPNonce(t, s, gw)
+}
+
+// TestCaddyForgedCertificateHeaders: as TestNginxForgedCertificateHeaders,
+// through the Caddyfile (Caddy passes a client's headers to forward_auth
+// unless the configuration removes them).
+func TestCaddyForgedCertificateHeaders(t *testing.T) {
+	gatewaytest.CheckForgedCertificateHeaders(t, startCaddy)
 }

@@ -24,11 +24,14 @@ func rewrite(t *testing.T, file string, ports map[string]string) string {
 	return gatewaytest.Rewrite(t, file, ports)
 }
 
-// startNginx runs nginx.conf in front of a new stack (sidecar.yaml plus
-// extra) and returns its host:port.
-func startNginx(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
+// startNginx runs nginx.conf in front of a new stack (the issuer is, or
+// a default one; sidecar.yaml plus extra) and returns its host:port.
+func startNginx(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
 	nginx := nginxBinary(t)
-	s := gatewaytest.StartStack(t, "sidecar.yaml", extra...)
+	if is == nil {
+		is = testbin.StartIssuer(t, nil)
+	}
+	s := gatewaytest.StartStackWithIssuer(t, is, "sidecar.yaml", extra...)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream})
 	if err := os.MkdirAll(filepath.Join(s.Dir, "nginx", "tmp"), 0o755); err != nil {
@@ -47,7 +50,7 @@ func startNginx(t *testing.T, extra ...string) (*gatewaytest.Stack, string) {
 // only the sidecar's identity headers (forged ones replaced on checked
 // paths, removed on public ones), and the sidecar down fails closed.
 func TestNginxForwardAuth(t *testing.T) {
-	s, gw := startNginx(t)
+	s, gw := startNginx(t, nil)
 	gatewaytest.CheckForwardAuth(t, s, gw)
 	gatewaytest.CheckFailsClosed(t, s, gw)
 }
@@ -59,7 +62,7 @@ func TestNginxForwardAuth(t *testing.T) {
 // right challenge for a replayed proof, a proof for another URL, method
 // or server, and the bound token sent as Bearer.
 func TestNginxDPoP(t *testing.T) {
-	s, gw := startNginx(t)
+	s, gw := startNginx(t, nil)
 	gatewaytest.CheckDPoP(t, s, gw)
 }
 
@@ -67,6 +70,15 @@ func TestNginxDPoP(t *testing.T) {
 // sidecar's DPoP-Nonce to the client with the use_dpop_nonce challenge,
 // and the client's retry with it passes (RFC 9449 §9).
 func TestNginxDPoPNonce(t *testing.T) {
-	s, gw := startNginx(t, gatewaytest.NonceConfig)
+	s, gw := startNginx(t, nil, gatewaytest.NonceConfig)
 	gatewaytest.CheckDPoPNonce(t, s, gw)
+}
+
+// TestNginxForgedCertificateHeaders: with a sidecar that believes a
+// certificate header from nginx, a client's own X-SSL-Client-Cert or
+// X-Forwarded-Client-Cert never reaches it through nginx.conf: a stolen
+// certificate-bound token with its (public) certificate in a forged
+// header is refused (RFC 8705 §3).
+func TestNginxForgedCertificateHeaders(t *testing.T) {
+	gatewaytest.CheckForgedCertificateHeaders(t, startNginx)
 }

@@ -71,7 +71,13 @@ type Stack struct {
 // rewritten to free ports) followed by the YAML documents' extra keys.
 func StartStack(t *testing.T, sidecarYAML string, extra ...string) *Stack {
 	t.Helper()
-	s := &Stack{Issuer: testbin.StartIssuer(t, nil), Dir: t.TempDir()}
+	return StartStackWithIssuer(t, testbin.StartIssuer(t, nil), sidecarYAML, extra...)
+}
+
+// StartStackWithIssuer is StartStack with an issuer the caller started.
+func StartStackWithIssuer(t *testing.T, is *testbin.Issuer, sidecarYAML string, extra ...string) *Stack {
+	t.Helper()
+	s := &Stack{Issuer: is, Dir: t.TempDir()}
 	s.Upstream = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	up := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", s.Upstream)
 	up.WaitHTTP(t, "http://"+s.Upstream+"/health", 30*time.Second)
