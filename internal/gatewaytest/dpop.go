@@ -204,6 +204,23 @@ func CheckDPoP(t *testing.T, s *Stack, gw string) {
 					t.Fatalf("%d, want 421 (Misdirected Request)", a.Status)
 				}
 			})
+			t.Run("two DPoP headers", func(t *testing.T) {
+				// RFC 9449 §4.3 check 1: not more than one DPoP header; the
+				// gateway must pass both on for the sidecar to see it.
+				req, _ := http.NewRequest("GET", base+"/api/orders", nil)
+				req.Header.Set("Authorization", "DPoP "+tok)
+				req.Header.Add("DPoP", c.Proof(t, "GET", base+"/api/orders", tok))
+				req.Header.Add("DPoP", c.Proof(t, "GET", base+"/api/orders", tok))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				want := proofErr + `, error_description="The request has more than one DPoP header."`
+				if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.HasPrefix(www, want) {
+					t.Fatalf("%d %q, want 401 %s", resp.StatusCode, www, want)
+				}
+			})
 			t.Run("bound token as Bearer", func(t *testing.T) {
 				a := Call(t, "GET", base+"/api/orders", map[string]string{"Authorization": "Bearer " + tok, "DPoP": c.Proof(t, "GET", base+"/api/orders", tok)})
 				if www := a.Header.Get("WWW-Authenticate"); a.Status != 401 || !strings.HasPrefix(www, tokenErr) {
