@@ -59,7 +59,7 @@ func tlsNginx(t *testing.T, conf string, ports map[string]string, listen string)
 			t.Fatal(err)
 		}
 	}
-	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", globals())
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(srvCert)
 	hc := func(cert *tls.Certificate) *http.Client {

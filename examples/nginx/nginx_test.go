@@ -19,6 +19,18 @@ func nginxBinary(t *testing.T) string {
 	return gatewaytest.Binary(t, "REQUIRE_NGINX", "nginx", "nginx", "/usr/sbin/nginx")
 }
 
+// globals are nginx's -g directives for a test: in the foreground, and,
+// when the test runs as root (CI containers), with workers that stay
+// root: nginx would otherwise run them as nobody, who cannot write request
+// bodies into the test's temporary directory (mode 0700), and every
+// request with a body larger than nginx's buffer would fail with 500.
+func globals() string {
+	if os.Geteuid() == 0 {
+		return "daemon off; user root;"
+	}
+	return "daemon off;"
+}
+
 // rewrite swaps the example's default ports for the test's.
 func rewrite(t *testing.T, file string, ports map[string]string) string {
 	return gatewaytest.Rewrite(t, file, ports)
@@ -41,7 +53,7 @@ func startNginx(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", globals())
 	proc.WaitHTTP(t, "http://"+gw+"/nginx-health", 30*time.Second)
 	return s, gw
 }

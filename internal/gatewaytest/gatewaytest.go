@@ -115,7 +115,17 @@ type Answer struct {
 // reads the answer.
 func Call(t *testing.T, method, url string, hdr map[string]string) Answer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return CallWithBody(t, method, url, hdr, "")
+}
+
+// CallWithBody is Call with a request body (none when empty).
+func CallWithBody(t *testing.T, method, url string, hdr map[string]string, body string) Answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +181,9 @@ func CheckForwardAuth(t *testing.T, s *Stack, gw string) {
 	type want struct{ user, client, scopes string }
 	tests := []struct {
 		name      string
+		method    string // GET when empty
 		path      string
+		body      string
 		hdr       map[string]string
 		status    int
 		challenge string // prefix of WWW-Authenticate
@@ -192,12 +204,18 @@ func CheckForwardAuth(t *testing.T, s *Stack, gw string) {
 			hdr: with(map[string]string{"Authorization": "Bearer " + noScopeToken}), status: 200, id: want{noScope.ID, noScope.ID, ""}},
 		{name: "public path drops forged identity", path: "/public/page", hdr: forged, status: 200},
 		{name: "public path drops forged identity with a token", path: "/public/page", hdr: with(map[string]string{"Authorization": bearer}), status: 200},
+		{name: "a POST with a body larger than the gateway's buffers reaches the app", path: "/api/things", method: "POST",
+			body: strings.Repeat("x", 100_000), hdr: map[string]string{"Authorization": bearer}, status: 200, id: want{client.ID, client.ID, "read"}},
 		{name: "dot segments out of the public path are checked", path: "/public/../api/things", status: 401, challenge: "Bearer"},
 		{name: "encoded dot segments out of the public path are checked", path: "/public/%2e%2e/api/things", status: 401, challenge: "Bearer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := Call(t, "GET", "http://"+gw+tt.path, tt.hdr)
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			a := CallWithBody(t, method, "http://"+gw+tt.path, tt.hdr, tt.body)
 			if a.Status != tt.status {
 				t.Fatalf("status %d, want %d (WWW-Authenticate %q)", a.Status, tt.status, a.Header.Get("WWW-Authenticate"))
 			}
