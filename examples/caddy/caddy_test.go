@@ -18,10 +18,10 @@ import (
 
 // startCaddy runs the Caddyfile in front of a new stack as an
 // unprivileged loopback process: no admin endpoint, no automatic HTTPS,
-// and its data and configuration directories (Caddy's instance id, any
-// autosave) in the test's temporary directory. It returns Caddy's
-// host:port. is is the issuer (nil: a default one); extra is added to
-// the sidecar's configuration.
+// and its data and configuration directories (where it autosaves the
+// loaded configuration) in the test's temporary directory. It returns
+// Caddy's host:port. is is the issuer (nil: a default one); extra is
+// added to the sidecar's configuration.
 func startCaddy(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
 	caddy := gatewaytest.Binary(t, "REQUIRE_CADDY", "caddy", "caddy", "/usr/bin/caddy")
 	if is == nil {
