@@ -96,8 +96,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
 	gt.JKT = req.jkt()
 	gt.X5T = req.X5T
-	if len(req.Resource) == 0 {
-		// The presigned access token carries every granted target.
+	if (presignCase{Hooked: len(h.hooks) > 0, CertBound: req.X5T != "", Narrowed: len(req.Resource) > 0}).usesPresigned() {
 		gt.presigned = presigned.usableFor(ctx, gt)
 	}
 	gt.Audience = aud
