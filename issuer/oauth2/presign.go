@@ -224,8 +224,9 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 }
 
 // usableFor returns p (taken from its presigner; nil is fine) if it is
-// usable for gt, an exchange that presignCase allows to use it, once its access token is there; its ID token may still
-// be being signed (awaitIDToken waits for it). It is not when it is older
+// usable for gt, an exchange that presignCase allows to use it, once its
+// access token is there; its ID token may still be being signed
+// (awaitIDToken waits for it). It is not when it is older
 // than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
