@@ -25,12 +25,13 @@ import (
 type tokenEndpoint struct {
 	*httptest.Server
 	calls atomic.Int64
+	size  int // bytes of the internal token
 }
 
 func newTokenEndpoint(is *extauthztest.Issuer, k *extauthztest.Key) *tokenEndpoint {
-	te := &tokenEndpoint{}
-	body := fmt.Sprintf(`{"access_token":%q,"token_type":"Bearer","expires_in":3600,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt"}`,
-		is.Token(k, map[string]any{"aud": []string{"orders-api"}, "act": map[string]any{"sub": "bench-gateway"}}))
+	tok := is.Token(k, map[string]any{"aud": []string{"orders-api"}, "act": map[string]any{"sub": "bench-gateway"}})
+	te := &tokenEndpoint{size: len(tok)}
+	body := fmt.Sprintf(`{"access_token":%q,"token_type":"Bearer","expires_in":3600,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt"}`, tok)
 	te.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		te.calls.Add(1)
 		w.Header().Set("Content-Type", "application/json")
@@ -109,6 +110,9 @@ func internalTokenScenario(o options, is *extauthztest.Issuer, k *extauthztest.K
 		}
 		sort.Slice(total.lat, func(a, b int) bool { return total.lat[a] < total.lat[b] })
 		total.print(fmt.Sprintf("(e) one JWT repeated (RS256, cache hit), %s, %d rounds of %s", r.name, o.pairRounds, o.pairEach))
+		if r.name != "plain route" {
+			fmt.Printf("    the internal token: %s, %d bytes\n", o.internalAlg, te.size)
+		}
 	}
 	fmt.Printf("    internal-token / plain rate per round: %s; median %.3f (target ≥ 0.90)\n", fmtRatios(ratios), median(ratios))
 	fmt.Printf("    internal-token / plain CPU per check (sidecar + generator) per round: %s; median %.3f\n", fmtRatios(cpuRatios), median(cpuRatios))

@@ -75,6 +75,7 @@ type options struct {
 	profileDir  string
 	pairRounds  int
 	pairEach    time.Duration
+	internalAlg string
 }
 
 func main() {
@@ -91,6 +92,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "a,d,e,c,b", "scenarios to run, in order")
 	flag.IntVar(&o.pairRounds, "pair-rounds", 6, "rounds of scenario (e), each measuring the plain and the internal-token route once, in alternating order")
 	flag.DurationVar(&o.pairEach, "pair-duration", 2*time.Second, "measured duration of each route in each round of (e)")
+	flag.StringVar(&o.internalAlg, "internal-token-alg", "RS256", "signature algorithm of the internal token in (e): RS256 (Gatehouse's default key) or ES256 (a shorter token)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
@@ -129,7 +131,11 @@ func run(o options) error {
 	is := extauthztest.New()
 	defer is.Close()
 	rsKey, esKey := is.AddKey(jwa.RS256()), is.AddKey(jwa.ES256())
-	te := newTokenEndpoint(is, rsKey)
+	itKey := rsKey
+	if o.internalAlg == "ES256" {
+		itKey = esKey
+	}
+	te := newTokenEndpoint(is, itKey)
 	defer te.Close()
 
 	bin := o.sidecar
