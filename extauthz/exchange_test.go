@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 // TestInternalTokenUntil is the rule of how long an internal token is
@@ -357,4 +360,55 @@ func FuzzParseTokenResponse(f *testing.F) {
 			t.Fatalf("accepted %q", tr.token)
 		}
 	})
+}
+
+// TestInternalTokenRendered: Envoy's OK answer overwrites authorization
+// with the internal token beside the identity headers (with and without
+// dynamic metadata, cached and not), and /auth answers it as the
+// Authorization header of its 200.
+func TestInternalTokenRendered(t *testing.T) {
+	for _, md := range []bool{false, true} {
+		t.Run(fmt.Sprint("dynamic metadata ", md), func(t *testing.T) {
+			te := newTokenEndpoint(t)
+			e := internalEnv(t, te, func(c *Config) { c.Headers.DynamicMetadata = md })
+			client := startCheck(t, e.a)
+			tok := e.is.Token(e.key, nil)
+			for range 2 {
+				r, err := client.Check(context.Background(), envoyCheck("GET", "api.example.com", "/orders/1",
+					map[string]string{"authorization": "Bearer " + tok, "x-user-id": "root"}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				set, _ := okHeaders(t, r)
+				a := set["authorization"]
+				//lint:ignore SA1019 the deprecated append must be false for older Envoy versions
+				if a.GetHeader().GetValue() != "Bearer internal-1" || a.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD || a.GetAppend().GetValue() {
+					t.Fatalf("authorization: %v", a)
+				}
+				if set["x-user-id"].GetHeader().GetValue() != "client-1" {
+					t.Fatalf("identity: %v", set)
+				}
+				if md != (r.GetDynamicMetadata() != nil) {
+					t.Fatalf("dynamic metadata: %v", r.GetDynamicMetadata())
+				}
+			}
+			// A plain route leaves the caller's authorization alone.
+			r, err := client.Check(context.Background(), envoyCheck("GET", "api.example.com", "/other", map[string]string{"authorization": "Bearer " + tok}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if set, remove := okHeaders(t, r); set["authorization"] != nil || slices.Contains(remove, "authorization") {
+				t.Fatalf("plain route touches authorization: %v %v", set, remove)
+			}
+
+			w := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/auth", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("X-Forwarded-Uri", "/orders/2")
+			(&ForwardAuth{A: e.a}).ServeHTTP(w, req)
+			if w.Code != 200 || w.Header().Get("Authorization") != "Bearer internal-1" || te.calls.Load() != 1 {
+				t.Fatalf("/auth: %d %q after %d exchanges", w.Code, w.Header().Get("Authorization"), te.calls.Load())
+			}
+		})
+	}
 }
