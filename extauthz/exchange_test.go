@@ -14,6 +14,8 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
 )
 
 // TestInternalTokenUntil is the rule of how long an internal token is
@@ -410,5 +412,30 @@ func TestInternalTokenRendered(t *testing.T) {
 				t.Fatalf("/auth: %d %q after %d exchanges", w.Code, w.Header().Get("Authorization"), te.calls.Load())
 			}
 		})
+	}
+}
+
+// TestInternalTokenSubjectTypes: the exchanging issuer's tokens go as
+// access tokens (RFC 8693 §3), another configured issuer's JWTs as JWTs,
+// which the exchanging issuer must trust.
+func TestInternalTokenSubjectTypes(t *testing.T) {
+	te := newTokenEndpoint(t)
+	other := extauthztest.New()
+	t.Cleanup(other.Close)
+	otherKey := addRSAKey(other, 1)
+	e := internalEnv(t, te, func(c *Config) { c.Issuers = append(c.Issuers, IssuerConfig{Issuer: other.URL}) })
+	other.Now = e.clock.Now
+	e.is.AddOpaque("opaque-token-0123456789", nil)
+	for i, tc := range []struct{ name, tok, want string }{
+		{"own JWT", e.is.Token(e.key, nil), tokenTypeAccessToken},
+		{"own opaque token", "opaque-token-0123456789", tokenTypeAccessToken},
+		{"other issuer's JWT", other.Token(otherKey, nil), tokenTypeJWT},
+	} {
+		if d := e.a.Decide(context.Background(), at("/orders", tc.tok)); !d.Allowed() {
+			t.Fatalf("%s: %+v", tc.name, d)
+		}
+		if got := te.form(i).Get("subject_token_type"); got != tc.want {
+			t.Errorf("%s: subject_token_type %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
