@@ -3,6 +3,7 @@ package sidecar_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -11,11 +12,13 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gatehouse-dev/gatehouse/extauthz/extauthztest"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
@@ -217,4 +220,51 @@ func revoke(t *testing.T, p *realProvider, c testbin.Client, tok string) {
 		t.Fatalf("revoke: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// TestInternalTokenForAnotherIssuersJWT: a JWT of another issuer the
+// sidecar trusts (an external IdP) is exchanged as subject_token_type
+// jwt at the gatehouse issuer, which trusts that IdP through a jwt-bearer
+// trust relationship: the upstream gets a gatehouse JWT with the IdP's
+// subject.
+func TestInternalTokenForAnotherIssuersJWT(t *testing.T) {
+	p := newRealProvider(t)
+	idp := extauthztest.New()
+	t.Cleanup(idp.Close)
+	idpKey := idp.AddKey(jwa.ES256())
+	pub, _ := json.Marshal(idpKey.Public)
+	var trust map[string]any
+	p.admin(t, http.MethodPost, "/admin/trust/grants/jwt-bearer/issuers", map[string]any{
+		"issuer": idp.URL, "allow_any_subject": true, "scope": []string{"read"},
+		"jwk": json.RawMessage(pub), "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, &trust)
+	gw := p.is.RegisterClient(t, map[string]any{"grant_types": []string{grantTokenExchange},
+		"scope": "read", "audience": []string{"orders-api"}, "token_exchange_impersonation": true})
+	config := strings.Replace(internalTokenConfig, "internal_tokens:\n  actor: true\n", "", 1) +
+		"issuers:\n  - issuer: " + p.Issuer() + "\n  - issuer: " + idp.URL + "\n"
+	s := startSidecarEnv(t, p, config, map[string]string{
+		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID":     gw.ID,
+		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": gw.Secret,
+	}, "serve")
+
+	// An access token of the IdP, addressed to the gatehouse token
+	// endpoint as an RFC 7523 assertion must be.
+	tok := idp.Token(idpKey, map[string]any{"sub": "bob@idp", "aud": []string{p.is.PublicURL + "/oauth2/token"},
+		"exp": time.Now().Add(5 * time.Minute).Unix(), "client_id": "idp-app", "scope": "read", "scp": nil})
+	internal := upstreamToken(t, s.check(t, "GET", "api.example.com", "/orders", bearer(tok)))
+	keys, err := jwk.Fetch(context.Background(), p.is.PublicURL+"/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := jwt.Parse([]byte(internal), jwt.WithKeySet(keys), jwt.WithValidate(true), jwt.WithIssuer(p.is.PublicURL), jwt.WithAudience("orders-api"))
+	if err != nil {
+		t.Fatalf("the upstream cannot verify the internal token: %v", err)
+	}
+	if sub, _ := it.Subject(); sub != "bob@idp" {
+		t.Errorf("internal token sub %q, want the IdP's subject", sub)
+	}
+	// A JWT of the IdP the gatehouse issuer does not accept (its trust
+	// names another audience) is refused at the exchange.
+	refused := idp.Token(idpKey, map[string]any{"sub": "bob@idp", "exp": time.Now().Add(5 * time.Minute).Unix()})
+	denied(t, s.check(t, "GET", "api.example.com", "/orders", bearer(refused)), codes.Unauthenticated, 401, `Bearer error="invalid_token"`)
+	okSet(t, s.check(t, "GET", "api.example.com", "/catalog", bearer(refused)))
 }
