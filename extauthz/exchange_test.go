@@ -69,7 +69,7 @@ type tokenEndpoint struct {
 	hold      chan struct{}                    // when set, exchanges wait for it
 }
 
-func newTokenEndpoint(t *testing.T) *tokenEndpoint {
+func newTokenEndpoint(t testing.TB) *tokenEndpoint {
 	te := &tokenEndpoint{expiresIn: 300}
 	te.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := te.calls.Add(1)
@@ -108,7 +108,7 @@ func (te *tokenEndpoint) form(i int) url.Values {
 	return te.forms[i]
 }
 
-func internalEnv(t *testing.T, te *tokenEndpoint, mutate func(*Config)) *env {
+func internalEnv(t testing.TB, te *tokenEndpoint, mutate func(*Config)) *env {
 	return newEnv(t, func(c *Config) {
 		c.Rules = []Rule{{Name: "orders", Match: Match{PathPrefix: "/orders"}, InternalToken: &InternalTokenRule{Audience: "orders-api"}},
 			{Name: "narrow", Match: Match{PathPrefix: "/narrow"}, InternalToken: &InternalTokenRule{Audience: "orders-api", Scopes: []string{"read"}}}}
