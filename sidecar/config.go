@@ -73,15 +73,16 @@ type Overrides struct {
 	IntrospectionURL          string
 	IntrospectionClientID     string
 	IntrospectionClientSecret string
+	GRPCListen                string
+	HTTPListen                string
+	LogLevel                  string
+	LogFormat                 string
+
 	// InternalTokensClientID and InternalTokensClientSecret set
 	// internal_tokens.client_id and client_secret (the sidecar's own
 	// client for token exchange).
 	InternalTokensClientID     string
 	InternalTokensClientSecret string
-	GRPCListen                 string
-	HTTPListen                 string
-	LogLevel                   string
-	LogFormat                  string
 }
 
 // Over returns o with every field set in higher replacing o's.
@@ -93,16 +94,17 @@ func (o Overrides) Over(higher Overrides) Overrides {
 		return low
 	}
 	return Overrides{
-		Issuer:                     pick(o.Issuer, higher.Issuer),
-		IntrospectionURL:           pick(o.IntrospectionURL, higher.IntrospectionURL),
-		IntrospectionClientID:      pick(o.IntrospectionClientID, higher.IntrospectionClientID),
-		IntrospectionClientSecret:  pick(o.IntrospectionClientSecret, higher.IntrospectionClientSecret),
+		Issuer:                    pick(o.Issuer, higher.Issuer),
+		IntrospectionURL:          pick(o.IntrospectionURL, higher.IntrospectionURL),
+		IntrospectionClientID:     pick(o.IntrospectionClientID, higher.IntrospectionClientID),
+		IntrospectionClientSecret: pick(o.IntrospectionClientSecret, higher.IntrospectionClientSecret),
+		GRPCListen:                pick(o.GRPCListen, higher.GRPCListen),
+		HTTPListen:                pick(o.HTTPListen, higher.HTTPListen),
+		LogLevel:                  pick(o.LogLevel, higher.LogLevel),
+		LogFormat:                 pick(o.LogFormat, higher.LogFormat),
+
 		InternalTokensClientID:     pick(o.InternalTokensClientID, higher.InternalTokensClientID),
 		InternalTokensClientSecret: pick(o.InternalTokensClientSecret, higher.InternalTokensClientSecret),
-		GRPCListen:                 pick(o.GRPCListen, higher.GRPCListen),
-		HTTPListen:                 pick(o.HTTPListen, higher.HTTPListen),
-		LogLevel:                   pick(o.LogLevel, higher.LogLevel),
-		LogFormat:                  pick(o.LogFormat, higher.LogFormat),
 	}
 }
 
@@ -110,16 +112,17 @@ func (o Overrides) Over(higher Overrides) Overrides {
 // through getenv (os.Getenv in the binary).
 func EnvOverrides(getenv func(string) string) Overrides {
 	return Overrides{
-		Issuer:                     getenv("GATEHOUSE_SIDECAR_ISSUER"),
-		IntrospectionURL:           getenv("GATEHOUSE_SIDECAR_INTROSPECTION_URL"),
-		IntrospectionClientID:      getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID"),
-		IntrospectionClientSecret:  getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET"),
+		Issuer:                    getenv("GATEHOUSE_SIDECAR_ISSUER"),
+		IntrospectionURL:          getenv("GATEHOUSE_SIDECAR_INTROSPECTION_URL"),
+		IntrospectionClientID:     getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID"),
+		IntrospectionClientSecret: getenv("GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET"),
+		GRPCListen:                getenv("GATEHOUSE_SIDECAR_GRPC_LISTEN"),
+		HTTPListen:                getenv("GATEHOUSE_SIDECAR_HTTP_LISTEN"),
+		LogLevel:                  getenv("GATEHOUSE_SIDECAR_LOG_LEVEL"),
+		LogFormat:                 getenv("GATEHOUSE_SIDECAR_LOG_FORMAT"),
+
 		InternalTokensClientID:     getenv("GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID"),
 		InternalTokensClientSecret: getenv("GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET"),
-		GRPCListen:                 getenv("GATEHOUSE_SIDECAR_GRPC_LISTEN"),
-		HTTPListen:                 getenv("GATEHOUSE_SIDECAR_HTTP_LISTEN"),
-		LogLevel:                   getenv("GATEHOUSE_SIDECAR_LOG_LEVEL"),
-		LogFormat:                  getenv("GATEHOUSE_SIDECAR_LOG_FORMAT"),
 	}
 }
 
