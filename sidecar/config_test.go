@@ -104,11 +104,12 @@ issuers:
 `
 	env := EnvOverrides(func(k string) string {
 		return map[string]string{
-			"GATEHOUSE_SIDECAR_ISSUER":                        "https://env.example.com",
-			"GATEHOUSE_SIDECAR_GRPC_LISTEN":                   "127.0.0.1:8000",
-			"GATEHOUSE_SIDECAR_LOG_LEVEL":                     "error",
-			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID":       "env-id",
-			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET":   "env-secret",
+			"GATEHOUSE_SIDECAR_ISSUER":                      "https://env.example.com",
+			"GATEHOUSE_SIDECAR_GRPC_LISTEN":                 "127.0.0.1:8000",
+			"GATEHOUSE_SIDECAR_LOG_LEVEL":                   "error",
+			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID":     "env-id",
+			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET": "env-secret",
+
 			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID":     "env-gw",
 			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": "env-gw-secret",
 		}[k]
