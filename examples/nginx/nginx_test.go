@@ -5,6 +5,7 @@
 package nginx_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +33,6 @@ func nginxBinary(t *testing.T) string {
 	return ""
 }
 
-
 // rewrite swaps the example's default ports for the test's.
 func rewrite(t *testing.T, file string, ports map[string]string) string {
 	t.Helper()
@@ -55,18 +55,27 @@ func TestNginxForwardAuth(t *testing.T) {
 	is := testbin.StartIssuer(t, nil)
 	client, token := is.ClientCredentialsToken(t, "read")
 	clientID := client.ID
+	// The sidecar's own client, for the internal tokens of /orders.
+	gwClient := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"},
+		"scope": "read", "audience": []string{"orders-api"}})
 
 	up := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	upstream := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", up)
+	upstream := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", up,
+		"--headers", "x-user-id,x-client-id,x-user-scopes,authorization")
 	upstream.WaitHTTP(t, "http://"+up+"/health", 30*time.Second)
 
 	dir := t.TempDir()
 	sideHTTP, sideGRPC := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	sideCfg := filepath.Join(dir, "sidecar.yaml")
-	if err := os.WriteFile(sideCfg, []byte(rewrite(t, "sidecar.yaml", map[string]string{"127.0.0.1:4456": sideHTTP, "127.0.0.1:9191": sideGRPC})), 0o600); err != nil {
+	// The example's internal-token route and section, uncommented.
+	if err := os.WriteFile(sideCfg, []byte(rewrite(t, "sidecar.yaml", map[string]string{"127.0.0.1:4456": sideHTTP, "127.0.0.1:9191": sideGRPC,
+		"  # - name: orders\n  #   match: {path_prefix: /orders}\n  #   internal_token: {audience: orders-api}\n": "  - name: orders\n    match: {path_prefix: /orders}\n    internal_token: {audience: orders-api}\n",
+		"# internal_tokens:\n#   actor: true": "internal_tokens:\n  actor: true",
+	})), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sidecar := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", sideCfg,
+	sidecar := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), map[string]string{
+		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID": gwClient.ID, "GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": gwClient.Secret}, "--config", sideCfg,
 		"--issuer", is.PublicURL, "--introspection-url", is.AdminURL+"/admin/oauth2/introspect")
 	sidecar.WaitHTTP(t, "http://"+sideHTTP+"/health/ready", 30*time.Second)
 
@@ -141,6 +150,32 @@ func TestNginxForwardAuth(t *testing.T) {
 			}
 		})
 	}
+	// The internal-token route: the app gets the sidecar's internal token
+	// (aud orders-api, the caller's sub, act the sidecar's client) in
+	// Authorization; the other routes keep the client's.
+	if code, _, s := call("/api/things", map[string]string{"Authorization": bearer}); code != 200 || s.Headers["authorization"] != bearer {
+		t.Fatalf("plain route: %d, the app's Authorization is the client's: %v", code, s.Headers["authorization"] == bearer)
+	}
+	code, _, s := call("/orders/1", map[string]string{"Authorization": bearer})
+	internal, _ := strings.CutPrefix(s.Headers["authorization"], "Bearer ")
+	if code != 200 || internal == "" || internal == token || s.Headers["x-user-id"] != clientID {
+		t.Fatalf("internal-token route: %d, x-user-id %q, an internal token: %v", code, s.Headers["x-user-id"], internal != "" && internal != token)
+	}
+	parts := strings.Split(internal, ".")
+	var claims struct {
+		Aud []string       `json:"aud"`
+		Sub string         `json:"sub"`
+		Act map[string]any `json:"act"`
+	}
+	if len(parts) != 3 {
+		t.Fatal("the internal token is not a JWT")
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if err := json.Unmarshal(payload, &claims); err != nil || len(claims.Aud) != 1 || claims.Aud[0] != "orders-api" ||
+		claims.Sub != clientID || claims.Act["sub"] != gwClient.ID {
+		t.Fatalf("internal token claims %s", payload)
+	}
+
 	// The sidecar down: fail closed.
 	sidecar.Stop(10 * time.Second)
 	if code, _, _ := call("/api/things", map[string]string{"Authorization": bearer}); code < 500 {
