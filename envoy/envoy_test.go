@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	oauth2v3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/oauth2/v3"
@@ -207,10 +208,39 @@ func TestWiring(t *testing.T) {
 			if !publicDisabled {
 				t.Fatal("no route disables ext_authz (public path or health check)")
 			}
+			checkAuthorizationReachesUpstream(t, m.GetRouteConfig())
 			if oauth != nil {
 				checkOAuth2(t, bs, oauth.Config)
 			}
 		})
+	}
+}
+
+// checkAuthorizationReachesUpstream: the sidecar's OK answer sets
+// authorization to the route's internal token (docs/sidecar.md, internal
+// tokens), and the router applies route and virtual host header changes
+// after ext_authz: none of them may set or remove authorization, or the
+// upstream would get the caller's token, or none.
+func checkAuthorizationReachesUpstream(t *testing.T, rc *routev3.RouteConfiguration) {
+	t.Helper()
+	touches := func(where string, remove []string, add []*corev3.HeaderValueOption) {
+		for _, h := range remove {
+			if strings.EqualFold(h, "authorization") {
+				t.Errorf("%s removes authorization: the upstream would not get the internal token", where)
+			}
+		}
+		for _, h := range add {
+			if strings.EqualFold(h.GetHeader().GetKey(), "authorization") {
+				t.Errorf("%s sets authorization over the sidecar's internal token", where)
+			}
+		}
+	}
+	touches("route_config", rc.RequestHeadersToRemove, rc.RequestHeadersToAdd)
+	for _, vh := range rc.VirtualHosts {
+		touches("virtual host "+vh.Name, vh.RequestHeadersToRemove, vh.RequestHeadersToAdd)
+		for _, r := range vh.Routes {
+			touches("route "+r.GetName()+" "+r.GetMatch().String(), r.RequestHeadersToRemove, r.RequestHeadersToAdd)
+		}
 	}
 }
 

@@ -48,6 +48,7 @@ type Authorizer struct {
 	dpop         *dpopChecker
 	mtls         *mtlsChecker
 	cache        *decisionCache
+	exchange     *exchanger // internal tokens (exchange.go); nil when no rule has one
 	introSF      singleflight.Group
 	ready        chan struct{}
 }
@@ -110,6 +111,11 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 		a.issuers = append(a.issuers, is)
 		a.issuerByName[ic.Issuer] = is
 	}
+	if cfg.usesInternalTokens() {
+		if a.exchange, err = newExchanger(a, opts.Registerer); err != nil {
+			return nil, fmt.Errorf("internal_tokens: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -150,6 +156,9 @@ func (a *Authorizer) Stop() {
 		is.keys.Stop()
 	}
 	a.cache.close()
+	if a.exchange != nil {
+		a.exchange.close()
+	}
 }
 
 // Ready is closed once every issuer's signing keys are loaded.
@@ -184,6 +193,8 @@ type Decision struct {
 	Err error
 	// Rule is the name of the matching rule ("default" when none).
 	Rule string
+	// internal is the route's internal token for the upstream (exchange.go).
+	internal *internalToken
 }
 
 // Allowed reports whether the request may proceed.
@@ -239,6 +250,9 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 		}
 		return Decision{Denial: deny, Rule: ru.name}
 	}
+	if ru.internal != nil {
+		return a.withInternalToken(ctx, ru, res, tok)
+	}
 	a.m.allowToken.Inc()
 	return Decision{Identity: res.id, Rule: ru.name}
 }
@@ -263,7 +277,7 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	now := a.now()
 	if e, ok := a.cache.get(key, now); ok {
 		a.m.cacheHit.Inc()
-		return result{id: e.id, deny: e.deny}, nil
+		return result{id: e.id, deny: e.deny, key: key}, nil
 	}
 	a.m.cacheMiss.Inc()
 	var res result
@@ -277,6 +291,7 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	if err != nil {
 		return result{}, err
 	}
+	res.key = key
 	if jwt && !a.cache.admit(key) {
 		// A JWT's decision is cached from its second miss on: verifying
 		// it again costs less than caching every token sent only once.

@@ -48,6 +48,9 @@ type Config struct {
 	// Binding configures the checks of DPoP- and certificate-bound
 	// tokens (bindconfig.go).
 	Binding BindingConfig `yaml:"binding"`
+	// InternalTokens configures the token exchange behind routes with an
+	// internal_token (exchangeconfig.go).
+	InternalTokens InternalTokensConfig `yaml:"internal_tokens"`
 }
 
 // IssuerConfig describes one trusted issuer.
@@ -189,6 +192,9 @@ type Rule struct {
 	// this route at, when a proxy in front of the gateway rewrites them:
 	// a DPoP proof's htu is checked against it plus the request's path.
 	ExternalBaseURL string `yaml:"external_base_url"`
+	// InternalToken, when set, replaces the caller's token upstream with
+	// one exchanged for this route's audience (exchangeconfig.go).
+	InternalToken *InternalTokenRule `yaml:"internal_token"`
 }
 
 // Match says which requests a rule applies to. Empty fields match all.
@@ -266,6 +272,7 @@ func (c Config) Defaults() Config {
 		c.Headers.Identity = DefaultIdentityHeaders()
 	}
 	c.Binding = c.Binding.defaults()
+	c.InternalTokens = c.InternalTokens.defaults(c.Issuers)
 	return c
 }
 
@@ -397,6 +404,7 @@ func (c Config) Validate() error {
 		errs = append(errs, r.validate(fmt.Sprintf("rules[%d]", i), seen)...)
 	}
 	errs = append(errs, c.Binding.validate()...)
+	errs = append(errs, c.InternalTokens.validate(c.Issuers, c.usesInternalTokens())...)
 	return errors.Join(errs...)
 }
 
@@ -464,6 +472,9 @@ func (r Rule) validate(k string, issuers map[string]bool) []error {
 		if err := checkExternalBaseURL(r.ExternalBaseURL); err != nil {
 			bad("external_base_url", "%v", err)
 		}
+	}
+	if r.InternalToken != nil {
+		errs = append(errs, r.InternalToken.validate(k, r.AllowAnonymous)...)
 	}
 	return errs
 }

@@ -191,6 +191,9 @@ func (s *CheckServer) render(d Decision) (*encodedResponse, error) {
 		return s.anon, nil
 	}
 	id := d.Identity
+	if d.internal != nil {
+		return renderInternal(s.a, id, d.internal)
+	}
 	if r := id.envoyOK.Load(); r != nil {
 		return r, nil
 	}

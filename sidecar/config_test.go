@@ -109,9 +109,12 @@ issuers:
 			"GATEHOUSE_SIDECAR_LOG_LEVEL":                   "error",
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID":     "env-id",
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET": "env-secret",
+
+			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID":     "env-gw",
+			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": "env-gw-secret",
 		}[k]
 	})
-	flags := Overrides{Issuer: "https://flag.example.com", LogFormat: "text"}
+	flags := Overrides{Issuer: "https://flag.example.com", LogFormat: "text", InternalTokensClientID: "flag-gw"}
 	c, err := LoadConfig([]byte(file), env.Over(flags))
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +128,8 @@ issuers:
 		{"http_listen (file)", c.Serve.HTTPListen, "127.0.0.1:7001"},
 		{"log.level (env)", c.Log.Level, "error"},
 		{"log.format (flag)", c.Log.Format, "text"},
+		{"internal_tokens.client_id (flag)", c.InternalTokens.ClientID, "flag-gw"},
+		{"internal_tokens.client_secret (env)", c.InternalTokens.ClientSecret, "env-gw-secret"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
@@ -172,6 +177,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"typ settings contradict", "issuers: [{issuer: https://a.example.com, accept_typ_jwt: true}]\njwt: {require_at_jwt_typ: true}\n", Overrides{},
 			[]string{"issuers[0].accept_typ_jwt: contradicts jwt.require_at_jwt_typ: true"}},
 		{"several at once", iss + "log: {level: x, format: y}\n", Overrides{}, []string{"log.level", "log.format"}},
+		{"internal token without the sidecar's client", iss + "rules:\n  - internal_token: {audience: orders-api}\n", Overrides{},
+			[]string{"internal_tokens.client_id: client_id and client_secret are required", "GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET"}},
+		{"internal token without audience", iss + "rules:\n  - internal_token: {}\n", Overrides{InternalTokensClientID: "gw", InternalTokensClientSecret: "s"},
+			[]string{"rules[0].internal_token.audience"}},
+		{"unknown internal_tokens key", iss + "internal_tokens:\n  client: x\n", Overrides{}, []string{"line 3: internal_tokens.client: unknown key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig([]byte(tc.doc), tc.ov)

@@ -23,11 +23,13 @@ import (
 // Caddy's host:port. is is the issuer (nil: a default one); extra is
 // added to the sidecar's configuration.
 func startCaddy(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
+	return startCaddyWith(t, gatewaytest.Options{Issuer: is, Extra: extra})
+}
+
+// startCaddyWith is startCaddy with a stack made with o.
+func startCaddyWith(t *testing.T, o gatewaytest.Options) (*gatewaytest.Stack, string) {
 	caddy := gatewaytest.Binary(t, "REQUIRE_CADDY", "caddy", "caddy", "/usr/bin/caddy")
-	if is == nil {
-		is = testbin.StartIssuer(t, nil)
-	}
-	s := gatewaytest.StartStackWithIssuer(t, is, filepath.Join("..", "nginx", "sidecar.yaml"), extra...)
+	s := gatewaytest.StartStackWith(t, filepath.Join("..", "nginx", "sidecar.yaml"), o)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := gatewaytest.Rewrite(t, "Caddyfile", map[string]string{
 		// Both site addresses (127.0.0.1:8090 and :8090).
@@ -76,4 +78,10 @@ func TestCaddyDPoPNonce(t *testing.T) {
 // unless the configuration removes them).
 func TestCaddyForgedCertificateHeaders(t *testing.T) {
 	gatewaytest.CheckForgedCertificateHeaders(t, startCaddy)
+}
+
+// TestCaddyInternalToken: as TestNginxInternalToken, through the
+// Caddyfile's forward_auth.
+func TestCaddyInternalToken(t *testing.T) {
+	gatewaytest.CheckInternalToken(t, startCaddyWith)
 }

@@ -39,11 +39,13 @@ func rewrite(t *testing.T, file string, ports map[string]string) string {
 // startNginx runs nginx.conf in front of a new stack (the issuer is, or
 // a default one; sidecar.yaml plus extra) and returns its host:port.
 func startNginx(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
+	return startNginxWith(t, gatewaytest.Options{Issuer: is, Extra: extra})
+}
+
+// startNginxWith is startNginx with a stack made with o.
+func startNginxWith(t *testing.T, o gatewaytest.Options) (*gatewaytest.Stack, string) {
 	nginx := nginxBinary(t)
-	if is == nil {
-		is = testbin.StartIssuer(t, nil)
-	}
-	s := gatewaytest.StartStackWithIssuer(t, is, "sidecar.yaml", extra...)
+	s := gatewaytest.StartStackWith(t, "sidecar.yaml", o)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream})
 	if err := os.MkdirAll(filepath.Join(s.Dir, "nginx", "tmp"), 0o755); err != nil {
@@ -93,4 +95,12 @@ func TestNginxDPoPNonce(t *testing.T) {
 // header is refused (RFC 8705 §3).
 func TestNginxForgedCertificateHeaders(t *testing.T) {
 	gatewaytest.CheckForgedCertificateHeaders(t, startNginx)
+}
+
+// TestNginxInternalToken: with the example's internal-token route
+// enabled, nginx's map gives the app on /orders the sidecar's internal
+// token (RFC 8693 exchange) in Authorization, and the client's own
+// Authorization on every other route.
+func TestNginxInternalToken(t *testing.T) {
+	gatewaytest.CheckInternalToken(t, startNginxWith)
 }

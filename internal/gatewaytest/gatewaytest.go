@@ -77,20 +77,49 @@ func StartStack(t *testing.T, sidecarYAML string, extra ...string) *Stack {
 // StartStackWithIssuer is StartStack with an issuer the caller started.
 func StartStackWithIssuer(t *testing.T, is *testbin.Issuer, sidecarYAML string, extra ...string) *Stack {
 	t.Helper()
-	s := &Stack{Issuer: is, Dir: t.TempDir()}
+	return StartStackWith(t, sidecarYAML, Options{Issuer: is, Extra: extra})
+}
+
+// Options are a stack's settings beyond sidecarYAML's.
+type Options struct {
+	// Issuer is the issuer (nil: a new default one).
+	Issuer *testbin.Issuer
+	// Edits are replacements in sidecarYAML besides its listeners (a key
+	// the file does not mention fails the test).
+	Edits map[string]string
+	// Extra are YAML keys appended to sidecarYAML.
+	Extra []string
+	// Env is the sidecar's environment.
+	Env map[string]string
+}
+
+// AppHeaders are the request headers examples/upstream reports (Seen):
+// the identity headers and Authorization (for internal tokens).
+const AppHeaders = "x-user-id,x-client-id,x-user-scopes,authorization"
+
+// StartStackWith is StartStack with o.
+func StartStackWith(t *testing.T, sidecarYAML string, o Options) *Stack {
+	t.Helper()
+	if o.Issuer == nil {
+		o.Issuer = testbin.StartIssuer(t, nil)
+	}
+	s := &Stack{Issuer: o.Issuer, Dir: t.TempDir()}
 	s.Upstream = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	up := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", s.Upstream)
+	up := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", s.Upstream, "--headers", AppHeaders)
 	up.WaitHTTP(t, "http://"+s.Upstream+"/health", 30*time.Second)
 
 	s.SidecarHTTP = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	grpc := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	cfg := filepath.Join(s.Dir, "sidecar.yaml")
-	conf := Rewrite(t, sidecarYAML, map[string]string{"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:9191": grpc}) +
-		"\n" + strings.Join(extra, "\n")
+	edits := map[string]string{"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:9191": grpc}
+	for k, v := range o.Edits {
+		edits[k] = v
+	}
+	conf := Rewrite(t, sidecarYAML, edits) + "\n" + strings.Join(o.Extra, "\n")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Sidecar = testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", cfg,
+	s.Sidecar = testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), o.Env, "--config", cfg,
 		"--issuer", s.Issuer.PublicURL, "--introspection-url", s.Issuer.AdminURL+"/admin/oauth2/introspect")
 	s.Sidecar.WaitHTTP(t, "http://"+s.SidecarHTTP+"/health/ready", 30*time.Second)
 	return s

@@ -3,23 +3,17 @@ package memory
 import (
 	"bytes"
 	"context"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-type tokenStore struct{ s *Store }
+type tokenStore struct {
+	*byKind[storage.TokenKind, storage.Token]
+}
 
 var _ storage.TokenStore = tokenStore{}
 
-func (ts tokenStore) Create(ctx context.Context, t storage.Token) error {
-	return create(ctx, ts.s, ts.s.tokens, tokenKey{t.Kind, t.Signature}, t, copyToken)
-}
-
-func (ts tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
-	return get(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig}, copyToken)
-}
-
+// Update is Redeem without a read, revocation or successors.
 func (ts tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
 	return ts.Redeem(ctx, storage.RedeemRequest{Kind: kind, Signature: sig, Update: fn})
 }
@@ -46,7 +40,7 @@ func (ts tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (stora
 		return storage.Token{}, err
 	}
 	defer unlock()
-	cur, ok := ts.s.tokens[k]
+	cur, ok := ts.rows[k]
 	if !ok {
 		return storage.Token{}, storage.ErrNotFound
 	}
@@ -63,12 +57,12 @@ func (ts tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (stora
 	if err := ts.insertable(r.Issue); err != nil {
 		return storage.Token{}, err
 	}
-	ts.s.tokens[k] = copyToken(t)
+	ts.rows[k] = copyToken(t)
 	if r.RevokeRequest != "" {
-		for ko, o := range ts.s.tokens {
+		for ko, o := range ts.rows {
 			if o.ClientID == t.ClientID && o.RequestID == r.RevokeRequest && ko != k {
 				o.Active = false
-				ts.s.tokens[ko] = o
+				ts.rows[ko] = o
 			}
 		}
 	}
@@ -91,7 +85,7 @@ func (ts tokenStore) insertable(issue []storage.Token) error {
 	seen := make(map[tokenKey]bool, len(issue))
 	for _, n := range issue {
 		k := tokenKey{n.Kind, n.Signature}
-		if _, ok := ts.s.tokens[k]; ok || seen[k] {
+		if _, ok := ts.rows[k]; ok || seen[k] {
 			return storage.ErrAlreadyExists
 		}
 		seen[k] = true
@@ -102,12 +96,8 @@ func (ts tokenStore) insertable(issue []storage.Token) error {
 // insert stores copies of tokens insertable accepted.
 func (ts tokenStore) insert(tokens []storage.Token) {
 	for _, n := range tokens {
-		ts.s.tokens[tokenKey{n.Kind, n.Signature}] = copyToken(n)
+		ts.rows[tokenKey{n.Kind, n.Signature}] = copyToken(n)
 	}
-}
-
-func (ts tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig string) error {
-	return remove(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig})
 }
 
 func (ts tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string) error {
@@ -128,16 +118,12 @@ func (ts tokenStore) revoke(ctx context.Context, match func(*storage.Token) bool
 	}
 	defer unlock()
 	var n int64
-	for k, t := range ts.s.tokens {
+	for k, t := range ts.rows {
 		if t.Active && match(&t) {
 			t.Active = false
-			ts.s.tokens[k] = t
+			ts.rows[k] = t
 			n++
 		}
 	}
 	return n, nil
-}
-
-func (ts tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return flushExpired(ctx, ts.s, ts.s.tokens, func(t storage.Token) time.Time { return t.ExpiresAt }, before, limit)
 }
