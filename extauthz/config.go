@@ -48,6 +48,9 @@ type Config struct {
 	// Binding configures the checks of DPoP- and certificate-bound
 	// tokens (bindconfig.go).
 	Binding BindingConfig `yaml:"binding"`
+	// CEL bounds the evaluation of rule conditions and CEL identity
+	// headers (cel.go).
+	CEL CELConfig `yaml:"cel"`
 }
 
 // IssuerConfig describes one trusted issuer.
@@ -145,6 +148,9 @@ type HeadersConfig struct {
 	// resolves to the token's scopes (space-separated scope string or scp
 	// array) joined by spaces.
 	Identity map[string]string `yaml:"identity"`
+	// IdentityCEL maps a request header name to a CEL expression over the
+	// token (claims, token.*) whose string value it carries (cel.go).
+	IdentityCEL map[string]string `yaml:"identity_cel"`
 	// ClaimsHeader, when set, carries all validated claims as base64url
 	// (no padding) JSON.
 	ClaimsHeader string `yaml:"claims_header"`
@@ -189,6 +195,8 @@ type Rule struct {
 	// this route at, when a proxy in front of the gateway rewrites them:
 	// a DPoP proof's htu is checked against it plus the request's path.
 	ExternalBaseURL string `yaml:"external_base_url"`
+	// Conditions are CEL expressions that must all be true (cel.go).
+	Conditions []Condition `yaml:"conditions"`
 }
 
 // Match says which requests a rule applies to. Empty fields match all.
@@ -266,6 +274,7 @@ func (c Config) Defaults() Config {
 		c.Headers.Identity = DefaultIdentityHeaders()
 	}
 	c.Binding = c.Binding.defaults()
+	c.CEL = c.CEL.defaults()
 	return c
 }
 
@@ -397,6 +406,8 @@ func (c Config) Validate() error {
 		errs = append(errs, r.validate(fmt.Sprintf("rules[%d]", i), seen)...)
 	}
 	errs = append(errs, c.Binding.validate()...)
+	_, celErrs := compileCEL(c)
+	errs = append(errs, celErrs...)
 	return errors.Join(errs...)
 }
 

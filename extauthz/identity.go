@@ -36,6 +36,7 @@ type Identity struct {
 	headers     []Header   // identity headers this identity sets, by name
 	unset       []string   // configured identity headers it does not set
 
+	celCache      atomic.Pointer[celValue] // claims for CEL (cel.go)
 	envoyOK       atomic.Pointer[encodedResponse]
 	introspection atomic.Pointer[[]byte]
 }
@@ -391,6 +392,9 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims claimSet, ra
 		} else {
 			id.unset = append(id.unset, h.name)
 		}
+	}
+	if a.cel != nil && len(a.cel.headers) > 0 {
+		a.celHeaderValues(id)
 	}
 	if a.headers.claimsHeader != "" {
 		id.headers = append(id.headers, Header{a.headers.claimsHeader, base64.RawURLEncoding.EncodeToString(raw)})
