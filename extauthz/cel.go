@@ -49,11 +49,11 @@ type Condition struct {
 
 // CELConfig bounds the evaluation of CEL expressions.
 type CELConfig struct {
-	// CostLimit is the most one evaluation may cost, in cel-go's runtime
-	// cost units (about one per operation; string, list and map
-	// operations cost more with their size). An evaluation that goes
-	// past it stops with an error: the condition denies, the header is
-	// omitted. Default 5000.
+	// CostLimit is the most one evaluation of an expression with a
+	// comprehension may cost, in cel-go's runtime cost units (about one
+	// per operation; string, list and map operations cost more with their
+	// size). An evaluation that goes past it stops with an error: the
+	// condition denies, the header is omitted. Default 5000.
 	CostLimit uint64 `yaml:"cost_limit"`
 }
 
@@ -289,12 +289,29 @@ func compileExpr(env *cel.Env, src string, want *cel.Type) (*cel.Ast, error) {
 	return ast, nil
 }
 
+// program plans an evaluation. Only an expression with a comprehension
+// (all, exists, exists_one, map, filter) is metered against the cost
+// limit: without a loop an evaluation is one pass over the expression,
+// each function linear in its arguments, and metering would cost about
+// three times the evaluation itself (BenchmarkDecideCEL).
 func (p *celPlan) program(env *cel.Env, ast *cel.Ast) (cel.Program, error) {
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(p.costLimit))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if hasComprehension(ast) {
+		opts = append(opts, cel.CostLimit(p.costLimit))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("CEL: %w", err)
 	}
 	return prg, nil
+}
+
+func hasComprehension(a *cel.Ast) bool {
+	found := false
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		found = found || e.Kind() == celast.ComprehensionKind
+	}))
+	return found
 }
 
 // headersRead lists the request headers an expression reads by a

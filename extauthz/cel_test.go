@@ -322,6 +322,9 @@ func TestCELHeadersRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got, want := hasComprehension(ast), strings.Contains(tc.expr, "exists"); got != want {
+			t.Errorf("%s: metered %v, want %v", tc.expr, got, want)
+		}
 		names, all, err := headersRead(ast)
 		if err != nil || strings.Join(names, " ") != tc.names || all != tc.all {
 			t.Errorf("%s: %v %v %v, want %q %v", tc.expr, names, all, err, tc.names, tc.all)

@@ -13,7 +13,9 @@
 //	    rate of the same algorithm measured in this process beside it;
 //	(c) opaque tokens whose introspection result is cached;
 //	(d) one DPoP-bound JWT (cached) with a fresh ES256 proof per check,
-//	    the proofs signed before the measurement.
+//	    the proofs signed before the measurement;
+//	(e) one JWT (cached) on a plain route and on a route with a CEL
+//	    condition, alternated (cel.go).
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
@@ -67,6 +69,7 @@ type options struct {
 	sidecar     string
 	scenarios   string
 	dpopChecks  int
+	celRounds   int
 	typed       bool
 	cpuprofile  string
 	profileDir  string
@@ -83,7 +86,8 @@ func main() {
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
 	flag.IntVar(&o.dpopChecks, "dpop-checks", 60000, "checks in scenario (d), each with its own DPoP proof signed ahead")
-	flag.StringVar(&o.scenarios, "scenarios", "a,d,c,b", "scenarios to run, in order")
+	flag.IntVar(&o.celRounds, "cel-rounds", 10, "rounds of scenario (e), each a slice of the plain route and one of the CEL route (-duration is split among them)")
+	flag.StringVar(&o.scenarios, "scenarios", "a,d,e,c,b", "scenarios to run, in order")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
@@ -130,6 +134,9 @@ func run(o options) error {
 			return err
 		}
 		defer os.RemoveAll(filepath.Dir(bin))
+	}
+	if slices.Contains(strings.Split(o.scenarios, ","), "e") {
+		extraYAML += celRuleYAML
 	}
 	sc, err := startSidecar(bin, is, o.profileDir != "")
 	if err != nil {
@@ -187,8 +194,12 @@ func run(o options) error {
 			if err := dpopScenario(o, is, rsKey, g, sc); err != nil {
 				return err
 			}
+		case "e":
+			if err := celScenario(o, is, rsKey, g, sc); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown scenario %q (a, b, c or d)", s)
+			return fmt.Errorf("unknown scenario %q (a, b, c, d or e)", s)
 		}
 		if g.failed != nil {
 			return g.failed
@@ -646,6 +657,9 @@ func buildSidecar(profile bool) (string, error) {
 	return bin, err
 }
 
+// extraYAML is added to the sidecar's configuration (scenarios' rules).
+var extraYAML string
+
 type sidecarProc struct {
 	*benchproc.Process // adopted child process
 	grpcAddr           string
@@ -663,7 +677,7 @@ func startSidecar(bin string, is *extauthztest.Issuer, profile bool) (*sidecarPr
 	cfg := filepath.Join(dir, "sidecar.yaml")
 	// Proofs are signed before (d) runs: they must still be young enough
 	// at its end.
-	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"+extraYAML), 0o600); err != nil {
 		return nil, err
 	}
 	g, h := freeAddr(), freeAddr()
