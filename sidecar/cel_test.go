@@ -73,6 +73,8 @@ func TestCELRulesAtTheGateway(t *testing.T) {
 				{"dot segments do not escape", "GET", mine + "/../../someone-else/x", with(tok, "x-tenant", id.ClientID), 403, challenge("own-tenant")},
 				{"another tenant's header", "GET", mine, with(tok, "x-tenant", "someone-else"), 403, challenge("own-tenant")},
 				{"no tenant header", "GET", mine, bearer(tok), 403, challenge("own-tenant")},
+				{"a huge tenant header", "GET", mine, with(tok, "x-tenant", strings.Repeat("a", 30000)), 403, challenge("own-tenant")},
+				{"a tenant header with non-ASCII bytes", "GET", mine, with(tok, "x-tenant", id.ClientID+"é"), 403, challenge("own-tenant")},
 				{"a bearer token on a DPoP-only route", "GET", "/orders", bearer(tok), 403,
 					`Bearer error="insufficient_scope", error_description="The request does not meet the condition dpop-bound of this resource."`},
 				{"DPoP-bound token", "GET", "/orders", map[string]string{"authorization": "DPoP " + bound,
