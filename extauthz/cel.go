@@ -493,7 +493,7 @@ func (v *celActivation) ResolveName(name string) (any, bool) {
 		if !v.r.source.IsValid() {
 			return types.String(""), true
 		}
-		return types.String(v.r.source.String()), true
+		return types.String(v.r.source.WithZone("").String()), true
 	}
 	return nil, false
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,4 +438,32 @@ func FuzzCELEvaluation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Concurrent checks share the cached identity and its claims converted
+// for CEL (run with -race).
+func TestCELConcurrentChecks(t *testing.T) {
+	e := celEnv(t, `claims.ext.tenant == request.headers["x-tenant"] && request.method == "GET"`)
+	tok := e.is.Token(e.key, nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 200 {
+				r := bearer(tok)
+				r.Path = "/cel/x"
+				tenant := "acme"
+				if (i+j)%3 == 0 {
+					tenant = "other"
+				}
+				r.headers = envoyHeaders{"x-tenant": tenant}
+				if d := e.a.Decide(context.Background(), r); d.Allowed() != (tenant == "acme") {
+					t.Errorf("tenant %s: %+v", tenant, d.Denial)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
