@@ -503,8 +503,7 @@ type celValue struct{ claims, scopes ref.Val }
 
 // celToken converts the identity's claims and scopes for CEL the first
 // time an expression reads them; the identity is shared, so the
-// conversion is kept with it. Numbers become int when integral and in
-// range, else double.
+// conversion is kept with it.
 func (id *Identity) celToken() *celValue {
 	if p := id.celCache.Load(); p != nil {
 		return p
@@ -513,34 +512,41 @@ func (id *Identity) celToken() *celValue {
 	if err != nil {
 		m = map[string]any{}
 	}
-	for k, x := range m {
-		m[k] = celNumbers(x)
-	}
-	v := &celValue{claims: types.DefaultTypeAdapter.NativeToValue(m),
-		scopes: types.NewStringList(types.DefaultTypeAdapter, id.Scopes)}
+	v := &celValue{claims: celOf(m), scopes: types.NewStringList(types.DefaultTypeAdapter, id.Scopes)}
 	id.celCache.Store(v)
 	return v
 }
 
-func celNumbers(x any) any {
+// celOf converts a decoded JSON value to CEL values all the way down, so
+// that reading a nested claim converts nothing per check. Numbers become
+// int when integral and within 64 bits, else double (out of range: ±Inf,
+// which still compares).
+func celOf(x any) ref.Val {
 	switch t := x.(type) {
+	case string:
+		return types.String(t)
+	case bool:
+		return types.Bool(t)
 	case json.Number:
 		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
-			return i
+			return types.Int(i)
 		}
-		// Out of range, ParseFloat gives ±Inf, which still compares.
 		f, _ := strconv.ParseFloat(string(t), 64)
-		return f
+		return types.Double(f)
 	case map[string]any:
+		m := make(map[ref.Val]ref.Val, len(t))
 		for k, e := range t {
-			t[k] = celNumbers(e)
+			m[types.String(k)] = celOf(e)
 		}
+		return types.NewRefValMap(types.DefaultTypeAdapter, m)
 	case []any:
+		l := make([]ref.Val, len(t))
 		for i, e := range t {
-			t[i] = celNumbers(e)
+			l[i] = celOf(e)
 		}
+		return types.NewRefValList(types.DefaultTypeAdapter, l)
 	}
-	return x
+	return types.NullValue
 }
 
 // headerView is a request's headers as CEL's request.headers reads them:
