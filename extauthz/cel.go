@@ -124,6 +124,8 @@ func newCELEnv(vars []cel.EnvOption) (*cel.Env, error) {
 		// int and double claims compare with each other (JSON has one
 		// number type).
 		cel.CrossTypeNumericComparisons(true),
+		// claims.?ext.?tenant.orValue(""): optional claims without has().
+		cel.OptionalTypes(),
 		ext.Strings(),
 		ext.Network(), // ip(source.address), cidr("10.0.0.0/8").containsIP(...)
 	}, vars...)
@@ -316,7 +318,8 @@ func hasComprehension(a *cel.Ast) bool {
 
 // headersRead lists the request headers an expression reads by a
 // constant name (request.headers["x"], request.headers.x, has(...), "x"
-// in request.headers); all is set when it uses the map otherwise. A
+// in request.headers, request.headers[?"x"], request.headers.?x); all is
+// set when it uses the map otherwise. A
 // constant name that is not lower case could never match.
 func headersRead(a *cel.Ast) (names []string, all bool, err error) {
 	uses, known := 0, 0
@@ -352,7 +355,7 @@ func headersRead(a *cel.Ast) (names []string, all bool, err error) {
 				return
 			}
 			switch c.FunctionName() {
-			case operators.Index:
+			case operators.Index, operators.OptIndex, operators.OptSelect:
 				if isHeaders(args[0]) && args[1].Kind() == celast.LiteralKind {
 					add(args[1].AsLiteral())
 				}

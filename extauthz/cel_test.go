@@ -40,6 +40,9 @@ func TestCELConditions(t *testing.T) {
 		{name: "claim string mismatch", expr: `claims.ext.tenant == "other"`},
 		{name: "missing claim is an error: deny", expr: `claims.group == "x"`},
 		{name: "has() guards a missing claim", expr: `!has(claims.group) || claims.group == "x"`, allow: true},
+		{name: "has() on a missing parent is an error: deny", expr: `!has(claims.nope.group)`},
+		{name: "optional claims", expr: `claims.?nope.?group.orValue("none") == "none" && claims.?ext.?tenant.orValue("") == "acme"`, allow: true},
+		{name: "optional header", expr: `request.headers[?"x-tenant"].orValue("acme") == claims.ext.tenant`, allow: true},
 		{name: "int claim", expr: `claims.level >= 3`, claims: withClaims(map[string]any{"level": 3}), allow: true},
 		{name: "int claim against a double", expr: `claims.level > 2.5`, claims: withClaims(map[string]any{"level": 3}), allow: true},
 		{name: "double claim", expr: `claims.score < 1`, claims: withClaims(map[string]any{"score": 0.5}), allow: true},
@@ -187,10 +190,11 @@ func TestCELIdentityHeaders(t *testing.T) {
 			"x-tenant-user": `claims.ext.tenant + "/" + claims.sub`,
 			"x-email":       `claims.ext.email`,
 			"x-admin":       `has(claims.admin) && claims.admin ? "yes" : "no"`,
-			"x-missing":     `claims.nope`,            // absent: omitted
-			"x-not-string":  `claims.exp`,             // an int at run time: omitted
-			"x-bad-value":   `"a\nb"`,                 // not a header value: omitted
-			"x-scopes":      `token.scopes.join(" ")`, // strings extension
+			"x-optional":    `claims.?nope.orValue("")`, // empty: omitted
+			"x-missing":     `claims.nope`,              // absent: omitted
+			"x-not-string":  `claims.exp`,               // an int at run time: omitted
+			"x-bad-value":   `"a\nb"`,                   // not a header value: omitted
+			"x-scopes":      `token.scopes.join(" ")`,   // strings extension
 			"x-kind":        `token.type + ":" + string(size(token.scopes))`,
 		}
 	})
@@ -213,7 +217,7 @@ func TestCELIdentityHeaders(t *testing.T) {
 		t.Errorf("headers %v, want %v", got, want)
 	}
 	unset := strings.Join(d.Identity.UnsetHeaders(), " ")
-	if unset != "x-bad-value x-missing x-not-string" {
+	if unset != "x-bad-value x-missing x-not-string x-optional" {
 		t.Errorf("unset %q", unset)
 	}
 	// Every CEL header is stripped from client requests like the others.
@@ -314,6 +318,7 @@ func TestCELHeadersRead(t *testing.T) {
 		{`request.headers.exists(k, k == "x")`, "", true},
 		{`size(request.headers) == 1 || request.headers["x-a"] == ""`, "x-a", true},
 		{`request.headers[request.method] == "x"`, "", true},
+		{`request.headers[?"x-a"].orValue("") == "1" || request.headers.?x_b.hasValue()`, "x-a x_b", false},
 	} {
 		env, err := newCELEnv(append(tokenVariables(), requestVariables()...))
 		if err != nil {
@@ -466,4 +471,18 @@ func TestCELConcurrentChecks(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// request.headers has lower-case names and repeated headers joined by
+// ",", whichever way the gateway sent them.
+func TestCELHeaderViews(t *testing.T) {
+	want := map[string]string{"x-a": "1,2", "x-b": "raw", ":authority": "h"}
+	list := envoyHeaderList{{Key: "X-A", Value: "1"}, {Key: "x-a", Value: "2"}, {Key: "x-b", RawValue: []byte("raw")}, {Key: ":authority", Value: "h"}}
+	hh := http.Header{"X-A": {"1", "2"}, "X-B": {"raw"}, ":authority": {"h"}}
+	for name, v := range map[string]headerView{"header_map": list, "http": httpHeaders(hh), "headers map": envoyHeaders(want)} {
+		m, err := v.celMap().ConvertToNative(reflect.TypeFor[map[string]string]())
+		if err != nil || !reflect.DeepEqual(m, want) {
+			t.Errorf("%s: %v %v, want %v", name, m, err, want)
+		}
+	}
 }
