@@ -20,8 +20,9 @@ type rule struct {
 	issuers      []string
 	tokenTypes   []string
 	claims       []claimRequirement
-	externalBase string       // Rule.ExternalBaseURL without a trailing "/"
-	conds        []*condition // CEL conditions (cel.go)
+	externalBase string // Rule.ExternalBaseURL without a trailing "/"
+
+	conds []*condition // CEL conditions (cel.go)
 
 	denyIssuer, denyTokenType, denyAudience, denyScope, denyClaim *Denial
 }
