@@ -482,6 +482,9 @@ func (v *celActivation) ResolveName(name string) (any, bool) {
 	}
 	switch name {
 	case celRequestMethod:
+		if m, ok := celMethods[v.r.Method]; ok {
+			return m, true
+		}
 		return types.String(v.r.Method), true
 	case celRequestHost:
 		return types.String(NormalizeHost(v.r.Host)), true
@@ -501,6 +504,15 @@ func (v *celActivation) ResolveName(name string) (any, bool) {
 	return nil, false
 }
 
+// celMethods are the common methods as CEL values, made once.
+var celMethods = func() map[string]ref.Val {
+	m := map[string]ref.Val{}
+	for _, x := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		m[x] = types.String(x)
+	}
+	return m
+}()
+
 // celValue is an identity's claims and scopes as CEL values, made once.
 type celValue struct{ claims, scopes ref.Val }
 
@@ -515,7 +527,11 @@ func (id *Identity) celToken() *celValue {
 	if err != nil {
 		m = map[string]any{}
 	}
-	v := &celValue{claims: celOf(m), scopes: types.NewStringList(types.DefaultTypeAdapter, id.Scopes)}
+	scopes := make([]ref.Val, len(id.Scopes))
+	for i, sc := range id.Scopes {
+		scopes[i] = types.String(sc)
+	}
+	v := &celValue{claims: celOf(m), scopes: types.NewRefValList(types.DefaultTypeAdapter, scopes)}
 	id.celCache.Store(v)
 	return v
 }
