@@ -119,6 +119,13 @@ func TestCELRulesAtTheGateway(t *testing.T) {
 	if resp.Header.Get("X-Caller") != "jwt:"+id.ClientID || resp.Header.Values("X-Missing") == nil || resp.Header.Get("X-Missing") != "" {
 		t.Errorf("/auth headers: %v", resp.Header)
 	}
+	// On a public route without a token, a client's copy is removed too.
+	if set, removed := okSet(t, s.check(t, "GET", host, "/public/x", map[string]string{"x-caller": "forged"})); set["x-caller"] != "" || !contains(removed, "x-caller") {
+		t.Errorf("public route: set %v, removed %v", set, removed)
+	}
+	if resp := forwardAuth(t, s, "GET", host, "/public/x", map[string]string{"x-caller": "forged"}); resp.StatusCode != 200 || resp.Header.Values("X-Caller") == nil || resp.Header.Get("X-Caller") != "" {
+		t.Errorf("/auth public route: %d %v", resp.StatusCode, resp.Header)
+	}
 	out := s.Output.String()
 	if !strings.Contains(out, `"rule":"tenants","condition":"own-tenant"`) || !strings.Contains(out, `"rule":"bound-only","condition":"dpop-bound"`) {
 		t.Errorf("the sidecar's log does not name the failed rule and condition:\n%s", out)
