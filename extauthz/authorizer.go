@@ -47,6 +47,7 @@ type Authorizer struct {
 	deny         denials
 	dpop         *dpopChecker
 	mtls         *mtlsChecker
+	cel          *celPlan // nil without CEL conditions or headers
 	cache        *decisionCache
 	exchange     *exchanger // internal tokens (exchange.go); nil when no rule has one
 	introSF      singleflight.Group
@@ -95,8 +96,19 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 		a.headers.claimsHeader = cfg.Headers.ClaimsHeader
 		a.headers.names = append(a.headers.names, cfg.Headers.ClaimsHeader)
 	}
+	if a.cel, err = compileCELPlan(cfg); err != nil {
+		return nil, err
+	}
+	if a.cel != nil {
+		for _, h := range a.cel.headers {
+			a.headers.names = append(a.headers.names, h.name)
+		}
+	}
 	sort.Strings(a.headers.names)
 	a.compileRules(cfg.Rules)
+	if a.cel != nil {
+		a.cel.attach(a)
+	}
 	a.jwtClaims = a.claimsRead()
 
 	c, err := newDecisionCache(cfg.Cache.MaxBytes)
@@ -242,6 +254,9 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	deny := res.deny
 	if deny == nil {
 		deny = ru.check(res.id)
+	}
+	if deny == nil && len(ru.conds) > 0 {
+		deny = a.checkConditions(ru, r, res.id)
 	}
 	if deny != nil {
 		deny.counter.Inc()

@@ -51,6 +51,10 @@ type Config struct {
 	// InternalTokens configures the token exchange behind routes with an
 	// internal_token (exchangeconfig.go).
 	InternalTokens InternalTokensConfig `yaml:"internal_tokens"`
+
+	// CEL bounds the evaluation of rule conditions and CEL identity
+	// headers (cel.go).
+	CEL CELConfig `yaml:"cel"`
 }
 
 // IssuerConfig describes one trusted issuer.
@@ -148,6 +152,9 @@ type HeadersConfig struct {
 	// resolves to the token's scopes (space-separated scope string or scp
 	// array) joined by spaces.
 	Identity map[string]string `yaml:"identity"`
+	// IdentityCEL maps a request header name to a CEL expression over the
+	// token (claims, token.*) whose string value it carries (cel.go).
+	IdentityCEL map[string]string `yaml:"identity_cel"`
 	// ClaimsHeader, when set, carries all validated claims as base64url
 	// (no padding) JSON.
 	ClaimsHeader string `yaml:"claims_header"`
@@ -195,6 +202,9 @@ type Rule struct {
 	// InternalToken, when set, replaces the caller's token upstream with
 	// one exchanged for this route's audience (exchangeconfig.go).
 	InternalToken *InternalTokenRule `yaml:"internal_token"`
+
+	// Conditions are CEL expressions that must all be true (cel.go).
+	Conditions []Condition `yaml:"conditions"`
 }
 
 // Match says which requests a rule applies to. Empty fields match all.
@@ -273,6 +283,8 @@ func (c Config) Defaults() Config {
 	}
 	c.Binding = c.Binding.defaults()
 	c.InternalTokens = c.InternalTokens.defaults(c.Issuers)
+
+	c.CEL = c.CEL.defaults()
 	return c
 }
 
@@ -405,6 +417,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Binding.validate()...)
 	errs = append(errs, c.InternalTokens.validate(c.Issuers, c.usesInternalTokens())...)
+
+	_, celErrs := compileCEL(c)
+	errs = append(errs, celErrs...)
 	return errors.Join(errs...)
 }
 

@@ -75,6 +75,8 @@ func ForwardedRequest(r *http.Request) *Request {
 		Cookie:        strings.Join(h.Values("Cookie"), "; "),
 		Scheme:        h.Get("X-Forwarded-Proto"),
 		DPoP:          h.Values("DPoP"),
+		headers:       httpHeaders(h),
+		source:        forwardedSource(r),
 	}
 	req.Method = strings.ToUpper(req.Method)
 	switch {

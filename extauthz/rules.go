@@ -23,6 +23,8 @@ type rule struct {
 	externalBase string        // Rule.ExternalBaseURL without a trailing "/"
 	internal     *internalRule // Rule.InternalToken (exchange.go)
 
+	conds []*condition // CEL conditions (cel.go)
+
 	denyIssuer, denyTokenType, denyAudience, denyScope, denyClaim *Denial
 }
 

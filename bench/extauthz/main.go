@@ -17,6 +17,8 @@
 //	(e) one JWT (cached) on a route with an internal token (warm: the
 //	    exchange cached too) against the same JWT on a plain route, in
 //	    alternated rounds (internaltoken.go).
+//	(f) one JWT (cached) on a plain route and on a route with a CEL
+//	    condition, alternated (cel.go).
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
@@ -70,6 +72,7 @@ type options struct {
 	sidecar     string
 	scenarios   string
 	dpopChecks  int
+	celRounds   int
 	typed       bool
 	cpuprofile  string
 	profileDir  string
@@ -89,10 +92,11 @@ func main() {
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
 	flag.IntVar(&o.dpopChecks, "dpop-checks", 60000, "checks in scenario (d), each with its own DPoP proof signed ahead")
-	flag.StringVar(&o.scenarios, "scenarios", "a,d,e,c,b", "scenarios to run, in order")
+	flag.StringVar(&o.scenarios, "scenarios", "a,d,e,f,c,b", "scenarios to run, in order")
 	flag.IntVar(&o.pairRounds, "pair-rounds", 6, "rounds of scenario (e), each measuring the plain and the internal-token route once, in alternating order")
 	flag.DurationVar(&o.pairEach, "pair-duration", 2*time.Second, "measured duration of each route in each round of (e)")
 	flag.StringVar(&o.internalAlg, "internal-token-alg", "RS256", "signature algorithm of the internal token in (e): RS256 (Gatehouse's default key) or ES256 (a shorter token)")
+	flag.IntVar(&o.celRounds, "cel-rounds", 10, "rounds of scenario (f), each a slice of the plain route and one of the CEL route (-duration is split among them)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
@@ -145,6 +149,9 @@ func run(o options) error {
 			return err
 		}
 		defer os.RemoveAll(filepath.Dir(bin))
+	}
+	if slices.Contains(strings.Split(o.scenarios, ","), "f") {
+		extraRules += celRuleYAML
 	}
 	sc, err := startSidecar(bin, is, te.URL, o.profileDir != "")
 	if err != nil {
@@ -204,8 +211,12 @@ func run(o options) error {
 			}
 		case "e":
 			internalTokenScenario(o, is, rsKey, te, g, sc)
+		case "f":
+			if err := celScenario(o, is, rsKey, g, sc); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown scenario %q (a, b, c, d or e)", s)
+			return fmt.Errorf("unknown scenario %q (a, b, c, d, e or f)", s)
 		}
 		if g.failed != nil {
 			return g.failed
@@ -666,6 +677,10 @@ func buildSidecar(profile bool) (string, error) {
 	return bin, err
 }
 
+// extraRules are rules added after the internal-token route's in the
+// sidecar's configuration (the CEL route of (f)).
+var extraRules string
+
 type sidecarProc struct {
 	*benchproc.Process // adopted child process
 	grpcAddr           string
@@ -685,7 +700,7 @@ func startSidecar(bin string, is *extauthztest.Issuer, tokenURL string, profile 
 	// Proofs are signed before (d) runs: they must still be young enough
 	// at its end.
 	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"+
-		internalTokenConfig(tokenURL)), 0o600); err != nil {
+		internalTokenConfig(tokenURL)+extraRules), 0o600); err != nil {
 		return nil, err
 	}
 	g, h := freeAddr(), freeAddr()
