@@ -38,7 +38,7 @@ bench:
 
 # Browser tests in headless Chromium (playwright-core) through the example
 # login and consent app and SSO apps, then the gateway path through a real
-# nginx; installs what is missing (scripts/e2e.sh).
+# nginx and a real Caddy; installs what is missing (scripts/e2e.sh).
 e2e:
 	./scripts/e2e.sh
 

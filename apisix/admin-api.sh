@@ -75,9 +75,29 @@ put routes api-forward-auth <<'JSON'
     "forward-auth": {
       "uri": "http://127.0.0.1:4456/auth",
       "request_method": "GET",
-      "request_headers": ["Authorization"],
+      "request_headers": ["Authorization", "DPoP"],
+      "extra_headers": {"X-Forwarded-Host": "$http_host"},
       "upstream_headers": ["X-User-Id", "X-Client-Id", "X-User-Scopes"],
-      "client_headers": ["WWW-Authenticate"],
+      "client_headers": ["WWW-Authenticate", "DPoP-Nonce"],
+      "timeout": 3000,
+      "keepalive": true
+    }
+  }
+}
+JSON
+
+put routes api-internal-token <<'JSON'
+{
+  "uri": "/orders/*",
+  "upstream_id": "app",
+  "plugins": {
+    "forward-auth": {
+      "uri": "http://127.0.0.1:4456/auth",
+      "request_method": "GET",
+      "request_headers": ["Authorization", "DPoP"],
+      "extra_headers": {"X-Forwarded-Host": "$http_host"},
+      "upstream_headers": ["X-User-Id", "X-Client-Id", "X-User-Scopes", "Authorization"],
+      "client_headers": ["WWW-Authenticate", "DPoP-Nonce"],
       "timeout": 3000,
       "keepalive": true
     }

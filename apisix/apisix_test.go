@@ -6,6 +6,7 @@
 package apisix_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse-dev/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 	"github.com/gatehouse-dev/gatehouse/sidecar"
 )
@@ -90,7 +92,7 @@ func TestStandaloneConfig(t *testing.T) {
 			t.Fatalf("upstream %v has no nodes", u["id"])
 		}
 	}
-	want := []string{"app-browser", "api-introspection", "api-forward-auth"}
+	want := []string{"app-browser", "api-introspection", "api-forward-auth", "api-internal-token"}
 	var ids []string
 	for _, r := range s.Routes {
 		id, _ := r["id"].(string)
@@ -139,9 +141,22 @@ func TestStandaloneConfig(t *testing.T) {
 	if api["bearer_only"] != true || !strings.HasSuffix(api["introspection_endpoint"].(string), "/introspect") {
 		t.Fatalf("api-introspection: %v", api)
 	}
-	fa := plugin(t, s, "api-forward-auth", "forward-auth")
-	if !strings.HasSuffix(fa["uri"].(string), "/auth") || !slices.Contains(toStrings(fa["request_headers"]), "Authorization") {
-		t.Fatalf("api-forward-auth: %v", fa)
+	for _, route := range []string{"api-forward-auth", "api-internal-token"} {
+		fa := plugin(t, s, route, "forward-auth")
+		if !strings.HasSuffix(fa["uri"].(string), "/auth") || !slices.Contains(toStrings(fa["request_headers"]), "Authorization") {
+			t.Fatalf("%s: %v", route, fa)
+		}
+	}
+	// Authorization is copied upstream only where the sidecar sends an
+	// internal token: elsewhere the client's must reach the upstream.
+	if slices.Contains(toStrings(plugin(t, s, "api-forward-auth", "forward-auth")["upstream_headers"]), "Authorization") ||
+		!slices.Contains(toStrings(plugin(t, s, "api-internal-token", "forward-auth")["upstream_headers"]), "Authorization") {
+		t.Fatal("only api-internal-token copies Authorization from the sidecar's answer")
+	}
+	for _, route := range []string{"api-forward-auth", "api-internal-token"} {
+		if !slices.Contains(toStrings(plugin(t, s, route, "forward-auth")["request_headers"]), "DPoP") {
+			t.Fatalf("%s: request_headers must pass the client's DPoP proof to the sidecar", route)
+		}
 	}
 }
 
@@ -222,12 +237,22 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 		t.Fatalf("gatehouse-sidecar.yaml: %v", err)
 	}
 	sideHTTP := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	conf := strings.NewReplacer("127.0.0.1:4456", sideHTTP, "127.0.0.1:9191", fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))).Replace(string(side))
+	// The internal-token rule and section uncommented, with the
+	// sidecar's own client at the issuer.
+	const internalTokens = "# rules:\n#   - name: orders\n#     match: {path_prefix: /orders}\n#     internal_token: {audience: orders-api}\n# internal_tokens:\n#   actor: true\n"
+	if !strings.Contains(string(side), internalTokens) {
+		t.Fatal("gatehouse-sidecar.yaml no longer has the commented internal-token rule")
+	}
+	gw := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"},
+		"scope": "read", "audience": []string{"orders-api"}})
+	conf := strings.NewReplacer("127.0.0.1:4456", sideHTTP, "127.0.0.1:9191", fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)),
+		internalTokens, strings.ReplaceAll(strings.ReplaceAll(internalTokens, "#   ", "  "), "# ", "")).Replace(string(side))
 	cfgFile := filepath.Join(t.TempDir(), "sidecar.yaml")
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sc := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", cfgFile,
+	sc := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), map[string]string{
+		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID": gw.ID, "GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": gw.Secret}, "--config", cfgFile,
 		"--issuer", is.PublicURL, "--introspection-url", is.AdminURL+"/admin/oauth2/introspect")
 	sc.WaitHTTP(t, "http://"+sideHTTP+"/health/ready", 30*time.Second)
 	local := func(u string) string {
@@ -301,16 +326,33 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 		}
 	})
 
-	t.Run("forward-auth", func(t *testing.T) {
-		p := plugin(t, s, "api-forward-auth", "forward-auth")
+	forwardAuth := func(t *testing.T, route, uri string) {
+		p := plugin(t, s, route, "forward-auth")
+		// call sends the auth request the plugin would make for a client's
+		// GET http://127.0.0.1:9080<uri> with the headers hdr: its own
+		// X-Forwarded-* (the host without the port, as the plugin takes
+		// it), then extra_headers (which replace them), then the client's
+		// headers listed in request_headers (never replacing one already
+		// set).
 		call := func(hdr map[string]string) *http.Response {
 			req, _ := http.NewRequest(p["request_method"].(string), local(p["uri"].(string)), nil)
-			// What the plugin sends besides request_headers.
-			req.Header.Set("X-Forwarded-Proto", "http")
-			req.Header.Set("X-Forwarded-Method", "GET")
-			req.Header.Set("X-Forwarded-Host", "127.0.0.1:9080")
-			req.Header.Set("X-Forwarded-Uri", "/fa/things?x=1")
-			for k, v := range hdr {
+			sent := map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Method": "GET",
+				"X-Forwarded-Host": "127.0.0.1", "X-Forwarded-Uri": uri, "X-Forwarded-For": "127.0.0.1"}
+			vars := map[string]string{"$http_host": "127.0.0.1:9080", "$host": "127.0.0.1", "$scheme": "http", "$request_uri": uri}
+			extra, _ := p["extra_headers"].(map[string]any)
+			for k, v := range extra {
+				val, ok := vars[v.(string)]
+				if !ok {
+					t.Fatalf("extra_headers %s: %v is not a variable this test knows", k, v)
+				}
+				sent[k] = val
+			}
+			for _, h := range toStrings(p["request_headers"]) {
+				if _, set := sent[h]; !set && hdr[h] != "" {
+					sent[h] = hdr[h]
+				}
+			}
+			for k, v := range sent {
 				req.Header.Set(k, v)
 			}
 			resp, err := http.DefaultClient.Do(req)
@@ -320,12 +362,15 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 			resp.Body.Close()
 			return resp
 		}
+		if !slices.Contains(toStrings(p["client_headers"]), "DPoP-Nonce") {
+			t.Fatal("client_headers must pass the sidecar's DPoP-Nonce to the client (binding.dpop.use_nonce)")
+		}
 		resp := call(nil)
 		if resp.StatusCode != 401 {
 			t.Fatalf("no token: %d", resp.StatusCode)
 		}
 		for _, h := range toStrings(p["client_headers"]) {
-			if resp.Header.Get(h) == "" {
+			if h != "DPoP-Nonce" && resp.Header.Get(h) == "" {
 				t.Fatalf("401 lacks %s, which the route passes to the client", h)
 			}
 		}
@@ -341,6 +386,53 @@ func TestAgainstIssuerAndSidecar(t *testing.T) {
 		if got := resp.Header.Get("X-User-Id"); got != clientID {
 			t.Fatalf("X-User-Id = %q, want %q", got, clientID)
 		}
-	})
+		// On the internal-token route, the Authorization APISIX copies
+		// upstream is the sidecar's token for orders-api, not the client's.
+		internalRoute := slices.Contains(toStrings(p["upstream_headers"]), "Authorization")
+		if internal, _ := strings.CutPrefix(resp.Header.Get("Authorization"), "Bearer "); internalRoute &&
+			(internal == "" || internal == token || !strings.Contains(jwtPayload(t, internal), `"aud":["orders-api"]`)) {
+			t.Fatalf("the upstream would not get an internal token for orders-api: %q", resp.Header.Get("Authorization"))
+		}
+
+		// A DPoP-bound token with a proof for the URL the client called
+		// (RFC 9449 §7): the route passes the proof and the port.
+		dc := gatewaytest.NewDPoPClient(t)
+		dpopClient := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials"}, "scope": "read"})
+		bound := dc.Token(t, is, dpopClient, "read")
+		path, _, _ := strings.Cut(uri, "?")
+		htu := "http://127.0.0.1:9080" + path
+		resp = call(map[string]string{"Authorization": "DPoP " + bound, "DPoP": dc.Proof(t, "GET", htu, bound)})
+		if internalRoute {
+			// The proof passes, and the issuer refuses to exchange a
+			// DPoP-bound token without a proof of its key (docs/sidecar.md,
+			// internal tokens): the sidecar's exchange_refused answer, not a
+			// DPoP challenge.
+			if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.Contains(www, "cannot be exchanged") {
+				t.Fatalf("DPoP-bound token with its proof on an internal-token route: %d %q", resp.StatusCode, www)
+			}
+		} else if resp.StatusCode != 200 || resp.Header.Get("X-Client-Id") != dpopClient.ID {
+			t.Fatalf("DPoP-bound token with its proof: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		resp = call(map[string]string{"Authorization": "Bearer " + bound})
+		if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.HasPrefix(www, `DPoP error="invalid_token"`) {
+			t.Fatalf("DPoP-bound token as Bearer: %d %q", resp.StatusCode, www)
+		}
+	}
+	t.Run("forward-auth", func(t *testing.T) { forwardAuth(t, "api-forward-auth", "/fa/things?x=1") })
+	t.Run("forward-auth with an internal token", func(t *testing.T) { forwardAuth(t, "api-internal-token", "/orders/1") })
 }
 
+// jwtPayload is the decoded payload of a JWT (not verified: the issuer's
+// own tests verify its tokens).
+func jwtPayload(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %.20q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

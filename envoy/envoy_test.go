@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	oauth2v3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/oauth2/v3"
@@ -23,6 +24,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse-dev/gatehouse/envoy/bootstrap"
@@ -164,6 +166,7 @@ func TestWiring(t *testing.T) {
 			if !authz.IncludePeerCertificate {
 				t.Fatal("ext_authz must send the client certificate (include_peer_certificate) for certificate-bound tokens")
 			}
+			checkBindingInputs(t, m, &authz)
 			if authz.FailureModeAllow || authz.TransportApiVersion.String() != "V3" || authz.GetGrpcService().GetEnvoyGrpc() == nil {
 				t.Fatalf("ext_authz must be gRPC V3 and fail closed: %v", &authz)
 			}
@@ -205,10 +208,39 @@ func TestWiring(t *testing.T) {
 			if !publicDisabled {
 				t.Fatal("no route disables ext_authz (public path or health check)")
 			}
+			checkAuthorizationReachesUpstream(t, m.GetRouteConfig())
 			if oauth != nil {
 				checkOAuth2(t, bs, oauth.Config)
 			}
 		})
+	}
+}
+
+// checkAuthorizationReachesUpstream: the sidecar's OK answer sets
+// authorization to the route's internal token (docs/sidecar.md, internal
+// tokens), and the router applies route and virtual host header changes
+// after ext_authz: none of them may set or remove authorization, or the
+// upstream would get the caller's token, or none.
+func checkAuthorizationReachesUpstream(t *testing.T, rc *routev3.RouteConfiguration) {
+	t.Helper()
+	touches := func(where string, remove []string, add []*corev3.HeaderValueOption) {
+		for _, h := range remove {
+			if strings.EqualFold(h, "authorization") {
+				t.Errorf("%s removes authorization: the upstream would not get the internal token", where)
+			}
+		}
+		for _, h := range add {
+			if strings.EqualFold(h.GetHeader().GetKey(), "authorization") {
+				t.Errorf("%s sets authorization over the sidecar's internal token", where)
+			}
+		}
+	}
+	touches("route_config", rc.RequestHeadersToRemove, rc.RequestHeadersToAdd)
+	for _, vh := range rc.VirtualHosts {
+		touches("virtual host "+vh.Name, vh.RequestHeadersToRemove, vh.RequestHeadersToAdd)
+		for _, r := range vh.Routes {
+			touches("route "+r.GetName()+" "+r.GetMatch().String(), r.RequestHeadersToRemove, r.RequestHeadersToAdd)
+		}
 	}
 }
 
@@ -274,4 +306,61 @@ func checkOAuth2(t *testing.T, bs *bootstrapv3.Bootstrap, c *oauth2v3.OAuth2Conf
 			t.Errorf("%s: envoy.yaml uses path %s, the issuer advertises %s", key, g.Path, a.Path)
 		}
 	}
+}
+
+// checkBindingInputs: the headers the sidecar reads reach it in the
+// CheckRequest (the token, a DPoP proof, the scheme a DPoP proof's htu
+// names), and the ones it trusts about the request are Envoy's own, not
+// a client's: x-forwarded-proto is set by an edge Envoy
+// (use_remote_address), and a client's x-forwarded-client-cert is
+// removed (forward_client_cert_details SANITIZE or SANITIZE_SET).
+func checkBindingInputs(t *testing.T, m *hcmv3.HttpConnectionManager, authz *extauthzv3.ExtAuthz) {
+	t.Helper()
+	for _, h := range []string{"authorization", "dpop", "cookie", "x-forwarded-proto"} {
+		if authz.AllowedHeaders != nil && !listMatches(t, authz.AllowedHeaders, h) {
+			t.Errorf("ext_authz allowed_headers leaves out %s, which the sidecar reads", h)
+		}
+		if authz.DisallowedHeaders != nil && listMatches(t, authz.DisallowedHeaders, h) {
+			t.Errorf("ext_authz disallowed_headers removes %s, which the sidecar reads", h)
+		}
+	}
+	if !m.GetUseRemoteAddress().GetValue() {
+		t.Error("use_remote_address must be true at the edge: the sidecar takes a DPoP proof's scheme from x-forwarded-proto, which Envoy then sets itself")
+	}
+	switch m.ForwardClientCertDetails {
+	case hcmv3.HttpConnectionManager_SANITIZE, hcmv3.HttpConnectionManager_SANITIZE_SET:
+	default:
+		t.Errorf("forward_client_cert_details %v passes a client's x-forwarded-client-cert on; an edge Envoy must sanitize it", m.ForwardClientCertDetails)
+	}
+}
+
+// listMatches evaluates an Envoy ListStringMatcher on a lower-case header
+// name (exact, prefix, suffix and contains; a regex fails the test, which
+// would need Envoy's RE2 semantics).
+func listMatches(t *testing.T, l *matcherv3.ListStringMatcher, name string) bool {
+	t.Helper()
+	for _, p := range l.Patterns {
+		v := name
+		cmp := func(s string) string { return s }
+		if p.IgnoreCase {
+			cmp = strings.ToLower
+		}
+		var ok bool
+		switch {
+		case p.GetExact() != "":
+			ok = cmp(v) == cmp(p.GetExact())
+		case p.GetPrefix() != "":
+			ok = strings.HasPrefix(cmp(v), cmp(p.GetPrefix()))
+		case p.GetSuffix() != "":
+			ok = strings.HasSuffix(cmp(v), cmp(p.GetSuffix()))
+		case p.GetContains() != "":
+			ok = strings.Contains(cmp(v), cmp(p.GetContains()))
+		default:
+			t.Fatalf("string matcher %v: this test evaluates exact, prefix, suffix and contains only", p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -48,7 +48,9 @@ type Authorizer struct {
 	deny         denials
 	dpop         *dpopChecker
 	mtls         *mtlsChecker
+	cel          *celPlan // nil without CEL conditions or headers
 	cache        *decisionCache
+	exchange     *exchanger // internal tokens (exchange.go); nil when no rule has one
 	introSF      singleflight.Group
 	ready        chan struct{}
 	// revoked and revStream: the revocation deny-set and the stream
@@ -99,8 +101,19 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 		a.headers.claimsHeader = cfg.Headers.ClaimsHeader
 		a.headers.names = append(a.headers.names, cfg.Headers.ClaimsHeader)
 	}
+	if a.cel, err = compileCELPlan(cfg); err != nil {
+		return nil, err
+	}
+	if a.cel != nil {
+		for _, h := range a.cel.headers {
+			a.headers.names = append(a.headers.names, h.name)
+		}
+	}
 	sort.Strings(a.headers.names)
 	a.compileRules(cfg.Rules)
+	if a.cel != nil {
+		a.cel.attach(a)
+	}
 	a.jwtClaims = a.claimsRead()
 
 	c, err := newDecisionCache(cfg.Cache.MaxBytes)
@@ -124,6 +137,11 @@ func New(cfg Config, opts Options) (*Authorizer, error) {
 		rs.m = newRevMetrics(opts.Registerer, func() float64 { return float64(a.revoked.size()) },
 			func() float64 { return float64(rs.position.Load()) })
 		a.revStream = rs
+	}
+	if cfg.usesInternalTokens() {
+		if a.exchange, err = newExchanger(a, opts.Registerer); err != nil {
+			return nil, fmt.Errorf("internal_tokens: %w", err)
+		}
 	}
 	return a, nil
 }
@@ -206,6 +224,9 @@ func (a *Authorizer) Stop() {
 		is.keys.Stop()
 	}
 	a.cache.close()
+	if a.exchange != nil {
+		a.exchange.close()
+	}
 }
 
 // Ready is closed once every issuer's signing keys are loaded.
@@ -240,6 +261,8 @@ type Decision struct {
 	Err error
 	// Rule is the name of the matching rule ("default" when none).
 	Rule string
+	// internal is the route's internal token for the upstream (exchange.go).
+	internal *internalToken
 }
 
 // Allowed reports whether the request may proceed.
@@ -288,12 +311,18 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	if deny == nil {
 		deny = ru.check(res.id)
 	}
+	if deny == nil && len(ru.conds) > 0 {
+		deny = a.checkConditions(ru, r, res.id)
+	}
 	if deny != nil {
 		deny.counter.Inc()
 		if ce := a.log.Check(zap.DebugLevel, "denied"); ce != nil {
 			ce.Write(zap.String("rule", ru.name), zap.String("reason", deny.Reason), zap.String("token_sha256", tokenFingerprint(tok)))
 		}
 		return Decision{Denial: deny, Rule: ru.name}
+	}
+	if ru.internal != nil {
+		return a.withInternalToken(ctx, ru, res, tok)
 	}
 	a.m.allowToken.Inc()
 	return Decision{Identity: res.id, Rule: ru.name}
@@ -324,7 +353,7 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 			a.cache.del(key)
 			return result{deny: a.deny.revoked}, nil
 		}
-		return result{id: e.id, deny: e.deny}, nil
+		return result{id: e.id, deny: e.deny, key: key}, nil
 	}
 	a.m.cacheMiss.Inc()
 	var res result
@@ -341,6 +370,7 @@ func (a *Authorizer) authenticate(ctx context.Context, tok string) (result, erro
 	if res.id != nil && a.isRevoked(res.id) {
 		res = result{deny: a.deny.revoked, ttl: a.cfg.Cache.NegativeTTL}
 	}
+	res.key = key
 	if jwt && !a.cache.admit(key) {
 		// A JWT's decision is cached from its second miss on: verifying
 		// it again costs less than caching every token sent only once.

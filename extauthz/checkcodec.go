@@ -29,11 +29,42 @@ import (
 // The skipped parts are checked for wire-format validity only; a request
 // the standard codec accepts decodes to the same Request (see the fuzz
 // test).
+//
+// It decodes only the headers the sidecar itself reads: an authorizer
+// whose CEL conditions read other headers needs Authorizer.CheckCodec.
 func NewCheckCodec() encoding.CodecV2 {
 	return checkCodec{std: encoding.GetCodecV2("proto")}
 }
 
-type checkCodec struct{ std encoding.CodecV2 }
+// CheckCodec is NewCheckCodec decoding also the request headers a's CEL
+// conditions read (every header when one of them reads the headers map
+// other than by a constant name).
+func (a *Authorizer) CheckCodec() encoding.CodecV2 {
+	c := checkCodec{std: encoding.GetCodecV2("proto")}
+	if a.cel != nil && (a.cel.allHeaders || len(a.cel.headerNames) > 0) {
+		c.keep = &headerFilter{all: a.cel.allHeaders, names: map[string]bool{}}
+		for _, n := range a.cel.headerNames {
+			c.keep.names[n] = true
+		}
+	}
+	return c
+}
+
+type checkCodec struct {
+	std  encoding.CodecV2
+	keep *headerFilter // nil: only checkHeaders
+}
+
+// headerFilter says which headers the check codec decodes besides
+// checkHeaders.
+type headerFilter struct {
+	all   bool
+	names map[string]bool
+}
+
+func (f *headerFilter) keeps(name string) bool {
+	return checkHeaders[name] || (f != nil && (f.all || f.names[name]))
+}
 
 func (c checkCodec) Name() string { return "proto" }
 
@@ -53,7 +84,7 @@ func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	proto.Reset(m)
-	return decodeCheckRequest(buf.ReadOnlyData(), m)
+	return decodeCheckRequest(buf.ReadOnlyData(), m, c.keep)
 }
 
 var errWire = errors.New("proto: cannot parse invalid wire-format data")
@@ -98,7 +129,7 @@ func protoString(v []byte) (string, error) {
 
 // decodeCheckRequest: CheckRequest.attributes = 1. A singular message
 // field seen twice is merged, as protobuf does.
-func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
+func decodeCheckRequest(b []byte, m *authv3.CheckRequest, keep *headerFilter) error {
 	return fields(b, func(num protowire.Number, v []byte) error {
 		if num != 1 {
 			return nil
@@ -128,7 +159,7 @@ func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
 				if m.Attributes.Request.Http == nil {
 					m.Attributes.Request.Http = &authv3.AttributeContext_HttpRequest{}
 				}
-				return decodeHTTPRequest(v, m.Attributes.Request.Http)
+				return decodeHTTPRequest(v, m.Attributes.Request.Http, keep)
 			})
 		})
 	})
@@ -137,7 +168,7 @@ func decodeCheckRequest(b []byte, m *authv3.CheckRequest) error {
 // decodeHTTPRequest reads method = 2, headers = 3 (map entries), path =
 // 4, host = 5, scheme = 6 and header_map = 13 of
 // AttributeContext.HttpRequest.
-func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
+func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest, keep *headerFilter) error {
 	return fields(b, func(num protowire.Number, v []byte) error {
 		var err error
 		switch num {
@@ -150,7 +181,7 @@ func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 		case 6:
 			h.Scheme, err = protoString(v)
 		case 3:
-			err = decodeHeaderEntry(v, h)
+			err = decodeHeaderEntry(v, h, keep)
 		case 13:
 			if h.HeaderMap == nil {
 				h.HeaderMap = &corev3.HeaderMap{}
@@ -160,7 +191,7 @@ func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 				if num != 1 {
 					return nil
 				}
-				return decodeHeaderValue(v, h.HeaderMap)
+				return decodeHeaderValue(v, h.HeaderMap, keep)
 			})
 		}
 		return err
@@ -170,7 +201,7 @@ func decodeHTTPRequest(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 // decodeHeaderEntry reads one headers map entry (key = 1, value = 2; the
 // last occurrence wins) and keeps it if requestFromCheck reads it, or if
 // it is the first entry (the map's non-emptiness matters).
-func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest) error {
+func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest, keep *headerFilter) error {
 	var key, val []byte
 	err := fields(b, func(num protowire.Number, v []byte) error {
 		switch num {
@@ -184,7 +215,7 @@ func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 	if err != nil {
 		return err
 	}
-	if !checkHeaders[string(key)] && len(h.Headers) > 0 {
+	if !keep.keeps(string(key)) && len(h.Headers) > 0 {
 		return nil
 	}
 	k, err := protoString(key)
@@ -204,7 +235,7 @@ func decodeHeaderEntry(b []byte, h *authv3.AttributeContext_HttpRequest) error {
 
 // decodeHeaderValue reads one HeaderValue (key = 1, value = 2, raw_value
 // = 3) and keeps it when requestFromCheck reads it, or as the first one.
-func decodeHeaderValue(b []byte, hm *corev3.HeaderMap) error {
+func decodeHeaderValue(b []byte, hm *corev3.HeaderMap, keep *headerFilter) error {
 	var key, val, raw []byte
 	err := fields(b, func(num protowire.Number, v []byte) error {
 		switch num {
@@ -220,7 +251,7 @@ func decodeHeaderValue(b []byte, hm *corev3.HeaderMap) error {
 	if err != nil {
 		return err
 	}
-	if k := strings.ToLower(string(key)); !checkHeaders[k] && k != ":authority" && len(hm.Headers) > 0 {
+	if k := strings.ToLower(string(key)); !keep.keeps(k) && k != ":authority" && len(hm.Headers) > 0 {
 		return nil
 	}
 	hv := &corev3.HeaderValue{}

@@ -51,6 +51,14 @@ type Config struct {
 	// Revocations is the subscription to the first issuer's revocation
 	// event stream (docs/revocation-events.md).
 	Revocations RevocationsConfig `yaml:"revocations"`
+
+	// InternalTokens configures the token exchange behind routes with an
+	// internal_token (exchangeconfig.go).
+	InternalTokens InternalTokensConfig `yaml:"internal_tokens"`
+
+	// CEL bounds the evaluation of rule conditions and CEL identity
+	// headers (cel.go).
+	CEL CELConfig `yaml:"cel"`
 }
 
 // RevocationsEventsOff turns the revocation stream off.
@@ -174,6 +182,9 @@ type HeadersConfig struct {
 	// resolves to the token's scopes (space-separated scope string or scp
 	// array) joined by spaces.
 	Identity map[string]string `yaml:"identity"`
+	// IdentityCEL maps a request header name to a CEL expression over the
+	// token (claims, token.*) whose string value it carries (cel.go).
+	IdentityCEL map[string]string `yaml:"identity_cel"`
 	// ClaimsHeader, when set, carries all validated claims as base64url
 	// (no padding) JSON.
 	ClaimsHeader string `yaml:"claims_header"`
@@ -218,6 +229,12 @@ type Rule struct {
 	// this route at, when a proxy in front of the gateway rewrites them:
 	// a DPoP proof's htu is checked against it plus the request's path.
 	ExternalBaseURL string `yaml:"external_base_url"`
+	// InternalToken, when set, replaces the caller's token upstream with
+	// one exchanged for this route's audience (exchangeconfig.go).
+	InternalToken *InternalTokenRule `yaml:"internal_token"`
+
+	// Conditions are CEL expressions that must all be true (cel.go).
+	Conditions []Condition `yaml:"conditions"`
 }
 
 // Match says which requests a rule applies to. Empty fields match all.
@@ -299,6 +316,10 @@ func (c Config) Defaults() Config {
 		c.Revocations.MaxEntries = DefaultRevocationsMaxEntries
 	}
 	setDur(&c.Revocations.MaxBackoff, 10*time.Second)
+
+	c.InternalTokens = c.InternalTokens.defaults(c.Issuers)
+
+	c.CEL = c.CEL.defaults()
 	return c
 }
 
@@ -441,6 +462,11 @@ func (c Config) Validate() error {
 	if d := c.Revocations.MaxBackoff; d < 100*time.Millisecond || d > 10*time.Minute {
 		bad("revocations.max_backoff", "must be between 100ms and 10m, got %s", d)
 	}
+
+	errs = append(errs, c.InternalTokens.validate(c.Issuers, c.usesInternalTokens())...)
+
+	_, celErrs := compileCEL(c)
+	errs = append(errs, celErrs...)
 	return errors.Join(errs...)
 }
 
@@ -508,6 +534,9 @@ func (r Rule) validate(k string, issuers map[string]bool) []error {
 		if err := checkExternalBaseURL(r.ExternalBaseURL); err != nil {
 			bad("external_base_url", "%v", err)
 		}
+	}
+	if r.InternalToken != nil {
+		errs = append(errs, r.InternalToken.validate(k, r.AllowAnonymous)...)
 	}
 	return errs
 }

@@ -135,9 +135,11 @@ func requestFromCheck(req *authv3.CheckRequest) *Request {
 		PeerCertificate: src.GetCertificate()}
 	if a, err := netip.ParseAddr(src.GetAddress().GetSocketAddress().GetAddress()); err == nil {
 		r.HeaderSource = a
+		r.source = a.Unmap()
 	}
 	var proto string
 	if hm := h.GetHeaders(); len(hm) > 0 {
+		r.headers = envoyHeaders(hm)
 		r.Authorization = hm["authorization"]
 		r.Cookie = hm["cookie"]
 		proto = hm["x-forwarded-proto"]
@@ -148,6 +150,7 @@ func requestFromCheck(req *authv3.CheckRequest) *Request {
 			r.DPoP = strings.Split(v, ",")
 		}
 	} else if raw := h.GetHeaderMap().GetHeaders(); len(raw) > 0 {
+		r.headers = envoyHeaderList(raw)
 		var authz, cookie []string
 		for _, hv := range raw {
 			v := hv.GetValue()
@@ -191,6 +194,9 @@ func (s *CheckServer) render(d Decision) (*encodedResponse, error) {
 		return s.anon, nil
 	}
 	id := d.Identity
+	if d.internal != nil {
+		return renderInternal(s.a, id, d.internal)
+	}
 	if r := id.envoyOK.Load(); r != nil {
 		return r, nil
 	}

@@ -51,6 +51,11 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h[http.CanonicalHeaderKey(hv.Name)] = []string{hv.Value}
 			}
 		}
+		if v := d.UpstreamAuthorization(); v != "" {
+			// The route's internal token: the gateway copies this header
+			// to the upstream request in place of the caller's.
+			h["Authorization"] = []string{v}
+		}
 		w.WriteHeader(http.StatusOK)
 	}
 }
@@ -70,6 +75,8 @@ func ForwardedRequest(r *http.Request) *Request {
 		Cookie:        strings.Join(h.Values("Cookie"), "; "),
 		Scheme:        h.Get("X-Forwarded-Proto"),
 		DPoP:          h.Values("DPoP"),
+		headers:       httpHeaders(h),
+		source:        forwardedSource(r),
 	}
 	req.Method = strings.ToUpper(req.Method)
 	switch {

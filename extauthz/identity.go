@@ -40,6 +40,8 @@ type Identity struct {
 	headers     []Header   // identity headers this identity sets, by name
 	unset       []string   // configured identity headers it does not set
 
+	celCache      atomic.Pointer[celValue] // claims for CEL (cel.go)
+	celClaims     bool                     // CEL may read the claims: celCache may be filled
 	envoyOK       atomic.Pointer[encodedResponse]
 	introspection atomic.Pointer[[]byte]
 }
@@ -71,6 +73,11 @@ func (id *Identity) cost() int64 {
 	// (CheckServer.render): protobuf messages of about 250 bytes per
 	// header set or removed, plus the envelope.
 	n += 256 + 256*(len(id.headers)+len(id.unset))
+	if id.celClaims {
+		// The claims converted for CEL: Go maps, strings and values
+		// (measured: ~2.2 KB for a typical 264-byte claims set).
+		n += 512 + 7*len(id.Claims)
+	}
 	for _, vs := range id.claimValues {
 		for _, v := range vs {
 			n += 16 + len(v)
@@ -402,6 +409,12 @@ func (a *Authorizer) buildIdentity(tokenType, issuer string, claims claimSet, ra
 			id.headers = append(id.headers, Header{h.name, v})
 		} else {
 			id.unset = append(id.unset, h.name)
+		}
+	}
+	if a.cel != nil {
+		id.celClaims = true
+		if len(a.cel.headers) > 0 {
+			a.celHeaderValues(id)
 		}
 	}
 	if a.headers.claimsHeader != "" {

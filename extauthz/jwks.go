@@ -81,6 +81,7 @@ type KeyStore struct {
 	set      atomic.Pointer[keySet]
 	jwksURL  atomic.Pointer[string]
 	introURL atomic.Pointer[string]
+	tokenURL atomic.Pointer[string] // discovery's token_endpoint
 
 	sf         singleflight.Group
 	mu         sync.Mutex
@@ -136,6 +137,14 @@ func (k *KeyStore) Ready() <-chan struct{} { return k.ready }
 // endpoint, "" if none is known.
 func (k *KeyStore) IntrospectionURL() string {
 	if p := k.introURL.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// TokenEndpoint is the discovered token endpoint, "" if none is known.
+func (k *KeyStore) TokenEndpoint() string {
+	if p := k.tokenURL.Load(); p != nil {
 		return *p
 	}
 	return ""
@@ -250,6 +259,7 @@ type discoveryDoc struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
 }
 
 // fetch runs discovery (on scheduled refreshes, unless jwks_url is
@@ -321,6 +331,9 @@ func (k *KeyStore) discover(ctx context.Context) error {
 		if checkURL(d.IntrospectionEndpoint, false) == nil {
 			k.introURL.Store(&d.IntrospectionEndpoint)
 		}
+	}
+	if d.TokenEndpoint != "" && checkURL(d.TokenEndpoint, false) == nil {
+		k.tokenURL.Store(&d.TokenEndpoint)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ type result struct {
 	id   *Identity
 	deny *Denial
 	ttl  time.Duration
+	key  tokenKey // the token's hash (authenticate)
 }
 
 // looksLikeJWT reports whether a token has the JWS compact shape

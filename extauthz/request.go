@@ -33,6 +33,11 @@ type Request struct {
 	PeerCertificate string
 	CertHeader      string
 	HeaderSource    netip.Addr
+
+	// What CEL conditions read besides the above (cel.go): the request's
+	// headers and the client's address.
+	headers headerView
+	source  netip.Addr
 }
 
 // NormalizePath turns a request target into the path rules match

@@ -20,7 +20,10 @@ type rule struct {
 	issuers      []string
 	tokenTypes   []string
 	claims       []claimRequirement
-	externalBase string // Rule.ExternalBaseURL without a trailing "/"
+	externalBase string        // Rule.ExternalBaseURL without a trailing "/"
+	internal     *internalRule // Rule.InternalToken (exchange.go)
+
+	conds []*condition // CEL conditions (cel.go)
 
 	denyIssuer, denyTokenType, denyAudience, denyScope, denyClaim *Denial
 }
@@ -64,6 +67,7 @@ func (a *Authorizer) compileRules(rs []Rule) {
 			cr.claims = append(cr.claims, claimRequirement{index: i, values: r.Claims[p]})
 		}
 		a.compileDenials(cr)
+		cr.internal = a.compileInternal(r.InternalToken)
 		a.rules = append(a.rules, cr)
 	}
 	a.defaultRule = &rule{name: "default"}

@@ -228,7 +228,7 @@ start orders "$BIN/orders" --listen "127.0.0.1:$ORDERS_PORT" --issuer "$ISSUER" 
 if [ -n "$NGINX" ]; then
   # examples/nginx/nginx.conf, unchanged on the default ports.
   sed -e "s/127\.0\.0\.1:4456;/127.0.0.1:$SIDECAR_HTTP_PORT;/" -e "s/127\.0\.0\.1:8081;/127.0.0.1:$APP_PORT;/" \
-    -e "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$GATEWAY_PORT;/" "$ROOT/examples/nginx/nginx.conf" >"$WORK/nginx/nginx.conf"
+    -e "s/listen 127\.0\.0\.1:8080\([ ;]\)/listen 127.0.0.1:$GATEWAY_PORT\1/" "$ROOT/examples/nginx/nginx.conf" >"$WORK/nginx/nginx.conf"
   start nginx "$NGINX" -p "$WORK/nginx" -e stderr -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 fi
 

@@ -6,11 +6,14 @@
 #     back-channel logout, `gatehouse perform authorization-code`, and the
 #     device flow (`gatehouse perform device-code` polling while the
 #     browser enters the code, logs in and consents).
-#  2. Gateway: examples/nginx/nginx.conf in a real nginx in front of
-#     examples/upstream with gatehouse-sidecar (go test, REQUIRE_NGINX=1).
+#  2. Gateways: examples/nginx/nginx.conf in a real nginx and
+#     examples/caddy/Caddyfile in a real Caddy, each in front of
+#     examples/upstream with gatehouse-sidecar: identity headers, challenges
+#     and DPoP-bound tokens with a jwx client (go test, REQUIRE_NGINX=1,
+#     REQUIRE_CADDY=1).
 #
 # It installs what is missing (Debian packages chromium, chromium-driver,
-# nginx; npm ci in e2e/, never a browser download), builds the binaries,
+# nginx, caddy; npm ci in e2e/, never a browser download), builds the binaries,
 # starts everything on free loopback ports, and stops exactly the
 # processes it started. Screenshots of failed browser tests go to
 # e2e/screenshots/, process logs are printed on failure.
@@ -25,6 +28,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if ((${#need[@]})); then
@@ -159,8 +163,8 @@ log "browser tests (node --test e2e/flows.test.mjs)"
   DEVICE_CLIENT_ID=e2e-tv \
   node --test flows.test.mjs) || failed=1
 
-log "gateway test through a real nginx (go test ./examples/nginx)"
-REQUIRE_NGINX=1 go test -count=1 ./examples/nginx/ || failed=1
+log "gateway tests through a real nginx and a real Caddy (go test ./examples/nginx ./examples/caddy)"
+REQUIRE_NGINX=1 REQUIRE_CADDY=1 go test -count=1 ./examples/nginx/ ./examples/caddy/ || failed=1
 
 if [ "$failed" = 0 ]; then
   status=0

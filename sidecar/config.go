@@ -80,6 +80,12 @@ type Overrides struct {
 	HTTPListen          string
 	LogLevel            string
 	LogFormat           string
+
+	// InternalTokensClientID and InternalTokensClientSecret set
+	// internal_tokens.client_id and client_secret (the sidecar's own
+	// client for token exchange).
+	InternalTokensClientID     string
+	InternalTokensClientSecret string
 }
 
 // Over returns o with every field set in higher replacing o's.
@@ -100,6 +106,9 @@ func (o Overrides) Over(higher Overrides) Overrides {
 		HTTPListen:                pick(o.HTTPListen, higher.HTTPListen),
 		LogLevel:                  pick(o.LogLevel, higher.LogLevel),
 		LogFormat:                 pick(o.LogFormat, higher.LogFormat),
+
+		InternalTokensClientID:     pick(o.InternalTokensClientID, higher.InternalTokensClientID),
+		InternalTokensClientSecret: pick(o.InternalTokensClientSecret, higher.InternalTokensClientSecret),
 	}
 }
 
@@ -116,6 +125,9 @@ func EnvOverrides(getenv func(string) string) Overrides {
 		HTTPListen:                getenv("GATEHOUSE_SIDECAR_HTTP_LISTEN"),
 		LogLevel:                  getenv("GATEHOUSE_SIDECAR_LOG_LEVEL"),
 		LogFormat:                 getenv("GATEHOUSE_SIDECAR_LOG_FORMAT"),
+
+		InternalTokensClientID:     getenv("GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID"),
+		InternalTokensClientSecret: getenv("GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET"),
 	}
 }
 
@@ -231,6 +243,12 @@ func (c Config) Apply(o Overrides) Config {
 	}
 	if o.RevocationEventsURL != "" {
 		c.Revocations.EventsURL = o.RevocationEventsURL
+	}
+	if o.InternalTokensClientID != "" {
+		c.InternalTokens.ClientID = o.InternalTokensClientID
+	}
+	if o.InternalTokensClientSecret != "" {
+		c.InternalTokens.ClientSecret = o.InternalTokensClientSecret
 	}
 	if o.GRPCListen != "" {
 		c.Serve.GRPCListen = o.GRPCListen

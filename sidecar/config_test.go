@@ -110,9 +110,12 @@ issuers:
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID":     "env-id",
 			"GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET": "env-secret",
 			"GATEHOUSE_SIDECAR_REVOCATION_EVENTS_URL":       "http://env.example.com/admin/revocations/events",
+
+			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID":     "env-gw",
+			"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": "env-gw-secret",
 		}[k]
 	})
-	flags := Overrides{Issuer: "https://flag.example.com", LogFormat: "text"}
+	flags := Overrides{Issuer: "https://flag.example.com", LogFormat: "text", InternalTokensClientID: "flag-gw"}
 	c, err := LoadConfig([]byte(file), env.Over(flags))
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +130,8 @@ issuers:
 		{"log.level (env)", c.Log.Level, "error"},
 		{"log.format (flag)", c.Log.Format, "text"},
 		{"revocations.events_url (env)", c.Revocations.EventsURL, "http://env.example.com/admin/revocations/events"},
+		{"internal_tokens.client_id (flag)", c.InternalTokens.ClientID, "flag-gw"},
+		{"internal_tokens.client_secret (env)", c.InternalTokens.ClientSecret, "env-gw-secret"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
@@ -177,6 +182,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"revocation events url", iss, Overrides{RevocationEventsURL: "no"}, []string{"revocations.events_url"}},
 		{"revocation bound", iss + "revocations: {max_entries: -1}\n", Overrides{}, []string{"revocations.max_entries"}},
 		{"revocation backoff", iss + "revocations: {max_backoff: 1ms}\n", Overrides{}, []string{"revocations.max_backoff"}},
+		{"internal token without the sidecar's client", iss + "rules:\n  - internal_token: {audience: orders-api}\n", Overrides{},
+			[]string{"internal_tokens.client_id: client_id and client_secret are required", "GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET"}},
+		{"internal token without audience", iss + "rules:\n  - internal_token: {}\n", Overrides{InternalTokensClientID: "gw", InternalTokensClientSecret: "s"},
+			[]string{"rules[0].internal_token.audience"}},
+		{"unknown internal_tokens key", iss + "internal_tokens:\n  client: x\n", Overrides{}, []string{"line 3: internal_tokens.client: unknown key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig([]byte(tc.doc), tc.ov)

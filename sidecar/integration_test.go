@@ -79,6 +79,12 @@ func startSidecarCmd(t *testing.T, p provider, extraYAML string, cmd ...string) 
 // startSidecarYAML is startSidecarCmd with the whole configuration file.
 func startSidecarYAML(t *testing.T, p provider, config string, cmd ...string) *sidecarProc {
 	t.Helper()
+	return startSidecarEnv(t, p, config, nil, cmd...)
+}
+
+// startSidecarEnv is startSidecarYAML with more environment variables.
+func startSidecarEnv(t *testing.T, p provider, config string, extraEnv map[string]string, cmd ...string) *sidecarProc {
+	t.Helper()
 	bin := testbin.Build(t, sidecarPkg)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "sidecar.yaml")
@@ -95,6 +101,9 @@ func startSidecarYAML(t *testing.T, p provider, config string, cmd ...string) *s
 	if id, secret := p.IntrospectionCredentials(); id != "" {
 		env["GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID"] = id
 		env["GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET"] = secret
+	}
+	for k, v := range extraEnv {
+		env[k] = v
 	}
 	args := append(cmd, "--config", cfgFile, "--issuer", p.Issuer(), "--grpc-listen", g, "--http-listen", h)
 	proc := testbin.Start(t, bin, env, args...)

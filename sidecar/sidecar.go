@@ -101,8 +101,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// do not answer those pings with GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
-		// Decode only the CheckRequest fields the decision needs.
-		grpc.ForceServerCodecV2(extauthz.NewCheckCodec()),
+		// Decode only the CheckRequest fields the decision needs
+		// (with the headers CEL conditions read).
+		grpc.ForceServerCodecV2(a.CheckCodec()),
 		// A fixed pool of stream workers instead of a goroutine (and a
 		// stack to grow) per call. grpc-go starts a new goroutine for a
 		// stream when every worker is busy, so the pool covers the calls

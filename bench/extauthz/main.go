@@ -13,7 +13,12 @@
 //	    rate of the same algorithm measured in this process beside it;
 //	(c) opaque tokens whose introspection result is cached;
 //	(d) one DPoP-bound JWT (cached) with a fresh ES256 proof per check,
-//	    the proofs signed before the measurement.
+//	    the proofs signed before the measurement;
+//	(e) one JWT (cached) on a route with an internal token (warm: the
+//	    exchange cached too) against the same JWT on a plain route, in
+//	    alternated rounds (internaltoken.go).
+//	(f) one JWT (cached) on a plain route and on a route with a CEL
+//	    condition, alternated (cel.go).
 //
 // It prints throughput, p50/p99/p99.9 latency and the error count per
 // scenario, and the sidecar's resident memory. Run from the repository
@@ -67,9 +72,13 @@ type options struct {
 	sidecar     string
 	scenarios   string
 	dpopChecks  int
+	celRounds   int
 	typed       bool
 	cpuprofile  string
 	profileDir  string
+	pairRounds  int
+	pairEach    time.Duration
+	internalAlg string
 }
 
 func main() {
@@ -83,7 +92,11 @@ func main() {
 	flag.IntVar(&o.opaque, "opaque", 1000, "distinct opaque tokens in scenario (c)")
 	flag.StringVar(&o.sidecar, "sidecar", "", "gatehouse-sidecar binary to run (default: go build ./sidecar/cmd/gatehouse-sidecar)")
 	flag.IntVar(&o.dpopChecks, "dpop-checks", 60000, "checks in scenario (d), each with its own DPoP proof signed ahead")
-	flag.StringVar(&o.scenarios, "scenarios", "a,d,c,b", "scenarios to run, in order")
+	flag.StringVar(&o.scenarios, "scenarios", "a,d,e,f,c,b", "scenarios to run, in order")
+	flag.IntVar(&o.pairRounds, "pair-rounds", 6, "rounds of scenario (e), each measuring the plain and the internal-token route once, in alternating order")
+	flag.DurationVar(&o.pairEach, "pair-duration", 2*time.Second, "measured duration of each route in each round of (e)")
+	flag.StringVar(&o.internalAlg, "internal-token-alg", "RS256", "signature algorithm of the internal token in (e): RS256 (Gatehouse's default key) or ES256 (a shorter token)")
+	flag.IntVar(&o.celRounds, "cel-rounds", 10, "rounds of scenario (f), each a slice of the plain route and one of the CEL route (-duration is split among them)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the load generator's CPU profile (not the sidecar's) to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "build the sidecar with a loopback-only pprof listener (go build -overlay) and save its CPU profile of the first seconds of each distinct-token run of (b) and its allocations during that run (allocs-<alg>.pprof, diff with -base allocs-<alg>-before.pprof) in this directory")
 	flag.BoolVar(&o.typed, "typed", false, "send through grpc-go's typed authv3 client (marshal every request, decode every response) instead of the lean HTTP/2 client")
@@ -122,6 +135,12 @@ func run(o options) error {
 	is := extauthztest.New()
 	defer is.Close()
 	rsKey, esKey := is.AddKey(jwa.RS256()), is.AddKey(jwa.ES256())
+	itKey := rsKey
+	if o.internalAlg == "ES256" {
+		itKey = esKey
+	}
+	te := newTokenEndpoint(is, itKey)
+	defer te.Close()
 
 	bin := o.sidecar
 	if bin == "" {
@@ -131,7 +150,10 @@ func run(o options) error {
 		}
 		defer os.RemoveAll(filepath.Dir(bin))
 	}
-	sc, err := startSidecar(bin, is, o.profileDir != "")
+	if slices.Contains(strings.Split(o.scenarios, ","), "f") {
+		extraRules += celRuleYAML
+	}
+	sc, err := startSidecar(bin, is, te.URL, o.profileDir != "")
 	if err != nil {
 		return err
 	}
@@ -187,8 +209,14 @@ func run(o options) error {
 			if err := dpopScenario(o, is, rsKey, g, sc); err != nil {
 				return err
 			}
+		case "e":
+			internalTokenScenario(o, is, rsKey, te, g, sc)
+		case "f":
+			if err := celScenario(o, is, rsKey, g, sc); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown scenario %q (a, b, c or d)", s)
+			return fmt.Errorf("unknown scenario %q (a, b, c, d, e or f)", s)
 		}
 		if g.failed != nil {
 			return g.failed
@@ -376,12 +404,15 @@ func dpopScenario(o options, is *extauthztest.Issuer, k *extauthztest.Key, g *ge
 }
 
 // checkRequest is the CheckRequest Envoy sends for GET /api/orders.
-func checkRequest(tok string) *authv3.CheckRequest {
+func checkRequest(tok string) *authv3.CheckRequest { return checkRequestAt(tok, "/api/orders?page=1") }
+
+// checkRequestAt is the CheckRequest Envoy sends for GET path.
+func checkRequestAt(tok, path string) *authv3.CheckRequest {
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1", Method: "GET", Host: "api.example.com", Path: "/api/orders?page=1", Scheme: "https", Protocol: "HTTP/1.1",
+			Id: "1", Method: "GET", Host: "api.example.com", Path: path, Scheme: "https", Protocol: "HTTP/1.1",
 			Headers: map[string]string{
-				":authority": "api.example.com", ":method": "GET", ":path": "/api/orders?page=1", ":scheme": "https",
+				":authority": "api.example.com", ":method": "GET", ":path": path, ":scheme": "https",
 				"authorization": "Bearer " + tok, "user-agent": "bench", "x-request-id": "5b0c6e0e-6f5e-4f7e-9c55-3f2b7b1f2a10",
 			},
 		}},
@@ -646,6 +677,10 @@ func buildSidecar(profile bool) (string, error) {
 	return bin, err
 }
 
+// extraRules are rules added after the internal-token route's in the
+// sidecar's configuration (the CEL route of (f)).
+var extraRules string
+
 type sidecarProc struct {
 	*benchproc.Process // adopted child process
 	grpcAddr           string
@@ -653,9 +688,10 @@ type sidecarProc struct {
 }
 
 // startSidecar runs the binary against the fake issuer with introspection
-// results cached for 5 minutes and waits for gRPC health SERVING. With
+// results cached for 5 minutes, and a route /internal whose upstream gets
+// internal tokens from tokenURL, and waits for gRPC health SERVING. With
 // profile, the overlay's pprof listener gets a loopback port.
-func startSidecar(bin string, is *extauthztest.Issuer, profile bool) (*sidecarProc, error) {
+func startSidecar(bin string, is *extauthztest.Issuer, tokenURL string, profile bool) (*sidecarProc, error) {
 	dir, err := os.MkdirTemp("", "gatehouse-bench-cfg-")
 	if err != nil {
 		return nil, err
@@ -663,7 +699,8 @@ func startSidecar(bin string, is *extauthztest.Issuer, profile bool) (*sidecarPr
 	cfg := filepath.Join(dir, "sidecar.yaml")
 	// Proofs are signed before (d) runs: they must still be young enough
 	// at its end.
-	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"+
+		internalTokenConfig(tokenURL)+extraRules), 0o600); err != nil {
 		return nil, err
 	}
 	g, h := freeAddr(), freeAddr()

@@ -2,7 +2,6 @@ package nginx_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,12 +14,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/gatehouse-dev/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
@@ -33,45 +34,34 @@ func selfSigned(t *testing.T, cn string, edit func(*x509.Certificate)) (tls.Cert
 	return (&testbin.CA{}).Issue(t, tmpl)
 }
 
-// TestNginxMutualTLS runs examples/nginx/issuer-mtls.conf in a real nginx
-// in front of the issuer: a self_signed_tls_client_auth client gets a
-// certificate-bound token through it with golang.org/x/oauth2, and the
-// same client without its certificate is refused (invalid_client).
-func TestNginxMutualTLS(t *testing.T) {
+// tlsNginx runs conf (ports rewritten) in a real nginx with a server
+// certificate made here, waits until it answers over TLS, and returns
+// its host:port and an HTTP client that trusts it and presents cert
+// (none when nil).
+func tlsNginx(t *testing.T, conf string, ports map[string]string, listen string) (string, func(cert *tls.Certificate) *http.Client) {
 	nginx := nginxBinary(t)
-	is := testbin.StartIssuer(t, map[string]string{
-		"OAUTH2_MTLS_CLIENT_CERTIFICATE_HEADER":        "x-ssl-client-cert",
-		"OAUTH2_MTLS_CLIENT_CERTIFICATE_HEADER_FORMAT": "nginx",
-		"OAUTH2_MTLS_TRUSTED_PROXIES":                  "127.0.0.1/32",
-	})
 	_, srvCert, srvKey := selfSigned(t, "127.0.0.1", func(c *x509.Certificate) {
 		c.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 		c.IsCA, c.BasicConstraintsValid = true, true
 		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
 	})
 	dir := t.TempDir()
-	for name, b := range map[string][]byte{"tls/server.crt": srvCert, "tls/server.key": srvKey} {
-		_ = os.MkdirAll(filepath.Join(dir, "tls"), 0o755)
+	for _, d := range []string{"tls", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	ports[listen] = gw
+	files := map[string][]byte{"tls/server.crt": srvCert, "tls/server.key": srvKey, "nginx.conf": []byte(rewrite(t, conf, ports))}
+	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	pubAddr := is.PublicURL[len("http://"):]
-	conf := rewrite(t, "issuer-mtls.conf", map[string]string{"127.0.0.1:8443": gw, "127.0.0.1:4444": pubAddr})
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-
+	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", globals())
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(srvCert)
-	clientCert, _, _ := selfSigned(t, "client", func(c *x509.Certificate) {
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	})
 	hc := func(cert *tls.Certificate) *http.Client {
 		cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		if cert != nil {
@@ -81,23 +71,27 @@ func TestNginxMutualTLS(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := hc(nil).Get("https://" + gw + "/health/alive")
+		resp, err := hc(nil).Get("https://" + gw + "/")
 		if err == nil {
 			resp.Body.Close()
-			break
+			return gw, hc
 		}
 		if proc.Exited() || time.Now().After(deadline) {
 			t.Fatalf("nginx did not answer over TLS: %v\n%s", err, proc.Output.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
 
-	pub, _ := json.Marshal(map[string]any{"kty": "EC", "crv": "P-256",
-		"x": base64.RawURLEncoding.EncodeToString(clientCert.Leaf.PublicKey.(*ecdsa.PublicKey).X.FillBytes(make([]byte, 32))),
-		"y": base64.RawURLEncoding.EncodeToString(clientCert.Leaf.PublicKey.(*ecdsa.PublicKey).Y.FillBytes(make([]byte, 32)))})
-	c := is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials"},
-		"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": map[string]any{"keys": []json.RawMessage{pub}},
-		"tls_client_certificate_bound_access_tokens": true})
+// TestNginxMutualTLS runs examples/nginx/issuer-mtls.conf in a real nginx
+// in front of the issuer: a self_signed_tls_client_auth client gets a
+// certificate-bound token through it with golang.org/x/oauth2, and the
+// same client without its certificate is refused (invalid_client).
+func TestNginxMutualTLS(t *testing.T) {
+	is := testbin.StartIssuer(t, gatewaytest.MTLSIssuerEnv)
+	gw, hc := tlsNginx(t, "issuer-mtls.conf", map[string]string{"127.0.0.1:4444": is.PublicURL[len("http://"):]}, "127.0.0.1:8443")
+	clientCert := gatewaytest.ClientCertificate(t, "client")
+	c := gatewaytest.CertBoundClient(t, is, clientCert, "")
 	token := func(cert *tls.Certificate) (*oauth2.Token, error) {
 		cc := clientcredentials.Config{ClientID: c.ID, TokenURL: "https://" + gw + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}
 		return cc.Token(context.WithValue(context.Background(), oauth2.HTTPClient, hc(cert)))
@@ -123,5 +117,59 @@ func TestNginxMutualTLS(t *testing.T) {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusUnauthorized || re.ErrorCode != "invalid_client" {
 		t.Fatalf("without a certificate: want 401 invalid_client, got %v", err)
+	}
+}
+
+// TestNginxCertificateBoundTokens runs examples/nginx/api-mtls.conf in a
+// real nginx in front of the app, with the sidecar trusting nginx's
+// X-SSL-Client-Cert: a certificate-bound token from the real issuer
+// (JWT and opaque) passes only over a TLS connection made with its
+// certificate (RFC 8705 §3); another client's certificate, none, or a
+// forged X-SSL-Client-Cert header get Bearer invalid_token.
+func TestNginxCertificateBoundTokens(t *testing.T) {
+	is := testbin.StartIssuer(t, gatewaytest.MTLSIssuerEnv)
+	s := gatewaytest.StartStackWithIssuer(t, is, "sidecar.yaml",
+		"binding:\n  mtls:\n    client_cert_header: x-ssl-client-cert\n    trusted_proxies: [127.0.0.1]\n")
+	gw, hc := tlsNginx(t, "api-mtls.conf", map[string]string{"127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream}, "127.0.0.1:8444")
+	mine, theirs := gatewaytest.ClientCertificate(t, "client-a"), gatewaytest.ClientCertificate(t, "client-b")
+	for _, strategy := range []string{"jwt", "opaque"} {
+		t.Run(strategy, func(t *testing.T) {
+			c := gatewaytest.CertBoundClient(t, is, mine, strategy)
+			tok := gatewaytest.CertBoundToken(t, is, c, mine)
+			for _, tc := range []struct {
+				name   string
+				cert   *tls.Certificate
+				forged string
+				status int
+			}{
+				{"own certificate", &mine, "", 200},
+				{"certificate of another client", &theirs, "", 401},
+				{"no certificate", nil, "", 401},
+				{"no certificate, forged X-SSL-Client-Cert", nil, gatewaytest.EscapedPEM(mine), 401},
+				{"another certificate, forged X-SSL-Client-Cert", &theirs, gatewaytest.EscapedPEM(mine), 401},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					req, _ := http.NewRequest("GET", "https://"+gw+"/api/orders", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					if tc.forged != "" {
+						req.Header.Set("X-SSL-Client-Cert", tc.forged)
+					}
+					resp, err := hc(tc.cert).Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					var seen gatewaytest.Seen
+					_ = json.NewDecoder(resp.Body).Decode(&seen)
+					www := resp.Header.Get("WWW-Authenticate")
+					if resp.StatusCode != tc.status || (tc.status == 401 && !strings.HasPrefix(www, `Bearer error="invalid_token"`)) {
+						t.Fatalf("%d %q, want %d", resp.StatusCode, www, tc.status)
+					}
+					if tc.status == 200 && seen.Headers["x-client-id"] != c.ID {
+						t.Fatalf("the app saw %v", seen.Headers)
+					}
+				})
+			}
+		})
 	}
 }

@@ -5,145 +5,102 @@
 package nginx_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
 func nginxBinary(t *testing.T) string {
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if b, err := exec.LookPath(p); err == nil {
-			return b
-		}
-	}
-	if os.Getenv("REQUIRE_NGINX") == "1" {
-		t.Fatal("nginx is not installed (apt-get install nginx)")
-	}
-	t.Skip("nginx is not installed; scripts/e2e.sh installs it")
-	return ""
+	return gatewaytest.Binary(t, "REQUIRE_NGINX", "nginx", "nginx", "/usr/sbin/nginx")
 }
 
+// globals are nginx's -g directives for a test: in the foreground, and,
+// when the test runs as root (CI containers), with workers that stay
+// root: nginx would otherwise run them as nobody, who cannot write request
+// bodies into the test's temporary directory (mode 0700), and every
+// request with a body larger than nginx's buffer would fail with 500.
+func globals() string {
+	if os.Geteuid() == 0 {
+		return "daemon off; user root;"
+	}
+	return "daemon off;"
+}
 
 // rewrite swaps the example's default ports for the test's.
 func rewrite(t *testing.T, file string, ports map[string]string) string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	for from, to := range ports {
-		if !strings.Contains(s, from) {
-			t.Fatalf("%s no longer mentions %s", file, from)
-		}
-		s = strings.ReplaceAll(s, from, to)
-	}
-	return s
+	return gatewaytest.Rewrite(t, file, ports)
 }
 
-func TestNginxForwardAuth(t *testing.T) {
+// startNginx runs nginx.conf in front of a new stack (the issuer is, or
+// a default one; sidecar.yaml plus extra) and returns its host:port.
+func startNginx(t *testing.T, is *testbin.Issuer, extra ...string) (*gatewaytest.Stack, string) {
+	return startNginxWith(t, gatewaytest.Options{Issuer: is, Extra: extra})
+}
+
+// startNginxWith is startNginx with a stack made with o.
+func startNginxWith(t *testing.T, o gatewaytest.Options) (*gatewaytest.Stack, string) {
 	nginx := nginxBinary(t)
-	is := testbin.StartIssuer(t, nil)
-	client, token := is.ClientCredentialsToken(t, "read")
-	clientID := client.ID
-
-	up := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	upstream := testbin.Start(t, testbin.Build(t, "./examples/upstream"), nil, "--listen", up)
-	upstream.WaitHTTP(t, "http://"+up+"/health", 30*time.Second)
-
-	dir := t.TempDir()
-	sideHTTP, sideGRPC := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	sideCfg := filepath.Join(dir, "sidecar.yaml")
-	if err := os.WriteFile(sideCfg, []byte(rewrite(t, "sidecar.yaml", map[string]string{"127.0.0.1:4456": sideHTTP, "127.0.0.1:9191": sideGRPC})), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sidecar := testbin.Start(t, testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar"), nil, "--config", sideCfg,
-		"--issuer", is.PublicURL, "--introspection-url", is.AdminURL+"/admin/oauth2/introspect")
-	sidecar.WaitHTTP(t, "http://"+sideHTTP+"/health/ready", 30*time.Second)
-
+	s := gatewaytest.StartStackWith(t, "sidecar.yaml", o)
 	gw := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": sideHTTP, "127.0.0.1:8081": up})
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+	conf := rewrite(t, "nginx.conf", map[string]string{"127.0.0.1:8080": gw, "127.0.0.1:4456": s.SidecarHTTP, "127.0.0.1:8081": s.Upstream})
+	if err := os.MkdirAll(filepath.Join(s.Dir, "nginx", "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Join(s.Dir, "nginx")
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	proc := testbin.Start(t, nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", globals())
 	proc.WaitHTTP(t, "http://"+gw+"/nginx-health", 30*time.Second)
+	return s, gw
+}
 
-	type seen struct {
-		Headers       map[string]string `json:"headers"`
-		Authenticated bool              `json:"authenticated"`
-	}
-	call := func(path string, hdr map[string]string) (int, http.Header, seen) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+gw+path, nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var s seen
-		if resp.StatusCode == 200 {
-			if err := json.Unmarshal(b, &s); err != nil {
-				t.Fatalf("%s: upstream answer is not JSON: %s", path, b)
-			}
-		}
-		return resp.StatusCode, resp.Header, s
-	}
-	bearer := "Bearer " + token
-	tests := []struct {
-		name      string
-		path      string
-		hdr       map[string]string
-		status    int
-		challenge string // substring of WWW-Authenticate
-		user      string
-	}{
-		{"no token", "/api/things", nil, 401, "Bearer", ""},
-		{"forged X-Forwarded-Uri cannot pick the public rule", "/api/things", map[string]string{"X-Forwarded-Uri": "/public/x", "X-Original-URI": "/public/x", "X-Forwarded-Method": "GET"}, 401, "Bearer", ""},
-		{"forged identity, no token", "/api/things", map[string]string{"X-User-Id": "admin", "X-Client-Id": "admin"}, 401, "Bearer", ""},
-		{"invalid token", "/api/things", map[string]string{"Authorization": "Bearer not-a-real-token"}, 401, `error="invalid_token"`, ""},
-		{"valid token", "/api/things", map[string]string{"Authorization": bearer}, 200, "", clientID},
-		{"forged identity with a valid token", "/api/things", map[string]string{"Authorization": bearer, "X-User-Id": "admin"}, 200, "", clientID},
-		{"public path drops forged identity", "/public/page", map[string]string{"X-User-Id": "admin"}, 200, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, h, s := call(tt.path, tt.hdr)
-			if code != tt.status {
-				t.Fatalf("status %d, want %d", code, tt.status)
-			}
-			if tt.challenge != "" && !strings.Contains(h.Get("WWW-Authenticate"), tt.challenge) {
-				t.Fatalf("WWW-Authenticate = %q, want %q in it", h.Get("WWW-Authenticate"), tt.challenge)
-			}
-			if code == 200 {
-				if s.Headers["x-user-id"] != tt.user {
-					t.Fatalf("upstream saw x-user-id %q, want %q", s.Headers["x-user-id"], tt.user)
-				}
-				if tt.user != "" && (s.Headers["x-client-id"] != clientID || s.Headers["x-user-scopes"] != "read") {
-					t.Fatalf("upstream headers %v", s.Headers)
-				}
-			}
-		})
-	}
-	// The sidecar down: fail closed.
-	sidecar.Stop(10 * time.Second)
-	if code, _, _ := call("/api/things", map[string]string{"Authorization": bearer}); code < 500 {
-		t.Fatalf("sidecar down answered %d, want a 5xx", code)
-	}
+// TestNginxForwardAuth: the challenge reaches the client, the app sees
+// only the sidecar's identity headers (forged ones replaced on checked
+// paths, removed on public ones), and the sidecar down fails closed.
+func TestNginxForwardAuth(t *testing.T) {
+	s, gw := startNginx(t, nil)
+	gatewaytest.CheckForwardAuth(t, s, gw)
+	gatewaytest.CheckFailsClosed(t, s, gw)
+}
+
+// TestNginxDPoP: a DPoP client written with jwx gets a DPoP-bound token
+// from the real issuer and calls the app through nginx; nginx passes
+// the proof and the URL the client called, and the sidecar checks the
+// binding (RFC 9449 §7): allowed with a fresh proof, refused with the
+// right challenge for a replayed proof, a proof for another URL, method
+// or server, and the bound token sent as Bearer.
+func TestNginxDPoP(t *testing.T) {
+	s, gw := startNginx(t, nil)
+	gatewaytest.CheckDPoP(t, s, gw)
+}
+
+// TestNginxDPoPNonce: with binding.dpop.use_nonce, nginx passes the
+// sidecar's DPoP-Nonce to the client with the use_dpop_nonce challenge,
+// and the client's retry with it passes (RFC 9449 §9).
+func TestNginxDPoPNonce(t *testing.T) {
+	s, gw := startNginx(t, nil, gatewaytest.NonceConfig)
+	gatewaytest.CheckDPoPNonce(t, s, gw)
+}
+
+// TestNginxForgedCertificateHeaders: with a sidecar that believes a
+// certificate header from nginx, a client's own X-SSL-Client-Cert or
+// X-Forwarded-Client-Cert never reaches it through nginx.conf: a stolen
+// certificate-bound token with its (public) certificate in a forged
+// header is refused (RFC 8705 §3).
+func TestNginxForgedCertificateHeaders(t *testing.T) {
+	gatewaytest.CheckForgedCertificateHeaders(t, startNginx)
+}
+
+// TestNginxInternalToken: with the example's internal-token route
+// enabled, nginx's map gives the app on /orders the sidecar's internal
+// token (RFC 8693 exchange) in Authorization, and the client's own
+// Authorization on every other route.
+func TestNginxInternalToken(t *testing.T) {
+	gatewaytest.CheckInternalToken(t, startNginxWith)
 }

@@ -233,32 +233,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func main() {
 	fs := flag.NewFlagSet("orders", flag.ContinueOnError)
-	listen := fs.String("listen", serve.EnvOr("LISTEN", "127.0.0.1:8083"), "host:port to listen on ($LISTEN)")
+	listen := serve.ListenFlag(fs, "127.0.0.1:8083")
 	issuer := fs.String("issuer", serve.EnvOr("ISSUER", "http://127.0.0.1:4444"), "issuer URL; the token endpoint is <issuer>/oauth2/token ($ISSUER)")
 	introspection := fs.String("introspection-url", serve.EnvOr("INTROSPECTION_URL", "http://127.0.0.1:4445/admin/oauth2/introspect"), "introspection endpoint ($INTROSPECTION_URL)")
 	clientID := fs.String("client-id", serve.EnvOr("CLIENT_ID", "orders"), "this app's client id ($CLIENT_ID)")
 	clientSecret := fs.String("client-secret", os.Getenv("CLIENT_SECRET"), "this app's client secret ($CLIENT_SECRET)")
 	api := fs.String("api-url", serve.EnvOr("API_URL", "http://127.0.0.1:8082"), "the second API: the exchanged token's audience ($API_URL)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		os.Exit(2)
-	}
+	serve.ParseFlags(fs)
 	if *clientSecret == "" {
 		fmt.Fprintln(os.Stderr, "orders: --client-secret (or $CLIENT_SECRET) is required")
 		os.Exit(2)
 	}
 	app := &App{TokenURL: strings.TrimRight(*issuer, "/") + "/oauth2/token", IntrospectionURL: *introspection,
 		ClientID: *clientID, ClientSecret: *clientSecret, APIURL: *api}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "orders:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "orders listening on http://%s (calls %s with exchanged tokens)\n", ln.Addr(), *api)
-	if err := serve.Serve(ln, app); err != nil {
-		fmt.Fprintln(os.Stderr, "orders:", err)
-		os.Exit(1)
-	}
+	serve.ListenAndServe("orders", *listen, app, func(a net.Addr) string {
+		return fmt.Sprintf("orders listening on http://%s (calls %s with exchanged tokens)", a, *api)
+	})
 }

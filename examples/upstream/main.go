@@ -8,13 +8,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 
@@ -118,29 +116,17 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
-	listen := fs.String("listen", serve.EnvOr("LISTEN", "127.0.0.1:8081"), "host:port to listen on ($LISTEN)")
+	listen := serve.ListenFlag(fs, "127.0.0.1:8081")
 	name := fs.String("name", serve.EnvOr("APP_NAME", "upstream"), "name shown on the page ($APP_NAME)")
 	headers := fs.String("headers", serve.EnvOr("IDENTITY_HEADERS", strings.Join(DefaultHeaders, ",")), "identity headers to show ($IDENTITY_HEADERS)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		os.Exit(2)
-	}
+	serve.ParseFlags(fs)
 	e := &Echo{Name: *name}
 	for _, h := range strings.Split(*headers, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			e.Headers = append(e.Headers, strings.ToLower(h))
 		}
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "upstream:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "upstream %q listening on http://%s\n", *name, ln.Addr())
-	if err := serve.Serve(ln, e); err != nil {
-		fmt.Fprintln(os.Stderr, "upstream:", err)
-		os.Exit(1)
-	}
+	serve.ListenAndServe("upstream", *listen, e, func(a net.Addr) string {
+		return fmt.Sprintf("upstream %q listening on http://%s", *name, a)
+	})
 }

@@ -74,6 +74,30 @@ func (d *DPoPKey) Proof(t testing.TB, htm, htu, token string, edit func(hdr, cla
 	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
+// DPoPClient is an HTTP client that adds a fresh proof of key (none when
+// key is nil) to every request it sends, for a client library that knows
+// nothing of DPoP (golang.org/x/oauth2 takes it from its context). The
+// proof's htu is the request's URL without query and fragment (RFC 9449
+// §4.2).
+func DPoPClient(t testing.TB, key *DPoPKey) *http.Client {
+	return &http.Client{Transport: dpopTransport{t: t, key: key}}
+}
+
+type dpopTransport struct {
+	t   testing.TB
+	key *DPoPKey
+}
+
+func (d dpopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if d.key != nil {
+		u := *r.URL
+		u.RawQuery, u.Fragment = "", ""
+		r.Header.Set("DPoP", d.key.Proof(d.t, r.Method, u.String(), "", nil))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 // DPoPToken asks the token endpoint for a token bound to key with form
 // (as c, client_secret_basic) and fails unless it is a DPoP token.
 func (is *Issuer) DPoPToken(t testing.TB, c Client, key *DPoPKey, form url.Values) string {

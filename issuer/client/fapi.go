@@ -39,8 +39,8 @@ const FAPIMaxCodeLifespan = time.Minute
 
 var (
 	// FAPIAuthMethods are the client authentication methods FAPI 2.0
-	// allows (§5.3.2.1: "shall only accept confidential clients", §5.3.1:
-	// mTLS or private_key_jwt).
+	// allows (§5.3.2.1: "shall only support confidential clients" and
+	// "shall authenticate clients using" mTLS or private_key_jwt).
 	FAPIAuthMethods = []string{AuthPrivateKeyJWT, AuthTLSClientAuth, AuthSelfSignedTLSClientAuth}
 	// FAPISigningAlgs are the JWS algorithms FAPI 2.0 allows (§5.4.1:
 	// PS256, ES256 or EdDSA with the Ed25519 curve).
@@ -64,7 +64,8 @@ func checkFAPI(c *Client) error {
 	if alg := c.RequestObjectSigningAlg; alg != "" && !slices.Contains(FAPISigningAlgs, alg) {
 		return metaErr("FAPI 2.0 clients must sign with %s, not %q (request_object_signing_alg)", strings.Join(FAPISigningAlgs, ", "), alg)
 	}
-	// §5.3.2.2: "shall only support the response type code".
+	// §5.3.2.2: "shall require the value of response_type ... to be
+	// code".
 	for _, rt := range c.ResponseTypes {
 		if rt != "code" {
 			return metaErr("FAPI 2.0 clients may only use response_type code, not %q", rt)

@@ -150,6 +150,16 @@ func notFound(id string, err error) error {
 	return err
 }
 
+// read reads the client with this id from the store (not_found, as Get
+// answers, when there is none).
+func (m *Manager) read(ctx context.Context, id string) (*Client, error) {
+	sc, err := m.store.Get(ctx, id)
+	if err != nil {
+		return nil, notFound(id, err)
+	}
+	return fromStorage(sc)
+}
+
 // Get returns the client with this id. The result is the caller's to
 // modify. Unknown ids give an *apierr.Error not_found (404) wrapping
 // storage.ErrNotFound. Served from the cache for up to CacheTTL.
@@ -161,11 +171,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Client, error) {
 		}
 	}
 	gen := m.gen.Load()
-	sc, err := m.store.Get(ctx, id)
-	if err != nil {
-		return nil, notFound(id, err)
-	}
-	c, err := fromStorage(sc)
+	c, err := m.read(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -348,11 +354,7 @@ func (m *Manager) Patch(ctx context.Context, id string, patch []byte) (*Client, 
 	if len(ops) > maxPatchOperations {
 		return nil, apierr.InvalidRequest("A patch may hold at most %d operations", maxPatchOperations)
 	}
-	sc, err := m.store.Get(ctx, id)
-	if err != nil {
-		return nil, notFound(id, err)
-	}
-	cur, err := fromStorage(sc)
+	cur, err := m.read(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -16,21 +16,21 @@ import (
 // on too.
 func validateFAPI(a *authz) error {
 	req := a.req
-	// "shall require pushed authorization requests" (RFC 9126).
+	// "shall reject authorization requests sent without [RFC 9126]".
 	if !a.pushed {
 		return apierr.InvalidRequest("FAPI 2.0 requires pushed authorization requests: push the request to %s first (RFC 9126)", PARPath)
 	}
-	// "shall only support the response type code".
+	// "shall require the value of response_type ... to be code".
 	if len(req.ResponseTypes) != 1 || !req.Has("code") {
 		return apierr.UnsupportedResponseType("FAPI 2.0 allows only response_type code, not %q", req.ResponseTypeString())
 	}
-	// "shall require PKCE with S256 as the code challenge method".
+	// "shall require PKCE [RFC 7636] with S256 as the code challenge method".
 	if req.CodeChallenge == "" || req.CodeChallengeMethod != "S256" {
 		return apierr.InvalidRequest("FAPI 2.0 requires PKCE with code_challenge_method S256 (RFC 7636)")
 	}
-	// "shall only use https redirect URIs" (loopback http of native apps,
-	// RFC 8252 §7.3, stays allowed). The redirect URI is registered, so the
-	// error may go to it.
+	// "shall not allow redirect URIs that use the http scheme except for
+	// native clients that use loopback interface redirection" (RFC 8252
+	// §7.3). The redirect URI is registered, so the error may go to it.
 	if !client.FAPIRedirectURI(a.redirectURI) {
 		return apierr.InvalidRequest("FAPI 2.0 requires an https redirect URI")
 	}

@@ -36,12 +36,9 @@ var _ grantHandler = (*authorizationCodeGrant)(nil)
 func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	h := g.h
 	c := req.Client
-	if req.Code == "" {
-		return nil, apierr.InvalidRequest("The code parameter is missing")
-	}
-	sig, ok := opaqueSignature(h.mac, opaqueAuthorizeCode, req.Code)
-	if !ok {
-		return nil, apierr.InvalidGrant("The authorization code is malformed or was not issued by this server")
+	sig, err := h.grantSignature(opaqueAuthorizeCode, req.Code, "code", "authorization code")
+	if err != nil {
+		return nil, err
 	}
 	// The code as this process recorded it moments ago, when it has it
 	// (presign.go): everything checked here but its use and revocation is
@@ -51,13 +48,8 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	if presigned != nil {
 		t = presigned.code
 	} else {
-		var err error
-		t, err = h.tokens.Get(ctx, storage.KindAuthorizationCode, sig)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, apierr.InvalidGrant("The authorization code is unknown, expired or was revoked")
-		}
-		if err != nil {
-			return nil, apierr.ServerError(err)
+		if t, err = h.storedGrant(ctx, opaqueAuthorizeCode, sig, "authorization code"); err != nil {
+			return nil, err
 		}
 	}
 	// RFC 6749 §4.1.3: the code was issued to this authenticated client.
@@ -104,8 +96,7 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 	gt := h.codeGrantTokens(c, grant, t.RequestID, s.Code.Nonce)
 	gt.JKT = req.jkt()
 	gt.X5T = req.X5T
-	if len(req.Resource) == 0 {
-		// The presigned access token carries every granted target.
+	if (presignCase{Hooked: len(h.hooks) > 0, CertBound: req.X5T != "", Narrowed: len(req.Resource) > 0}).usesPresigned() {
 		gt.presigned = presigned.usableFor(ctx, gt)
 	}
 	gt.Audience = aud
@@ -127,6 +118,35 @@ func (g *authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) 
 		}
 		return nil
 	})
+}
+
+// grantSignature is the signature of the opaque code or token of kind k
+// that a grant redeems, sent as the parameter param: none is
+// invalid_request, one this server did not mint invalid_grant. what names
+// it in the error's description.
+func (h *Handler) grantSignature(k opaqueKind, value, param, what string) (string, error) {
+	if value == "" {
+		return "", apierr.InvalidRequest("The %s parameter is missing", param)
+	}
+	sig, ok := opaqueSignature(h.mac, k, value)
+	if !ok {
+		return "", apierr.InvalidGrant("The %s is malformed or was not issued by this server", what)
+	}
+	return sig, nil
+}
+
+// storedGrant reads the stored code or token of kind k with signature
+// sig. None is invalid_grant (RFC 6749 §5.2: "invalid, expired, revoked");
+// what names it in the error's description.
+func (h *Handler) storedGrant(ctx context.Context, k opaqueKind, sig, what string) (storage.Token, error) {
+	t, err := h.tokens.Get(ctx, k.kind, sig)
+	if errors.Is(err, storage.ErrNotFound) {
+		return t, apierr.InvalidGrant("The %s is unknown, expired or was revoked", what)
+	}
+	if err != nil {
+		return t, apierr.ServerError(err)
+	}
+	return t, nil
 }
 
 // useUp marks a code (or device code) used, once: errAlreadyUsed if it

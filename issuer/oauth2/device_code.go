@@ -46,12 +46,9 @@ var (
 func (g *deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	h := g.h
 	c := req.Client
-	if req.DeviceCode == "" {
-		return nil, apierr.InvalidRequest("The device_code parameter is missing")
-	}
-	sig, ok := opaqueSignature(h.mac, opaqueDeviceCode, req.DeviceCode)
-	if !ok {
-		return nil, apierr.InvalidGrant("The device code is malformed or was not issued by this server")
+	sig, err := h.grantSignature(opaqueDeviceCode, req.DeviceCode, "device_code", "device code")
+	if err != nil {
+		return nil, err
 	}
 	var granted *session
 	var requestID string

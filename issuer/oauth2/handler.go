@@ -247,9 +247,8 @@ func New(d Deps, o Options) (*Handler, error) {
 		presign: noPresigner{},
 		hooks:   d.TokenHooks,
 	}
-	// A hook decides the exchange's claims at the exchange: nothing can be
-	// signed ahead (tokenhook.go).
-	if o.Presigning && len(h.hooks) == 0 {
+	// With a hook no exchange uses what was signed ahead, so nothing is.
+	if o.Presigning && (presignCase{Hooked: len(h.hooks) > 0}).usesPresigned() {
 		h.presign = newCodePresigner(h)
 	}
 	// One entry per grant type, each implemented in its own file.

@@ -38,6 +38,28 @@ import (
 // else noPresigner, which mints nothing and hands nothing over, so that
 // the exchange signs every token itself.
 
+// presignCase is what decides whether a code exchange may use what was
+// minted for it ahead: the exchange signs its own tokens in each of these
+// cases.
+type presignCase struct {
+	// Hooked: a token hook is configured. It decides the exchange's claims
+	// at the exchange (tokenhook.go), so New builds no presigner at all.
+	Hooked bool
+	// CertBound: the exchange binds the access token to a client
+	// certificate (RFC 8705 §3); minted ahead, it is a bearer or
+	// DPoP-bound token.
+	CertBound bool
+	// Narrowed: the exchange names resources, which narrow the access
+	// token's audience (RFC 8707 §2.2); minted ahead, it carries every
+	// granted target.
+	Narrowed bool
+}
+
+// usesPresigned reports whether none of c's cases holds. What the result
+// itself must match (the DPoP key, the client's settings, its age) is
+// checked by usableFor.
+func (c presignCase) usesPresigned() bool { return !c.Hooked && !c.CertBound && !c.Narrowed }
+
 // presigner is what issuing and exchanging codes ask of presigning.
 type presigner interface {
 	// codeIssued is called once a code, recorded as code, is handed out;
@@ -202,15 +224,15 @@ func (cp *codePresigner) codeIssued(ctx context.Context, code storage.Token, gt 
 }
 
 // usableFor returns p (taken from its presigner; nil is fine) if it is
-// usable for gt, once its access token is there; its ID token may still
-// be being signed (awaitIDToken waits for it). It is not when it is older
+// usable for gt, an exchange that presignCase allows to use it, once its
+// access token is there; its ID token may still be being signed
+// (awaitIDToken waits for it). It is not when it is older
 // than presignMaxAge or than a tenth of the shorter token lifespan: its
 // tokens must keep nearly the lifetime freshly signed ones would have.
 func (p *presigned) usableFor(ctx context.Context, gt *grantTokens) *presigned {
 	// Presigned tokens are bound to the code's dpop_jkt, or bearer
-	// tokens: an exchange with another DPoP key (or none), or a
-	// certificate-bound one, mints its own.
-	if p == nil || gt.X5T != "" || p.shape != p.by.shapeOf(gt) {
+	// tokens: an exchange with another DPoP key (or none) mints its own.
+	if p == nil || p.shape != p.by.shapeOf(gt) {
 		return nil
 	}
 	age := p.by.h.now().Sub(p.created)

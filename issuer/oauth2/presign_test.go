@@ -135,3 +135,25 @@ func TestPresignerOnlyWhenEnabled(t *testing.T) {
 		}
 	}
 }
+
+// TestPresignCase: a code exchange uses what was minted ahead only when no
+// token hook is configured, it binds no client certificate and it names no
+// resource; any one of them makes it sign its own tokens.
+func TestPresignCase(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    presignCase
+		want bool
+	}{
+		{"plain exchange", presignCase{}, true},
+		{"token hook", presignCase{Hooked: true}, false},
+		{"certificate-bound", presignCase{CertBound: true}, false},
+		{"resource named", presignCase{Narrowed: true}, false},
+		{"certificate-bound with a resource", presignCase{CertBound: true, Narrowed: true}, false},
+		{"all three", presignCase{Hooked: true, CertBound: true, Narrowed: true}, false},
+	} {
+		if got := tc.c.usesPresigned(); got != tc.want {
+			t.Errorf("%s: usesPresigned %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -45,19 +45,13 @@ var _ grantHandler = (*refreshTokenGrant)(nil)
 func (g *refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	h := g.h
 	c := req.Client
-	if req.RefreshToken == "" {
-		return nil, apierr.InvalidRequest("The refresh_token parameter is missing")
-	}
-	sig, ok := opaqueSignature(h.mac, opaqueRefreshToken, req.RefreshToken)
-	if !ok {
-		return nil, apierr.InvalidGrant("The refresh token is malformed or was not issued by this server")
-	}
-	t, err := h.tokens.Get(ctx, storage.KindRefreshToken, sig)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, apierr.InvalidGrant("The refresh token is unknown, expired or was revoked")
-	}
+	sig, err := h.grantSignature(opaqueRefreshToken, req.RefreshToken, "refresh_token", "refresh token")
 	if err != nil {
-		return nil, apierr.ServerError(err)
+		return nil, err
+	}
+	t, err := h.storedGrant(ctx, opaqueRefreshToken, sig, "refresh token")
+	if err != nil {
+		return nil, err
 	}
 	// RFC 6749 §6: the refresh token was issued to this client.
 	if t.ClientID != c.ID {

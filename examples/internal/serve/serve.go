@@ -1,11 +1,13 @@
 // Package serve is what the small example apps (upstream, orders) share:
-// serving until Ctrl-C or SIGTERM, and flags defaulting to environment
-// variables.
+// flags defaulting to environment variables, parsing them, listening and
+// serving until Ctrl-C or SIGTERM.
 package serve
 
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -38,4 +40,37 @@ func EnvOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// ListenFlag declares --listen on fs: the host:port to listen on, by
+// default $LISTEN, else def.
+func ListenFlag(fs *flag.FlagSet, def string) *string {
+	return fs.String("listen", EnvOr("LISTEN", def), "host:port to listen on ($LISTEN)")
+}
+
+// ParseFlags parses the command line into fs, made with
+// flag.ContinueOnError: -h and --help exit 0 after the usage, a bad flag
+// exits 2 after the error.
+func ParseFlags(fs *flag.FlagSet) {
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+}
+
+// ListenAndServe listens on addr, writes banner(the address bound) to
+// stderr and serves h until SIGINT or SIGTERM (Serve). When either fails it
+// writes "name: error" to stderr and exits 1.
+func ListenAndServe(name, addr string, h http.Handler, banner func(net.Addr) string) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		fmt.Fprintln(os.Stderr, banner(ln.Addr()))
+		err = Serve(ln, h)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
 }

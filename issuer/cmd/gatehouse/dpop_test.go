@@ -2,12 +2,10 @@ package main_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,96 +18,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
-
-// dpopKey is a client's DPoP key (testbin's, signed with jwx).
-type dpopKey struct {
-	*testbin.DPoPKey
-	priv *ecdsa.PrivateKey
-	jwk  map[string]any
-	jkt  string
-}
-
-func newDPoPKey(t testing.TB) *dpopKey {
-	k := testbin.NewDPoPKey(t)
-	return &dpopKey{DPoPKey: k, priv: k.Private(), jwk: k.JWK(), jkt: k.JKT}
-}
-
-// proof is an RFC 9449 §4.2 proof for htm and htu; edit may change its
-// header and claims before it is signed.
-func (d *dpopKey) proof(t testing.TB, htm, htu string, edit func(hdr, claims map[string]any)) string {
-	t.Helper()
-	return d.Proof(t, htm, htu, "", edit)
-}
-
-// dpopTransport adds a fresh proof of key (none when nil) to every request,
-// so that golang.org/x/oauth2, which knows nothing of DPoP, sends them.
-type dpopTransport struct {
-	t     testing.TB
-	key   *dpopKey
-	nonce string
-}
-
-func (d *dpopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	if d.key != nil {
-		u := *r.URL
-		u.RawQuery, u.Fragment = "", ""
-		r.Header.Set("DPoP", d.key.proof(d.t, r.Method, u.String(), func(_, c map[string]any) {
-			if d.nonce != "" {
-				c["nonce"] = d.nonce
-			}
-		}))
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func dpopContext(t testing.TB, key *dpopKey) context.Context {
-	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: &dpopTransport{t: t, key: key}})
-}
-
-type httpAnswer struct {
-	status int
-	header http.Header
-	json   map[string]any
-}
-
-// post sends form to the public URL u with the DPoP headers given (and
-// client_secret_basic credentials when c has a secret).
-func postDPoP(t testing.TB, u string, c testbin.Client, form url.Values, proofs ...string) httpAnswer {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if c.Secret != "" {
-		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	}
-	for _, p := range proofs {
-		req.Header.Add("DPoP", p)
-	}
-	return doJSON(t, req)
-}
-
-func doJSON(t testing.TB, req *http.Request) httpAnswer {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	a := httpAnswer{status: resp.StatusCode, header: resp.Header}
-	_ = json.Unmarshal(raw, &a.json)
-	return a
-}
-
-func jwtClaims(t testing.TB, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	mustf(t, len(parts) == 3, "not a JWT: %.40s", token)
-	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	mustf(t, json.Unmarshal(raw, &c) == nil, "claims: %s", raw)
-	return c
-}
 
 // TestDPoPClientCredentials: a client_credentials request with a proof
 // gets token_type DPoP and a token bound to the proof's key: cnf.jkt in

@@ -12,11 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,15 +27,12 @@ import (
 
 // authCodeFlow is one run: its settings and the values it generated.
 type authCodeFlow struct {
-	r                 remote
-	cred              credentials
-	port              int
-	scope, audience   []string
-	redirect          string
-	authURL, tokenURL string
-	prompt            string
-	maxAge            int
-	timeout           time.Duration
+	perform
+	port     int
+	redirect string
+	authURL  string
+	prompt   string
+	maxAge   int
 
 	state, verifier, nonce string
 }
@@ -54,43 +48,18 @@ func newTokenUserCmd() *cobra.Command {
 
 func authCodeCmd(use, short string) *cobra.Command {
 	f := &authCodeFlow{}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Long: "Starts a callback listener on 127.0.0.1:--port, prints the URL to open in a browser, and when the\n" +
-			"browser comes back with a code exchanges it (PKCE S256, RFC 7636) at the token endpoint and prints the tokens.\n" +
+	cmd := f.command(use, short,
+		"Starts a callback listener on 127.0.0.1:--port, prints the URL to open in a browser, and when the\n"+
+			"browser comes back with a code exchanges it (PKCE S256, RFC 7636) at the token endpoint and prints the tokens.\n"+
 			"The client must have the redirect URI (default http://127.0.0.1:<port>/callback) registered.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return untilInterrupted(cmd, f.timeout, f.run)
-		},
-	}
-	f.r.addFlags(cmd, true)
-	f.cred.register(cmd)
+		"wait until Ctrl-C", f.run)
 	fl := cmd.Flags()
 	fl.IntVar(&f.port, "port", 4446, "port of the callback listener on 127.0.0.1")
-	fl.StringSliceVar(&f.scope, "scope", []string{"offline", "openid"}, "scopes to request")
-	fl.StringSliceVar(&f.audience, "audience", nil, "audiences to request")
 	fl.StringVar(&f.redirect, "redirect", "", "redirect URI sent to the issuer (default http://127.0.0.1:<port>/callback)")
 	fl.StringVar(&f.authURL, "auth-url", "", "authorization endpoint (default <endpoint>/oauth2/auth)")
-	fl.StringVar(&f.tokenURL, "token-url", "", "token endpoint (default <endpoint>/oauth2/token)")
 	fl.StringVar(&f.prompt, "prompt", "", "OpenID Connect prompt: none, login, consent or select_account")
 	fl.IntVar(&f.maxAge, "max-age", 0, "OpenID Connect max_age in seconds (0: not sent)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long (default: wait until Ctrl-C)")
 	return cmd
-}
-
-// untilInterrupted runs a perform command's run with a context that ends
-// on Ctrl-C, SIGTERM or after timeout (when positive).
-func untilInterrupted(cmd *cobra.Command, timeout time.Duration, run func(context.Context, *cobra.Command) error) error {
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	return run(ctx, cmd)
 }
 
 // randomToken returns n random bytes, base64url without padding.
@@ -116,16 +85,13 @@ func (f *authCodeFlow) endpoints() (authURL, tokenURL, redirect string, err erro
 	if f.port <= 0 || f.port > 65535 {
 		return "", "", "", fmt.Errorf("--port %d is not a port", f.port)
 	}
-	base, err := f.r.baseURL()
+	base, tokenURL, err := f.tokenEndpoint()
 	if err != nil {
 		return "", "", "", err
 	}
-	authURL, tokenURL, redirect = f.authURL, f.tokenURL, f.redirect
+	authURL, redirect = f.authURL, f.redirect
 	if authURL == "" {
 		authURL = base + "/oauth2/auth"
-	}
-	if tokenURL == "" {
-		tokenURL = base + "/oauth2/token"
 	}
 	if redirect == "" {
 		redirect = "http://127.0.0.1:" + strconv.Itoa(f.port) + "/callback"

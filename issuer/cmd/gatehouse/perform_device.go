@@ -22,11 +22,8 @@ import (
 
 // deviceFlow is one run's settings.
 type deviceFlow struct {
-	r                   remote
-	cred                credentials
-	scope, audience     []string
-	deviceURL, tokenURL string
-	timeout             time.Duration
+	perform
+	deviceURL string
 }
 
 // deviceAuthorization is RFC 8628 §3.2's response.
@@ -41,25 +38,12 @@ type deviceAuthorization struct {
 
 func newDeviceCodeCmd() *cobra.Command {
 	f := &deviceFlow{}
-	cmd := &cobra.Command{
-		Use:   "device-code",
-		Short: "Get tokens with the device authorization grant (RFC 8628), logging in on another device",
-		Long: "Requests a device authorization, prints the verification URI and the user code to enter there, then polls\n" +
-			"the token endpoint at the interval the issuer asks (5 s more after each slow_down) until the End-User has\n" +
+	cmd := f.command("device-code", "Get tokens with the device authorization grant (RFC 8628), logging in on another device",
+		"Requests a device authorization, prints the verification URI and the user code to enter there, then polls\n"+
+			"the token endpoint at the interval the issuer asks (5 s more after each slow_down) until the End-User has\n"+
 			"decided, and prints the tokens. The client needs the grant type urn:ietf:params:oauth:grant-type:device_code.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return untilInterrupted(cmd, f.timeout, f.run)
-		},
-	}
-	f.r.addFlags(cmd, true)
-	f.cred.register(cmd)
-	fl := cmd.Flags()
-	fl.StringSliceVar(&f.scope, "scope", []string{"offline", "openid"}, "scopes to request")
-	fl.StringSliceVar(&f.audience, "audience", nil, "audiences to request")
-	fl.StringVar(&f.deviceURL, "device-url", "", "device authorization endpoint (default <endpoint>/oauth2/device/auth)")
-	fl.StringVar(&f.tokenURL, "token-url", "", "token endpoint (default <endpoint>/oauth2/token)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long (default: until the device code expires or Ctrl-C)")
+		"until the device code expires or Ctrl-C", f.run)
+	cmd.Flags().StringVar(&f.deviceURL, "device-url", "", "device authorization endpoint (default <endpoint>/oauth2/device/auth)")
 	return cmd
 }
 
@@ -67,16 +51,13 @@ func (f *deviceFlow) run(ctx context.Context, cmd *cobra.Command) error {
 	if f.cred.id == "" {
 		return errors.New("--client-id is required")
 	}
-	base, err := f.r.baseURL()
+	base, tokenURL, err := f.tokenEndpoint()
 	if err != nil {
 		return err
 	}
-	deviceURL, tokenURL := f.deviceURL, f.tokenURL
+	deviceURL := f.deviceURL
 	if deviceURL == "" {
 		deviceURL = base + "/oauth2/device/auth"
-	}
-	if tokenURL == "" {
-		tokenURL = base + "/oauth2/token"
 	}
 	for _, u := range []struct{ flag, v string }{{"--device-url", deviceURL}, {"--token-url", tokenURL}} {
 		p, err := url.Parse(u.v)

@@ -60,17 +60,5 @@ func (cs clientStore) Update(ctx context.Context, id string, fn func(*storage.Cl
 }
 
 func (cs clientStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
-	unlock, err := cs.s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, ok := cs.rows[id]; !ok {
-		return storage.ErrNotFound
-	}
-	delete(cs.rows, id)
-	if ev != nil {
-		cs.s.record(*ev)
-	}
-	return nil
+	return cs.deleteRecording(ctx, id, ev)
 }

@@ -29,10 +29,10 @@ func (s *Store) Dump() Dump {
 	defer s.mu.RUnlock()
 	d := Dump{
 		Clients: rows(s.clients.rows, copyClient, func(c *storage.Client) string { return c.ID }),
-		Tokens: rows(s.tokens, copyToken, func(t *storage.Token) string {
+		Tokens: rows(s.tokens.rows, copyToken, func(t *storage.Token) string {
 			return string(t.Kind) + "\x00" + t.Signature
 		}),
-		Flows:           rows(s.flows, copyFlow, func(f *storage.Flow) string { return string(f.Kind) + "\x00" + f.ID }),
+		Flows:           rows(s.flows.rows, copyFlow, func(f *storage.Flow) string { return string(f.Kind) + "\x00" + f.ID }),
 		LoginSessions:   rows(s.logins.rows, copyLogin, func(l *storage.LoginSession) string { return l.ID }),
 		ConsentSessions: rows(s.consents.rows, copyConsent, func(c *storage.ConsentSession) string { return c.ID }),
 		Trust:           rows(s.trust.rows, copyTrust, func(t *storage.TrustedIssuer) string { return t.ID }),

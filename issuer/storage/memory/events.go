@@ -24,7 +24,7 @@ func (s *Store) record(evs ...storage.RevocationEvent) {
 		e.Time, e.Until, e.Data = stored(e.Time), stored(e.Until), doc(e.Data)
 		if e.Until.IsZero() {
 			latest := micros(e.Time)
-			for _, t := range s.tokens {
+			for _, t := range s.tokens.rows {
 				if t.Kind == storage.KindAccessToken {
 					latest = max(latest, micros(t.ExpiresAt))
 				}

@@ -4,34 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-type flowStore struct{ s *Store }
+type flowStore struct {
+	*byKind[storage.FlowKind, storage.Flow]
+}
 
 var _ storage.FlowStore = flowStore{}
-
-func (fs flowStore) Create(ctx context.Context, f storage.Flow) error {
-	return create(ctx, fs.s, fs.s.flows, flowKey{f.Kind, f.ID}, f, copyFlow)
-}
-
-func (fs flowStore) Get(ctx context.Context, kind storage.FlowKind, id string) (storage.Flow, error) {
-	return get(ctx, fs.s, fs.s.flows, flowKey{kind, id}, copyFlow)
-}
-
-func (fs flowStore) Update(ctx context.Context, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
-	return update(ctx, fs.s, fs.s.flows, flowKey{kind, id}, copyFlow, func(f *storage.Flow) { f.Kind, f.ID = kind, id }, fn)
-}
-
-func (fs flowStore) Delete(ctx context.Context, kind storage.FlowKind, id string) error {
-	return remove(ctx, fs.s, fs.s.flows, flowKey{kind, id})
-}
-
-func (fs flowStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return flushExpired(ctx, fs.s, fs.s.flows, func(f storage.Flow) time.Time { return f.ExpiresAt }, before, limit)
-}
 
 // unchanged returns the key of the flow old if it is still stored as
 // old, by the columns the SQL backends' conditional updates compare
@@ -39,7 +20,7 @@ func (fs flowStore) FlushExpired(ctx context.Context, before time.Time, limit in
 // gone. Called under the lock.
 func (fs flowStore) unchanged(old *storage.Flow) (flowKey, error) {
 	k := flowKey{old.Kind, old.ID}
-	cur, ok := fs.s.flows[k]
+	cur, ok := fs.rows[k]
 	if !ok || cur.Status != old.Status || !bytes.Equal(cur.Data, old.Data) {
 		return k, storage.ErrConflict
 	}
@@ -59,7 +40,7 @@ func (fs flowStore) Swap(ctx context.Context, old, next storage.Flow) error {
 	if err != nil {
 		return err
 	}
-	fs.s.flows[k] = copyFlow(next)
+	fs.rows[k] = copyFlow(next)
 	return nil
 }
 
@@ -91,18 +72,18 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 		}
 	}
 	if n := st.Next; n != nil {
-		if _, ok := s.flows[flowKey{n.Kind, n.ID}]; ok {
+		if _, ok := s.flows.rows[flowKey{n.Kind, n.ID}]; ok {
 			return storage.ErrAlreadyExists
 		}
 	}
-	tokens := tokenStore{s}
+	tokens := tokenStore{&s.tokens}
 	if err := tokens.insertable(st.Tokens); err != nil {
 		return err
 	}
 
-	f := s.flows[k]
+	f := s.flows.rows[k]
 	f.Status = st.Status
-	s.flows[k] = f
+	s.flows.rows[k] = f
 	switch {
 	case replace:
 		cur := s.logins.rows[l.ID]
@@ -115,7 +96,7 @@ func (fs flowStore) Step(ctx context.Context, st storage.FlowStep) error {
 		s.consents.rows[c.ID] = copyConsent(*c)
 	}
 	if n := st.Next; n != nil {
-		s.flows[flowKey{n.Kind, n.ID}] = copyFlow(*n)
+		s.flows.rows[flowKey{n.Kind, n.ID}] = copyFlow(*n)
 	}
 	tokens.insert(st.Tokens)
 	return nil

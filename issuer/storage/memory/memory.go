@@ -44,8 +44,8 @@ type Store struct {
 	closed   bool
 	clients  byID[storage.Client]
 	keySets  map[string]map[string]storage.Key // set -> kid -> key; a set without keys exists until a key is deleted from it
-	tokens   map[tokenKey]storage.Token
-	flows    map[flowKey]storage.Flow
+	tokens   byKind[storage.TokenKind, storage.Token]
+	flows    byKind[storage.FlowKind, storage.Flow]
 	logins   byID[storage.LoginSession]
 	consents byID[storage.ConsentSession]
 	trust    byID[storage.TrustedIssuer]
@@ -56,15 +56,10 @@ type Store struct {
 
 var _ storage.Storage = (*Store)(nil)
 
-type tokenKey struct {
-	kind storage.TokenKind
-	sig  string
-}
-
-type flowKey struct {
-	kind storage.FlowKind
-	id   string
-}
+type (
+	tokenKey = kindID[storage.TokenKind] // kind and signature
+	flowKey  = kindID[storage.FlowKind]
+)
 
 // New returns an empty store.
 func New(o Options) *Store {
@@ -75,10 +70,12 @@ func New(o Options) *Store {
 	s := &Store{
 		now:     now,
 		keySets: map[string]map[string]storage.Key{},
-		tokens:  map[tokenKey]storage.Token{},
-		flows:   map[flowKey]storage.Flow{},
 		nonces:  map[string]int64{},
 	}
+	s.tokens = newByKind(s, copyToken, func(t *storage.Token) (*storage.TokenKind, *string) { return &t.Kind, &t.Signature },
+		func(t storage.Token) time.Time { return t.ExpiresAt })
+	s.flows = newByKind(s, copyFlow, func(f *storage.Flow) (*storage.FlowKind, *string) { return &f.Kind, &f.ID },
+		func(f storage.Flow) time.Time { return f.ExpiresAt })
 	s.clients = newByID(s, copyClient, func(c *storage.Client) *string { return &c.ID })
 	s.logins = newByID(s, copyLogin, func(l *storage.LoginSession) *string { return &l.ID })
 	s.consents = newByID(s, copyConsent, func(c *storage.ConsentSession) *string { return &c.ID })
@@ -88,8 +85,8 @@ func New(o Options) *Store {
 
 func (s *Store) Clients() storage.ClientStore                 { return clientStore{&s.clients} }
 func (s *Store) Keys() storage.KeyStore                       { return keyStore{s} }
-func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{s} }
-func (s *Store) Flows() storage.FlowStore                     { return flowStore{s} }
+func (s *Store) Tokens() storage.TokenStore                   { return tokenStore{&s.tokens} }
+func (s *Store) Flows() storage.FlowStore                     { return flowStore{&s.flows} }
 func (s *Store) LoginSessions() storage.LoginSessionStore     { return loginStore{&s.logins} }
 func (s *Store) ConsentSessions() storage.ConsentSessionStore { return consentStore{&s.consents} }
 func (s *Store) Trust() storage.TrustStore                    { return trustStore{&s.trust} }
@@ -118,8 +115,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	clear(s.clients.rows)
 	clear(s.keySets)
-	clear(s.tokens)
-	clear(s.flows)
+	clear(s.tokens.rows)
+	clear(s.flows.rows)
 	clear(s.logins.rows)
 	clear(s.consents.rows)
 	clear(s.trust.rows)
@@ -296,8 +293,9 @@ func create[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k 
 	return nil
 }
 
-// remove deletes the row k of rows; ErrNotFound if there is none.
-func remove[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K) error {
+// remove deletes the row k of rows and records ev (if not nil) with it;
+// ErrNotFound if there is none.
+func remove[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k K, ev *storage.RevocationEvent) error {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -307,6 +305,9 @@ func remove[K comparable, V any](ctx context.Context, s *Store, rows map[K]V, k 
 		return storage.ErrNotFound
 	}
 	delete(rows, k)
+	if ev != nil {
+		s.record(*ev)
+	}
 	return nil
 }
 
@@ -381,5 +382,59 @@ func (t *byID[V]) Update(ctx context.Context, id string, fn func(*V) error) (V, 
 }
 
 func (t *byID[V]) Delete(ctx context.Context, id string) error {
-	return remove(ctx, t.s, t.rows, id)
+	return remove(ctx, t.s, t.rows, id, nil)
+}
+
+// deleteRecording is Delete recording ev (if not nil) with the deletion,
+// for the stores whose deletions revoke tokens.
+func (t *byID[V]) deleteRecording(ctx context.Context, id string, ev *storage.RevocationEvent) error {
+	return remove(ctx, t.s, t.rows, id, ev)
+}
+
+// kindID is the key of a row named by kind and id (a token's id is its
+// signature).
+type kindID[K ~string] struct {
+	kind K
+	id   string
+}
+
+// byKind is a table of rows keyed by kind and id, and the Create, Get,
+// Update, Delete and FlushExpired of the stores that keep such rows.
+type byKind[K ~string, V any] struct {
+	s       *Store
+	rows    map[kindID[K]]V
+	cp      func(V) V
+	key     func(*V) (kind *K, id *string)
+	expires func(V) time.Time
+}
+
+func newByKind[K ~string, V any](s *Store, cp func(V) V, key func(*V) (*K, *string), expires func(V) time.Time) byKind[K, V] {
+	return byKind[K, V]{s: s, rows: map[kindID[K]]V{}, cp: cp, key: key, expires: expires}
+}
+
+func (t *byKind[K, V]) Create(ctx context.Context, v V) error {
+	kind, id := t.key(&v)
+	return create(ctx, t.s, t.rows, kindID[K]{*kind, *id}, v, t.cp)
+}
+
+func (t *byKind[K, V]) Get(ctx context.Context, kind K, id string) (V, error) {
+	return get(ctx, t.s, t.rows, kindID[K]{kind, id}, t.cp)
+}
+
+// Update runs fn on a copy of the row under the lock; the kind and id
+// cannot be changed.
+func (t *byKind[K, V]) Update(ctx context.Context, kind K, id string, fn func(*V) error) (V, error) {
+	fix := func(v *V) {
+		k, i := t.key(v)
+		*k, *i = kind, id
+	}
+	return update(ctx, t.s, t.rows, kindID[K]{kind, id}, t.cp, fix, fn)
+}
+
+func (t *byKind[K, V]) Delete(ctx context.Context, kind K, id string) error {
+	return remove(ctx, t.s, t.rows, kindID[K]{kind, id}, nil)
+}
+
+func (t *byKind[K, V]) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return flushExpired(ctx, t.s, t.rows, t.expires, before, limit)
 }

@@ -25,19 +25,7 @@ func (ls loginStore) ListBySubject(ctx context.Context, subject string) ([]stora
 }
 
 func (ls loginStore) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
-	unlock, err := ls.s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, ok := ls.rows[id]; !ok {
-		return storage.ErrNotFound
-	}
-	delete(ls.rows, id)
-	if ev != nil {
-		ls.s.record(*ev)
-	}
-	return nil
+	return ls.deleteRecording(ctx, id, ev)
 }
 
 func (ls loginStore) DeleteBySubject(ctx context.Context, subject string) (int64, error) {
@@ -92,10 +80,11 @@ func (cs consentStore) Revoke(ctx context.Context, f storage.ConsentFilter, ev s
 	slices.SortFunc(removed, func(a, b storage.ConsentSession) int {
 		return cmp.Or(b.HandledAt.Compare(a.HandledAt), strings.Compare(a.ID, b.ID))
 	})
+	tokens := tokenStore{&s.tokens}
 	var keys []tokenKey
 	var revoked []storage.Token
 	for _, c := range removed {
-		k, t := s.activeTokens(func(t *storage.Token) bool { return t.ClientID == c.ClientID && t.RequestID == c.ID })
+		k, t := tokens.active(func(t *storage.Token) bool { return t.ClientID == c.ClientID && t.RequestID == c.ID })
 		keys, revoked = append(keys, k...), append(revoked, t...)
 	}
 	var e *storage.RevocationEvent
@@ -107,7 +96,7 @@ func (cs consentStore) Revoke(ctx context.Context, f storage.ConsentFilter, ev s
 	for _, c := range removed {
 		delete(cs.rows, c.ID)
 	}
-	s.deactivate(keys)
+	tokens.deactivate(keys)
 	if e != nil {
 		s.record(*e)
 	}

@@ -6,23 +6,17 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/issuer/storage"
 )
 
-type tokenStore struct{ s *Store }
+type tokenStore struct {
+	*byKind[storage.TokenKind, storage.Token]
+}
 
 var _ storage.TokenStore = tokenStore{}
 
-func (ts tokenStore) Create(ctx context.Context, t storage.Token) error {
-	return create(ctx, ts.s, ts.s.tokens, tokenKey{t.Kind, t.Signature}, t, copyToken)
-}
-
-func (ts tokenStore) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
-	return get(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig}, copyToken)
-}
-
+// Update is Redeem without a read, revocation or successors.
 func (ts tokenStore) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
 	return ts.Redeem(ctx, storage.RedeemRequest{Kind: kind, Signature: sig, Update: fn})
 }
@@ -49,7 +43,7 @@ func (ts tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (stora
 		return storage.Token{}, err
 	}
 	defer unlock()
-	cur, ok := ts.s.tokens[k]
+	cur, ok := ts.rows[k]
 	if !ok {
 		return storage.Token{}, storage.ErrNotFound
 	}
@@ -66,12 +60,12 @@ func (ts tokenStore) Redeem(ctx context.Context, r storage.RedeemRequest) (stora
 	if err := ts.insertable(r.Issue); err != nil {
 		return storage.Token{}, err
 	}
-	ts.s.tokens[k] = copyToken(t)
+	ts.rows[k] = copyToken(t)
 	if r.RevokeRequest != "" {
-		for ko, o := range ts.s.tokens {
+		for ko, o := range ts.rows {
 			if o.ClientID == t.ClientID && o.RequestID == r.RevokeRequest && ko != k {
 				o.Active = false
-				ts.s.tokens[ko] = o
+				ts.rows[ko] = o
 			}
 		}
 	}
@@ -94,7 +88,7 @@ func (ts tokenStore) insertable(issue []storage.Token) error {
 	seen := make(map[tokenKey]bool, len(issue))
 	for _, n := range issue {
 		k := tokenKey{n.Kind, n.Signature}
-		if _, ok := ts.s.tokens[k]; ok || seen[k] {
+		if _, ok := ts.rows[k]; ok || seen[k] {
 			return storage.ErrAlreadyExists
 		}
 		seen[k] = true
@@ -105,12 +99,8 @@ func (ts tokenStore) insertable(issue []storage.Token) error {
 // insert stores copies of tokens insertable accepted.
 func (ts tokenStore) insert(tokens []storage.Token) {
 	for _, n := range tokens {
-		ts.s.tokens[tokenKey{n.Kind, n.Signature}] = copyToken(n)
+		ts.rows[tokenKey{n.Kind, n.Signature}] = copyToken(n)
 	}
-}
-
-func (ts tokenStore) Delete(ctx context.Context, kind storage.TokenKind, sig string) error {
-	return remove(ctx, ts.s, ts.s.tokens, tokenKey{kind, sig})
 }
 
 func (ts tokenStore) Revoke(ctx context.Context, kind storage.TokenKind, sig string, ev storage.RevocationFunc) error {
@@ -120,7 +110,7 @@ func (ts tokenStore) Revoke(ctx context.Context, kind storage.TokenKind, sig str
 	}
 	defer unlock()
 	k := tokenKey{kind, sig}
-	t, ok := ts.s.tokens[k]
+	t, ok := ts.rows[k]
 	if !ok {
 		return storage.ErrNotFound
 	}
@@ -129,7 +119,7 @@ func (ts tokenStore) Revoke(ctx context.Context, kind storage.TokenKind, sig str
 		revoked = []storage.Token{copyToken(t)}
 		t.Active = false
 	}
-	return ts.s.revoked(ev, revoked, func() { ts.s.tokens[k] = t })
+	return ts.s.revoked(ev, revoked, func() { ts.rows[k] = t })
 }
 
 func (ts tokenStore) RevokeRequest(ctx context.Context, clientID, requestID string, ev storage.RevocationFunc) error {
@@ -150,46 +140,42 @@ func (ts tokenStore) revoke(ctx context.Context, match func(*storage.Token) bool
 		return 0, err
 	}
 	defer unlock()
-	keys, revoked := ts.s.activeTokens(match)
+	keys, revoked := ts.active(match)
 	var arg []storage.Token
 	if rows {
 		arg = revoked
 	}
-	err = ts.s.revoked(ev, arg, func() { ts.s.deactivate(keys) })
+	err = ts.s.revoked(ev, arg, func() { ts.deactivate(keys) })
 	if err != nil {
 		return 0, err
 	}
 	return int64(len(keys)), nil
 }
 
-// activeTokens returns the keys and copies of the active tokens match
-// selects, ordered by key. Called under the lock.
-func (s *Store) activeTokens(match func(*storage.Token) bool) ([]tokenKey, []storage.Token) {
+// active returns the keys and copies of the active tokens match selects,
+// ordered by key. Called under the lock.
+func (ts tokenStore) active(match func(*storage.Token) bool) ([]tokenKey, []storage.Token) {
 	var keys []tokenKey
-	for k, t := range s.tokens {
+	for k, t := range ts.rows {
 		if t.Active && match(&t) {
 			keys = append(keys, k)
 		}
 	}
 	slices.SortFunc(keys, func(a, b tokenKey) int {
-		return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.sig, b.sig))
+		return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.id, b.id))
 	})
 	out := make([]storage.Token, len(keys))
 	for i, k := range keys {
-		out[i] = copyToken(s.tokens[k])
+		out[i] = copyToken(ts.rows[k])
 	}
 	return keys, out
 }
 
 // deactivate marks the tokens keys name inactive. Called under the lock.
-func (s *Store) deactivate(keys []tokenKey) {
+func (ts tokenStore) deactivate(keys []tokenKey) {
 	for _, k := range keys {
-		t := s.tokens[k]
+		t := ts.rows[k]
 		t.Active = false
-		s.tokens[k] = t
+		ts.rows[k] = t
 	}
-}
-
-func (ts tokenStore) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return flushExpired(ctx, ts.s, ts.s.tokens, func(t storage.Token) time.Time { return t.ExpiresAt }, before, limit)
 }

@@ -13,16 +13,16 @@ import (
 
 type store struct {
 	storage.Storage // Stats and Close pass through
-	t               *tracer
-	clients         clients
-	keys            keys
-	tokens          tokens
-	flows           flows
-	logins          loginSessions
-	consents        consentSessions
-	trust           trust
-	nonces          nonces
-	events          events
+	op
+	clients  clients
+	keys     keys
+	tokens   tokens
+	flows    flows
+	logins   loginSessions
+	consents consentSessions
+	trust    trust
+	nonces   nonces
+	events   events
 }
 
 var _ storage.Storage = (*store)(nil)
@@ -38,239 +38,215 @@ func (s *store) Nonces() storage.NonceStore                     { return s.nonce
 func (s *store) RevocationEvents() storage.RevocationEventStore { return s.events }
 
 func (s *store) Ping(ctx context.Context) error {
-	return call(ctx, s.t, "storage", "Ping", s.Storage.Ping)
+	return tracedErr(ctx, s.op, "Ping", s.Storage.Ping)
 }
 
 // ---------------------------------------------------------------- clients
 
 type clients struct {
 	storage.ClientStore
-	t *tracer
+	op
 }
 
 func (s clients) Create(ctx context.Context, c storage.Client) error {
-	return call(ctx, s.t, "clients", "Create", func(ctx context.Context) error { return s.ClientStore.Create(ctx, c) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.ClientStore.Create(ctx, c) })
 }
 
 func (s clients) Get(ctx context.Context, id string) (storage.Client, error) {
-	return call1(ctx, s.t, "clients", "Get", func(ctx context.Context) (storage.Client, error) { return s.ClientStore.Get(ctx, id) })
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.Client, error) { return s.ClientStore.Get(ctx, id) })
 }
 
 func (s clients) Update(ctx context.Context, id string, fn func(*storage.Client) error, ev func(before, after storage.Client) *storage.RevocationEvent) (storage.Client, error) {
-	return call1(ctx, s.t, "clients", "Update", func(ctx context.Context) (storage.Client, error) {
-		return s.ClientStore.Update(ctx, id, fn, ev)
-	})
+	return traced(ctx, s.op, "Update", func(ctx context.Context) (storage.Client, error) { return s.ClientStore.Update(ctx, id, fn, ev) })
 }
 
 func (s clients) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
-	return call(ctx, s.t, "clients", "Delete", func(ctx context.Context) error { return s.ClientStore.Delete(ctx, id, ev) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.ClientStore.Delete(ctx, id, ev) })
 }
 
 func (s clients) List(ctx context.Context, f storage.ClientFilter) ([]storage.Client, error) {
-	return call1(ctx, s.t, "clients", "List", func(ctx context.Context) ([]storage.Client, error) { return s.ClientStore.List(ctx, f) })
+	return traced(ctx, s.op, "List", func(ctx context.Context) ([]storage.Client, error) { return s.ClientStore.List(ctx, f) })
 }
 
 // ---------------------------------------------------------------- keys
 
 type keys struct {
 	storage.KeyStore
-	t *tracer
+	op
 }
 
 func (s keys) Add(ctx context.Context, ks ...storage.Key) error {
-	return call(ctx, s.t, "keys", "Add", func(ctx context.Context) error { return s.KeyStore.Add(ctx, ks...) })
+	return tracedErr(ctx, s.op, "Add", func(ctx context.Context) error { return s.KeyStore.Add(ctx, ks...) })
 }
 
 func (s keys) Init(ctx context.Context, set string, ks []storage.Key) (bool, error) {
-	return call1(ctx, s.t, "keys", "Init", func(ctx context.Context) (bool, error) { return s.KeyStore.Init(ctx, set, ks) })
+	return traced(ctx, s.op, "Init", func(ctx context.Context) (bool, error) { return s.KeyStore.Init(ctx, set, ks) })
 }
 
 func (s keys) List(ctx context.Context, set string) ([]storage.Key, error) {
-	return call1(ctx, s.t, "keys", "List", func(ctx context.Context) ([]storage.Key, error) { return s.KeyStore.List(ctx, set) })
+	return traced(ctx, s.op, "List", func(ctx context.Context) ([]storage.Key, error) { return s.KeyStore.List(ctx, set) })
 }
 
 func (s keys) Get(ctx context.Context, set, kid string) (storage.Key, error) {
-	return call1(ctx, s.t, "keys", "Get", func(ctx context.Context) (storage.Key, error) { return s.KeyStore.Get(ctx, set, kid) })
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.Key, error) { return s.KeyStore.Get(ctx, set, kid) })
 }
 
 func (s keys) Replace(ctx context.Context, set string, ks []storage.Key, ev storage.KeyRevocationFunc) error {
-	return call(ctx, s.t, "keys", "Replace", func(ctx context.Context) error { return s.KeyStore.Replace(ctx, set, ks, ev) })
+	return tracedErr(ctx, s.op, "Replace", func(ctx context.Context) error { return s.KeyStore.Replace(ctx, set, ks, ev) })
 }
 
 func (s keys) Delete(ctx context.Context, set, kid string, ev storage.KeyRevocationFunc) error {
-	return call(ctx, s.t, "keys", "Delete", func(ctx context.Context) error { return s.KeyStore.Delete(ctx, set, kid, ev) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.KeyStore.Delete(ctx, set, kid, ev) })
 }
 
 func (s keys) DeleteSet(ctx context.Context, set string, ev storage.KeyRevocationFunc) error {
-	return call(ctx, s.t, "keys", "DeleteSet", func(ctx context.Context) error { return s.KeyStore.DeleteSet(ctx, set, ev) })
+	return tracedErr(ctx, s.op, "DeleteSet", func(ctx context.Context) error { return s.KeyStore.DeleteSet(ctx, set, ev) })
 }
 
 func (s keys) Sets(ctx context.Context) ([]string, error) {
-	return call1(ctx, s.t, "keys", "Sets", s.KeyStore.Sets)
+	return traced(ctx, s.op, "Sets", s.KeyStore.Sets)
 }
 
 // ---------------------------------------------------------------- tokens
 
 type tokens struct {
 	storage.TokenStore
-	t *tracer
+	op
 }
 
 func (s tokens) Create(ctx context.Context, tok storage.Token) error {
-	return call(ctx, s.t, "tokens", "Create", func(ctx context.Context) error { return s.TokenStore.Create(ctx, tok) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.TokenStore.Create(ctx, tok) })
 }
 
 func (s tokens) Get(ctx context.Context, kind storage.TokenKind, sig string) (storage.Token, error) {
-	return call1(ctx, s.t, "tokens", "Get", func(ctx context.Context) (storage.Token, error) { return s.TokenStore.Get(ctx, kind, sig) })
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.Token, error) { return s.TokenStore.Get(ctx, kind, sig) })
 }
 
 func (s tokens) Update(ctx context.Context, kind storage.TokenKind, sig string, fn func(*storage.Token) error) (storage.Token, error) {
-	return call1(ctx, s.t, "tokens", "Update", func(ctx context.Context) (storage.Token, error) {
-		return s.TokenStore.Update(ctx, kind, sig, fn)
-	})
+	return traced(ctx, s.op, "Update", func(ctx context.Context) (storage.Token, error) { return s.TokenStore.Update(ctx, kind, sig, fn) })
 }
 
 func (s tokens) Redeem(ctx context.Context, r storage.RedeemRequest) (storage.Token, error) {
-	return call1(ctx, s.t, "tokens", "Redeem", func(ctx context.Context) (storage.Token, error) { return s.TokenStore.Redeem(ctx, r) })
+	return traced(ctx, s.op, "Redeem", func(ctx context.Context) (storage.Token, error) { return s.TokenStore.Redeem(ctx, r) })
 }
 
 func (s tokens) Delete(ctx context.Context, kind storage.TokenKind, sig string) error {
-	return call(ctx, s.t, "tokens", "Delete", func(ctx context.Context) error { return s.TokenStore.Delete(ctx, kind, sig) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.TokenStore.Delete(ctx, kind, sig) })
 }
 
 func (s tokens) Revoke(ctx context.Context, kind storage.TokenKind, sig string, ev storage.RevocationFunc) error {
-	return call(ctx, s.t, "tokens", "Revoke", func(ctx context.Context) error { return s.TokenStore.Revoke(ctx, kind, sig, ev) })
+	return tracedErr(ctx, s.op, "Revoke", func(ctx context.Context) error { return s.TokenStore.Revoke(ctx, kind, sig, ev) })
 }
 
 func (s tokens) RevokeRequest(ctx context.Context, clientID, requestID string, ev storage.RevocationFunc) error {
-	return call(ctx, s.t, "tokens", "RevokeRequest", func(ctx context.Context) error {
-		return s.TokenStore.RevokeRequest(ctx, clientID, requestID, ev)
-	})
+	return tracedErr(ctx, s.op, "RevokeRequest", func(ctx context.Context) error { return s.TokenStore.RevokeRequest(ctx, clientID, requestID, ev) })
 }
 
 func (s tokens) RevokeClient(ctx context.Context, clientID string, ev storage.RevocationFunc) (int64, error) {
-	return call1(ctx, s.t, "tokens", "RevokeClient", func(ctx context.Context) (int64, error) { return s.TokenStore.RevokeClient(ctx, clientID, ev) })
+	return traced(ctx, s.op, "RevokeClient", func(ctx context.Context) (int64, error) { return s.TokenStore.RevokeClient(ctx, clientID, ev) })
 }
 
 func (s tokens) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "tokens", "FlushExpired", func(ctx context.Context) (int64, error) {
-		return s.TokenStore.FlushExpired(ctx, before, limit)
-	})
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) { return s.TokenStore.FlushExpired(ctx, before, limit) })
 }
 
 // ---------------------------------------------------------------- flows
 
 type flows struct {
 	storage.FlowStore
-	t *tracer
+	op
 }
 
 func (s flows) Create(ctx context.Context, f storage.Flow) error {
-	return call(ctx, s.t, "flows", "Create", func(ctx context.Context) error { return s.FlowStore.Create(ctx, f) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.FlowStore.Create(ctx, f) })
 }
 
 func (s flows) Get(ctx context.Context, kind storage.FlowKind, id string) (storage.Flow, error) {
-	return call1(ctx, s.t, "flows", "Get", func(ctx context.Context) (storage.Flow, error) { return s.FlowStore.Get(ctx, kind, id) })
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.Flow, error) { return s.FlowStore.Get(ctx, kind, id) })
 }
 
 func (s flows) Update(ctx context.Context, kind storage.FlowKind, id string, fn func(*storage.Flow) error) (storage.Flow, error) {
-	return call1(ctx, s.t, "flows", "Update", func(ctx context.Context) (storage.Flow, error) {
-		return s.FlowStore.Update(ctx, kind, id, fn)
-	})
+	return traced(ctx, s.op, "Update", func(ctx context.Context) (storage.Flow, error) { return s.FlowStore.Update(ctx, kind, id, fn) })
 }
 
 func (s flows) Delete(ctx context.Context, kind storage.FlowKind, id string) error {
-	return call(ctx, s.t, "flows", "Delete", func(ctx context.Context) error { return s.FlowStore.Delete(ctx, kind, id) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.FlowStore.Delete(ctx, kind, id) })
 }
 
 func (s flows) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "flows", "FlushExpired", func(ctx context.Context) (int64, error) {
-		return s.FlowStore.FlushExpired(ctx, before, limit)
-	})
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) { return s.FlowStore.FlushExpired(ctx, before, limit) })
 }
 
 func (s flows) Step(ctx context.Context, st storage.FlowStep) error {
-	return call(ctx, s.t, "flows", "Step", func(ctx context.Context) error { return s.FlowStore.Step(ctx, st) })
+	return tracedErr(ctx, s.op, "Step", func(ctx context.Context) error { return s.FlowStore.Step(ctx, st) })
 }
 
 func (s flows) Swap(ctx context.Context, old, next storage.Flow) error {
-	return call(ctx, s.t, "flows", "Swap", func(ctx context.Context) error { return s.FlowStore.Swap(ctx, old, next) })
+	return tracedErr(ctx, s.op, "Swap", func(ctx context.Context) error { return s.FlowStore.Swap(ctx, old, next) })
 }
 
 // ---------------------------------------------------------------- sessions
 
 type loginSessions struct {
 	storage.LoginSessionStore
-	t *tracer
+	op
 }
 
 func (s loginSessions) Create(ctx context.Context, ls storage.LoginSession) error {
-	return call(ctx, s.t, "login_sessions", "Create", func(ctx context.Context) error { return s.LoginSessionStore.Create(ctx, ls) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.LoginSessionStore.Create(ctx, ls) })
 }
 
 func (s loginSessions) Get(ctx context.Context, id string) (storage.LoginSession, error) {
-	return call1(ctx, s.t, "login_sessions", "Get", func(ctx context.Context) (storage.LoginSession, error) {
-		return s.LoginSessionStore.Get(ctx, id)
-	})
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.LoginSession, error) { return s.LoginSessionStore.Get(ctx, id) })
 }
 
 func (s loginSessions) Update(ctx context.Context, id string, fn func(*storage.LoginSession) error) (storage.LoginSession, error) {
-	return call1(ctx, s.t, "login_sessions", "Update", func(ctx context.Context) (storage.LoginSession, error) {
+	return traced(ctx, s.op, "Update", func(ctx context.Context) (storage.LoginSession, error) {
 		return s.LoginSessionStore.Update(ctx, id, fn)
 	})
 }
 
 func (s loginSessions) Delete(ctx context.Context, id string, ev *storage.RevocationEvent) error {
-	return call(ctx, s.t, "login_sessions", "Delete", func(ctx context.Context) error { return s.LoginSessionStore.Delete(ctx, id, ev) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.LoginSessionStore.Delete(ctx, id, ev) })
 }
 
 func (s loginSessions) ListBySubject(ctx context.Context, subject string) ([]storage.LoginSession, error) {
-	return call1(ctx, s.t, "login_sessions", "ListBySubject", func(ctx context.Context) ([]storage.LoginSession, error) {
+	return traced(ctx, s.op, "ListBySubject", func(ctx context.Context) ([]storage.LoginSession, error) {
 		return s.LoginSessionStore.ListBySubject(ctx, subject)
 	})
 }
 
 func (s loginSessions) DeleteBySubject(ctx context.Context, subject string) (int64, error) {
-	return call1(ctx, s.t, "login_sessions", "DeleteBySubject", func(ctx context.Context) (int64, error) {
-		return s.LoginSessionStore.DeleteBySubject(ctx, subject)
-	})
+	return traced(ctx, s.op, "DeleteBySubject", func(ctx context.Context) (int64, error) { return s.LoginSessionStore.DeleteBySubject(ctx, subject) })
 }
 
 func (s loginSessions) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "login_sessions", "FlushExpired", func(ctx context.Context) (int64, error) {
-		return s.LoginSessionStore.FlushExpired(ctx, before, limit)
-	})
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) { return s.LoginSessionStore.FlushExpired(ctx, before, limit) })
 }
 
 type consentSessions struct {
 	storage.ConsentSessionStore
-	t *tracer
+	op
 }
 
 func (s consentSessions) Create(ctx context.Context, c storage.ConsentSession) error {
-	return call(ctx, s.t, "consent_sessions", "Create", func(ctx context.Context) error { return s.ConsentSessionStore.Create(ctx, c) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.ConsentSessionStore.Create(ctx, c) })
 }
 
 func (s consentSessions) Get(ctx context.Context, id string) (storage.ConsentSession, error) {
-	return call1(ctx, s.t, "consent_sessions", "Get", func(ctx context.Context) (storage.ConsentSession, error) {
-		return s.ConsentSessionStore.Get(ctx, id)
-	})
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.ConsentSession, error) { return s.ConsentSessionStore.Get(ctx, id) })
 }
 
 func (s consentSessions) List(ctx context.Context, f storage.ConsentFilter) ([]storage.ConsentSession, error) {
-	return call1(ctx, s.t, "consent_sessions", "List", func(ctx context.Context) ([]storage.ConsentSession, error) {
-		return s.ConsentSessionStore.List(ctx, f)
-	})
+	return traced(ctx, s.op, "List", func(ctx context.Context) ([]storage.ConsentSession, error) { return s.ConsentSessionStore.List(ctx, f) })
 }
 
 func (s consentSessions) Revoke(ctx context.Context, f storage.ConsentFilter, ev storage.ConsentRevocationFunc) (int64, error) {
-	return call1(ctx, s.t, "consent_sessions", "Revoke", func(ctx context.Context) (int64, error) {
-		return s.ConsentSessionStore.Revoke(ctx, f, ev)
-	})
+	return traced(ctx, s.op, "Revoke", func(ctx context.Context) (int64, error) { return s.ConsentSessionStore.Revoke(ctx, f, ev) })
 }
 
 func (s consentSessions) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "consent_sessions", "FlushExpired", func(ctx context.Context) (int64, error) {
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) {
 		return s.ConsentSessionStore.FlushExpired(ctx, before, limit)
 	})
 }
@@ -279,29 +255,27 @@ func (s consentSessions) FlushExpired(ctx context.Context, before time.Time, lim
 
 type trust struct {
 	storage.TrustStore
-	t *tracer
+	op
 }
 
 func (s trust) Create(ctx context.Context, ti storage.TrustedIssuer) error {
-	return call(ctx, s.t, "trust", "Create", func(ctx context.Context) error { return s.TrustStore.Create(ctx, ti) })
+	return tracedErr(ctx, s.op, "Create", func(ctx context.Context) error { return s.TrustStore.Create(ctx, ti) })
 }
 
 func (s trust) Get(ctx context.Context, id string) (storage.TrustedIssuer, error) {
-	return call1(ctx, s.t, "trust", "Get", func(ctx context.Context) (storage.TrustedIssuer, error) { return s.TrustStore.Get(ctx, id) })
+	return traced(ctx, s.op, "Get", func(ctx context.Context) (storage.TrustedIssuer, error) { return s.TrustStore.Get(ctx, id) })
 }
 
 func (s trust) List(ctx context.Context, issuer string) ([]storage.TrustedIssuer, error) {
-	return call1(ctx, s.t, "trust", "List", func(ctx context.Context) ([]storage.TrustedIssuer, error) {
-		return s.TrustStore.List(ctx, issuer)
-	})
+	return traced(ctx, s.op, "List", func(ctx context.Context) ([]storage.TrustedIssuer, error) { return s.TrustStore.List(ctx, issuer) })
 }
 
 func (s trust) Delete(ctx context.Context, id string) error {
-	return call(ctx, s.t, "trust", "Delete", func(ctx context.Context) error { return s.TrustStore.Delete(ctx, id) })
+	return tracedErr(ctx, s.op, "Delete", func(ctx context.Context) error { return s.TrustStore.Delete(ctx, id) })
 }
 
 func (s trust) Find(ctx context.Context, issuer, subject string, now time.Time) ([]storage.TrustedIssuer, error) {
-	return call1(ctx, s.t, "trust", "Find", func(ctx context.Context) ([]storage.TrustedIssuer, error) {
+	return traced(ctx, s.op, "Find", func(ctx context.Context) ([]storage.TrustedIssuer, error) {
 		return s.TrustStore.Find(ctx, issuer, subject, now)
 	})
 }
@@ -310,38 +284,36 @@ func (s trust) Find(ctx context.Context, issuer, subject string, now time.Time) 
 
 type nonces struct {
 	storage.NonceStore
-	t *tracer
+	op
 }
 
 func (s nonces) Use(ctx context.Context, key string, expiresAt time.Time) error {
-	return call(ctx, s.t, "nonces", "Use", func(ctx context.Context) error { return s.NonceStore.Use(ctx, key, expiresAt) })
+	return tracedErr(ctx, s.op, "Use", func(ctx context.Context) error { return s.NonceStore.Use(ctx, key, expiresAt) })
 }
 
 func (s nonces) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "nonces", "FlushExpired", func(ctx context.Context) (int64, error) {
-		return s.NonceStore.FlushExpired(ctx, before, limit)
-	})
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) { return s.NonceStore.FlushExpired(ctx, before, limit) })
 }
 
 // ---------------------------------------------------------------- revocation events
 
 type events struct {
 	storage.RevocationEventStore
-	t *tracer
+	op
 }
 
 func (s events) List(ctx context.Context, after int64, limit int) ([]storage.RevocationEvent, error) {
-	return call1(ctx, s.t, "revocation_events", "List", func(ctx context.Context) ([]storage.RevocationEvent, error) {
+	return traced(ctx, s.op, "List", func(ctx context.Context) ([]storage.RevocationEvent, error) {
 		return s.RevocationEventStore.List(ctx, after, limit)
 	})
 }
 
 func (s events) Bounds(ctx context.Context) (storage.EventBounds, error) {
-	return call1(ctx, s.t, "revocation_events", "Bounds", s.RevocationEventStore.Bounds)
+	return traced(ctx, s.op, "Bounds", s.RevocationEventStore.Bounds)
 }
 
 func (s events) FlushExpired(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return call1(ctx, s.t, "revocation_events", "FlushExpired", func(ctx context.Context) (int64, error) {
+	return traced(ctx, s.op, "FlushExpired", func(ctx context.Context) (int64, error) {
 		return s.RevocationEventStore.FlushExpired(ctx, before, limit)
 	})
 }

@@ -58,11 +58,13 @@ func Wrap(s storage.Storage, tp trace.TracerProvider, backend string) storage.St
 			t.system = semconv.DBSystemNameKey.String("memory")
 		}
 	}
-	return &store{Storage: s, t: t,
-		clients: clients{s.Clients(), t}, keys: keys{s.Keys(), t}, tokens: tokens{s.Tokens(), t},
-		flows: flows{s.Flows(), t}, logins: loginSessions{s.LoginSessions(), t},
-		consents: consentSessions{s.ConsentSessions(), t}, trust: trust{s.Trust(), t}, nonces: nonces{s.Nonces(), t},
-		events: events{s.RevocationEvents(), t}}
+	return &store{Storage: s, op: op{t, "storage"},
+		clients: clients{s.Clients(), op{t, "clients"}}, keys: keys{s.Keys(), op{t, "keys"}},
+		tokens: tokens{s.Tokens(), op{t, "tokens"}}, flows: flows{s.Flows(), op{t, "flows"}},
+		logins:   loginSessions{s.LoginSessions(), op{t, "login_sessions"}},
+		consents: consentSessions{s.ConsentSessions(), op{t, "consent_sessions"}},
+		trust:    trust{s.Trust(), op{t, "trust"}}, nonces: nonces{s.Nonces(), op{t, "nonces"}},
+		events: events{s.RevocationEvents(), op{t, "revocation_events"}}}
 }
 
 type tracer struct {
@@ -113,16 +115,22 @@ func Classify(err error) (class string, expected bool) {
 	return semconv.ErrorTypeOther.Value.AsString(), false
 }
 
-// call traces f as store.method.
-func call(ctx context.Context, t *tracer, store, method string, f func(context.Context) error) (err error) {
-	ctx, span := t.start(ctx, store, method)
-	defer func() { end(span, err) }()
-	return f(ctx)
+// op names the spans of one store ("storage <store>.<Method>").
+type op struct {
+	t     *tracer
+	store string
 }
 
-// call1 traces f, which also returns a value, as store.method.
-func call1[T any](ctx context.Context, t *tracer, store, method string, f func(context.Context) (T, error)) (v T, err error) {
-	ctx, span := t.start(ctx, store, method)
+// traced runs fn in a span named after o's store and method.
+func traced[T any](ctx context.Context, o op, method string, fn func(context.Context) (T, error)) (v T, err error) {
+	ctx, span := o.t.start(ctx, o.store, method)
 	defer func() { end(span, err) }()
-	return f(ctx)
+	return fn(ctx)
+}
+
+// tracedErr is traced for a method that returns only an error.
+func tracedErr(ctx context.Context, o op, method string, fn func(context.Context) error) (err error) {
+	ctx, span := o.t.start(ctx, o.store, method)
+	defer func() { end(span, err) }()
+	return fn(ctx)
 }

@@ -93,6 +93,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.IntrospectionClientID, "introspection-client-id", "", "client id sent with HTTP Basic to the introspection endpoint (env GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_ID)")
 	fs.StringVar(&f.IntrospectionClientSecret, "introspection-client-secret", "", "its secret; prefer the env GATEHOUSE_SIDECAR_INTROSPECTION_CLIENT_SECRET (flags are visible in ps)")
 	fs.StringVar(&f.RevocationEventsURL, "revocation-events-url", "", "the issuer's revocation event stream, or \"off\" (default: --introspection-url's origin + /admin/revocations/events; sets revocations.events_url; env GATEHOUSE_SIDECAR_REVOCATION_EVENTS_URL)")
+	fs.StringVar(&f.InternalTokensClientID, "internal-tokens-client-id", "", "the sidecar's client for token exchange on routes with internal_token (sets internal_tokens.client_id; env GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID; its secret only from the env GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET or the file)")
 	fs.StringVar(&f.GRPCListen, "grpc-listen", "", "ext_authz gRPC listen address (default "+sidecar.DefaultGRPCListen+"; env GATEHOUSE_SIDECAR_GRPC_LISTEN)")
 	fs.StringVar(&f.HTTPListen, "http-listen", "", "HTTP listen address for /auth, /introspect, /health, /metrics (default "+sidecar.DefaultHTTPListen+"; env GATEHOUSE_SIDECAR_HTTP_LISTEN)")
 	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error (default info; env GATEHOUSE_SIDECAR_LOG_LEVEL)")
