@@ -194,13 +194,11 @@ func postTokenForm(t testing.TB, is *testbin.Issuer, c map[string]any, form url.
 
 // TestRevocationEventKinds: every kind of revocation, made at instance a
 // through the admin and public APIs as a client or admin would, reaches a
-// stream opened at instance b (same database) within a second, with the
-// selectors that match the affected tokens.
+// stream opened at instance b (same database: SQLite, PostgreSQL and
+// MariaDB) within a second, with the selectors that match the affected
+// tokens.
 func TestRevocationEventKinds(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	for _, db := range allBackends {
 		t.Run(db.name, func(t *testing.T) {
 			dsn := db.dsn(t)
 			a := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": dsn}))
