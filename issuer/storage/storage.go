@@ -452,7 +452,10 @@ type RevocationEvent struct {
 	// zero, the backend sets it when it records the event to the latest
 	// expiry of any stored access token (or Time when there is none):
 	// the bound for events that select tokens by subject, client,
-	// session or key rather than list them.
+	// session or key rather than list them. A backend may settle for a
+	// later time (the SQL backends: the latest expiry of any token, when
+	// the latest access tokens are buried under over a thousand
+	// longer-lived ones), never an earlier one.
 	Until time.Time
 	// Data is the event's selectors as the API layer renders them (JSON).
 	Data json.RawMessage

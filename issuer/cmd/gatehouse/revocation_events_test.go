@@ -135,6 +135,11 @@ func revokeRFC7009(t testing.TB, is *testbin.Issuer, c testbin.Client, token str
 	}
 }
 
+// sqliteAndPostgres are the databases two instances share in the stream
+// tests: one SQLite file, one PostgreSQL database (issue 21).
+// (allBackends starts with them.)
+var sqliteAndPostgres = allBackends[:2]
+
 // within is how fast an event raised at one instance must reach a stream
 // at another (issue 21's target).
 const within = time.Second
@@ -143,10 +148,7 @@ const within = time.Second
 // stream opened at the second sees, within a second, the token
 // revocations made at the first through the public and admin APIs.
 func TestRevocationStreamAcrossInstances(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	for _, db := range sqliteAndPostgres {
 		t.Run(db.name, func(t *testing.T) {
 			dsn := db.dsn(t)
 			a := testbin.StartIssuer(t, map[string]string{"DSN": dsn})
@@ -194,13 +196,11 @@ func postTokenForm(t testing.TB, is *testbin.Issuer, c map[string]any, form url.
 
 // TestRevocationEventKinds: every kind of revocation, made at instance a
 // through the admin and public APIs as a client or admin would, reaches a
-// stream opened at instance b (same database) within a second, with the
-// selectors that match the affected tokens.
+// stream opened at instance b (same database: SQLite, PostgreSQL and
+// MariaDB) within a second, with the selectors that match the affected
+// tokens.
 func TestRevocationEventKinds(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	for _, db := range allBackends {
 		t.Run(db.name, func(t *testing.T) {
 			dsn := db.dsn(t)
 			a := testbin.StartIssuer(t, flowEnv(map[string]string{"DSN": dsn}))
@@ -312,10 +312,7 @@ func TestRevocationEventKinds(t *testing.T) {
 // After the janitor flushed the log past the client's position, the
 // stream says reset.
 func TestRevocationStreamResume(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		dsn  func(*testing.T) string
-	}{{"sqlite", sqliteDSN}, {"postgres", migratedPostgres}} {
+	for _, db := range sqliteAndPostgres {
 		t.Run(db.name, func(t *testing.T) {
 			dsn := db.dsn(t)
 			a := testbin.StartIssuer(t, map[string]string{"DSN": dsn})

@@ -53,6 +53,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"EventsAtomic", testEventsAtomic},
 		{"EventsConcurrent", testEventsConcurrent},
 		{"EventsListAndFlush", testEventsListAndFlush},
+		{"EventsUntilBound", testEventsUntilBound},
 		{"Ping", func(t *testing.T, s storage.Storage) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)

@@ -357,3 +357,25 @@ func testEventsListAndFlush(t *testing.T, s storage.Storage) {
 		t.Fatalf("after a flush: %+v", page)
 	}
 }
+
+// testEventsUntilBound: an event recorded without Until gets a time no
+// earlier than the latest access token's expiry and no later than the
+// latest token's, also when over a thousand refresh tokens outlive every
+// access token.
+func testEventsUntilBound(t *testing.T, s storage.Storage) {
+	ts := s.Tokens()
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "at-1", "req-1", "c", base.Add(2*time.Hour))))
+	must(t, ts.Create(ctx(), token(storage.KindAccessToken, "at-2", "req-2", "c", base.Add(time.Hour))))
+	for i := range 1100 {
+		must(t, ts.Create(ctx(), token(storage.KindRefreshToken, fmt.Sprintf("rt-%04d", i), fmt.Sprintf("req-r%d", i), "c",
+			base.Add(100*time.Hour+time.Duration(i)*time.Second))))
+	}
+	_, err := ts.RevokeClient(ctx(), "c", func([]storage.Token) (*storage.RevocationEvent, error) {
+		return &storage.RevocationEvent{Kind: "client", Time: base, Data: json.RawMessage(`{}`)}, nil
+	})
+	must(t, err)
+	evs := wantKinds(t, s, "client")
+	if u := evs[0].Until; u.Before(base.Add(2*time.Hour)) || u.After(base.Add(100*time.Hour+1099*time.Second)) {
+		t.Fatalf("until %v: not between the latest access token's expiry and the latest token's", u)
+	}
+}

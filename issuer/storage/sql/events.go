@@ -30,9 +30,8 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, evs ...storage.Rev
 	var latest int64
 	for _, e := range evs {
 		if e.Until.IsZero() {
-			err := tx.QueryRowContext(ctx, s.q("SELECT expires_at FROM tokens WHERE kind = ? ORDER BY expires_at DESC LIMIT 1"),
-				string(storage.KindAccessToken)).Scan(&latest)
-			if err != nil && err != sql.ErrNoRows {
+			var err error
+			if latest, err = s.latestAccessExpiry(ctx, tx); err != nil {
 				return err
 			}
 			break
@@ -64,6 +63,38 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, evs ...storage.Rev
 		}
 	}
 	return nil
+}
+
+// expiryProbe bounds the rows latestAccessExpiry reads.
+const expiryProbe = 1000
+
+// latestAccessExpiry is the latest expiry of a stored access token, read
+// from the top of the expiry index: refresh tokens outlive access tokens,
+// so the latest ones sit above them, and reading down to the first
+// access token could mean every live refresh token (millions) inside a
+// writing transaction. Past expiryProbe rows it settles for the latest
+// expiry of any token, a looser bound (storage.RevocationEvent.Until).
+func (s *Store) latestAccessExpiry(ctx context.Context, tx *sql.Tx) (int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q("SELECT kind, expires_at FROM tokens ORDER BY expires_at DESC LIMIT "+strconv.Itoa(expiryProbe)))
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var top int64
+	for first := true; rows.Next(); first = false {
+		var kind string
+		var exp int64
+		if err := rows.Scan(&kind, &exp); err != nil {
+			return 0, err
+		}
+		if first {
+			top = exp
+		}
+		if kind == string(storage.KindAccessToken) {
+			return exp, nil
+		}
+	}
+	return top, rows.Err()
 }
 
 // recordEvent records the event of a RevocationFunc (nil: none).
