@@ -231,38 +231,26 @@ func (c Config) Apply(o Overrides) Config {
 			c.Issuers = append(c.Issuers, extauthz.IssuerConfig{})
 		}
 		is := &c.Issuers[0]
-		set := func(dst *string, v string) {
-			if v != "" {
-				*dst = v
-			}
-		}
-		set(&is.Issuer, o.Issuer)
-		set(&is.IntrospectionURL, o.IntrospectionURL)
-		set(&is.IntrospectionClientID, o.IntrospectionClientID)
-		set(&is.IntrospectionClientSecret, o.IntrospectionClientSecret)
+		override(&is.Issuer, o.Issuer)
+		override(&is.IntrospectionURL, o.IntrospectionURL)
+		override(&is.IntrospectionClientID, o.IntrospectionClientID)
+		override(&is.IntrospectionClientSecret, o.IntrospectionClientSecret)
 	}
-	if o.RevocationEventsURL != "" {
-		c.Revocations.EventsURL = o.RevocationEventsURL
-	}
-	if o.InternalTokensClientID != "" {
-		c.InternalTokens.ClientID = o.InternalTokensClientID
-	}
-	if o.InternalTokensClientSecret != "" {
-		c.InternalTokens.ClientSecret = o.InternalTokensClientSecret
-	}
-	if o.GRPCListen != "" {
-		c.Serve.GRPCListen = o.GRPCListen
-	}
-	if o.HTTPListen != "" {
-		c.Serve.HTTPListen = o.HTTPListen
-	}
-	if o.LogLevel != "" {
-		c.Log.Level = o.LogLevel
-	}
-	if o.LogFormat != "" {
-		c.Log.Format = o.LogFormat
-	}
+	override(&c.Revocations.EventsURL, o.RevocationEventsURL)
+	override(&c.InternalTokens.ClientID, o.InternalTokensClientID)
+	override(&c.InternalTokens.ClientSecret, o.InternalTokensClientSecret)
+	override(&c.Serve.GRPCListen, o.GRPCListen)
+	override(&c.Serve.HTTPListen, o.HTTPListen)
+	override(&c.Log.Level, o.LogLevel)
+	override(&c.Log.Format, o.LogFormat)
 	return c
+}
+
+// override sets *dst to v unless v is empty (an override not given).
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
 }
 
 // Defaults returns c with every unset setting at its default, the

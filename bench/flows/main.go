@@ -41,7 +41,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,7 +50,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -63,8 +61,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-
-	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchdpop"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
@@ -254,7 +250,7 @@ func run(o options) error {
 	rep := &report{
 		Machine: machine{Machine: benchproc.ThisMachine()},
 		Options: map[string]any{"duration": o.duration.String(), "warmup": o.warmup.String(),
-			"concurrency": o.concurrency, "dsn": redactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client,
+			"concurrency": o.concurrency, "dsn": benchproc.RedactDSN(o.dsn), "issuer_env": o.issuerEnv, "client": o.client,
 			"modes": o.modes},
 		Backend: "sqlite",
 	}
@@ -305,16 +301,14 @@ func run(o options) error {
 	dsn := "sqlite://" + filepath.Join(dataDir, "gh.sqlite")
 	if o.dsn != "" {
 		var drop func()
-		dsn, rep.Backend, drop, err = freshDatabase(o.dsn)
+		dsn, rep.Backend, drop, err = benchproc.FreshDatabase(o.dsn, "gh_bench_flows_")
 		if err != nil {
 			return err
 		}
 		addCleanup(drop)
-		logf("database: %s\n", redactDSN(dsn))
-		cmd := exec.Command(bin, "migrate", "sql", "--yes", "-e")
-		cmd.Env = append(os.Environ(), "DSN="+dsn)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("gatehouse migrate sql --yes -e: %v\n%s", err, out)
+		logf("database: %s\n", benchproc.RedactDSN(dsn))
+		if err := benchproc.Migrate(bin, dsn); err != nil {
+			return err
 		}
 	}
 	rep.Options["backend"] = rep.Backend
@@ -860,7 +854,7 @@ func (b *bench) level(o options, mode string, c int, backend string) *level {
 	profDone := make(chan error, 1)
 	profFile := ""
 	if b.is.Profiling() {
-		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-%s-c%d.pprof", backendOf(o.dsn), mode, c))
+		profFile = filepath.Join(o.profileDir, fmt.Sprintf("flows-%s-%s-c%d.pprof", benchproc.BackendOf(o.dsn), mode, c))
 		go func() { profDone <- b.is.CPUProfile(profFile, o.duration) }()
 	} else {
 		profDone <- nil
@@ -956,112 +950,6 @@ func randomString() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ---- the database ----
-
-func backendOf(dsn string) string {
-	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return "postgres"
-	case strings.HasPrefix(dsn, "mysql://"):
-		return "mysql"
-	case dsn == "" || strings.HasPrefix(dsn, "sqlite"):
-		return "sqlite"
-	}
-	return "other"
-}
-
-// freshDatabase makes an empty place for the issuer on the server of base:
-// a new PostgreSQL schema (selected with search_path) or a new MySQL
-// database. drop removes it. Any other DSN is used as it is.
-func freshDatabase(base string) (dsn, backend string, drop func(), err error) {
-	backend = backendOf(base)
-	if backend != "postgres" && backend != "mysql" {
-		return base, backend, func() {}, nil
-	}
-	var rb [6]byte
-	_, _ = rand.Read(rb[:])
-	name := "gh_bench_flows_" + hex.EncodeToString(rb[:])
-	if dsn, err = dsnFor(base, backend, name); err != nil {
-		return "", "", nil, err
-	}
-	stmt, dropStmt := "CREATE SCHEMA "+name, "DROP SCHEMA "+name+" CASCADE"
-	if backend == "mysql" {
-		stmt, dropStmt = "CREATE DATABASE "+name, "DROP DATABASE "+name
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := sqlstore.Open(ctx, base, sqlstore.Options{})
-	if err != nil {
-		return "", "", nil, fmt.Errorf("opening %s: %w", redactDSN(base), err)
-	}
-	defer admin.Close()
-	if _, err := admin.DB().ExecContext(ctx, stmt); err != nil {
-		return "", "", nil, fmt.Errorf("%s: %w", stmt, err)
-	}
-	drop = func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a, err := sqlstore.Open(ctx, base, sqlstore.Options{})
-		if err == nil {
-			_, err = a.DB().ExecContext(ctx, dropStmt)
-			a.Close()
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench/flows: WARNING: %s: %v\n", dropStmt, err)
-		}
-	}
-	return dsn, backend, drop, nil
-}
-
-// dsnFor is base pointed at the schema (PostgreSQL, through search_path)
-// or database (MySQL) name.
-func dsnFor(base, backend, name string) (string, error) {
-	if backend == "postgres" {
-		u, err := url.Parse(base)
-		if err != nil {
-			return "", err
-		}
-		q := u.Query()
-		q.Set("search_path", name)
-		u.RawQuery = q.Encode()
-		return u.String(), nil
-	}
-	head, params, _ := strings.Cut(base, "?")
-	i := strings.LastIndex(head, "/")
-	if i < 0 || strings.HasSuffix(head[:i], "/") {
-		return "", fmt.Errorf("no database name in %s", redactDSN(base))
-	}
-	dsn := head[:i+1] + name
-	if params != "" {
-		dsn += "?" + params
-	}
-	return dsn, nil
-}
-
-// redactDSN hides a password in a URL-shaped DSN (also in the
-// user:password@tcp(host)/db form url.Parse refuses).
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		if u.User == nil {
-			return dsn
-		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		return u.String()
-	}
-	_, rest, ok := strings.Cut(dsn, "://")
-	at := strings.LastIndex(rest, "@")
-	if !ok || at < 0 {
-		return dsn
-	}
-	user, _, hasPW := strings.Cut(rest[:at], ":")
-	if !hasPW {
-		return dsn
-	}
-	return dsn[:len(dsn)-len(rest)] + user + ":xxxxx" + rest[at:]
 }
 
 // ---- the issuer process ----

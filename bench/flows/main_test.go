@@ -2,7 +2,6 @@ package main
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -38,48 +37,5 @@ func TestDistOfNearestRank(t *testing.T) {
 	}
 	if e := distOf("empty", nil); e.Count != 0 || e.P50 != 0 {
 		t.Fatalf("empty distOf: %+v", e)
-	}
-}
-
-func TestDSNFor(t *testing.T) {
-	for _, tc := range []struct {
-		base, backend, want string
-		err                 bool
-	}{
-		{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "postgres",
-			"postgres://postgres@127.0.0.1:5432/test?search_path=s1&sslmode=disable", false},
-		{"mysql://root@tcp(127.0.0.1:3306)/test", "mysql", "mysql://root@tcp(127.0.0.1:3306)/s1", false},
-		{"mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true", "mysql", "mysql://root@tcp(127.0.0.1:3306)/s1?parseTime=true", false},
-		{"mysql://root@tcp(127.0.0.1:3306)", "mysql", "", true},
-	} {
-		got, err := dsnFor(tc.base, tc.backend, "s1")
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("dsnFor(%q) = %q, %v; want %q, error %t", tc.base, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-func TestRedactDSN(t *testing.T) {
-	for in, want := range map[string]string{
-		"postgres://u:secret@127.0.0.1:5432/test":   "postgres://u:xxxxx@127.0.0.1:5432/test",
-		"postgres://postgres@127.0.0.1:5432/test":   "postgres://postgres@127.0.0.1:5432/test",
-		"mysql://root:secret@tcp(127.0.0.1:3306)/t": "mysql://root:xxxxx@tcp(127.0.0.1:3306)/t",
-		"mysql://root@tcp(127.0.0.1:3306)/t":        "mysql://root@tcp(127.0.0.1:3306)/t",
-	} {
-		got := redactDSN(in)
-		if got != want || strings.Contains(got, "secret") {
-			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestBackendOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "sqlite", "sqlite:///tmp/x.sqlite": "sqlite", "postgres://x/y": "postgres",
-		"postgresql://x/y": "postgres", "mysql://root@tcp(h)/d": "mysql", "memory": "other",
-	} {
-		if got := backendOf(in); got != want {
-			t.Errorf("backendOf(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

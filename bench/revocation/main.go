@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
-	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 )
 
 type options struct {
@@ -81,7 +80,7 @@ func run(o options) error {
 	var out []Dist
 	dbs := []struct{ name, dsn string }{{"sqlite", "sqlite://" + filepath.Join(dir, "gh.sqlite")}}
 	if o.postgres != "" {
-		dsn, drop, err := freshSchema(o.postgres, bin)
+		dsn, drop, err := benchproc.FreshMigrated(o.postgres, "gh_bench_rev_", bin)
 		if err != nil {
 			return err
 		}
@@ -105,37 +104,6 @@ func run(o options) error {
 		fmt.Printf("%-9s %5d %8.1f %8.1f %8.1f %8.1f\n", d.Database, d.N, d.P50, d.P90, d.P99, d.Max)
 	}
 	return nil
-}
-
-// freshSchema creates a schema in the PostgreSQL database base, migrates
-// it with the binary, and returns its DSN and a func that drops it.
-func freshSchema(base, bin string) (string, func(), error) {
-	admin, err := sqlstore.Open(context.Background(), base, sqlstore.Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "gh_bench_rev_" + hex.EncodeToString(b[:])
-	if _, err := admin.DB().Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		return "", nil, err
-	}
-	drop := func() { _, _ = admin.DB().Exec("DROP SCHEMA " + schema + " CASCADE"); admin.Close() }
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := sqlstore.Open(context.Background(), u.String(), sqlstore.Options{})
-	if err == nil {
-		err = st.Migrate(context.Background())
-		st.Close()
-	}
-	if err != nil {
-		drop()
-		return "", nil, err
-	}
-	return u.String(), drop, nil
 }
 
 func measure(o options, bin, dir, name, dsn string) (Dist, error) {

@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -41,7 +40,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
-	sqlstore "github.com/gatehouse-dev/gatehouse/issuer/storage/sql"
 )
 
 type options struct {
@@ -89,7 +87,7 @@ func main() {
 		}
 	}
 	if o.postgres != "" {
-		dsn, drop, err := postgresSchema(o.postgres, issuerBin)
+		dsn, drop, err := benchproc.FreshMigrated(o.postgres, "gh_bench_revsc_", issuerBin)
 		if err != nil {
 			fail(err)
 		}
@@ -104,37 +102,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "revocationsidecars:", err)
 	os.Exit(1)
-}
-
-// postgresSchema creates a fresh schema on the server, migrated with the
-// binary; drop removes it.
-func postgresSchema(base, bin string) (string, func(), error) {
-	admin, err := sqlstore.Open(context.Background(), base, sqlstore.Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "gh_bench_rev_" + hex.EncodeToString(b[:])
-	if _, err := admin.DB().Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		return "", nil, err
-	}
-	drop := func() {
-		_, _ = admin.DB().Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	}
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	cmd := exec.Command(bin, "migrate", "sql", "--yes", "-e")
-	cmd.Env = append(os.Environ(), "DSN="+u.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		drop()
-		return "", nil, fmt.Errorf("migrate: %v\n%s", err, out)
-	}
-	return u.String(), drop, nil
 }
 
 type sidecar struct {
