@@ -15,6 +15,7 @@ package safehttp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,11 @@ type Options struct {
 	// MaxRedirects bounds the number of redirects followed (0: default,
 	// negative: none followed).
 	MaxRedirects int
+	// Direct sends HTTP/1.1 requests on the caller's goroutine and reads
+	// each answer whole, bounded by MaxResponseBytes, before Do returns
+	// (direct.go): for calls on a request's critical path. Requests that
+	// go through a proxy use the standard transport.
+	Direct bool
 	// UserAgent is sent with every request.
 	UserAgent string
 	// TracerProvider, when set, makes every request a client span and
@@ -113,12 +119,23 @@ func New(o Options) (*Client, error) {
 		tr.Proxy = nil
 	}
 	var rt http.RoundTripper = tr
+	if o.Direct {
+		rt = &directTransport{
+			dial: dialer.DialContext, tls: &tls.Config{MinVersion: tls.VersionTLS12},
+			timeout: o.Timeout, maxBody: o.MaxResponseBytes, maxHeader: int64(tr.MaxResponseHeaderBytes),
+			fallback: tr, proxy: tr.Proxy,
+		}
+	}
 	if o.TracerProvider != nil {
-		rt = &tracingTransport{next: tr, tracer: o.TracerProvider.Tracer(TracingScope)}
+		rt = &tracingTransport{next: rt, tracer: o.TracerProvider.Tracer(TracingScope)}
+	}
+	timeout := o.Timeout
+	if o.Direct {
+		timeout = 0 // Do bounds the call with its context
 	}
 	c.http = &http.Client{
 		Transport: rt,
-		Timeout:   o.Timeout,
+		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if o.MaxRedirects < 0 || len(via) > o.MaxRedirects {
 				return fmt.Errorf("safehttp: stopped after %d redirects", len(via)-1)
@@ -157,6 +174,15 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	}
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", c.opts.UserAgent)
+	}
+	if c.opts.Direct {
+		// The whole call, redirects included, is bounded here rather than
+		// by http.Client.Timeout, which would start a goroutine per request
+		// for a transport it does not know. The body is read before Do
+		// returns.
+		ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
+		defer cancel()
+		req = req.WithContext(ctx)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

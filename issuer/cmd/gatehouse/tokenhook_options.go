@@ -35,6 +35,9 @@ func tokenHooks(cfg *config.Config, reg prometheus.Registerer, tp trace.TracerPr
 			AllowedPrefixes:         cfg.Clients.HTTP.PrivateIPPrefixAllowList,
 			Timeout:                 h.c.Timeout, MaxRedirects: -1, MaxResponseBytes: tokenhook.MaxResponseBytes,
 			UserAgent: "gatehouse/" + version, TracerProvider: tp,
+			// On the token endpoint's critical path: no hand-offs
+			// between goroutines (safehttp/direct.go).
+			Direct: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("CLIENTS_HTTP_PRIVATE_IP_PREFIX_ALLOW_LIST: %w", err)
