@@ -699,7 +699,7 @@ func startSidecar(bin string, is *extauthztest.Issuer, tokenURL string, profile 
 	cfg := filepath.Join(dir, "sidecar.yaml")
 	// Proofs are signed before (d) runs: they must still be young enough
 	// at its end.
-	if err := os.WriteFile(cfg, []byte("introspection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"+
+	if err := os.WriteFile(cfg, []byte("revocations:\n  events_url: \"off\"\nintrospection:\n  cache_ttl: 5m\ncache:\n  max_ttl: 5m\nbinding:\n  dpop:\n    proof_max_age: 5m\n"+
 		internalTokenConfig(tokenURL)+extraRules), 0o600); err != nil {
 		return nil, err
 	}
