@@ -25,17 +25,18 @@ func hydraClients(is *testbin.Issuer) (public, admin *hydra.APIClient) {
 }
 
 // sdkOK fails the test with the SDK's error and the body it could not
-// decode.
+// decode (hydra-client-go's and client-go's GenericOpenAPIError both have
+// Body).
 func sdkOK(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
 		return
 	}
-	var oe *hydra.GenericOpenAPIError
+	var oe interface{ Body() []byte }
 	if errors.As(err, &oe) {
-		t.Fatalf("%s through hydra-client-go: %v\n%s", what, err, oe.Body())
+		t.Fatalf("%s through Ory's SDK: %v\n%s", what, err, oe.Body())
 	}
-	t.Fatalf("%s through hydra-client-go: %v", what, err)
+	t.Fatalf("%s through Ory's SDK: %v", what, err)
 }
 
 // TestHydraGoSDK: Ory's Go SDK (github.com/ory/hydra-client-go/v2), whose
