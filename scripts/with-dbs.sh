@@ -51,6 +51,10 @@ status=$?
 if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then nginx_state="ran"
 elif [ "${REQUIRE_NGINX:-0}" = 1 ]; then nginx_state="failed (nginx is not installed and REQUIRE_NGINX=1)"
 else nginx_state="skipped (nginx is not installed; make e2e installs it)"; fi
+# examples/caddy/caddy_test.go the same for caddy.
+if command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ]; then caddy_state="ran"
+elif [ "${REQUIRE_CADDY:-0}" = 1 ]; then caddy_state="failed (caddy is not installed and REQUIRE_CADDY=1)"
+else caddy_state="skipped (caddy is not installed; make e2e installs it)"; fi
 cat >&2 <<MSG
 
 Backends and optional suites (exit status $status):
@@ -58,6 +62,7 @@ Backends and optional suites (exit status $status):
   PostgreSQL              $pg_state
   MariaDB/MySQL           $my_state
   nginx gateway test      $nginx_state
+  Caddy gateway test      $caddy_state
   Chromium browser tests  not part of make test: make e2e
 MSG
 exit "$status"

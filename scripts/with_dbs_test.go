@@ -14,8 +14,8 @@ import (
 // which backends and optional suites ran or were skipped and why, passes
 // the command's output through and exits with the command's status.
 func TestWithDBsSummary(t *testing.T) {
-	// A PATH with only what the script needs, and nginx or not.
-	path := func(nginx bool) string {
+	// A PATH with only what the script needs, and nginx and caddy or not.
+	path := func(gateways bool) string {
 		dir := t.TempDir()
 		for _, tool := range []string{"bash", "sh", "cat"} {
 			p, err := exec.LookPath(tool)
@@ -26,16 +26,18 @@ func TestWithDBsSummary(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if nginx {
-			if err := os.WriteFile(filepath.Join(dir, "nginx"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-				t.Fatal(err)
+		if gateways {
+			for _, gw := range []string{"nginx", "caddy"} {
+				if err := os.WriteFile(filepath.Join(dir, gw), []byte("#!/bin/sh\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		return dir
 	}
-	run := func(nginx bool) (stdout, stderr string, status int) {
+	run := func(gateways bool) (stdout, stderr string, status int) {
 		cmd := exec.Command(filepath.Join(testbin.RepoRoot(), "scripts", "with-dbs.sh"), "--summary", "sh", "-c", "echo the tests; exit 3")
-		cmd.Env = []string{"PATH=" + path(nginx), "TEST_DATABASE_POSTGRES=postgres://pg.invalid/test", "TEST_DATABASE_MYSQL=mysql://my.invalid/test"}
+		cmd.Env = []string{"PATH=" + path(gateways), "TEST_DATABASE_POSTGRES=postgres://pg.invalid/test", "TEST_DATABASE_MYSQL=mysql://my.invalid/test"}
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -54,13 +56,16 @@ func TestWithDBsSummary(t *testing.T) {
 	if out != "the tests\n" || status != 3 {
 		t.Fatalf("the command's output %q and status %d, want %q and 3", out, status, "the tests\n")
 	}
-	if want := head + "  nginx gateway test      ran\n" + tail; summary != want {
-		t.Fatalf("summary with nginx installed:\n%s\nwant:\n%s", summary, want)
+	if want := head + "  nginx gateway test      ran\n  Caddy gateway test      ran\n" + tail; summary != want {
+		t.Fatalf("summary with nginx and caddy installed:\n%s\nwant:\n%s", summary, want)
 	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return // nginx cannot be hidden on this machine
+	for _, installed := range []string{"/usr/sbin/nginx", "/usr/bin/caddy"} {
+		if _, err := os.Stat(installed); err == nil {
+			return // it cannot be hidden on this machine
+		}
 	}
-	if _, summary, _ = run(false); summary != head+"  nginx gateway test      skipped (nginx is not installed; make e2e installs it)\n"+tail {
-		t.Fatalf("summary without nginx:\n%s", summary)
+	if _, summary, _ = run(false); summary != head+"  nginx gateway test      skipped (nginx is not installed; make e2e installs it)\n"+
+		"  Caddy gateway test      skipped (caddy is not installed; make e2e installs it)\n"+tail {
+		t.Fatalf("summary without nginx and caddy:\n%s", summary)
 	}
 }
