@@ -85,3 +85,11 @@ func TestCaddyForgedCertificateHeaders(t *testing.T) {
 func TestCaddyInternalToken(t *testing.T) {
 	gatewaytest.CheckInternalToken(t, startCaddyWith)
 }
+
+// TestCaddySourceAddress: Caddy gives the sidecar the client's address
+// as it saw it (forward_auth replaces an untrusted client's
+// X-Forwarded-For), so a CEL condition on source.address cannot be
+// steered by the client.
+func TestCaddySourceAddress(t *testing.T) {
+	gatewaytest.CheckSourceAddress(t, startCaddyWith)
+}

@@ -104,3 +104,10 @@ func TestNginxForgedCertificateHeaders(t *testing.T) {
 func TestNginxInternalToken(t *testing.T) {
 	gatewaytest.CheckInternalToken(t, startNginxWith)
 }
+
+// TestNginxSourceAddress: nginx.conf gives the sidecar the client's
+// address as nginx saw it, so a CEL condition on source.address cannot
+// be steered by a client's own X-Forwarded-For.
+func TestNginxSourceAddress(t *testing.T) {
+	gatewaytest.CheckSourceAddress(t, startNginxWith)
+}
