@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -116,16 +115,7 @@ func (c *DPoPClient) ProofWithNonce(t *testing.T, htm, htu, token, nonce string)
 func (c *DPoPClient) Token(t *testing.T, is *testbin.Issuer, client testbin.Client, scope string) string {
 	t.Helper()
 	proof := c.Proof(t, http.MethodPost, is.PublicURL+"/oauth2/token", "")
-	status, raw := is.PostTokenWithHeaders(t, client, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}},
-		map[string]string{"DPoP": proof})
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.TokenType != "DPoP" || tok.AccessToken == "" {
-		t.Fatalf("DPoP token: %d %s", status, raw)
-	}
-	return tok.AccessToken
+	return is.DPoPTokenWithProof(t, client, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, proof)
 }
 
 // CheckDPoP calls the gateway at gw (http://host:port) with a DPoP-bound

@@ -74,12 +74,6 @@ func (is *Issuer) PostToken(t testing.TB, c Client, form url.Values) (int, []byt
 	return is.postToken(t, c, form, nil)
 }
 
-// PostTokenWithHeaders is PostToken with extra request headers (a DPoP
-// proof made by the caller's own client).
-func (is *Issuer) PostTokenWithHeaders(t testing.TB, c Client, form url.Values, hdr map[string]string) (int, []byte) {
-	return is.postToken(t, c, form, hdr)
-}
-
 // postToken posts form to the token endpoint as c (client_secret_basic)
 // with the extra headers, and returns the status and body.
 func (is *Issuer) postToken(t testing.TB, c Client, form url.Values, hdr map[string]string) (int, []byte) {

@@ -102,13 +102,19 @@ func (d dpopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // (as c, client_secret_basic) and fails unless it is a DPoP token.
 func (is *Issuer) DPoPToken(t testing.TB, c Client, key *DPoPKey, form url.Values) string {
 	t.Helper()
-	proof := key.Proof(t, http.MethodPost, is.PublicURL+"/oauth2/token", "", nil)
+	return is.DPoPTokenWithProof(t, c, form, key.Proof(t, http.MethodPost, is.PublicURL+"/oauth2/token", "", nil))
+}
+
+// DPoPTokenWithProof is DPoPToken with a proof the caller made (another
+// DPoP client's).
+func (is *Issuer) DPoPTokenWithProof(t testing.TB, c Client, form url.Values, proof string) string {
+	t.Helper()
 	status, raw := is.postToken(t, c, form, map[string]string{"DPoP": proof})
 	var tok struct {
 		AccessToken string `json:"access_token"`
 		TokenType   string `json:"token_type"`
 	}
-	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.TokenType != "DPoP" {
+	if err := json.Unmarshal(raw, &tok); err != nil || status != http.StatusOK || tok.TokenType != "DPoP" || tok.AccessToken == "" {
 		t.Fatalf("DPoP token: %d %s", status, raw)
 	}
 	return tok.AccessToken
