@@ -365,6 +365,37 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+// A request that looked its kid up in a key set which a re-fetch has
+// since replaced looks again at once: it does not wait out the
+// unknown-kid interval for a fetch the replacement made unnecessary
+// (the race that hung TestKeyRotation now and then).
+func TestKeyLookupAfterConcurrentRefetch(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.JWKS.UnknownKIDInterval = time.Hour })
+	ks := e.a.issuers[0].keys
+	stale := ks.gen.Load()
+	newKey := addRSAKey(e.is, 1)
+	// Another request's re-fetch: it loads the new key and starts the hour.
+	if err := ks.forceRefresh(context.Background(), stale, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := ks.forceRefresh(ctx, stale, false); !errors.Is(err, errSetChanged) {
+		t.Fatalf("re-fetch for a replaced set: %v after %s, want errSetChanged at once", err, time.Since(start))
+	}
+	if d := e.a.Decide(ctx, bearer(e.is.Token(newKey, nil))); !d.Allowed() {
+		t.Fatalf("new key: %+v %v", d.Denial, d.Err)
+	}
+	// A kid missing from the newest set still waits for the next allowed
+	// fetch (here: until the caller gives up).
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if err := ks.forceRefresh(short, ks.gen.Load(), false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("re-fetch inside the interval: %v, want to wait", err)
+	}
+}
+
 // TestUnknownKIDFloodIsRateLimited: random kids cost the issuer at most one
 // fetch per unknown_kid_interval, and are refused.
 func TestUnknownKIDFloodIsRateLimited(t *testing.T) {

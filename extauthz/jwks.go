@@ -79,6 +79,7 @@ type KeyStore struct {
 	m        *metrics
 	onSwap   func(removedKeys bool)
 	set      atomic.Pointer[keySet]
+	gen      atomic.Uint64 // counts key set swaps: which set a caller saw
 	jwksURL  atomic.Pointer[string]
 	introURL atomic.Pointer[string]
 	tokenURL atomic.Pointer[string] // discovery's token_endpoint
@@ -191,28 +192,38 @@ func (k *KeyStore) refresh(trigger string) (time.Duration, error) {
 // It returns ErrUnavailable (wrapped) when no key set could ever be
 // loaded, and errUnknownKID when the set is loaded but lacks kid.
 func (k *KeyStore) key(ctx context.Context, kid string) (*verifyKey, error) {
-	set := k.set.Load()
-	if set != nil {
+	// gen before the set: a swap in between makes gen stale, never the set.
+	gen, set := k.gen.Load(), k.set.Load()
+	for tries := 0; ; tries++ {
+		if set != nil {
+			if vk := set.find(kid); vk != nil {
+				return vk, nil
+			}
+			if kid == "" || tries == 3 {
+				return nil, errUnknownKID
+			}
+		}
+		ferr := k.forceRefresh(ctx, gen, set == nil)
+		gen, set = k.gen.Load(), k.set.Load()
+		if errors.Is(ferr, errSetChanged) {
+			continue // look the kid up in the newer set first
+		}
+		if set == nil {
+			return nil, fmt.Errorf("%w: %s: no signing keys loaded: %v", ErrUnavailable, k.cfg.Issuer, ferr)
+		}
 		if vk := set.find(kid); vk != nil {
 			return vk, nil
 		}
-		if kid == "" {
-			return nil, errUnknownKID
+		if ferr != nil && ctx.Err() != nil {
+			// The caller gave up while the re-fetch was pending: no decision.
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		}
+		return nil, errUnknownKID
 	}
-	ferr := k.forceRefresh(ctx, set == nil)
-	if set = k.set.Load(); set == nil {
-		return nil, fmt.Errorf("%w: %s: no signing keys loaded: %v", ErrUnavailable, k.cfg.Issuer, ferr)
-	}
-	if vk := set.find(kid); vk != nil {
-		return vk, nil
-	}
-	if ferr != nil && ctx.Err() != nil {
-		// The caller gave up while the re-fetch was pending: no decision.
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-	}
-	return nil, errUnknownKID
 }
+
+// errSetChanged: the key set was replaced after the caller looked.
+var errSetChanged = errors.New("key set changed")
 
 // forceRefresh re-fetches the JWKS because a token named an unknown kid.
 // Re-fetches are single-flight and at most one per UnknownKIDInterval: a
@@ -221,14 +232,23 @@ func (k *KeyStore) key(ctx context.Context, kid string) (*verifyKey, error) {
 // has just published is never refused; a flood of random kids costs the
 // issuer one request per interval. Without any key set yet, callers do
 // not wait: the background loop is already retrying.
-func (k *KeyStore) forceRefresh(ctx context.Context, noKeys bool) error {
+//
+// gen is the key set generation the caller looked the kid up in. Flights
+// are per generation: a caller that looked at a set which has since been
+// replaced returns at once to look again, instead of waiting out the
+// interval for a fetch the replacement may have made unnecessary
+// (errSetChanged).
+func (k *KeyStore) forceRefresh(ctx context.Context, gen uint64, noKeys bool) error {
 	k.mu.Lock()
 	wait := time.Until(k.lastForced.Add(k.jcfg.UnknownKIDInterval))
 	k.mu.Unlock()
 	if wait > 0 && noKeys {
 		return errors.New("unknown-kid re-fetch rate limited")
 	}
-	ch := k.sf.DoChan("forced", func() (any, error) {
+	ch := k.sf.DoChan("forced:"+strconv.FormatUint(gen, 10), func() (any, error) {
+		if k.gen.Load() != gen {
+			return nil, errSetChanged
+		}
 		k.mu.Lock()
 		wait := time.Until(k.lastForced.Add(k.jcfg.UnknownKIDInterval))
 		k.mu.Unlock()
@@ -293,6 +313,7 @@ func (k *KeyStore) fetch(trigger string) (next time.Duration, err error) {
 		return 0, fmt.Errorf("jwks %s: %w", u, err)
 	}
 	old := k.set.Swap(set)
+	k.gen.Add(1)
 	k.m.jwksKeys.WithLabelValues(k.cfg.Issuer).Set(float64(len(set.all)))
 	if old == nil {
 		k.log.Info("jwks loaded", zap.Int("keys", len(set.all)))
