@@ -87,9 +87,14 @@ func TestInternalTokensFromTheRealIssuer(t *testing.T) {
 	p := newRealProvider(t)
 	gw := p.is.RegisterClient(t, map[string]any{"grant_types": []string{"client_credentials", grantTokenExchange},
 		"scope": "openid read write", "audience": []string{"orders-api"}, "token_endpoint_auth_method": "client_secret_basic"})
+	// The revocation stream is off: "caller token the issuer refuses to
+	// exchange" revokes a JWT at the issuer, and with the stream on the
+	// sidecar would soon deny it as revoked before asking for an exchange
+	// (TestRevocationReachesEverySidecar covers that path).
 	s := startSidecarEnv(t, p, internalTokenConfig, map[string]string{
 		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_ID":     gw.ID,
 		"GATEHOUSE_SIDECAR_INTERNAL_TOKENS_CLIENT_SECRET": gw.Secret,
+		"GATEHOUSE_SIDECAR_REVOCATION_EVENTS_URL":         "off",
 	}, "serve")
 	keys, err := jwk.Fetch(context.Background(), p.is.PublicURL+"/.well-known/jwks.json")
 	if err != nil {
