@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/freeport"
 )
 
 var (
@@ -53,27 +54,19 @@ func Build(t testing.TB, pkg string) string {
 	return out
 }
 
-// FreePort returns a free TCP port on 127.0.0.1, never one it returned
-// before in this process: the kernel may hand a just-closed port out again,
-// and two listeners of one test must not be given the same one.
+// FreePort returns a free TCP port on 127.0.0.1 (internal/freeport: below
+// the ephemeral range), never one it returned before in this process: two
+// listeners of one test must not be given the same one.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port
-		}
+	port, err := freeport.Pick(func(p int) bool { return portsGiven[p] })
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no unused free port after 100 tries")
-	return 0
+	portsGiven[port] = true
+	return port
 }
 
 var (
@@ -250,14 +243,16 @@ func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issu
 	}
 }
 
-// waitOrBindFailure waits until url answers or the process exits; it
+// waitOrBindFailure waits until url answers and the process has printed
+// its banner (after binding every listener: the answer is its own, not
+// another process's on a port it failed to bind) or until it exits; it
 // reports true when the process exited because its port was taken.
 func waitOrBindFailure(p *Process, url string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && strings.Contains(p.Output.String(), "\n  Gatehouse ") {
 				return false
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/freeport"
 )
 
 // PprofEnv names the loopback address the profiling overlay listens on.
@@ -242,14 +243,14 @@ func (p *Process) SaveProfile(file, name string) error {
 	return f.Close()
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, below
+// the ephemeral range (internal/freeport).
 func FreePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick(nil)
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // StartCPUProfile writes this process's CPU profile to path until the
