@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,7 +92,6 @@ func startSidecarEnv(t *testing.T, p provider, config string, extraEnv map[strin
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, h := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	env := map[string]string{
 		"GATEHOUSE_SIDECAR_LOG_LEVEL": "debug", // so that the no-token-in-logs check sees everything
 	}
@@ -105,9 +105,12 @@ func startSidecarEnv(t *testing.T, p provider, config string, extraEnv map[strin
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	args := append(cmd, "--config", cfgFile, "--issuer", p.Issuer(), "--grpc-listen", g, "--http-listen", h)
-	proc := testbin.Start(t, bin, env, args...)
-	proc.WaitHTTP(t, "http://"+h+"/health/ready", 30*time.Second)
+	var g, h string
+	proc := testbin.StartBound(t, testbin.SidecarBound, func() (*testbin.Process, string) {
+		g, h = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+		args := append(slices.Clip(cmd), "--config", cfgFile, "--issuer", p.Issuer(), "--grpc-listen", g, "--http-listen", h)
+		return testbin.Start(t, bin, env, args...), "http://" + h + "/health/ready"
+	})
 	conn, err := grpc.NewClient(g, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

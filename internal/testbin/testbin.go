@@ -214,9 +214,8 @@ func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issu
 	if len(args) == 0 {
 		args = []string{"serve", "all"}
 	}
-	// A free port can be taken by a parallel test between FreePort and
-	// the bind: retry on a fresh pair.
-	for attempt := 0; ; attempt++ {
+	var is *Issuer
+	StartBound(t, IssuerBound, func() (*Process, string) {
 		pub, adm := FreePort(t), FreePort(t)
 		env := map[string]string{
 			"DSN":               "memory",
@@ -232,34 +231,52 @@ func StartIssuer(t testing.TB, extraEnv map[string]string, args ...string) *Issu
 			env[k] = strings.ReplaceAll(v, "{public}", fmt.Sprintf("http://127.0.0.1:%d", pub))
 		}
 		p := Start(t, bin, env, args...)
-		is := &Issuer{Process: p, Env: env,
+		is = &Issuer{Process: p, Env: env,
 			PublicURL: strings.TrimRight(env["URLS_SELF_ISSUER"], "/"),
 			AdminURL:  fmt.Sprintf("http://127.0.0.1:%s", env["SERVE_ADMIN_PORT"])}
-		if attempt < 3 && waitOrBindFailure(p, is.AdminURL+"/health/ready", 60*time.Second) {
-			continue
-		}
-		p.WaitHTTP(t, is.AdminURL+"/health/ready", 60*time.Second)
-		return is
-	}
+		return p, is.AdminURL + "/health/ready"
+	})
+	return is
 }
 
-// waitOrBindFailure waits until url answers and the process has printed
-// its banner (after binding every listener: the answer is its own, not
-// another process's on a port it failed to bind) or until it exits; it
-// reports true when the process exited because its port was taken.
-func waitOrBindFailure(p *Process, url string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && strings.Contains(p.Output.String(), "\n  Gatehouse ") {
-				return false
+// IssuerBound is what gatehouse serve prints once it has bound every
+// listener: the first line of its banner.
+const IssuerBound = "\n  Gatehouse "
+
+// SidecarBound is what gatehouse-sidecar logs at info level once it has
+// bound both listeners.
+const SidecarBound = "gatehouse-sidecar listening"
+
+// StartBound runs start, which starts a process on ports from FreePort
+// and returns it with its readiness URL, and waits until that URL answers
+// 200 and the process's output holds bound, a line it prints once it has
+// bound every listener (so the answer is its own and not another
+// process's on a port it failed to bind). A port can still be taken
+// between FreePort and the bind: a process that exits with "address
+// already in use" is started again on fresh ports, three times at most.
+func StartBound(t testing.TB, bound string, start func() (*Process, string)) *Process {
+	t.Helper()
+	const timeout = 60 * time.Second
+	for attempt := 1; ; attempt++ {
+		p, url := start()
+		deadline := time.Now().Add(timeout)
+		for {
+			if resp, err := http.Get(url); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.Contains(p.Output.String(), bound) {
+					return p
+				}
 			}
+			if p.Exited() {
+				if attempt <= 3 && strings.Contains(p.Output.String(), "address already in use") {
+					break
+				}
+				t.Fatalf("process exited before %s answered: %v\n%s", url, p.err, tail(p.Output.String(), 8000))
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not answer 200 (with %q in the output) within %s\n%s", url, bound, timeout, tail(p.Output.String(), 8000))
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if p.Exited() {
-			return strings.Contains(p.Output.String(), "address already in use")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return false
 }

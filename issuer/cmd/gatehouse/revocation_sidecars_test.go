@@ -32,11 +32,13 @@ type gwSidecar struct {
 func startGWSidecar(t *testing.T, iss, adminURL string) *gwSidecar {
 	t.Helper()
 	bin := testbin.Build(t, "./sidecar/cmd/gatehouse-sidecar")
-	h := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	p := testbin.Start(t, bin, map[string]string{"GATEHOUSE_SIDECAR_LOG_LEVEL": "info"}, "serve",
-		"--issuer", iss, "--introspection-url", adminURL+"/admin/oauth2/introspect",
-		"--grpc-listen", fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), "--http-listen", h)
-	p.WaitHTTP(t, "http://"+h+"/health/ready", 30*time.Second)
+	var h string
+	p := testbin.StartBound(t, testbin.SidecarBound, func() (*testbin.Process, string) {
+		h = fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+		return testbin.Start(t, bin, map[string]string{"GATEHOUSE_SIDECAR_LOG_LEVEL": "info"}, "serve",
+			"--issuer", iss, "--introspection-url", adminURL+"/admin/oauth2/introspect",
+			"--grpc-listen", fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t)), "--http-listen", h), "http://" + h + "/health/ready"
+	})
 	s := &gwSidecar{Process: p, HTTP: h, admin: adminURL}
 	s.waitStream(t, "connected")
 	return s
