@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/benchproc"
+	"github.com/gatehouse-dev/gatehouse/internal/scrape"
 )
 
 type options struct {
@@ -165,18 +166,8 @@ func (s *sidecar) stop() {
 
 // metric is a sample of the sidecar's /metrics ("" if absent).
 func (s *sidecar) metric(sample string) string {
-	resp, err := http.Get("http://" + s.httpAddr + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v
-		}
-	}
-	return ""
+	v, _ := scrape.Sample("http://"+s.httpAddr+"/metrics", sample)
+	return v
 }
 
 func checkRequest(tok string) *authv3.CheckRequest {

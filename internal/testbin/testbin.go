@@ -165,6 +165,15 @@ func (p *Process) Exited() bool {
 // WaitHTTP polls url until it answers 200, the process exits, or timeout.
 func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
+	p.waitReady(t, url, "", timeout, false)
+}
+
+// waitReady polls url until it answers 200 with bound in the process's
+// output. When the process exits first, it reports true if retry is set
+// and the process failed because a port was taken; otherwise, and after
+// timeout, the test fails.
+func (p *Process) waitReady(t testing.TB, url, bound string, timeout time.Duration, retry bool) (portTaken bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
@@ -172,16 +181,19 @@ func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+			if resp.StatusCode == http.StatusOK && strings.Contains(p.Output.String(), bound) {
+				return false
 			}
 		}
 		if p.Exited() {
+			if retry && strings.Contains(p.Output.String(), "address already in use") {
+				return true
+			}
 			t.Fatalf("process exited before %s answered: %v\n%s", url, p.err, tail(p.Output.String(), 8000))
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s did not answer 200 within %s\n%s", url, timeout, tail(p.Output.String(), 8000))
+			t.Fatalf("%s did not answer 200 (and print %q) within %s\n%s", url, bound, timeout, tail(p.Output.String(), 8000))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -256,27 +268,10 @@ const SidecarBound = "gatehouse-sidecar listening"
 // already in use" is started again on fresh ports, three times at most.
 func StartBound(t testing.TB, bound string, start func() (*Process, string)) *Process {
 	t.Helper()
-	const timeout = 60 * time.Second
 	for attempt := 1; ; attempt++ {
 		p, url := start()
-		deadline := time.Now().Add(timeout)
-		for {
-			if resp, err := http.Get(url); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK && strings.Contains(p.Output.String(), bound) {
-					return p
-				}
-			}
-			if p.Exited() {
-				if attempt <= 3 && strings.Contains(p.Output.String(), "address already in use") {
-					break
-				}
-				t.Fatalf("process exited before %s answered: %v\n%s", url, p.err, tail(p.Output.String(), 8000))
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not answer 200 (with %q in the output) within %s\n%s", url, bound, timeout, tail(p.Output.String(), 8000))
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !p.waitReady(t, url, bound, 60*time.Second, attempt <= 3) {
+			return p
 		}
 	}
 }

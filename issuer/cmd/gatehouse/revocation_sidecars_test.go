@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-dev/gatehouse/internal/scrape"
 	"github.com/gatehouse-dev/gatehouse/internal/testbin"
 )
 
@@ -95,18 +96,11 @@ func (s *gwSidecar) allows(t testing.TB, tok string) bool {
 // metric is a sample's value in the sidecar's /metrics ("" if absent).
 func (s *gwSidecar) metric(t testing.TB, sample string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + s.HTTP + "/metrics")
+	v, err := scrape.Sample("http://"+s.HTTP+"/metrics", sample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v
-		}
-	}
-	return ""
+	return v
 }
 
 // gwAllowedEverywhere fails unless every sidecar allows tok.
